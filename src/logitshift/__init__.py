@@ -1,0 +1,26 @@
+"""logitshift: the exact optimal shift of raw scores under binary cross-entropy.
+
+>>> import logitshift
+>>> result = logitshift.fit(y, offset=raw_scores)        # doctest: +SKIP
+>>> result.shift, result.se, result.confint()            # doctest: +SKIP
+"""
+
+from ._fit import fit
+from ._losses import gradient, hessian, loss, sigmoid
+from ._result import LRTest, ObservedExpected, ShiftFit
+from ._validate import InputError
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "fit",
+    "ShiftFit",
+    "LRTest",
+    "ObservedExpected",
+    "InputError",
+    "loss",
+    "gradient",
+    "hessian",
+    "sigmoid",
+    "__version__",
+]

@@ -1,0 +1,163 @@
+"""Input checks whose messages name the argument, the first bad row and its value.
+
+Every check reads the caller's arrays and never writes to them; conversions make new arrays
+only when the input is not already a numeric numpy array.
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+__all__ = ["InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float"]
+
+
+class InputError(ValueError):
+    """Bad input to a logitshift function.
+
+    Attributes
+    ----------
+    argument : str or None
+        The argument at fault (``"y"``, ``"offset"``, ``"weight"``, ...).
+    index : int or None
+        The first bad row, where the fault is in one row.
+    value : object
+        The bad value, where there is one.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        argument: str | None = None,
+        index: int | None = None,
+        value: Any = None,
+    ) -> None:
+        super().__init__(message)
+        self.argument = argument
+        self.index = index
+        self.value = value
+
+
+def _first(mask: np.ndarray) -> int:
+    return int(np.flatnonzero(mask)[0])
+
+
+def as_numeric(values: Any, name: str, *, one_dimensional: bool = True) -> np.ndarray:
+    """Return a numeric ndarray view of ``values`` (no copy when it already is one)."""
+    try:
+        array = np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} cannot be read as an array: {exc}", argument=name) from exc
+    if array.dtype.kind not in "biuf":
+        if array.dtype.kind == "O" and array.size:
+            # Show the first entry that is not a plain real number.
+            for i, item in enumerate(array.ravel()):
+                if not isinstance(item, (numbers.Real, np.bool_)):
+                    raise InputError(
+                        f"{name} must be numeric; {name}[{i}] = {item!r}",
+                        argument=name, index=i, value=item,
+                    )
+            array = array.astype(np.float64)
+        else:
+            raise InputError(
+                f"{name} must be numeric, got dtype {array.dtype}", argument=name
+            )
+    if one_dimensional and array.ndim != 1:
+        raise InputError(
+            f"{name} must be 1-D, got shape {array.shape}"
+            + ("; pass a flat array (e.g. .ravel())" if array.ndim == 2 else ""),
+            argument=name,
+        )
+    return array
+
+
+def _check_no_nan(array: np.ndarray, name: str) -> None:
+    if array.dtype.kind == "f":
+        nan = np.isnan(array).ravel()
+        if nan.any():
+            i = _first(nan)
+            raise InputError(f"{name}[{i}] is nan", argument=name, index=i, value=float("nan"))
+
+
+def as_labels(y: Any, name: str = "y", *, one_dimensional: bool = True) -> np.ndarray:
+    """Labels as a numeric array with every value in [0, 1]; non-empty and 1-D by default."""
+    labels = as_numeric(y, name, one_dimensional=one_dimensional)
+    if one_dimensional and labels.size == 0:
+        raise InputError(f"{name} is empty", argument=name)
+    _check_no_nan(labels, name)
+    if labels.dtype.kind != "b":
+        outside = ((labels < 0) | (labels > 1)).ravel()
+        if outside.any():
+            i = _first(outside)
+            value = labels.ravel()[i].item()
+            raise InputError(
+                f"label {name}[{i}] = {value!r} is outside [0, 1]",
+                argument=name, index=i, value=value,
+            )
+    return labels
+
+
+def _check_length(array: np.ndarray, name: str, n_rows: int) -> None:
+    if array.shape[0] != n_rows:
+        raise InputError(
+            f"{name} has {array.shape[0]} rows, y has {n_rows}", argument=name
+        )
+
+
+def as_offset(offset: Any, n_rows: int, name: str = "offset") -> np.ndarray | float:
+    """Offsets as a float scalar or a 1-D float array of ``n_rows`` without NaN.
+
+    Infinite offsets pass here; whether they are compatible with their labels is checked
+    where labels and offsets meet.
+    """
+    if offset is None:
+        return 0.0
+    if np.ndim(offset) == 0:
+        try:
+            value = float(offset)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"{name} must be a number, got {offset!r}", argument=name,
+                             value=offset) from exc
+        if np.isnan(value):
+            raise InputError(f"{name} is nan", argument=name, value=value)
+        return value
+    offsets = as_numeric(offset, name)
+    _check_length(offsets, name, n_rows)
+    _check_no_nan(offsets, name)
+    return offsets
+
+
+def as_weight(weight: Any, n_rows: int, name: str = "weight") -> np.ndarray | None:
+    """Weights as ``None`` or a 1-D array of finite, non-negative numbers, not all zero."""
+    if weight is None:
+        return None
+    weights = as_numeric(weight, name)
+    _check_length(weights, name, n_rows)
+    _check_no_nan(weights, name)
+    bad = (weights < 0) | ~np.isfinite(weights) if weights.dtype.kind == "f" else weights < 0
+    if bad.any():
+        i = _first(bad)
+        value = weights[i].item()
+        raise InputError(
+            f"{name}[{i}] = {value!r} must be finite and non-negative",
+            argument=name, index=i, value=value,
+        )
+    if not weights.any():
+        raise InputError(f"{name} is zero on every row", argument=name)
+    return weights
+
+
+def as_nonnegative_float(value: Any, name: str) -> float:
+    """A finite, non-negative scalar option."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be a number, got {value!r}", argument=name,
+                         value=value) from exc
+    if not (np.isfinite(number) and number >= 0):
+        raise InputError(f"{name} = {number!r} must be finite and non-negative",
+                         argument=name, value=number)
+    return number

@@ -1,0 +1,159 @@
+"""The ``logitshift`` command: ``demo`` and ``fit``.
+
+Errors a user can act on (bad input, a missing file or column) end with one line on stderr
+and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import warnings
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+import numpy as np
+
+from ._fit import fit
+from ._result import ShiftFit
+from ._validate import InputError
+
+__all__ = ["main"]
+
+EXIT_USAGE = 2
+_PROG = "logitshift"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _jsonable(value: Any) -> Any:
+    """Floats for JSON: ``inf``/``-inf``/``nan`` become strings, never bare ``Infinity``."""
+    if isinstance(value, dict):
+        return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def _seed_example() -> tuple[np.ndarray, np.ndarray]:
+    """The seed notebook's data: n = 1000, p = 0.1, seed 0, offsets drawn right after."""
+    np.random.seed(0)  # the notebook's own legacy global generator, for its exact numbers
+    n = 1000
+    labels = np.random.binomial(1, 0.1, n)
+    offsets = np.random.normal(0, 1, n)
+    return labels, offsets
+
+
+def _describe(result: ShiftFit, level: float, details: bool) -> list[str]:
+    low, high = result.confint(level)
+    lines = [
+        f"  shift         {result.shift!r}",
+        f"  se            {result.se:.6g}",
+        f"  {level:.0%} CI        [{low:.6g}, {high:.6g}] (profile likelihood)",
+        f"  loss          {result.loss_at_zero:.6g} at shift 0 -> {result.loss:.6g} at the shift",
+        f"  iterations    {result.iterations} ({result.status})",
+    ]
+    if details:
+        test = result.lr_test()
+        oe = result.observed_expected_at(level)
+        lines += [
+            f"  rows          {result.n_rows} (weight {result.weight_sum:.10g}, "
+            f"positives {result.positives:.10g})",
+            f"  LR test       statistic {test.statistic:.6g}, p = {test.pvalue:.3g} "
+            "(shift = 0)",
+            f"  O/E           {oe.ratio:.6g} [{oe.low:.6g}, {oe.high:.6g}] at shift 0",
+        ]
+    return lines
+
+
+def _demo(args: argparse.Namespace) -> int:
+    labels, offsets = _seed_example()
+    scenario_a = fit(labels)
+    scenario_b = fit(labels, offsets)
+    if args.json:
+        report = {"scenario_a": scenario_a.to_dict(), "scenario_b": scenario_b.to_dict()}
+        print(json.dumps(_jsonable(report), allow_nan=False))
+        return 0
+    print(f"seed example: n = {labels.size}, positives = {int(labels.sum())}")
+    print("scenario A: no offset (closed form log(m/k))")
+    print("\n".join(_describe(scenario_a, 0.95, details=False)))
+    print("scenario B: offsets ~ N(0, 1)")
+    print("\n".join(_describe(scenario_b, 0.95, details=False)))
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from .io import read_columns  # pyarrow is only needed to read files
+
+    roles = {"y": args.label, "offset": args.offset, "weight": args.weight}
+    columns = [name for name in dict.fromkeys(roles.values()) if name is not None]
+    data = read_columns(args.path, columns)
+    arrays = {role: data[name] if name is not None else None for role, name in roles.items()}
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = fit(arrays["y"], arrays["offset"], arrays["weight"],
+                         pseudo_count=args.pseudo_count)
+    except InputError as exc:
+        column = roles.get(exc.argument or "")
+        if column is not None:
+            raise InputError(f"column {column!r}: {exc}", argument=column,
+                             index=exc.index, value=exc.value) from None
+        raise
+    for warning in caught:
+        print(f"{_PROG}: warning: {warning.message}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(_jsonable(result.to_dict(args.level)), allow_nan=False))
+    else:
+        print("\n".join(_describe(result, args.level, details=True)))
+    return 0
+
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=_PROG,
+        description="The optimal shift of raw scores (log-odds) under binary cross-entropy.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = commands.add_parser("demo", help="fit the seed notebook's example, both scenarios")
+    demo.add_argument("--json", action="store_true", help="print one JSON object")
+    demo.set_defaults(run=_demo)
+
+    run = commands.add_parser(
+        "fit", help="fit the shift for columns of a CSV or Parquet file",
+        description="Fit the shift for columns of a CSV or Parquet file (chosen by the "
+                    "file's extension); PATH '-' reads CSV from standard input.",
+    )
+    run.add_argument("path", metavar="PATH", help="a .csv or .parquet file, or - for stdin")
+    run.add_argument("--label", required=True, metavar="COL", help="labels in [0, 1]")
+    run.add_argument("--offset", metavar="COL", help="fixed raw scores the shift is added to")
+    run.add_argument("--weight", metavar="COL", help="non-negative frequency weights")
+    run.add_argument("--pseudo-count", type=float, default=0.0, metavar="A",
+                     help="add a positive and a negative row of weight A at the mean offset")
+    run.add_argument("--level", type=float, default=0.95,
+                     help="confidence level of the intervals (default 0.95)")
+    run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.set_defaults(run=_fit)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (InputError, OSError) as exc:
+        message = " ".join(str(exc).split())
+        print(f"{_PROG}: error: {message}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

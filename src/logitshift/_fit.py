@@ -8,7 +8,8 @@ from typing import Any
 
 from ._result import ShiftFit
 from ._solve import DEFAULT_TOL, ArrayCurve, Curve, Terms, pseudo_rows, solve_curve
-from ._validate import InputError, as_labels, as_nonnegative_float, as_offset, as_weight
+from ._validate import (InputError, as_labels, as_nonnegative_float, as_offset,
+                        as_positive_int, as_weight)
 
 __all__ = ["fit", "fit_curve"]
 
@@ -47,9 +48,7 @@ def fit_curve(
     tol = DEFAULT_TOL if tol is None else as_nonnegative_float(tol, "tol")
     if not tol > 0:
         raise InputError("tol must be positive", argument="tol", value=tol)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 1:
-        raise InputError(f"max_iter = {max_iter!r} must be a positive integer",
-                         argument="max_iter", value=max_iter)
+    max_iter = as_positive_int(max_iter, "max_iter")
 
     pseudo = pseudo_rows(data.totals, pseudo_count) if pseudo_count > 0 else None
     objective: Curve = data if pseudo is None else _WithPseudoRows(data, pseudo)

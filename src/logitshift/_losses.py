@@ -22,20 +22,25 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import as_labels, as_numeric
+from ._validate import as_labels, as_numeric, as_weight
 
-__all__ = ["sigmoid", "softplus", "loss", "gradient", "hessian", "sigmoid_pair"]
+__all__ = ["sigmoid", "softplus", "loss", "gradient", "hessian", "sigmoid_abs", "sigmoid_pair"]
 
 
 def _as_raw(raw: Any, name: str = "raw") -> np.ndarray:
     return as_numeric(raw, name, one_dimensional=False).astype(np.float64, copy=False)
 
 
+def sigmoid_abs(z: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """``(sigmoid(|z|), sigmoid(-|z|))`` from a single ``exp`` that cannot overflow."""
+    tail = np.exp(-np.abs(z))
+    near = 1.0 / (1.0 + tail)  # in [1/2, 1]
+    return near, tail * near  # the second in [0, 1/2]
+
+
 def sigmoid_pair(z: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
-    """``(sigmoid(z), sigmoid(-z))`` from a single ``exp`` that cannot overflow."""
-    e = np.exp(-np.abs(z))
-    near = 1.0 / (1.0 + e)  # sigmoid(|z|), in [1/2, 1]
-    far = e * near  # sigmoid(-|z|), in [0, 1/2]
+    """``(sigmoid(z), sigmoid(-z))``, each accurate to ulps."""
+    near, far = sigmoid_abs(z)
     positive = z >= 0
     return np.where(positive, near, far), np.where(positive, far, near)
 
@@ -91,7 +96,7 @@ def loss(y: Any, raw: Any, weight: Any = None) -> np.ndarray:
     per_row = _times(1.0 - labels, softplus(z)) + _times(labels, softplus(-z))
     if weight is None:
         return per_row
-    return _times(np.asarray(weight, dtype=np.float64), per_row)
+    return _times(as_weight(weight, None).astype(np.float64, copy=False), per_row)
 
 
 def gradient(y: Any, raw: Any) -> np.ndarray:

@@ -11,7 +11,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float"]
+__all__ = [
+    "InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float",
+    "as_positive_int",
+]
 
 
 class InputError(ValueError):
@@ -130,22 +133,28 @@ def as_offset(offset: Any, n_rows: int, name: str = "offset") -> np.ndarray | fl
     return offsets
 
 
-def as_weight(weight: Any, n_rows: int, name: str = "weight") -> np.ndarray | None:
-    """Weights as ``None`` or a 1-D array of finite, non-negative numbers, not all zero."""
+def as_weight(weight: Any, n_rows: int | None, name: str = "weight") -> np.ndarray | None:
+    """Weights as ``None`` or an array of finite, non-negative numbers.
+
+    With ``n_rows`` the array must be 1-D of that length and not zero everywhere; with
+    ``None`` any shape passes (per-row functions broadcast it).
+    """
     if weight is None:
         return None
-    weights = as_numeric(weight, name)
-    _check_length(weights, name, n_rows)
+    weights = as_numeric(weight, name, one_dimensional=n_rows is not None)
+    if n_rows is not None:
+        _check_length(weights, name, n_rows)
     _check_no_nan(weights, name)
     bad = (weights < 0) | ~np.isfinite(weights) if weights.dtype.kind == "f" else weights < 0
+    bad = np.ravel(bad)
     if bad.any():
         i = _first(bad)
-        value = weights[i].item()
+        value = np.ravel(weights)[i].item()
         raise InputError(
             f"{name}[{i}] = {value!r} must be finite and non-negative",
             argument=name, index=i, value=value,
         )
-    if not weights.any():
+    if n_rows is not None and not weights.any():
         raise InputError(f"{name} is zero on every row", argument=name)
     return weights
 
@@ -161,3 +170,11 @@ def as_nonnegative_float(value: Any, name: str) -> float:
         raise InputError(f"{name} = {number!r} must be finite and non-negative",
                          argument=name, value=number)
     return number
+
+
+def as_positive_int(value: Any, name: str) -> int:
+    """A positive integer option (numpy integers too, but not bools or floats)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{name} = {value!r} must be a positive integer", argument=name,
+                         value=value)
+    return int(value)

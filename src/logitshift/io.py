@@ -25,14 +25,14 @@ DEFAULT_BATCH_ROWS = 1 << 20
 
 _PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
 _CSV_SUFFIXES = {".csv", ".txt"}
-_COMPRESSION_SUFFIXES = {".gz", ".bz2", ".zst", ".lz4"}
+_COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
 
 
 def _format_of(source: str | Path) -> str:
     if str(source) == "-":
         return "csv"
     suffixes = [s.lower() for s in Path(source).suffixes]
-    if suffixes and suffixes[-1] in _COMPRESSION_SUFFIXES:
+    if suffixes and suffixes[-1] in _COMPRESSION:
         suffixes = suffixes[:-1]
     last = suffixes[-1] if suffixes else ""
     if last in _PARQUET_SUFFIXES:
@@ -63,7 +63,11 @@ def _record_batches(source: str | Path, columns: Sequence[str], batch_rows: int
             _missing(columns, parquet.schema_arrow.names, where)
             yield from parquet.iter_batches(batch_size=batch_rows, columns=list(columns))
             return
-        stream: BinaryIO | str = sys.stdin.buffer if str(source) == "-" else str(source)
+        stream: BinaryIO | pa.NativeFile = sys.stdin.buffer
+        if str(source) != "-":
+            # Name the codec: pyarrow's own detection misses upper-case suffixes.
+            codec = _COMPRESSION.get(Path(source).suffix.lower())
+            stream = pa.input_stream(str(source), compression=codec)
         reader = pacsv.open_csv(
             stream,
             read_options=pacsv.ReadOptions(block_size=1 << 24),

@@ -1,0 +1,79 @@
+"""Independent high-precision references, computed with mpmath.
+
+Nothing here calls logitshift: the references are what the package is checked against.
+"""
+
+from __future__ import annotations
+
+import mpmath as mp
+import numpy as np
+
+DIGITS = 40
+
+
+def groups(labels, offsets=0.0, weights=None):
+    """``[(offset, label, weight)]`` as mpf, grouping repeated rows."""
+    labels = np.asarray(labels, dtype=np.float64)
+    offsets = np.broadcast_to(np.asarray(offsets, dtype=np.float64), labels.shape)
+    weights = np.ones_like(labels) if weights is None else np.asarray(weights, np.float64)
+    order = np.lexsort((labels, offsets))
+    f, y = offsets[order], labels[order]
+    starts = np.flatnonzero(np.r_[True, (f[1:] != f[:-1]) | (y[1:] != y[:-1])])
+    # Integer-valued weights sum exactly in float64 far beyond any test's size.
+    summed = np.add.reduceat(weights[order], starts)
+    return [(mp.mpf(float(f[i])), mp.mpf(float(y[i])), mp.mpf(float(w)))
+            for i, w in zip(starts, summed) if w > 0]
+
+
+def _sigmoid(z):
+    return 1 / (1 + mp.exp(-z))
+
+
+def gradient(rows, shift):
+    return mp.fsum(w * (_sigmoid(f + shift) - y) for f, y, w in rows)
+
+
+def hessian(rows, shift):
+    return mp.fsum(w * _sigmoid(f + shift) * _sigmoid(-(f + shift)) for f, y, w in rows)
+
+
+def total_loss(rows, shift):
+    def softplus(z):
+        return mp.log1p(mp.exp(z))
+
+    return mp.fsum(w * ((1 - y) * softplus(f + shift) + y * softplus(-(f + shift)))
+                   for f, y, w in rows)
+
+
+def shift(labels, offsets=0.0, weights=None) -> mp.mpf:
+    """The optimal shift to ``DIGITS`` significant digits (bisection, then Newton)."""
+    with mp.workdps(DIGITS + 10):
+        rows = groups(labels, offsets, weights)
+        positives = mp.fsum(w * y for f, y, w in rows)
+        total = mp.fsum(w for f, y, w in rows)
+        center = mp.log(positives) - mp.log(total - positives)
+        lo = center - max(f for f, y, w in rows)
+        hi = center - min(f for f, y, w in rows)
+        # Bisection in double precision until Newton is safe, then Newton to full precision.
+        lo, hi = float(lo), float(hi)
+        f = np.array([float(f) for f, y, w in rows])
+        y = np.array([float(y) for f, y, w in rows])
+        w = np.array([float(w) for f, y, w in rows])
+        for _ in range(2000):
+            mid = 0.5 * (lo + hi)
+            if mid in (lo, hi):
+                break
+            z = np.clip(f + mid, -700, 700)
+            if np.sum(w * ((1 - y) / (1 + np.exp(-z)) - y / (1 + np.exp(z)))) > 0:
+                hi = mid
+            else:
+                lo = mid
+        x = mp.mpf(lo) / 2 + mp.mpf(hi) / 2
+        for _ in range(100):
+            step = gradient(rows, x) / hessian(rows, x)
+            x -= step
+            if abs(step) < mp.mpf(10) ** (-DIGITS - 5) * max(1, abs(x)):
+                break
+        else:  # pragma: no cover
+            raise RuntimeError("reference Newton did not converge")
+        return +x

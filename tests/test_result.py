@@ -1,0 +1,153 @@
+"""ShiftFit's statistics against statsmodels and against their definitions."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+import statsmodels.api as sm
+from scipy import stats
+
+import logitshift
+
+
+def recalibration_data(weighted: bool):
+    rng = np.random.default_rng(11)
+    n = 3000
+    offsets = rng.normal(-1, 1.5, n)
+    labels = (rng.random(n) < 1 / (1 + np.exp(-(offsets + 0.4)))).astype(float)
+    weights = rng.integers(1, 4, n).astype(float) if weighted else None
+    return labels, offsets, weights
+
+
+def statsmodels_fit(labels, offsets, weights):
+    model = sm.GLM(labels, np.ones((labels.size, 1)), family=sm.families.Binomial(),
+                   offset=offsets, freq_weights=weights)
+    return model, model.fit(tol=1e-14)
+
+
+def total_loss(labels, offsets, weights, shift):
+    return float(np.sum(logitshift.loss(labels, offsets + shift, weights)))
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "freq_weights"])
+def test_se_wald_and_lr_match_statsmodels_glm(weighted):
+    labels, offsets, weights = recalibration_data(weighted)
+    result = logitshift.fit(labels, offsets, weights)
+    model, reference = statsmodels_fit(labels, offsets, weights)
+
+    assert result.shift == pytest.approx(reference.params[0], rel=1e-10)
+    assert result.se == pytest.approx(reference.bse[0], rel=1e-8)
+    low, high = reference.conf_int(alpha=0.05)[0]
+    assert result.confint(method="wald") == pytest.approx((low, high), rel=1e-8)
+    statistic = 2 * (reference.llf - model.loglike(np.array([0.0])))
+    assert result.lr_test().statistic == pytest.approx(statistic, rel=1e-9)
+    assert result.lr_test().pvalue == pytest.approx(stats.chi2.sf(statistic, 1), rel=1e-7)
+    # The mean loss is the negative mean log-likelihood.
+    assert result.loss == pytest.approx(-reference.llf / result.weight_sum, rel=1e-12)
+
+
+@pytest.mark.parametrize("level", [0.5, 0.9, 0.95, 0.999])
+def test_profile_interval_is_where_the_deviance_rises_by_the_chi2_quantile(level):
+    labels, offsets, weights = recalibration_data(weighted=True)
+    result = logitshift.fit(labels, offsets, weights)
+    low, high = result.confint(level)
+    minimum = total_loss(labels, offsets, weights, result.shift)
+    quantile = stats.chi2.ppf(level, 1)
+    for bound in (low, high):
+        rise = 2 * (total_loss(labels, offsets, weights, bound) - minimum)
+        assert rise == pytest.approx(quantile, rel=1e-8)
+    assert low < result.shift < high
+    # With this much data the profile and Wald intervals nearly agree.
+    wald = result.confint(level, method="wald")
+    assert low == pytest.approx(wald[0], abs=0.05 * result.se)
+    assert high == pytest.approx(wald[1], abs=0.05 * result.se)
+
+
+def test_profile_interval_is_asymmetric_on_small_skewed_data():
+    labels = np.array([1, 0, 0, 0, 0, 0, 0, 0, 0, 0])
+    offsets = np.linspace(-1, 1, 10)
+    result = logitshift.fit(labels, offsets)
+    low, high = result.confint()
+    # Few positives: the likelihood falls off slower towards -inf.
+    assert result.shift - low > high - result.shift
+
+
+def test_profile_interval_of_degenerate_labels_is_one_sided():
+    labels = np.zeros(40)
+    offsets = np.linspace(-1, 1, 40)
+    with pytest.warns(RuntimeWarning):
+        result = logitshift.fit(labels, offsets)
+    low, high = result.confint(0.95)
+    assert low == -math.inf and math.isfinite(high)
+    # The loss tends to 0 as the shift goes to -inf; the bound is where it reaches q/2.
+    assert 2 * total_loss(labels, offsets, None, high) == pytest.approx(
+        stats.chi2.ppf(0.95, 1), rel=1e-9)
+    assert result.confint(method="wald") == (-math.inf, math.inf)
+    statistic = 2 * total_loss(labels, offsets, None, 0.0)
+    assert result.lr_test().statistic == pytest.approx(statistic, rel=1e-12)
+
+
+def test_observed_expected_at_shift_zero():
+    labels, offsets, weights = recalibration_data(weighted=True)
+    result = logitshift.fit(labels, offsets, weights)
+    oe = result.observed_expected
+    observed = np.sum(weights * labels)
+    expected = np.sum(weights * logitshift.sigmoid(offsets))
+    assert oe.observed == pytest.approx(observed, rel=1e-14)
+    assert oe.expected == pytest.approx(expected, rel=1e-12)
+    assert oe.ratio == pytest.approx(observed / expected, rel=1e-12)
+    spread = 1.959963984540054 * math.sqrt((1 - observed / weights.sum()) / observed)
+    assert oe.low == pytest.approx(oe.ratio * math.exp(-spread), rel=1e-12)
+    assert oe.high == pytest.approx(oe.ratio * math.exp(spread), rel=1e-12)
+    # The data were drawn 0.4 logits above the offsets: more observed than expected.
+    assert oe.low > 1
+
+
+def test_to_dict_holds_plain_values_and_repr_is_readable():
+    labels, offsets, weights = recalibration_data(weighted=False)
+    result = logitshift.fit(labels, offsets)
+    values = result.to_dict()
+    for key in ("shift", "se", "loss", "loss_at_zero", "iterations", "n_rows", "status",
+                "ci_low", "ci_high", "lr_statistic", "lr_pvalue", "observed_expected"):
+        assert key in values
+    assert values["shift"] == result.shift
+    assert (values["ci_low"], values["ci_high"]) == result.confint()
+    assert all(isinstance(v, (int, float, str, bool)) for v in values.values())
+    text = repr(result)
+    assert text.startswith("ShiftFit(shift=") and repr(result.shift) in text
+
+
+def test_result_is_immutable():
+    result = logitshift.fit(np.array([0, 1, 1]), np.array([0.1, 0.2, -0.4]))
+    with pytest.raises(AttributeError):
+        result.shift = 0.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("level", [0.0, 1.0, -0.5, 2.0, float("nan")])
+def test_bad_levels_are_input_errors(level):
+    result = logitshift.fit(np.array([0, 1, 1]), np.array([0.1, 0.2, -0.4]))
+    with pytest.raises(logitshift.InputError, match="level"):
+        result.confint(level)
+
+
+def test_unknown_interval_method_is_an_input_error():
+    result = logitshift.fit(np.array([0, 1, 1]), np.array([0.1, 0.2, -0.4]))
+    with pytest.raises(logitshift.InputError, match="method = 'bootstrap'"):
+        result.confint(method="bootstrap")
+
+
+def test_loss_fields_are_weighted_means():
+    labels, offsets, weights = recalibration_data(weighted=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = logitshift.fit(labels, offsets, weights)
+    assert result.loss_at_zero == pytest.approx(
+        total_loss(labels, offsets, weights, 0.0) / weights.sum(), rel=1e-13)
+    assert result.loss == pytest.approx(
+        total_loss(labels, offsets, weights, result.shift) / weights.sum(), rel=1e-13)
+    assert result.loss < result.loss_at_zero
+    assert result.weight_sum == weights.sum() and result.n_rows == labels.size
+    assert result.positives == np.sum(weights * labels)

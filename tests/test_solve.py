@@ -11,6 +11,8 @@ import pytest
 
 import logitshift
 import reference
+from logitshift._fit import fit_curve
+from logitshift._solve import ArrayCurve
 
 # The seed notebook's example, scenario B: DESIGN.md's 50-digit reference.
 SEED_SHIFT_B = mp.mpf("-2.4810844113094772659")
@@ -96,17 +98,36 @@ CASES = [
 ]
 
 
+def fit_with(method, labels, offsets=None, weights=None):
+    """``fit`` by a public method, or by the numpy reference curve."""
+    if method == "reference":
+        curve = ArrayCurve(np.asarray(labels), 0.0 if offsets is None else offsets, weights)
+        return fit_curve(curve, method="newton")
+    return logitshift.fit(labels, offsets, weights, method=method)
+
+
+METHODS = ["auto", "newton", "reference"]
+
+
+@pytest.fixture(scope="module")
+def references():
+    """40-digit references, computed once per case."""
+    return {case.__name__: reference.shift(*case()) for case in CASES}
+
+
+@pytest.mark.parametrize("method", METHODS)
 @pytest.mark.parametrize("case", CASES, ids=[case.__name__ for case in CASES])
-def test_shift_matches_40_digit_reference(case):
+def test_shift_matches_40_digit_reference(case, method, references):
     labels, offsets, weights = case()
-    result = logitshift.fit(labels, offsets, weights)
+    result = fit_with(method, labels, offsets, weights)
     assert result.converged and result.status == "converged"
-    assert_close_to_reference(result.shift, reference.shift(labels, offsets, weights))
+    assert_close_to_reference(result.shift, references[case.__name__])
 
 
-def test_seed_example_matches_design_reference():
+@pytest.mark.parametrize("method", METHODS)
+def test_seed_example_matches_design_reference(method):
     labels, offsets = seed_example()
-    result = logitshift.fit(labels, offsets)
+    result = fit_with(method, labels, offsets)
     assert result.shift == -2.481084411309477
     assert_close_to_reference(result.shift, SEED_SHIFT_B, rel=2e-16)
     assert_close_to_reference(result.shift, reference.shift(labels, offsets), rel=2e-16)

@@ -8,6 +8,7 @@
 from ._fit import fit
 from ._losses import gradient, hessian, loss, sigmoid
 from ._result import LRTest, ObservedExpected, ShiftFit
+from ._sketch import Sketch
 from ._validate import InputError
 
 __version__ = "0.1.0"
@@ -15,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "fit",
     "ShiftFit",
+    "Sketch",
     "LRTest",
     "ObservedExpected",
     "InputError",

@@ -6,12 +6,16 @@ import math
 import warnings
 from typing import Any
 
-from ._result import ShiftFit
-from ._solve import DEFAULT_TOL, ArrayCurve, Curve, Terms, pseudo_rows, solve_curve
-from ._validate import (InputError, as_labels, as_nonnegative_float, as_offset,
-                        as_positive_int, as_weight)
+import numpy as np
 
-__all__ = ["fit", "fit_curve"]
+from ._result import ShiftFit
+from ._sketch import DEFAULT_WIDTH, ConstantCurve, ExactCurve, Prepared, Sketch, scan_arrays
+from ._solve import DEFAULT_TOL, ArrayCurve, Curve, Terms, pseudo_rows, solve_curve
+from ._validate import InputError, as_nonnegative_float, as_positive_int
+
+__all__ = ["fit", "fit_curve", "METHODS"]
+
+METHODS = ("auto", "sketch", "newton")
 
 
 class _WithPseudoRows:
@@ -19,6 +23,7 @@ class _WithPseudoRows:
 
     def __init__(self, data: Curve, pseudo: ArrayCurve) -> None:
         self._data, self._pseudo = data, pseudo
+        self.passes = data.passes
         d, p = data.totals, pseudo.totals
         self.totals = type(d)(
             n_rows=d.n_rows + p.n_rows,
@@ -38,6 +43,7 @@ class _WithPseudoRows:
 def fit_curve(
     data: Curve,
     *,
+    method: str,
     pseudo_count: float = 0.0,
     tol: float | None = None,
     max_iter: int = 100,
@@ -50,6 +56,10 @@ def fit_curve(
         raise InputError("tol must be positive", argument="tol", value=tol)
     max_iter = as_positive_int(max_iter, "max_iter")
 
+    if data.totals.active_positives + data.totals.active_negatives == 0:
+        raise InputError(
+            "every row with positive weight has an infinite offset, so every shift fits "
+            "equally well", argument="offset")
     pseudo = pseudo_rows(data.totals, pseudo_count) if pseudo_count > 0 else None
     objective: Curve = data if pseudo is None else _WithPseudoRows(data, pseudo)
     totals = objective.totals
@@ -81,6 +91,8 @@ def fit_curve(
         loss_at_zero=at_zero.loss / data.totals.weight_sum,
         se=1.0 / math.sqrt(information) if information > 0 else math.inf,
         pseudo_count=pseudo_count,
+        method="closed_form" if status == "closed_form" else method,
+        passes=data.passes,
         _objective=objective,
         _objective_loss=objective_at_shift.loss,
         _objective_loss_at_zero=objective_at_zero.loss,
@@ -112,6 +124,7 @@ def fit(
     offset: Any = None,
     weight: Any = None,
     *,
+    method: str = "auto",
     pseudo_count: float = 0.0,
     tol: float | None = None,
     max_iter: int = 100,
@@ -132,6 +145,11 @@ def fit(
     weight : array_like, shape (n,), optional
         Non-negative frequency weights; a row of weight 0 is ignored and a row of integer
         weight ``k`` counts as ``k`` copies.
+    method : {"auto", "sketch", "newton"}
+        ``"sketch"``: one pass over the data fills a :class:`Sketch`, and Newton runs on its
+        tables (no further pass). ``"newton"``: Newton with an exact pass over the data per
+        iteration. ``"auto"`` is ``"sketch"``. A constant offset needs neither: one pass
+        and the closed form.
     pseudo_count : float, default 0
         Adds one positive and one negative row, each of this weight, at the weighted mean
         offset. Any ``pseudo_count > 0`` makes the shift finite; without offsets it gives
@@ -161,9 +179,10 @@ def fit(
     -----
     With a constant offset ``c`` (or none, ``c = 0``) the answer is the closed form
     ``log(m / k) - c`` with ``m = Σ w y`` and ``k = Σ w (1 - y)``. Otherwise it is the root of
-    the gradient ``Σ w (σ(offset + s) - y)``, computed as ``Σ w(1-y)σ(z) - Σ w y σ(-z)`` in
-    pairwise summation and found by safeguarded Newton inside the bracket
-    ``[logit(ȳ) - max offset, logit(ȳ) - min offset]``; each iteration is one O(n) pass.
+    the gradient ``Σ w (σ(offset + s) - y)``, found by safeguarded Newton inside the bracket
+    ``[logit(ȳ) - max offset, logit(ȳ) - min offset]``. The gradient is summed by label and by
+    side of ``z = 0`` (never ``Σσ - Σy``) with compensated sums, so the root is accurate to a
+    few ulps. Time O(n) for one pass; memory O(offset range / width) for the sketch.
 
     Examples
     --------
@@ -175,10 +194,17 @@ def fit(
     >>> result.converged
     True
     """
-    labels = as_labels(y)
-    n_rows = labels.shape[0]
-    offsets = as_offset(offset, n_rows)
-    weights = as_weight(weight, n_rows)
-    curve = ArrayCurve(labels, offsets, weights)
-    return fit_curve(curve, pseudo_count=pseudo_count, tol=tol, max_iter=max_iter,
-                     stacklevel=3)
+    if method not in METHODS:
+        raise InputError(f"method = {method!r} must be one of {', '.join(map(repr, METHODS))}",
+                         argument="method", value=method)
+    data = Prepared.of(y, offset, weight)
+    if np.ndim(data.offsets) == 0:
+        scanned, _, _ = scan_arrays(data, DEFAULT_WIDTH, 0)
+        curve: Curve = ConstantCurve(scanned, float(data.offsets))
+    elif method == "newton":
+        curve = ExactCurve(data)
+    else:
+        curve = Sketch().update(data.labels, data.offsets, data.weights)
+        method = "sketch"
+    return fit_curve(curve, method=method, pseudo_count=pseudo_count, tol=tol,
+                     max_iter=max_iter, stacklevel=3)

@@ -82,6 +82,10 @@ class ShiftFit:
         The weight of each of the two pseudo-rows added to the data (0 for none). With a
         pseudo-count, ``se``, the intervals and the test use the likelihood that includes
         them; ``loss`` and ``loss_at_zero`` are over the data rows alone.
+    method : str
+        How the sums were computed: ``"closed_form"``, ``"sketch"`` or ``"newton"``.
+    passes : int
+        Passes over the data rows the fit made (1 for the sketch and the closed form).
     """
 
     shift: float
@@ -95,6 +99,8 @@ class ShiftFit:
     loss_at_zero: float
     se: float
     pseudo_count: float = 0.0
+    method: str = "newton"
+    passes: int = 0
     # The total objective (data and pseudo-rows) at 0 and at the shift, and the curve itself,
     # so that intervals and tests need no further argument.
     _objective: Curve = field(default=None, compare=False)  # type: ignore[assignment]
@@ -176,6 +182,8 @@ class ShiftFit:
             "loss": self.loss,
             "loss_at_zero": self.loss_at_zero,
             "pseudo_count": self.pseudo_count,
+            "method": self.method,
+            "passes": self.passes,
             "level": level,
             "ci_low": low,
             "ci_high": high,
@@ -193,7 +201,8 @@ class ShiftFit:
     def __repr__(self) -> str:
         return (
             f"ShiftFit(shift={self.shift!r}, se={self.se:.6g}, status={self.status!r}, "
-            f"iterations={self.iterations}, n_rows={self.n_rows}, "
+            f"iterations={self.iterations}, method={self.method!r}, passes={self.passes}, "
+            f"n_rows={self.n_rows}, "
             f"positives={self.positives:.10g}, weight_sum={self.weight_sum:.10g}, "
             f"loss={self.loss:.6g}, loss_at_zero={self.loss_at_zero:.6g})"
         )

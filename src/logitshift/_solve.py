@@ -16,7 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from ._losses import sigmoid_abs, softplus
-from ._validate import InputError
+from ._validate import InputError, check_infinite_offsets
 
 __all__ = ["Terms", "CurveTotals", "Curve", "ArrayCurve", "solve_curve", "DEFAULT_TOL"]
 
@@ -72,6 +72,7 @@ class CurveTotals:
 
 class Curve(Protocol):
     totals: CurveTotals
+    passes: int  # passes over the data so far
 
     def evaluate(self, shift: float) -> Terms: ...
 
@@ -101,42 +102,28 @@ class ArrayCurve:
         positives = _sum(w * y)
         f = np.asarray(offsets, dtype=np.float64)
 
+        check_infinite_offsets(labels, offsets, weights)
         if f.ndim and not np.isfinite(f).all():
-            infinite = ~np.isfinite(f)
-            # +inf can only fit label 1 and -inf label 0; anything else has infinite loss
-            # at every shift.
-            wrong = infinite & (w > 0) & np.where(f > 0, y < 1, y > 0)
-            if wrong.any():
-                i = int(np.flatnonzero(wrong)[0])
-                raise InputError(
-                    f"offset[{i}] = {f[i]} with label y[{i}] = {y[i]} has infinite loss at "
-                    "every shift: no shift can fit it",
-                    argument="offset", index=i, value=float(f[i]),
-                )
-            keep = ~infinite
+            # Rows with an infinite offset that agrees with the label add nothing.
+            keep = np.isfinite(f)
             y, w, f = y[keep], w[keep], f[keep]
-        elif f.ndim == 0 and not np.isfinite(f):
-            raise InputError(f"offset = {float(f)} leaves no shift to fit", argument="offset",
-                             value=float(f))
 
         self._weights = w
         self._negative_weight = w * (1.0 - y)
         self._positive_weight = w * y
         active_weight = _sum(w)
-        if active_weight == 0:
-            raise InputError(
-                "every row with positive weight has an infinite offset, so every shift fits "
-                "equally well", argument="offset",
-            )
-        if f.ndim:
+        if f.ndim == 0:
+            offset_min = offset_max = offset_mean = float(f)
+        elif active_weight > 0:
             used = f[w > 0]
             offset_min, offset_max = float(used.min()), float(used.max())
             offset_mean = _sum(w * f) / active_weight
             # A weighted mean can round just outside the range it averages.
             offset_mean = min(max(offset_mean, offset_min), offset_max)
-        else:
-            offset_min = offset_max = offset_mean = float(f)
+        else:  # nothing to fit; fit_curve says so
+            offset_min, offset_max, offset_mean = math.inf, -math.inf, math.nan
         self._offsets = f
+        self.passes = 0
         self.totals = CurveTotals(
             n_rows=n_rows,
             weight_sum=weight_sum,
@@ -160,6 +147,7 @@ class ArrayCurve:
         even when confident mistakes on both sides (``σ ≈ 1`` against ``σ ≈ 1``) would cancel
         in ``negative - positive``.
         """
+        self.passes += 1
         z = self._offsets + shift
         right = z > 0
         near, tail = sigmoid_abs(z)
@@ -215,6 +203,19 @@ def _log_ratio_step(terms: Terms) -> float:
     return -log_ratio / slope
 
 
+def _split(lo: float, hi: float) -> float:
+    """A bisection point of ``[lo, hi]`` that takes few steps whatever the bracket's scale:
+    0 when it straddles 0 widely, the geometric mean when it spans orders of magnitude on one
+    side (offsets of 1e300 make such brackets), the midpoint otherwise."""
+    if lo < -1.0 and hi > 1.0:
+        return 0.0
+    if lo >= 0.0 and hi > 4.0 * max(lo, 1.0):
+        return math.sqrt(max(lo, 1.0)) * math.sqrt(hi)
+    if hi <= 0.0 and -lo > 4.0 * max(-hi, 1.0):
+        return -math.sqrt(max(-hi, 1.0)) * math.sqrt(-lo)
+    return 0.5 * lo + 0.5 * hi
+
+
 def solve_curve(
     curve: Curve,
     *,
@@ -229,7 +230,8 @@ def solve_curve(
     min(offset)``: at the left end every ``σ(offset + shift) <= ȳ``, so the gradient is <= 0,
     and symmetrically at the right. Newton steps on the log-ratio of the two gradient parts
     start from ``logit(ȳ) - mean(offset)``; a step that leaves the bracket, or fails to halve
-    the step before last, is replaced by bisection, and every evaluation shrinks the bracket.
+    the step before last, is replaced by bisection (geometric while the bracket spans orders of
+    magnitude), and every evaluation shrinks the bracket.
     It stops when a step is below ``tol * max(1, |shift|)`` or the bracket is narrower than
     that. Each iteration is one evaluation of the curve.
     """
@@ -254,7 +256,7 @@ def solve_curve(
         newton = _log_ratio_step(terms)
         target = shift + newton
         if not (lo < target < hi) or abs(newton) > 0.5 * abs(older_step):
-            target = 0.5 * lo + 0.5 * hi
+            target = _split(lo, hi)
         older_step, step = step, target - shift
         scale = tol * max(1.0, abs(target))
         if abs(step) <= scale or hi - lo <= scale:

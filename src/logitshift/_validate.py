@@ -13,7 +13,7 @@ import numpy as np
 
 __all__ = [
     "InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float",
-    "as_positive_int",
+    "as_positive_int", "check_infinite_offsets",
 ]
 
 
@@ -85,11 +85,18 @@ def _check_no_nan(array: np.ndarray, name: str) -> None:
             raise InputError(f"{name}[{i}] is nan", argument=name, index=i, value=float("nan"))
 
 
-def as_labels(y: Any, name: str = "y", *, one_dimensional: bool = True) -> np.ndarray:
-    """Labels as a numeric array with every value in [0, 1]; non-empty and 1-D by default."""
+def as_labels(y: Any, name: str = "y", *, one_dimensional: bool = True,
+              check_values: bool = True) -> np.ndarray:
+    """Labels as a numeric array with every value in [0, 1]; non-empty and 1-D by default.
+
+    ``check_values=False`` checks only type and shape, for callers whose kernels check the
+    values on their way through the data.
+    """
     labels = as_numeric(y, name, one_dimensional=one_dimensional)
     if one_dimensional and labels.size == 0:
         raise InputError(f"{name} is empty", argument=name)
+    if not check_values:
+        return labels
     _check_no_nan(labels, name)
     if labels.dtype.kind != "b":
         outside = ((labels < 0) | (labels > 1)).ravel()
@@ -110,11 +117,12 @@ def _check_length(array: np.ndarray, name: str, n_rows: int) -> None:
         )
 
 
-def as_offset(offset: Any, n_rows: int, name: str = "offset") -> np.ndarray | float:
-    """Offsets as a float scalar or a 1-D float array of ``n_rows`` without NaN.
+def as_offset(offset: Any, n_rows: int, name: str = "offset", *,
+              check_values: bool = True) -> np.ndarray | float:
+    """Offsets as a finite float scalar or a 1-D numeric array of ``n_rows`` without NaN.
 
-    Infinite offsets pass here; whether they are compatible with their labels is checked
-    where labels and offsets meet.
+    Infinite offsets in an array pass here; whether they agree with their labels is
+    :func:`check_infinite_offsets`' question.
     """
     if offset is None:
         return 0.0
@@ -126,14 +134,19 @@ def as_offset(offset: Any, n_rows: int, name: str = "offset") -> np.ndarray | fl
                              value=offset) from exc
         if np.isnan(value):
             raise InputError(f"{name} is nan", argument=name, value=value)
+        if np.isinf(value):
+            raise InputError(f"{name} = {value} leaves no shift to fit", argument=name,
+                             value=value)
         return value
     offsets = as_numeric(offset, name)
     _check_length(offsets, name, n_rows)
-    _check_no_nan(offsets, name)
+    if check_values:
+        _check_no_nan(offsets, name)
     return offsets
 
 
-def as_weight(weight: Any, n_rows: int | None, name: str = "weight") -> np.ndarray | None:
+def as_weight(weight: Any, n_rows: int | None, name: str = "weight", *,
+              check_values: bool = True) -> np.ndarray | None:
     """Weights as ``None`` or an array of finite, non-negative numbers.
 
     With ``n_rows`` the array must be 1-D of that length and not zero everywhere; with
@@ -144,6 +157,8 @@ def as_weight(weight: Any, n_rows: int | None, name: str = "weight") -> np.ndarr
     weights = as_numeric(weight, name, one_dimensional=n_rows is not None)
     if n_rows is not None:
         _check_length(weights, name, n_rows)
+    if not check_values:
+        return weights
     _check_no_nan(weights, name)
     bad = (weights < 0) | ~np.isfinite(weights) if weights.dtype.kind == "f" else weights < 0
     bad = np.ravel(bad)
@@ -178,3 +193,21 @@ def as_positive_int(value: Any, name: str) -> int:
         raise InputError(f"{name} = {value!r} must be a positive integer", argument=name,
                          value=value)
     return int(value)
+
+
+def check_infinite_offsets(labels: np.ndarray, offsets: np.ndarray | float,
+                           weights: np.ndarray | None) -> None:
+    """An offset of ``+inf`` fits only label 1 and ``-inf`` only label 0; any other row of
+    positive weight has infinite loss at every shift."""
+    if np.ndim(offsets) == 0 or np.isfinite(offsets).all():
+        return
+    wrong = np.where(offsets > 0, labels < 1, labels > 0) & ~np.isfinite(offsets)
+    if weights is not None:
+        wrong &= weights > 0
+    if wrong.any():
+        i = _first(wrong)
+        raise InputError(
+            f"offset[{i}] = {offsets[i]} with label y[{i}] = {labels[i].item()!r} has "
+            "infinite loss at every shift: no shift can fit it",
+            argument="offset", index=i, value=float(offsets[i]),
+        )

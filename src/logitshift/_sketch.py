@@ -1,0 +1,453 @@
+"""The mergeable one-pass sketch, and the curves built from single passes over arrays.
+
+Offsets go on a grid of width ``δ`` (a power of two): row ``i`` falls in cell
+``b = floor(f_i / δ)`` with remainder ``d_i = f_i - (b + 1/2) δ``, ``|d_i| <= δ/2``. Two tables,
+one per label part, hold the moments ``M[b, j] = Σ_{i in b} w_i d_i^j`` (``j < order``) with
+weights ``w(1 - y)`` and ``w y``. Every sum the solver needs is then a Taylor series around
+the cell centres, evaluated from the tables alone; σ is analytic in the strip ``|Im z| < π``,
+so the remainder falls like ``(δ / 2π)^order``. Tables add, so sketches of parts of the data
+merge into the sketch of the whole.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+import numba
+import numpy as np
+
+from . import _kernels
+from ._kernels import STAT
+from ._solve import ArrayCurve, CurveTotals, Terms
+from ._validate import (InputError, as_labels, as_offset, as_positive_int, as_weight,
+                        check_infinite_offsets)
+
+__all__ = ["Sketch", "ExactCurve", "ConstantCurve", "scan_arrays", "fill_reference",
+           "DEFAULT_WIDTH", "DEFAULT_ORDER"]
+
+#: Grid width and Taylor order: the remainder is below 1e-16 of the Hessian (see
+#: docs/benchmarks.md for the measurement behind these defaults).
+DEFAULT_WIDTH = 2.0 ** -4
+DEFAULT_ORDER = 8
+MAX_ORDER = 16
+
+#: Cells each side of a thread's first cell that its dense table covers: ±1024 logits at the
+#: default width. Rows beyond go through the sparse path.
+_HALF_WINDOW = 1 << 14
+#: Fewer rows than this per thread are not worth a thread.
+_ROWS_PER_THREAD = 1 << 16
+
+# dtypes the kernels read in place; others are copied to float64. Each is a compiled
+# specialisation, so the list is short: the labels people store, float offsets.
+_NATIVE_LABELS = {np.dtype(t) for t in (np.uint8, np.int8, np.int32, np.int64, np.float32,
+                                        np.float64)}
+_NATIVE_OFFSETS = {np.dtype(np.float32), np.dtype(np.float64)}
+_FACTORIALS = np.array([math.factorial(j) for j in range(MAX_ORDER + 1)], dtype=np.float64)
+_COEFFICIENTS = _kernels.derivative_coefficients(MAX_ORDER + 2)
+
+
+def _for_kernel(array: np.ndarray | None, native: set[np.dtype]) -> np.ndarray:
+    """The array itself where the kernels read its dtype in place, else a float64 copy."""
+    if array is None:
+        return np.empty(0)
+    if array.dtype == np.bool_:
+        array = array.view(np.uint8)  # the same bytes, a type the kernels can convert
+    if array.dtype in native and array.dtype.isnative:
+        return array
+    return array.astype(np.float64)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """Labels, offsets and weights checked for type and shape, ready for the kernels."""
+
+    labels: np.ndarray
+    offsets: np.ndarray | float
+    weights: np.ndarray | None
+
+    @classmethod
+    def of(cls, y: Any, offset: Any, weight: Any) -> Prepared:
+        labels = as_labels(y, check_values=False)
+        n_rows = labels.shape[0]
+        return cls(labels, as_offset(offset, n_rows, check_values=False),
+                   as_weight(weight, n_rows, check_values=False))
+
+    def raise_for_values(self, row: int) -> None:
+        """Raise the error the numpy validators give for these arrays (the slow path, only
+        taken once a kernel has found a bad row)."""
+        labels = as_labels(self.labels)
+        as_offset(self.offsets, labels.shape[0])
+        as_weight(self.weights, labels.shape[0])
+        check_infinite_offsets(labels, self.offsets, self.weights)
+        raise InputError(f"row {row} is invalid", index=row)  # pragma: no cover
+
+    def kernel_arguments(self) -> tuple:
+        has_offsets = np.ndim(self.offsets) > 0
+        return (
+            _for_kernel(self.offsets if has_offsets else None, _NATIVE_OFFSETS), has_offsets,
+            0.0 if has_offsets else float(self.offsets),
+            _for_kernel(self.labels, _NATIVE_LABELS),
+            # Weights are rarer and often float64 already; one dtype halves the compiling.
+            _for_kernel(self.weights, {np.dtype(np.float64)}), self.weights is not None,
+        )
+
+
+def _threads(n_rows: int) -> int:
+    return max(1, min(numba.get_num_threads(), n_rows // _ROWS_PER_THREAD))
+
+
+@dataclass(frozen=True)
+class ScanTotals:
+    """The totals one :func:`scan_arrays` pass gathers."""
+
+    n_rows: int
+    weight_sum: float
+    positives: float
+    active_negatives: float
+    active_positives: float
+    weighted_offset: float
+    offset_min: float
+    offset_max: float
+
+    def curve_totals(self) -> CurveTotals:
+        active = self.active_negatives + self.active_positives
+        mean = self.weighted_offset / active if active > 0 else math.nan
+        return CurveTotals(
+            n_rows=self.n_rows, weight_sum=self.weight_sum, positives=self.positives,
+            active_positives=self.active_positives, active_negatives=self.active_negatives,
+            offset_min=self.offset_min, offset_max=self.offset_max,
+            # A weighted mean can round just outside the range it averages.
+            offset_mean=min(max(mean, self.offset_min), self.offset_max),
+        )
+
+    def __add__(self, other: ScanTotals) -> ScanTotals:
+        return ScanTotals(
+            self.n_rows + other.n_rows, self.weight_sum + other.weight_sum,
+            self.positives + other.positives, self.active_negatives + other.active_negatives,
+            self.active_positives + other.active_positives,
+            self.weighted_offset + other.weighted_offset,
+            min(self.offset_min, other.offset_min), max(self.offset_max, other.offset_max),
+        )
+
+
+_NO_ROWS = ScanTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, math.inf, -math.inf)
+
+
+def scan_arrays(data: Prepared, width: float, order: int
+                ) -> tuple[ScanTotals, np.ndarray, np.ndarray]:
+    """One pass: validate, total, and (``order > 0``) fill the tables.
+
+    Returns the totals, the occupied cells (sorted) and their tables ``(cells, 2, order)``.
+    """
+    arguments = data.kernel_arguments()
+    n_rows = data.labels.shape[0]
+    n_threads = _threads(n_rows)
+    window = 2 * _HALF_WINDOW if order else 0
+    # np.zeros maps zero pages lazily: only the cells the data touch cost anything.
+    tables = np.zeros((n_threads, window, 2, order))
+    stats = _kernels.scan(*arguments, 1.0 / width, width, order, tables, n_threads)
+    bad = stats[:, STAT.FIRST_BAD]
+    if (bad >= 0).any():
+        data.raise_for_values(int(bad[bad >= 0].min()))
+
+    def total(value: int, compensation: int) -> float:
+        return float(np.sum(stats[:, value]) + np.sum(stats[:, compensation]))
+
+    totals = ScanTotals(
+        n_rows=n_rows,
+        weight_sum=total(STAT.WEIGHT, STAT.WEIGHT_C),
+        positives=total(STAT.POSITIVES, STAT.POSITIVES_C),
+        active_negatives=total(STAT.ACTIVE_NEG, STAT.ACTIVE_NEG_C),
+        active_positives=total(STAT.ACTIVE_POS, STAT.ACTIVE_POS_C),
+        weighted_offset=total(STAT.WEIGHTED_OFFSET, STAT.WEIGHTED_OFFSET_C),
+        offset_min=float(stats[:, STAT.OFFSET_MIN].min()),
+        offset_max=float(stats[:, STAT.OFFSET_MAX].max()),
+    )
+    if data.weights is not None and totals.weight_sum == 0:
+        raise InputError("weight is zero on every row", argument="weight")
+    if not order:
+        return totals, np.empty(0), np.empty((0, 2, 0))
+
+    cells, parts = [], []
+    for t in range(n_threads):
+        low, high = int(stats[t, STAT.LOW]), int(stats[t, STAT.HIGH])
+        if high < low:
+            continue
+        rows = tables[t, low:high + 1]
+        used = (rows[:, 0, 0] != 0) | (rows[:, 1, 0] != 0)
+        anchor = stats[t, STAT.ANCHOR]
+        cells.append(anchor - _HALF_WINDOW + np.arange(low, high + 1)[used])
+        parts.append(rows[used])
+    if stats[:, STAT.OVERFLOW].sum() > 0:
+        wide_cells, wide_tables = _fill_outside_windows(data, stats, n_threads, width, order)
+        cells.append(wide_cells)
+        parts.append(wide_tables)
+    return (totals, *_combine(np.concatenate(cells) if cells else np.empty(0),
+                              np.concatenate(parts) if parts else np.empty((0, 2, order))))
+
+
+def _fill_outside_windows(data: Prepared, stats: np.ndarray, n_threads: int, width: float,
+                          order: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows each thread's window missed (offsets spread over more than ±1024 logits),
+    through the numpy fill: slower, but only for such data."""
+    n_rows = data.labels.shape[0]
+    chunk = -(-n_rows // n_threads)
+    offsets = np.broadcast_to(np.asarray(data.offsets, dtype=np.float64), (n_rows,))
+    cells, parts = [], []
+    for t in range(n_threads):
+        rows = slice(t * chunk, min(n_rows, (t + 1) * chunk))
+        position = np.floor(offsets[rows] / width) - stats[t, STAT.ANCHOR] + _HALF_WINDOW
+        outside = ~((position >= 0) & (position < 2 * _HALF_WINDOW))
+        weights = None if data.weights is None else data.weights[rows][outside]
+        c, p = fill_reference(data.labels[rows][outside], offsets[rows][outside], weights,
+                              width, order)
+        cells.append(c)
+        parts.append(p)
+    return np.concatenate(cells), np.concatenate(parts)
+
+
+def fill_reference(labels: np.ndarray, offsets: np.ndarray, weights: np.ndarray | None,
+                   width: float, order: int) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy reference of the table fill: sorted cells and ``(cells, 2, order)`` tables."""
+    y = np.asarray(labels, dtype=np.float64)
+    f = np.asarray(offsets, dtype=np.float64)
+    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
+    keep = (w > 0) & np.isfinite(f)
+    y, f, w = y[keep], f[keep], w[keep]
+    cells = np.floor(f / width)
+    powers = (f - (cells + 0.5) * width)[:, None] ** np.arange(order)
+    rows = np.stack([(w - w * y)[:, None] * powers, (w * y)[:, None] * powers], axis=1)
+    return _combine(cells, rows)
+
+
+def _combine(cells: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct cells, with the tables of equal cells added."""
+    unique, inverse = np.unique(cells, return_inverse=True)
+    if unique.size == cells.size and (unique.size < 2 or np.all(np.diff(cells) > 0)):
+        return cells, tables
+    combined = np.zeros((unique.size,) + tables.shape[1:])
+    np.add.at(combined, inverse.ravel(), tables)
+    return unique, combined
+
+
+def _terms(sums: np.ndarray) -> Terms:
+    """`_solve.Terms` from a kernel's compensated sums ``(N_TERMS, 2)``."""
+    # An infinite sum (the loss at an infinite shift) has a meaningless compensation.
+    value = (sums[:, 0] + np.where(np.isfinite(sums[:, 0]), sums[:, 1], 0.0)).tolist()
+    return Terms(negative=value[0], positive=value[1], gradient=value[2] + value[3],
+                 negative_curvature=value[4], positive_curvature=value[5], loss=value[6])
+
+
+class ExactCurve:
+    """The exact curve over in-memory arrays, with numba: each evaluation is one pass."""
+
+    def __init__(self, data: Prepared) -> None:
+        scanned, _, _ = scan_arrays(data, DEFAULT_WIDTH, 0)
+        self._data = data
+        self._arguments = data.kernel_arguments()
+        self._threads = _threads(data.labels.shape[0])
+        self.totals = scanned.curve_totals()
+        self.passes = 1
+
+    def evaluate(self, shift: float) -> Terms:
+        self.passes += 1
+        parts = _kernels.exact_terms(*self._arguments, shift, self._threads)
+        n = _kernels.N_TERMS
+        return _terms(np.stack([parts[:, :n].sum(axis=0), parts[:, n:].sum(axis=0)], axis=1))
+
+
+class ConstantCurve:
+    """A constant offset (none is 0): every sum in closed form from the two label totals."""
+
+    def __init__(self, totals: ScanTotals, offset: float) -> None:
+        self._rows = ArrayCurve(np.array([1.0, 0.0]), np.full(2, offset),
+                                np.array([totals.active_positives, totals.active_negatives]))
+        self.totals = totals.curve_totals()
+        self.passes = 1
+
+    def evaluate(self, shift: float) -> Terms:
+        return self._rows.evaluate(shift)
+
+
+class Sketch:
+    """A mergeable one-pass summary of ``(y, offset, weight)`` from which the shift, the
+    loss curve and every statistic follow exactly.
+
+    Parameters
+    ----------
+    width : float, default 2**-4
+        Grid width of the offsets, a power of two (so cell centres and remainders are exact).
+    order : int, default 8
+        Taylor terms per cell. The relative error of every sum is about
+        ``(width / (2π))**order``: below 1e-16 with the defaults.
+
+    Notes
+    -----
+    ``update`` reads each chunk once (numba, both cores) and keeps two small tables, one row
+    per occupied cell (about 8 rows per unit of offset range; a sparse table when the range is
+    wide). Sketches of parts of the data merge (``a.merge(b)`` or ``a + b``) into the sketch
+    of the whole, so the same code serves arrays, files read in batches, streams and
+    partitions of a cluster; ``to_bytes`` / ``from_bytes`` move one between processes.
+
+    Examples
+    --------
+    >>> import numpy as np, logitshift
+    >>> sketch = logitshift.Sketch()
+    >>> for labels, offsets in [(np.array([0, 1, 0]), np.array([0.2, 1.5, -0.3])),
+    ...                         (np.array([1, 0]), np.array([0.1, -2.0]))]:
+    ...     _ = sketch.update(labels, offsets)
+    >>> result = sketch.solve()
+    >>> abs(sketch.gradient(result.shift)) < 1e-12
+    True
+    """
+
+    def __init__(self, width: float = DEFAULT_WIDTH, order: int = DEFAULT_ORDER) -> None:
+        width_ok = isinstance(width, (int, float)) and 0 < width < math.inf
+        if not (width_ok and math.frexp(width)[0] == 0.5):
+            raise InputError(f"width = {width!r} must be a positive power of two",
+                             argument="width", value=width)
+        order = as_positive_int(order, "order")
+        if order > MAX_ORDER:
+            raise InputError(f"order = {order} must be at most {MAX_ORDER}", argument="order",
+                             value=order)
+        self.width = float(width)
+        self.order = order
+        self._scanned = _NO_ROWS
+        self._cells = np.empty(0)
+        self._tables = np.empty((0, 2, order))
+
+    # -- building ----------------------------------------------------------------------------
+
+    def update(self, y: Any, offset: Any = None, weight: Any = None) -> Sketch:
+        """Add rows: labels ``y``, offsets (array, scalar or None) and optional weights.
+
+        Checks the rows as :func:`logitshift.fit` does (row numbers count from the start of
+        this chunk) and returns the sketch itself.
+        """
+        scanned, cells, tables = scan_arrays(Prepared.of(y, offset, weight), self.width,
+                                             self.order)
+        self._absorb(scanned, cells, tables)
+        return self
+
+    def _absorb(self, scanned: ScanTotals, cells: np.ndarray, tables: np.ndarray) -> None:
+        self._scanned = self._scanned + scanned
+        self._cells, self._tables = _combine(np.concatenate([self._cells, cells]),
+                                             np.concatenate([self._tables, tables]))
+
+    def merge(self, other: Sketch) -> Sketch:
+        """A new sketch of both sketches' rows."""
+        if not isinstance(other, Sketch):
+            return NotImplemented
+        if (other.width, other.order) != (self.width, self.order):
+            raise InputError(
+                f"cannot merge a sketch of width {other.width} and order {other.order} into "
+                f"one of width {self.width} and order {self.order}", argument="other")
+        merged = Sketch(self.width, self.order)
+        merged._scanned = self._scanned
+        merged._cells, merged._tables = self._cells, self._tables
+        merged._absorb(other._scanned, other._cells, other._tables)
+        return merged
+
+    __add__ = merge
+
+    # -- the curve ---------------------------------------------------------------------------
+
+    @property
+    def totals(self) -> CurveTotals:
+        return self._scanned.curve_totals()
+
+    @property
+    def n_rows(self) -> int:
+        return self._scanned.n_rows
+
+    @property
+    def n_cells(self) -> int:
+        """Occupied grid cells: the size of the sketch, ``2 * order`` numbers each."""
+        return self._cells.size
+
+    def evaluate(self, shift: float) -> Terms:
+        return _terms(_kernels.sketch_terms(self._cells, self._tables, self.width, float(shift),
+                                            _COEFFICIENTS, _FACTORIALS))
+
+    def loss(self, shift: float) -> float:
+        """Total weighted cross-entropy ``Σ w BCE(y, offset + shift)``."""
+        return self.evaluate(shift).loss
+
+    def gradient(self, shift: float) -> float:
+        """Its derivative ``Σ w (σ(offset + shift) - y)``."""
+        return self.evaluate(shift).gradient
+
+    def hessian(self, shift: float) -> float:
+        """Its second derivative ``Σ w σ(z) σ(-z)``, the observed information."""
+        return self.evaluate(shift).hessian
+
+    def solve(self, **fit_options: Any):
+        """The :class:`ShiftFit` of the rows seen so far (options as for :func:`fit`)."""
+        from ._fit import fit_curve
+
+        if self.n_rows == 0:
+            raise InputError("the sketch has no rows yet", argument="y")
+        return fit_curve(self, method="sketch", stacklevel=3, **fit_options)
+
+    @property
+    def passes(self) -> int:
+        return 1
+
+    # -- moving it ---------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values: the grid, the totals, the occupied cells and their tables."""
+        s = self._scanned
+        return {
+            "version": 1, "width": self.width, "order": self.order,
+            "n_rows": s.n_rows, "weight_sum": s.weight_sum, "positives": s.positives,
+            "active_negatives": s.active_negatives, "active_positives": s.active_positives,
+            "weighted_offset": s.weighted_offset, "offset_min": s.offset_min,
+            "offset_max": s.offset_max,
+            "cells": self._cells.tolist(), "tables": self._tables.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Sketch:
+        if data.get("version") != 1:
+            raise InputError(f"unknown sketch version {data.get('version')!r}",
+                             argument="data")
+        sketch = cls(data["width"], data["order"])
+        sketch._scanned = ScanTotals(
+            int(data["n_rows"]), *(float(data[key]) for key in (
+                "weight_sum", "positives", "active_negatives", "active_positives",
+                "weighted_offset", "offset_min", "offset_max")))
+        sketch._cells = np.asarray(data["cells"], dtype=np.float64).reshape(-1)
+        sketch._tables = np.asarray(data["tables"], dtype=np.float64).reshape(
+            sketch._cells.size, 2, sketch.order)
+        return sketch
+
+    _MAGIC = b"LSSK"
+
+    def to_bytes(self) -> bytes:
+        """A compact binary form: a JSON header and the raw little-endian arrays."""
+        header = self.to_dict()
+        del header["cells"], header["tables"]
+        text = json.dumps(header).encode()
+        return (self._MAGIC + struct.pack("<I", len(text)) + text
+                + self._cells.astype("<f8").tobytes() + self._tables.astype("<f8").tobytes())
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> Sketch:
+        if blob[:4] != cls._MAGIC:
+            raise InputError("not a logitshift sketch", argument="blob")
+        (length,) = struct.unpack("<I", blob[4:8])
+        header = json.loads(blob[8:8 + length])
+        arrays = np.frombuffer(blob, dtype="<f8", offset=8 + length)
+        n_cells = arrays.size // (1 + 2 * header["order"])
+        header["cells"] = arrays[:n_cells]
+        header["tables"] = arrays[n_cells:]
+        return cls.from_dict(header)
+
+    def __repr__(self) -> str:
+        return (f"Sketch(n_rows={self.n_rows}, cells={self.n_cells}, width={self.width}, "
+                f"order={self.order})")

@@ -175,7 +175,7 @@ def test_sketch_round_trips_through_bytes_and_json():
 
 @pytest.mark.parametrize("width, order, message", [
     (0.1, 8, "power of two"), (0.0, 8, "power of two"), (-0.5, 8, "power of two"),
-    (2.0 ** -4, 0, "positive integer"), (2.0 ** -4, 17, "at most 16"),
+    (2.0 ** -4, 0, "positive integer"), (2.0 ** -4, 17, "between 2 and 16"), (2.0 ** -4, 1, "between 2 and 16"),
     (2.0 ** -4, 8.0, "positive integer"),
 ])
 def test_sketch_options_are_checked(width, order, message):

@@ -260,3 +260,14 @@ def test_loose_tolerance_still_lands_near_the_root():
 def test_newton_needs_few_iterations_on_ordinary_data():
     labels, offsets, _ = repeated_large_sample()
     assert logitshift.fit(labels, offsets).iterations <= 8
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_newton_stops_once_the_step_is_below_the_spacing_of_doubles(method):
+    # The last Newton step can round onto the bracket's end; it must end the iteration,
+    # not send it bisecting across the bracket.
+    rng = np.random.default_rng(12345)
+    offsets = rng.normal(0, 2, 100_000)
+    labels = (rng.random(offsets.size) < 1 / (1 + np.exp(-(offsets - 2)))).astype(np.int8)
+    result = fit_with(method, labels, offsets)
+    assert result.converged and result.iterations <= 6

@@ -1,12 +1,13 @@
 """numba kernels, and nothing else: the one-pass sketch fill, the exact pass, the sketch sums.
 
-Every kernel reads the caller's arrays in place, whatever their dtype (float32/float64
-offsets; bool, integer or float labels and weights), and allocates nothing the size of the
-data. Parallel kernels split the rows into one contiguous range per thread; each thread owns
-its slice of the output, and the caller combines the slices. Sums are compensated
-(Neumaier), with rows first summed in short blocks, so they stay accurate over billions of
-rows. The numpy reference (`_losses.py`, `_solve.ArrayCurve`, `_sketch.fill_reference`) is the
-oracle the tests hold these kernels to.
+Each kernel reads the caller's arrays in place, whatever their dtype (float32/float64
+offsets; integer or float labels; float64 weights), over a range of rows ``[start, stop)``,
+and writes into the output row it is given: the caller runs one range per core in threads
+(the kernels release the GIL) and combines the rows. Nothing the size of the data is
+allocated. Running sums are summed plainly over blocks of rows and the blocks compensated
+(Neumaier), so they stay accurate over billions of rows. The numpy reference
+(`_losses.py`, `_solve.ArrayCurve`, `_sketch.fill_reference`) is the oracle the tests hold
+these kernels to.
 """
 
 from __future__ import annotations
@@ -17,46 +18,35 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "STAT", "N_STATS", "N_TERMS", "scan", "exact_terms", "sketch_terms", "derivative_coefficients",
+    "N_STATS", "N_TERMS", "totals", "fill", "count_labels", "exact_terms", "sketch_terms",
+    "derivative_coefficients",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
+# Small helpers are inlined in numba's IR: as separate functions they cost 2-3 ns a call.
+_HELPER = dict(_OPTIONS, inline="always")
 
 #: Rows summed plainly before a block's sum joins the compensated total.
 _BLOCK = 256
 
-
-# Columns of the per-thread statistics that `scan` returns (module constants, so that numba
-# folds them).
-S_WEIGHT, S_WEIGHT_C = 0, 1  # Σ w over every row (value, compensation)
-S_POSITIVES, S_POSITIVES_C = 2, 3  # Σ w y over every row
+# Columns of the statistics `totals` and `fill` write (module constants, so numba folds them).
+S_WEIGHT, S_WEIGHT_C = 0, 1  # Σ w (value, compensation)
+S_POSITIVES, S_POSITIVES_C = 2, 3  # Σ w y
 S_ACTIVE_NEG, S_ACTIVE_NEG_C = 4, 5  # Σ w (1 - y) over rows with a finite offset
 S_ACTIVE_POS, S_ACTIVE_POS_C = 6, 7  # Σ w y over rows with a finite offset
 S_WEIGHTED_OFFSET, S_WEIGHTED_OFFSET_C = 8, 9  # Σ w f over rows with a finite offset
 S_OFFSET_MIN, S_OFFSET_MAX = 10, 11  # over rows with w > 0 and a finite offset
-S_ANCHOR, S_LOW, S_HIGH = 12, 13, 14  # the thread's table window: first cell, rows used
+S_ANCHOR, S_LOW, S_HIGH = 12, 13, 14  # a fill's table window: first cell, rows used
 S_OVERFLOW = 15  # rows whose cell fell outside the window
 S_FIRST_BAD = 16  # first row that fails validation, or -1
-
-
-class STAT:
-    """The statistics' columns, by name, for Python callers."""
-
-    WEIGHT, WEIGHT_C, POSITIVES, POSITIVES_C = S_WEIGHT, S_WEIGHT_C, S_POSITIVES, S_POSITIVES_C
-    ACTIVE_NEG, ACTIVE_NEG_C, ACTIVE_POS, ACTIVE_POS_C = (S_ACTIVE_NEG, S_ACTIVE_NEG_C,
-                                                          S_ACTIVE_POS, S_ACTIVE_POS_C)
-    WEIGHTED_OFFSET, WEIGHTED_OFFSET_C = S_WEIGHTED_OFFSET, S_WEIGHTED_OFFSET_C
-    OFFSET_MIN, OFFSET_MAX = S_OFFSET_MIN, S_OFFSET_MAX
-    ANCHOR, LOW, HIGH, OVERFLOW, FIRST_BAD = S_ANCHOR, S_LOW, S_HIGH, S_OVERFLOW, S_FIRST_BAD
-
-
 N_STATS = 17
+
 #: negative, positive, gradient (certain part), gradient (tails), negative and positive
 #: curvature, loss: the fields of `_solve.Terms`, the gradient in two parts.
 N_TERMS = 7
 
 
-@nb.njit(**_OPTIONS)
+@nb.njit(**_HELPER)
 def _add(total, compensation, value):
     """Neumaier's compensated addition; returns the new (total, compensation)."""
     t = total + value
@@ -67,170 +57,213 @@ def _add(total, compensation, value):
     return t, compensation
 
 
-@nb.njit(**_OPTIONS)
-def _bad_row(y, f, w):
-    """Whether a row fails validation: a NaN, a label outside [0, 1], a negative or infinite
+@nb.njit(**_HELPER)
+def _valid(y, f, w):
+    """A row passes unless it has a NaN, a label outside [0, 1], a negative or infinite
     weight, or an infinite offset that contradicts its label."""
-    if not (y >= 0.0 and y <= 1.0) or f != f or not (w >= 0.0 and w < math.inf):
-        return True
-    if w > 0.0 and ((f == math.inf and y < 1.0) or (f == -math.inf and y > 0.0)):
-        return True
-    return False
-
-
-@nb.njit(parallel=True, **_OPTIONS)
-def scan(offsets, has_offsets, constant_offset, labels, weights, has_weights,
-         inv_width, width, order, tables, n_threads):
-    """Validate, total and (for ``order > 0``) fill the Taylor tables, in one pass.
-
-    ``tables[t, k, label, j]`` (zeros on entry) receives ``Σ w_label d^j`` for the rows of
-    thread ``t`` whose cell ``floor(f / width)`` is ``anchor_t - half + k``, with
-    ``d = f - (cell + 1/2) width`` and ``w_label = w (1 - y)`` (label 0) or ``w y`` (label 1).
-    Rows outside the window are only counted (``OVERFLOW``); the caller redoes them.
-    Returns the statistics ``(n_threads, N_STATS)``.
-    """
-    n = labels.shape[0]
-    half = tables.shape[1] // 2
-    stats = np.zeros((n_threads, N_STATS))
-    chunk = (n + n_threads - 1) // n_threads
-    for t in nb.prange(n_threads):
-        start = t * chunk
-        stop = min(n, start + chunk)
-        st = stats[t]
-        st[S_OFFSET_MIN] = math.inf
-        st[S_OFFSET_MAX] = -math.inf
-        st[S_FIRST_BAD] = -1.0
-        st[S_LOW] = tables.shape[1]
-        st[S_HIGH] = -1.0
-        anchor = math.nan
-        for block in range(start, stop, _BLOCK):
-            b_weight = 0.0
-            b_positives = 0.0
-            b_neg = 0.0
-            b_pos = 0.0
-            b_offset = 0.0
-            for i in range(block, min(stop, block + _BLOCK)):
-                y = float(labels[i])
-                f = float(offsets[i]) if has_offsets else constant_offset
-                w = float(weights[i]) if has_weights else 1.0
-                if _bad_row(y, f, w):
-                    st[S_FIRST_BAD] = i
-                    break
-                b_weight += w
-                b_positives += w * y
-                if w == 0.0 or not math.isfinite(f):
-                    continue  # no weight, or a certain row that agrees with its label
-                neg = w - w * y
-                pos = w * y
-                b_neg += neg
-                b_pos += pos
-                b_offset += w * f
-                st[S_OFFSET_MIN] = min(st[S_OFFSET_MIN], f)
-                st[S_OFFSET_MAX] = max(st[S_OFFSET_MAX], f)
-                if order == 0:
-                    continue
-                cell = np.floor(f * inv_width)  # a float: math.floor would be an int64
-                if anchor != anchor:
-                    anchor = cell
-                    st[S_ANCHOR] = anchor
-                position = cell - anchor + half
-                if not (position >= 0 and position < 2 * half):
-                    st[S_OVERFLOW] += 1.0
-                    continue
-                k = int(position)
-                st[S_LOW] = min(st[S_LOW], k)
-                st[S_HIGH] = max(st[S_HIGH], k)
-                d = f - (cell + 0.5) * width
-                row = tables[t, k]
-                if pos == 0.0:
-                    power = neg
-                    for j in range(order):
-                        row[0, j] += power
-                        power *= d
-                elif neg == 0.0:
-                    power = pos
-                    for j in range(order):
-                        row[1, j] += power
-                        power *= d
-                else:
-                    power = 1.0
-                    for j in range(order):
-                        row[0, j] += neg * power
-                        row[1, j] += pos * power
-                        power *= d
-            st[S_WEIGHT], st[S_WEIGHT_C] = _add(st[S_WEIGHT], st[S_WEIGHT_C],
-                                                      b_weight)
-            st[S_POSITIVES], st[S_POSITIVES_C] = _add(
-                st[S_POSITIVES], st[S_POSITIVES_C], b_positives)
-            st[S_ACTIVE_NEG], st[S_ACTIVE_NEG_C] = _add(
-                st[S_ACTIVE_NEG], st[S_ACTIVE_NEG_C], b_neg)
-            st[S_ACTIVE_POS], st[S_ACTIVE_POS_C] = _add(
-                st[S_ACTIVE_POS], st[S_ACTIVE_POS_C], b_pos)
-            st[S_WEIGHTED_OFFSET], st[S_WEIGHTED_OFFSET_C] = _add(
-                st[S_WEIGHTED_OFFSET], st[S_WEIGHTED_OFFSET_C], b_offset)
-            if st[S_FIRST_BAD] >= 0:
-                break
-    return stats
+    ok = (y >= 0.0) & (y <= 1.0) & (w >= 0.0) & (w < math.inf) & (f == f)
+    if ok and not math.isfinite(f) and w > 0.0:
+        ok = (f > 0.0 and y == 1.0) or (f < 0.0 and y == 0.0)
+    return ok
 
 
 @nb.njit(**_OPTIONS)
-def _softplus(z):
-    return max(z, 0.0) + math.log1p(math.exp(-abs(z)))
+def totals(offsets, has_offsets, constant_offset, labels, weights, has_weights, start, stop,
+           out):
+    """Validate rows ``[start, stop)`` and write their statistics (no tables) into ``out``."""
+    acc = np.zeros(10)  # running (value, compensation) pairs in memory, not registers
+    offset_min = math.inf
+    offset_max = -math.inf
+    first_bad = -1
+    for block in range(start, stop, _BLOCK):
+        b_weight = b_positives = b_neg = b_pos = b_offset = 0.0
+        for i in range(block, min(stop, block + _BLOCK)):
+            y = float(labels[i])
+            f = float(offsets[i]) if has_offsets else constant_offset
+            w = float(weights[i]) if has_weights else 1.0
+            if not _valid(y, f, w):
+                first_bad = i
+                break
+            pos = w * y
+            b_weight += w
+            b_positives += pos
+            if w == 0.0 or not math.isfinite(f):
+                continue  # no weight, or a certain row that agrees with its label
+            b_neg += w - pos
+            b_pos += pos
+            b_offset += w * f
+            if f < offset_min:
+                offset_min = f
+            if f > offset_max:
+                offset_max = f
+        acc[0], acc[1] = _add(acc[0], acc[1], b_weight)
+        acc[2], acc[3] = _add(acc[2], acc[3], b_positives)
+        acc[4], acc[5] = _add(acc[4], acc[5], b_neg)
+        acc[6], acc[7] = _add(acc[6], acc[7], b_pos)
+        acc[8], acc[9] = _add(acc[8], acc[9], b_offset)
+        if first_bad >= 0:
+            break
+    out[:] = 0.0
+    out[:10] = acc
+    out[S_OFFSET_MIN] = offset_min
+    out[S_OFFSET_MAX] = offset_max
+    out[S_FIRST_BAD] = first_bad
 
 
-@nb.njit(parallel=True, **_OPTIONS)
-def exact_terms(offsets, has_offsets, constant_offset, labels, weights, has_weights, shift,
-                n_threads):
-    """The sums of `_solve.Terms` at ``shift`` over every row, exactly (one pass).
+@nb.njit(**_OPTIONS)
+def count_labels(labels, start, stop, out):
+    """Integer labels without weights: ``out = (Σ y, first bad row or -1)``, exactly.
 
-    Returns ``(n_threads, 2 * N_TERMS)``: per thread, each sum and its compensation. The
-    gradient comes in two parts, the weights of certain mistakes and the tails (see
-    `_solve.ArrayCurve.evaluate`). Rows of zero weight or infinite offset add nothing.
+    Branch-free, so it runs at memory speed; a bad row is only located once one is known.
     """
-    n = labels.shape[0]
-    out = np.zeros((n_threads, 2 * N_TERMS))
-    chunk = (n + n_threads - 1) // n_threads
-    for t in nb.prange(n_threads):
-        start = t * chunk
-        stop = min(n, start + chunk)
-        acc = out[t]
-        sums = np.empty(N_TERMS)
-        for block in range(start, stop, _BLOCK):
-            sums[:] = 0.0
-            for i in range(block, min(stop, block + _BLOCK)):
-                f = float(offsets[i]) if has_offsets else constant_offset
-                w = float(weights[i]) if has_weights else 1.0
-                if w == 0.0 or not math.isfinite(f):
-                    continue
-                y = float(labels[i])
-                neg = w - w * y
-                pos = w * y
-                z = f + shift
-                tail = math.exp(-abs(z))
-                near = 1.0 / (1.0 + tail)
-                tail *= near
-                curvature = near * tail
-                if z > 0:
-                    sums[0] += neg * near
-                    sums[1] += pos * tail
-                    sums[2] += neg
-                    sums[3] -= w * tail
-                else:
-                    sums[0] += neg * tail
-                    sums[1] += pos * near
-                    sums[2] -= pos
-                    sums[3] += w * tail
-                sums[4] += neg * curvature
-                sums[5] += pos * curvature
-                loss = 0.0
-                if neg > 0.0:
-                    loss += neg * _softplus(z)
-                if pos > 0.0:
-                    loss += pos * _softplus(-z)
-                sums[6] += loss
-            for j in range(N_TERMS):
-                acc[j], acc[N_TERMS + j] = _add(acc[j], acc[N_TERMS + j], sums[j])
-    return out
+    positives = 0
+    bad = 0
+    for i in range(start, stop):
+        value = labels[i]
+        positives += value
+        bad += (value < 0) | (value > 1)
+    out[0] = positives
+    out[1] = -1
+    if bad:
+        for i in range(start, stop):
+            if labels[i] < 0 or labels[i] > 1:
+                out[1] = i
+                break
+
+
+@nb.njit(**_OPTIONS)
+def fill(offsets, has_offsets, constant_offset, labels, weights, has_weights, start, stop,
+         inv_width, width, order, table, out):
+    """Validate rows ``[start, stop)`` and add them to a dense Taylor table.
+
+    ``table`` (zeros on entry) covers ``2 * half`` cells from ``anchor - half``, the anchor
+    being the first row's cell; cell ``k`` holds at ``(2 k + label) * order + j`` the moments
+    ``Σ w_label d^j`` of its rows, ``d = f - (cell + 1/2) width``, ``w_label = w (1 - y)``
+    (label 0) or ``w y`` (label 1). ``out`` gets the weight of every row but the positives
+    only of rows outside the table (infinite offsets), and rows outside the window are only
+    counted (``OVERFLOW``): the caller takes the rest from the table and redoes those.
+    """
+    window = table.shape[0] // (2 * order)
+    half = window // 2
+    offset_min = math.inf
+    offset_max = -math.inf
+    anchor = math.nan
+    low = window
+    high = -1
+    overflow = 0
+    first_bad = -1
+    weight = outside_positives = 0.0
+    for i in range(start, stop):
+        y = float(labels[i])
+        f = float(offsets[i]) if has_offsets else constant_offset
+        w = float(weights[i]) if has_weights else 1.0
+        if not _valid(y, f, w):
+            first_bad = i
+            break
+        weight += w
+        if w == 0.0 or not math.isfinite(f):
+            outside_positives += w * y
+            continue
+        if f < offset_min:
+            offset_min = f
+        if f > offset_max:
+            offset_max = f
+        cell = np.floor(f * inv_width)  # a float: math.floor would be an int64
+        if anchor != anchor:
+            anchor = cell
+        position = cell - anchor + half
+        if not (position >= 0 and position < window):
+            overflow += 1
+            continue
+        k = int(position)
+        if k < low:
+            low = k
+        if k > high:
+            high = k
+        d = f - (cell + 0.5) * width
+        pos = w * y
+        neg = w - pos
+        base = 2 * k * order
+        if pos == 0.0 or neg == 0.0:
+            # One label part: choose its half without a branch, and build the powers in two
+            # interleaved chains (half the latency of one).
+            base += order * int(pos != 0.0)
+            d2 = d * d
+            even = w
+            odd = w * d
+            for j in range(0, order - 1, 2):
+                table[base + j] += even
+                table[base + j + 1] += odd
+                even *= d2
+                odd *= d2
+            if order % 2:
+                table[base + order - 1] += even
+        else:
+            power = 1.0
+            for j in range(order):
+                table[base + j] += neg * power
+                table[base + order + j] += pos * power
+                power *= d
+    out[:] = 0.0
+    out[S_WEIGHT] = weight
+    out[S_POSITIVES] = outside_positives
+    out[S_OFFSET_MIN] = offset_min
+    out[S_OFFSET_MAX] = offset_max
+    out[S_ANCHOR] = anchor
+    out[S_LOW] = low
+    out[S_HIGH] = high
+    out[S_OVERFLOW] = overflow
+    out[S_FIRST_BAD] = first_bad
+
+
+@nb.njit(**_OPTIONS)
+def exact_terms(offsets, has_offsets, constant_offset, labels, weights, has_weights, shift,
+                start, stop, out):
+    """The sums of `_solve.Terms` at ``shift`` over rows ``[start, stop)``, exactly.
+
+    Writes ``out[2 * N_TERMS]``: each sum and its compensation. The gradient comes in two
+    parts, the weights of certain mistakes and the tails (see `_solve.ArrayCurve.evaluate`).
+    Rows of zero weight or infinite offset add nothing.
+    """
+    out[:] = 0.0
+    sums = np.empty(N_TERMS)
+    for block in range(start, stop, _BLOCK):
+        sums[:] = 0.0
+        for i in range(block, min(stop, block + _BLOCK)):
+            f = float(offsets[i]) if has_offsets else constant_offset
+            w = float(weights[i]) if has_weights else 1.0
+            if w == 0.0 or not math.isfinite(f):
+                continue
+            y = float(labels[i])
+            neg = w - w * y
+            pos = w * y
+            z = f + shift
+            e = math.exp(-abs(z))
+            near = 1.0 / (1.0 + e)
+            tail = e * near
+            curvature = near * tail
+            if z > 0:
+                sums[0] += neg * near
+                sums[1] += pos * tail
+                sums[2] += neg
+                sums[3] -= w * tail
+            else:
+                sums[0] += neg * tail
+                sums[1] += pos * near
+                sums[2] -= pos
+                sums[3] += w * tail
+            sums[4] += neg * curvature
+            sums[5] += pos * curvature
+            # softplus(±z) = max(±z, 0) + log1p(e); a label part of weight 0 adds nothing.
+            common = math.log1p(e)
+            loss = 0.0
+            if neg > 0.0:
+                loss += neg * (max(z, 0.0) + common)
+            if pos > 0.0:
+                loss += pos * (max(-z, 0.0) + common)
+            sums[6] += loss
+        for j in range(N_TERMS):
+            out[j], out[N_TERMS + j] = _add(out[j], out[N_TERMS + j], sums[j])
 
 
 def derivative_coefficients(count: int) -> np.ndarray:

@@ -14,14 +14,19 @@ from __future__ import annotations
 import json
 import math
 import struct
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numba
 import numpy as np
 
 from . import _kernels
-from ._kernels import STAT
+from ._kernels import (N_STATS, S_ANCHOR, S_FIRST_BAD, S_HIGH, S_LOW, S_OFFSET_MAX,
+                       S_OFFSET_MIN, S_OVERFLOW, S_POSITIVES, S_WEIGHT)
 from ._solve import ArrayCurve, CurveTotals, Terms
 from ._validate import (InputError, as_labels, as_offset, as_positive_int, as_weight,
                         check_infinite_offsets)
@@ -96,8 +101,33 @@ class Prepared:
         )
 
 
-def _threads(n_rows: int) -> int:
-    return max(1, min(numba.get_num_threads(), n_rows // _ROWS_PER_THREAD))
+def _row_ranges(n_rows: int) -> list[tuple[int, int]]:
+    """One contiguous range of rows per thread (``numba.get_num_threads()`` at most)."""
+    n_threads = max(1, min(numba.get_num_threads(), n_rows // _ROWS_PER_THREAD))
+    chunk = -(-n_rows // n_threads)
+    return [(t * chunk, min(n_rows, (t + 1) * chunk)) for t in range(n_threads)]
+
+
+_pool: ThreadPoolExecutor | None = None
+_pool_size = 0
+_pool_lock = threading.Lock()
+
+
+def _in_threads(tasks: list[Callable[[], None]]) -> None:
+    """Run the tasks at once: the first in this thread, the others in a pool. The kernels
+    release the GIL, so each runs on its own core."""
+    global _pool, _pool_size
+    futures = []
+    if len(tasks) > 1:
+        with _pool_lock:
+            if _pool_size < len(tasks) - 1:
+                _pool = ThreadPoolExecutor(len(tasks) - 1, thread_name_prefix="logitshift")
+                _pool_size = len(tasks) - 1
+            pool = _pool
+        futures = [pool.submit(task) for task in tasks[1:]]
+    tasks[0]()
+    for future in futures:
+        future.result()
 
 
 @dataclass(frozen=True)
@@ -145,62 +175,103 @@ def scan_arrays(data: Prepared, width: float, order: int
     """
     arguments = data.kernel_arguments()
     n_rows = data.labels.shape[0]
-    n_threads = _threads(n_rows)
-    window = 2 * _HALF_WINDOW if order else 0
-    # np.zeros maps zero pages lazily: only the cells the data touch cost anything.
-    tables = np.zeros((n_threads, window, 2, order))
-    stats = _kernels.scan(*arguments, 1.0 / width, width, order, tables, n_threads)
-    bad = stats[:, STAT.FIRST_BAD]
-    if (bad >= 0).any():
-        data.raise_for_values(int(bad[bad >= 0].min()))
+    ranges = _row_ranges(n_rows)
+    stats = np.zeros((len(ranges), N_STATS))
+    if order == 0:
+        if data.weights is None and np.ndim(data.offsets) == 0 and data.labels.dtype.kind in "biu":
+            return _count_labels(data, ranges), np.empty(0), np.empty((0, 2, 0))
+        _in_threads([partial(_kernels.totals, *arguments, start, stop, stats[t])
+                     for t, (start, stop) in enumerate(ranges)])
+        _raise_for_bad_rows(data, stats[:, S_FIRST_BAD])
+        return _scan_totals(data, stats), np.empty(0), np.empty((0, 2, 0))
 
-    def total(value: int, compensation: int) -> float:
-        return float(np.sum(stats[:, value]) + np.sum(stats[:, compensation]))
-
-    totals = ScanTotals(
-        n_rows=n_rows,
-        weight_sum=total(STAT.WEIGHT, STAT.WEIGHT_C),
-        positives=total(STAT.POSITIVES, STAT.POSITIVES_C),
-        active_negatives=total(STAT.ACTIVE_NEG, STAT.ACTIVE_NEG_C),
-        active_positives=total(STAT.ACTIVE_POS, STAT.ACTIVE_POS_C),
-        weighted_offset=total(STAT.WEIGHTED_OFFSET, STAT.WEIGHTED_OFFSET_C),
-        offset_min=float(stats[:, STAT.OFFSET_MIN].min()),
-        offset_max=float(stats[:, STAT.OFFSET_MAX].max()),
-    )
-    if data.weights is not None and totals.weight_sum == 0:
-        raise InputError("weight is zero on every row", argument="weight")
-    if not order:
-        return totals, np.empty(0), np.empty((0, 2, 0))
-
+    # np.zeros maps zero pages lazily: only the cells the data touch become resident.
+    tables = np.zeros((len(ranges), 2 * _HALF_WINDOW * 2 * order))
+    _in_threads([partial(_kernels.fill, *arguments, start, stop, 1.0 / width, width, order,
+                         tables[t], stats[t]) for t, (start, stop) in enumerate(ranges)])
+    _raise_for_bad_rows(data, stats[:, S_FIRST_BAD])
+    tables = tables.reshape(len(ranges), 2 * _HALF_WINDOW, 2, order)
     cells, parts = [], []
-    for t in range(n_threads):
-        low, high = int(stats[t, STAT.LOW]), int(stats[t, STAT.HIGH])
+    for t in range(len(ranges)):
+        low, high = int(stats[t, S_LOW]), int(stats[t, S_HIGH])
         if high < low:
             continue
         rows = tables[t, low:high + 1]
         used = (rows[:, 0, 0] != 0) | (rows[:, 1, 0] != 0)
-        anchor = stats[t, STAT.ANCHOR]
-        cells.append(anchor - _HALF_WINDOW + np.arange(low, high + 1)[used])
+        cells.append(stats[t, S_ANCHOR] - _HALF_WINDOW + np.arange(low, high + 1)[used])
         parts.append(rows[used])
-    if stats[:, STAT.OVERFLOW].sum() > 0:
-        wide_cells, wide_tables = _fill_outside_windows(data, stats, n_threads, width, order)
+    if stats[:, S_OVERFLOW].sum() > 0:
+        wide_cells, wide_tables = _fill_outside_windows(data, stats, ranges, width, order)
         cells.append(wide_cells)
         parts.append(wide_tables)
-    return (totals, *_combine(np.concatenate(cells) if cells else np.empty(0),
-                              np.concatenate(parts) if parts else np.empty((0, 2, order))))
+    cells, tables = _combine(np.concatenate(cells) if cells else np.empty(0),
+                             np.concatenate(parts) if parts else np.empty((0, 2, order)))
+    # The label parts of rows in the table are summed there; the kernel summed the rest.
+    negatives, positives = tables[:, 0, 0], tables[:, 1, 0]
+    centres = (cells + 0.5) * width
+    totals = ScanTotals(
+        n_rows=n_rows,
+        weight_sum=float(np.sum(stats[:, S_WEIGHT])),
+        positives=float(np.sum(positives) + np.sum(stats[:, S_POSITIVES])),
+        active_negatives=float(np.sum(negatives)),
+        active_positives=float(np.sum(positives)),
+        weighted_offset=float(np.sum(centres * (negatives + positives))
+                              + np.sum(tables[:, :, 1])),
+        offset_min=float(stats[:, S_OFFSET_MIN].min()),
+        offset_max=float(stats[:, S_OFFSET_MAX].max()),
+    )
+    _check_weight(data, totals)
+    return totals, cells, tables
 
 
-def _fill_outside_windows(data: Prepared, stats: np.ndarray, n_threads: int, width: float,
-                          order: int) -> tuple[np.ndarray, np.ndarray]:
+def _raise_for_bad_rows(data: Prepared, first_bad: np.ndarray) -> None:
+    if (first_bad >= 0).any():
+        data.raise_for_values(int(first_bad[first_bad >= 0].min()))
+
+
+def _check_weight(data: Prepared, totals: ScanTotals) -> None:
+    if data.weights is not None and totals.weight_sum == 0:
+        raise InputError("weight is zero on every row", argument="weight")
+
+
+def _scan_totals(data: Prepared, stats: np.ndarray) -> ScanTotals:
+    def total(column: int) -> float:  # value plus compensation
+        return float(np.sum(stats[:, column]) + np.sum(stats[:, column + 1]))
+
+    totals = ScanTotals(
+        n_rows=data.labels.shape[0], weight_sum=total(0), positives=total(2),
+        active_negatives=total(4), active_positives=total(6), weighted_offset=total(8),
+        offset_min=float(stats[:, S_OFFSET_MIN].min()),
+        offset_max=float(stats[:, S_OFFSET_MAX].max()),
+    )
+    _check_weight(data, totals)
+    return totals
+
+
+def _count_labels(data: Prepared, ranges: list[tuple[int, int]]) -> ScanTotals:
+    """Totals of unweighted integer labels at a constant offset: counts, exact."""
+    labels = data.kernel_arguments()[3]
+    out = np.zeros((len(ranges), 2), dtype=np.int64)
+    _in_threads([partial(_kernels.count_labels, labels, start, stop, out[t])
+                 for t, (start, stop) in enumerate(ranges)])
+    _raise_for_bad_rows(data, out[:, 1])
+    n_rows = labels.shape[0]
+    positives = int(out[:, 0].sum())
+    offset = float(data.offsets)
+    return ScanTotals(n_rows, float(n_rows), float(positives), float(n_rows - positives),
+                      float(positives), offset * n_rows, offset, offset)
+
+
+def _fill_outside_windows(data: Prepared, stats: np.ndarray, ranges: list[tuple[int, int]],
+                          width: float, order: int) -> tuple[np.ndarray, np.ndarray]:
     """The rows each thread's window missed (offsets spread over more than ±1024 logits),
     through the numpy fill: slower, but only for such data."""
     n_rows = data.labels.shape[0]
-    chunk = -(-n_rows // n_threads)
     offsets = np.broadcast_to(np.asarray(data.offsets, dtype=np.float64), (n_rows,))
     cells, parts = [], []
-    for t in range(n_threads):
-        rows = slice(t * chunk, min(n_rows, (t + 1) * chunk))
-        position = np.floor(offsets[rows] / width) - stats[t, STAT.ANCHOR] + _HALF_WINDOW
+    for t, (start, stop) in enumerate(ranges):
+        rows = slice(start, stop)
+        position = np.floor(offsets[rows] / width) - stats[t, S_ANCHOR] + _HALF_WINDOW
         outside = ~((position >= 0) & (position < 2 * _HALF_WINDOW))
         weights = None if data.weights is None else data.weights[rows][outside]
         c, p = fill_reference(data.labels[rows][outside], offsets[rows][outside], weights,
@@ -247,16 +318,17 @@ class ExactCurve:
 
     def __init__(self, data: Prepared) -> None:
         scanned, _, _ = scan_arrays(data, DEFAULT_WIDTH, 0)
-        self._data = data
         self._arguments = data.kernel_arguments()
-        self._threads = _threads(data.labels.shape[0])
+        self._ranges = _row_ranges(data.labels.shape[0])
         self.totals = scanned.curve_totals()
         self.passes = 1
 
     def evaluate(self, shift: float) -> Terms:
         self.passes += 1
-        parts = _kernels.exact_terms(*self._arguments, shift, self._threads)
         n = _kernels.N_TERMS
+        parts = np.zeros((len(self._ranges), 2 * n))
+        _in_threads([partial(_kernels.exact_terms, *self._arguments, float(shift), start, stop,
+                             parts[t]) for t, (start, stop) in enumerate(self._ranges)])
         return _terms(np.stack([parts[:, :n].sum(axis=0), parts[:, n:].sum(axis=0)], axis=1))
 
 
@@ -311,9 +383,9 @@ class Sketch:
             raise InputError(f"width = {width!r} must be a positive power of two",
                              argument="width", value=width)
         order = as_positive_int(order, "order")
-        if order > MAX_ORDER:
-            raise InputError(f"order = {order} must be at most {MAX_ORDER}", argument="order",
-                             value=order)
+        if not 2 <= order <= MAX_ORDER:
+            raise InputError(f"order = {order} must be between 2 and {MAX_ORDER}",
+                             argument="order", value=order)
         self.width = float(width)
         self.order = order
         self._scanned = _NO_ROWS

@@ -255,6 +255,10 @@ def solve_curve(
             lo = shift
         newton = _log_ratio_step(terms)
         target = shift + newton
+        if abs(newton) <= tol * max(1.0, abs(shift)):
+            # Converged: the last step may be below the spacing of doubles, so that the
+            # target rounds onto a bracket end; it is the answer all the same.
+            return Solution(min(max(target, lo), hi), "converged", True, iteration, gradient)
         if not (lo < target < hi) or abs(newton) > 0.5 * abs(older_step):
             target = _split(lo, hi)
         older_step, step = step, target - shift

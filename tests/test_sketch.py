@@ -54,6 +54,18 @@ def test_kernel_fill_matches_the_numpy_fill(label_dtype, offset_dtype):
     assert np.all(np.abs(tables - ref_tables) <= 1e-12 * scale)
 
 
+@pytest.mark.parametrize("order", [2, 3, 7, 8, 12, 16])
+def test_kernel_fill_matches_the_numpy_fill_at_every_order(order):
+    rng = np.random.default_rng(12)
+    labels, offsets, _ = make_data(100_000, rng, np.int8)
+    labels[::7] = 1  # some mixed cells too
+    _, cells, tables = scan_arrays(Prepared.of(labels, offsets, None), 2.0 ** -3, order)
+    ref_cells, ref_tables = fill_reference(labels, offsets, None, 2.0 ** -3, order)
+    np.testing.assert_array_equal(cells, ref_cells)
+    scale = np.abs(ref_tables).max(axis=2, keepdims=True)
+    assert np.all(np.abs(tables - ref_tables) <= 1e-12 * scale)
+
+
 def test_kernel_fill_with_weights_and_soft_labels():
     rng = np.random.default_rng(2)
     labels, offsets, weights = make_data(200_000, rng, soft=True, weighted=True)
@@ -196,6 +208,10 @@ def test_empty_sketch_cannot_be_solved():
      r"offset\[1\] = inf with label y\[1\] = 0.0"),
     ({"weight": np.array([1.0, 1.0, -1.0, 1.0])}, r"weight\[2\] = -1.0"),
     ({"weight": np.zeros(4)}, "weight is zero on every row"),
+    ({"weight": np.array([1.0, 0.0, 1.0, 1.0]), "offset": np.array([0.0, np.nan, 1.0, 2.0])},
+     r"offset\[1\] is nan"),
+    ({"offset": np.array([0.0, -np.inf, 1.0, 2.0])},
+     r"offset\[1\] = -inf with label y\[1\] = 1.0"),
 ])
 @pytest.mark.parametrize("how", ["auto", "newton", "sketch-update"])
 def test_every_path_reports_bad_values_like_the_reference(bad, message, how):

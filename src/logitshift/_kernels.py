@@ -137,59 +137,97 @@ def fill(offsets, has_offsets, constant_offset, labels, weights, has_weights, st
     """Validate rows ``[start, stop)`` and add them to a dense Taylor table.
 
     ``table`` (zeros on entry) covers ``2 * half`` cells from ``anchor - half``, the anchor
-    being the first row's cell; cell ``k`` holds at ``(2 k + label) * order + j`` the moments
-    ``Σ w_label d^j`` of its rows, ``d = f - (cell + 1/2) width``, ``w_label = w (1 - y)``
-    (label 0) or ``w y`` (label 1). ``out`` gets the weight of every row but the positives
-    only of rows outside the table (infinite offsets), and rows outside the window are only
-    counted (``OVERFLOW``): the caller takes the rest from the table and redoes those.
+    being the cell of the first row with a finite offset; cell ``k`` holds at
+    ``(2 k + label) * order + j`` the moments ``Σ w_label d^j`` of its rows,
+    ``d = f - (cell + 1/2) width``, ``w_label = w (1 - y)`` (label 0) or ``w y`` (label 1).
+    ``out`` gets the weight of every row, but the positives only of rows outside the table
+    (infinite offsets); rows of finite offset outside the window are only counted
+    (``OVERFLOW``): the caller takes the rest from the table and redoes those.
+
+    The hot path is kept short: a NaN or infinite offset fails the window test like a far
+    one, and only then is it told apart.
     """
     window = table.shape[0] // (2 * order)
     half = window // 2
+    anchor = 0.0
+    for i in range(start, stop):
+        f = float(offsets[i]) if has_offsets else constant_offset
+        if math.isfinite(f):
+            anchor = np.floor(f * inv_width)  # a float: math.floor would be an int64
+            break
+    origin = anchor - half
     offset_min = math.inf
     offset_max = -math.inf
-    anchor = math.nan
     low = window
     high = -1
     overflow = 0
     first_bad = -1
-    weight = outside_positives = 0.0
+    # Unweighted, every row weighs 1; weighted, the weights are summed on the way.
+    weight = 0.0 if has_weights else float(stop - start)
+    outside_positives = 0.0
     for i in range(start, stop):
         y = float(labels[i])
         f = float(offsets[i]) if has_offsets else constant_offset
-        w = float(weights[i]) if has_weights else 1.0
-        if not _valid(y, f, w):
+        if not (y >= 0.0 and y <= 1.0):
             first_bad = i
             break
-        weight += w
-        if w == 0.0 or not math.isfinite(f):
-            outside_positives += w * y
-            continue
-        if f < offset_min:
-            offset_min = f
-        if f > offset_max:
-            offset_max = f
-        cell = np.floor(f * inv_width)  # a float: math.floor would be an int64
-        if anchor != anchor:
-            anchor = cell
-        position = cell - anchor + half
-        if not (position >= 0 and position < window):
-            overflow += 1
+        w = 1.0
+        if has_weights:
+            w = float(weights[i])
+            if not (w >= 0.0 and w < math.inf) or f != f:
+                first_bad = i
+                break
+            if w == 0.0:
+                continue
+            weight += w
+        cell = np.floor(f * inv_width)
+        position = cell - origin
+        if not (position >= 0.0 and position < window):
+            if f != f:
+                first_bad = i
+                break
+            if math.isfinite(f):
+                overflow += 1
+            elif (f > 0.0 and y == 1.0) or (f < 0.0 and y == 0.0):
+                outside_positives += w * y  # certain, and right: no loss at any shift
+            else:
+                first_bad = i
+                break
             continue
         k = int(position)
         if k < low:
             low = k
         if k > high:
             high = k
+        if f < offset_min:
+            offset_min = f
+        if f > offset_max:
+            offset_max = f
         d = f - (cell + 0.5) * width
         pos = w * y
         neg = w - pos
         base = 2 * k * order
         if pos == 0.0 or neg == 0.0:
-            # One label part: choose its half without a branch, and build the powers in two
-            # interleaved chains (half the latency of one).
+            # One label part: its half of the cell's row, chosen without a branch.
             base += order * int(pos != 0.0)
             d2 = d * d
-            even = w
+            if order == 8:
+                # The default order, written out: powers from a tree of depth 3 and no loop
+                # (measured 25-30% faster than the loop below).
+                d4 = d2 * d2
+                p1 = w * d
+                p2 = w * d2
+                p3 = p1 * d2
+                table[base] += w
+                table[base + 1] += p1
+                table[base + 2] += p2
+                table[base + 3] += p3
+                table[base + 4] += w * d4
+                table[base + 5] += p1 * d4
+                table[base + 6] += p2 * d4
+                table[base + 7] += p3 * d4
+                continue
+            even = w  # two interleaved chains of powers: half the latency of one
             odd = w * d
             for j in range(0, order - 1, 2):
                 table[base + j] += even

@@ -200,10 +200,14 @@ def scan_arrays(data: Prepared, width: float, order: int
         used = (rows[:, 0, 0] != 0) | (rows[:, 1, 0] != 0)
         cells.append(stats[t, S_ANCHOR] - _HALF_WINDOW + np.arange(low, high + 1)[used])
         parts.append(rows[used])
+    offset_min = float(stats[:, S_OFFSET_MIN].min())
+    offset_max = float(stats[:, S_OFFSET_MAX].max())
     if stats[:, S_OVERFLOW].sum() > 0:
-        wide_cells, wide_tables = _fill_outside_windows(data, stats, ranges, width, order)
+        wide_cells, wide_tables, wide_min, wide_max = _fill_outside_windows(
+            data, stats, ranges, width, order)
         cells.append(wide_cells)
         parts.append(wide_tables)
+        offset_min, offset_max = min(offset_min, wide_min), max(offset_max, wide_max)
     cells, tables = _combine(np.concatenate(cells) if cells else np.empty(0),
                              np.concatenate(parts) if parts else np.empty((0, 2, order)))
     # The label parts of rows in the table are summed there; the kernel summed the rest.
@@ -217,8 +221,8 @@ def scan_arrays(data: Prepared, width: float, order: int
         active_positives=float(np.sum(positives)),
         weighted_offset=float(np.sum(centres * (negatives + positives))
                               + np.sum(tables[:, :, 1])),
-        offset_min=float(stats[:, S_OFFSET_MIN].min()),
-        offset_max=float(stats[:, S_OFFSET_MAX].max()),
+        offset_min=offset_min,
+        offset_max=offset_max,
     )
     _check_weight(data, totals)
     return totals, cells, tables
@@ -263,22 +267,31 @@ def _count_labels(data: Prepared, ranges: list[tuple[int, int]]) -> ScanTotals:
 
 
 def _fill_outside_windows(data: Prepared, stats: np.ndarray, ranges: list[tuple[int, int]],
-                          width: float, order: int) -> tuple[np.ndarray, np.ndarray]:
-    """The rows each thread's window missed (offsets spread over more than ±1024 logits),
-    through the numpy fill: slower, but only for such data."""
+                          width: float, order: int
+                          ) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The rows of finite offset each thread's window missed (offsets spread over more than
+    ±1024 logits), through the numpy fill: slower, but only for such data. Returns their
+    cells, tables and offset range."""
     n_rows = data.labels.shape[0]
     offsets = np.broadcast_to(np.asarray(data.offsets, dtype=np.float64), (n_rows,))
-    cells, parts = [], []
+    cells, parts, low, high = [], [], math.inf, -math.inf
     for t, (start, stop) in enumerate(ranges):
         rows = slice(start, stop)
         position = np.floor(offsets[rows] / width) - stats[t, S_ANCHOR] + _HALF_WINDOW
-        outside = ~((position >= 0) & (position < 2 * _HALF_WINDOW))
+        outside = ~((position >= 0) & (position < 2 * _HALF_WINDOW)) & np.isfinite(
+            offsets[rows])
         weights = None if data.weights is None else data.weights[rows][outside]
+        if weights is not None:
+            outside[outside] = weights > 0
+            weights = weights[weights > 0]
         c, p = fill_reference(data.labels[rows][outside], offsets[rows][outside], weights,
                               width, order)
         cells.append(c)
         parts.append(p)
-    return np.concatenate(cells), np.concatenate(parts)
+        if outside.any():
+            low = min(low, float(offsets[rows][outside].min()))
+            high = max(high, float(offsets[rows][outside].max()))
+    return np.concatenate(cells), np.concatenate(parts), low, high
 
 
 def fill_reference(labels: np.ndarray, offsets: np.ndarray, weights: np.ndarray | None,

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from ._result import ShiftFit
-from ._sketch import DEFAULT_WIDTH, ConstantCurve, ExactCurve, Prepared, Sketch, scan_arrays
+from ._sketch import ConstantCurve, ExactCurve, Prepared, Sketch, scan_totals
 from ._solve import DEFAULT_TOL, ArrayCurve, Curve, Terms, pseudo_rows, solve_curve
 from ._validate import InputError, as_nonnegative_float, as_positive_int
 
@@ -23,7 +23,6 @@ class _WithPseudoRows:
 
     def __init__(self, data: Curve, pseudo: ArrayCurve) -> None:
         self._data, self._pseudo = data, pseudo
-        self.passes = data.passes
         d, p = data.totals, pseudo.totals
         self.totals = type(d)(
             n_rows=d.n_rows + p.n_rows,
@@ -56,6 +55,8 @@ def fit_curve(
         raise InputError("tol must be positive", argument="tol", value=tol)
     max_iter = as_positive_int(max_iter, "max_iter")
 
+    if data.totals.weight_sum == 0:
+        raise InputError("weight is zero on every row", argument="weight")
     if data.totals.active_positives + data.totals.active_negatives == 0:
         raise InputError(
             "every row with positive weight has an infinite offset, so every shift fits "
@@ -107,8 +108,8 @@ def _warn_about(result: ShiftFit, gradient: float, stacklevel: int) -> None:
     if result.status in ("all_negative", "all_positive"):
         which = "0" if result.status == "all_negative" else "1"
         warnings.warn(
-            f"every label is {which}: the optimal shift is {result.shift}; pass "
-            "pseudo_count > 0 for a finite one",
+            f"every label is {which} (of the rows with weight and a finite offset): the "
+            f"optimal shift is {result.shift}; pass pseudo_count > 0 for a finite one",
             RuntimeWarning, stacklevel=stacklevel,
         )
     elif not result.converged:
@@ -199,8 +200,7 @@ def fit(
                          argument="method", value=method)
     data = Prepared.of(y, offset, weight)
     if np.ndim(data.offsets) == 0:
-        scanned, _, _ = scan_arrays(data, DEFAULT_WIDTH, 0)
-        curve: Curve = ConstantCurve(scanned, float(data.offsets))
+        curve: Curve = ConstantCurve(scan_totals(data), float(data.offsets))
     elif method == "newton":
         curve = ExactCurve(data)
     else:

@@ -4,8 +4,9 @@ Each kernel reads the caller's arrays in place, whatever their dtype (float32/fl
 offsets; integer or float labels; float64 weights), over a range of rows ``[start, stop)``,
 and writes into the output row it is given: the caller runs one range per core in threads
 (the kernels release the GIL) and combines the rows. Nothing the size of the data is
-allocated. Running sums are summed plainly over blocks of rows and the blocks compensated
-(Neumaier), so they stay accurate over billions of rows. The numpy reference
+allocated. In `totals` and `exact_terms` the sums run plainly over blocks of rows and the
+blocks are compensated (Neumaier), so they stay accurate over billions of rows; `fill` keeps
+its sums per table cell, plainly (exact for integer weights and 0/1 labels). The numpy reference
 (`_losses.py`, `_solve.ArrayCurve`, `_sketch.fill_reference`) is the oracle the tests hold
 these kernels to.
 """
@@ -71,7 +72,8 @@ def _valid(y, f, w):
 def totals(offsets, has_offsets, constant_offset, labels, weights, has_weights, start, stop,
            out):
     """Validate rows ``[start, stop)`` and write their statistics (no tables) into ``out``."""
-    acc = np.zeros(10)  # running (value, compensation) pairs in memory, not registers
+    # Running (value, compensation) pairs, in memory: in registers they crowd the loop.
+    acc = np.zeros(S_WEIGHTED_OFFSET_C + 1)
     offset_min = math.inf
     offset_max = -math.inf
     first_bad = -1
@@ -104,7 +106,7 @@ def totals(offsets, has_offsets, constant_offset, labels, weights, has_weights, 
         if first_bad >= 0:
             break
     out[:] = 0.0
-    out[:10] = acc
+    out[S_WEIGHT:S_WEIGHTED_OFFSET_C + 1] = acc
     out[S_OFFSET_MIN] = offset_min
     out[S_OFFSET_MAX] = offset_max
     out[S_FIRST_BAD] = first_bad
@@ -321,10 +323,10 @@ def derivative_coefficients(count: int) -> np.ndarray:
 
 
 @nb.njit(**_OPTIONS)
-def sketch_terms(cells, tables, width, shift, coefficients, factorials):
+def sketch_terms(centres, tables, width, shift, coefficients, factorials):
     """The sums of `_solve.Terms` at ``shift`` from the Taylor tables alone.
 
-    ``cells[b]`` is a cell's index, ``tables[b, label, j] = Σ w_label d^j``. With ``u`` the
+    ``centres[b]`` is a cell's centre, ``tables[b, label, j] = Σ w_label d^j``. With ``u`` the
     cell centre plus the shift, every sum is ``Σ_j g^(j)(u) / j! · tables[b, ·, j]`` for its
     function ``g``. All derivatives come from ``D_j = σ^(j)(-|u|)``, polynomials in
     ``σ(-|u|) <= 1/2`` and so accurate in the tails; mirror symmetry gives the other side.
@@ -337,7 +339,7 @@ def sketch_terms(cells, tables, width, shift, coefficients, factorials):
     values = np.empty(N_TERMS)
     half_width = 0.5 * width
     for b in range(n_cells):
-        u = (cells[b] + 0.5) * width + shift
+        u = centres[b] + shift
         tail = math.exp(-abs(u))
         s = tail / (1.0 + tail)  # σ(-|u|)
         for j in range(order + 1):

@@ -24,7 +24,7 @@ import numpy as np
 
 from ._validate import as_labels, as_numeric, as_weight
 
-__all__ = ["sigmoid", "softplus", "loss", "gradient", "hessian", "sigmoid_abs", "sigmoid_pair"]
+__all__ = ["sigmoid", "softplus", "loss", "gradient", "hessian", "sigmoid_abs", "sigmoid_pair", "times"]
 
 
 def _as_raw(raw: Any, name: str = "raw") -> np.ndarray:
@@ -66,7 +66,7 @@ def softplus(z: np.ndarray | float) -> np.ndarray:
     return np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z)))
 
 
-def _times(coefficient: np.ndarray, term: np.ndarray) -> np.ndarray:
+def times(coefficient: np.ndarray, term: np.ndarray) -> np.ndarray:
     """``coefficient * term`` with ``0 * inf = 0``: a row with no weight on a term has none."""
     with np.errstate(invalid="ignore"):
         return np.where(coefficient > 0, coefficient * term, 0.0)
@@ -93,10 +93,10 @@ def loss(y: Any, raw: Any, weight: Any = None) -> np.ndarray:
     """
     labels = as_labels(y, "y", one_dimensional=False).astype(np.float64, copy=False)
     z = _as_raw(raw)
-    per_row = _times(1.0 - labels, softplus(z)) + _times(labels, softplus(-z))
+    per_row = times(1.0 - labels, softplus(z)) + times(labels, softplus(-z))
     if weight is None:
         return per_row
-    return _times(as_weight(weight, None).astype(np.float64, copy=False), per_row)
+    return times(as_weight(weight, None).astype(np.float64, copy=False), per_row)
 
 
 def gradient(y: Any, raw: Any) -> np.ndarray:

@@ -98,9 +98,9 @@ class ShiftFit:
     loss: float
     loss_at_zero: float
     se: float
+    method: str
+    passes: int
     pseudo_count: float = 0.0
-    method: str = "newton"
-    passes: int = 0
     # The total objective (data and pseudo-rows) at 0 and at the shift, and the curve itself,
     # so that intervals and tests need no further argument.
     _objective: Curve = field(default=None, compare=False)  # type: ignore[assignment]

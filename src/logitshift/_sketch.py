@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import struct
 import threading
 from collections.abc import Callable
@@ -25,13 +26,15 @@ import numba
 import numpy as np
 
 from . import _kernels
-from ._kernels import (N_STATS, S_ANCHOR, S_FIRST_BAD, S_HIGH, S_LOW, S_OFFSET_MAX,
-                       S_OFFSET_MIN, S_OVERFLOW, S_POSITIVES, S_WEIGHT)
-from ._solve import ArrayCurve, CurveTotals, Terms
+from ._kernels import (N_STATS, S_ACTIVE_NEG, S_ACTIVE_POS, S_ANCHOR, S_FIRST_BAD, S_HIGH,
+                       S_LOW, S_OFFSET_MAX, S_OFFSET_MIN, S_OVERFLOW, S_POSITIVES,
+                       S_WEIGHT, S_WEIGHTED_OFFSET)
+from ._solve import ArrayCurve, CurveTotals, Terms, mean_within
 from ._validate import (InputError, as_labels, as_offset, as_positive_int, as_weight,
                         check_infinite_offsets)
 
-__all__ = ["Sketch", "ExactCurve", "ConstantCurve", "scan_arrays", "fill_reference",
+__all__ = ["Sketch", "ExactCurve", "ConstantCurve", "scan_arrays", "scan_totals",
+           "fill_reference",
            "DEFAULT_WIDTH", "DEFAULT_ORDER"]
 
 #: Grid width and Taylor order: the remainder is below 1e-16 of the Hessian (see
@@ -75,8 +78,8 @@ class Prepared:
     weights: np.ndarray | None
 
     @classmethod
-    def of(cls, y: Any, offset: Any, weight: Any) -> Prepared:
-        labels = as_labels(y, check_values=False)
+    def of(cls, y: Any, offset: Any, weight: Any, *, allow_empty: bool = False) -> Prepared:
+        labels = as_labels(y, check_values=False, allow_empty=allow_empty)
         n_rows = labels.shape[0]
         return cls(labels, as_offset(offset, n_rows, check_values=False),
                    as_weight(weight, n_rows, check_values=False))
@@ -101,9 +104,15 @@ class Prepared:
         )
 
 
+def _max_threads() -> int:
+    """Threads to use: numba's setting (``NUMBA_NUM_THREADS``, by default the CPU count),
+    read without starting numba's own thread pool, which no kernel here uses."""
+    return max(1, int(numba.config.NUMBA_NUM_THREADS))
+
+
 def _row_ranges(n_rows: int) -> list[tuple[int, int]]:
-    """One contiguous range of rows per thread (``numba.get_num_threads()`` at most)."""
-    n_threads = max(1, min(numba.get_num_threads(), n_rows // _ROWS_PER_THREAD))
+    """One contiguous range of rows per thread."""
+    n_threads = max(1, min(_max_threads(), n_rows // _ROWS_PER_THREAD))
     chunk = -(-n_rows // n_threads)
     return [(t * chunk, min(n_rows, (t + 1) * chunk)) for t in range(n_threads)]
 
@@ -111,6 +120,16 @@ def _row_ranges(n_rows: int) -> list[tuple[int, int]]:
 _pool: ThreadPoolExecutor | None = None
 _pool_size = 0
 _pool_lock = threading.Lock()
+
+
+def _forget_pool() -> None:
+    """In a forked child the pool's threads do not exist: start afresh."""
+    global _pool, _pool_size, _pool_lock
+    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _in_threads(tasks: list[Callable[[], None]]) -> None:
@@ -121,6 +140,8 @@ def _in_threads(tasks: list[Callable[[], None]]) -> None:
     if len(tasks) > 1:
         with _pool_lock:
             if _pool_size < len(tasks) - 1:
+                if _pool is not None:
+                    _pool.shutdown(wait=False)
                 _pool = ThreadPoolExecutor(len(tasks) - 1, thread_name_prefix="logitshift")
                 _pool_size = len(tasks) - 1
             pool = _pool
@@ -150,8 +171,7 @@ class ScanTotals:
             n_rows=self.n_rows, weight_sum=self.weight_sum, positives=self.positives,
             active_positives=self.active_positives, active_negatives=self.active_negatives,
             offset_min=self.offset_min, offset_max=self.offset_max,
-            # A weighted mean can round just outside the range it averages.
-            offset_mean=min(max(mean, self.offset_min), self.offset_max),
+            offset_mean=mean_within(mean, self.offset_min, self.offset_max),
         )
 
     def __add__(self, other: ScanTotals) -> ScanTotals:
@@ -167,24 +187,40 @@ class ScanTotals:
 _NO_ROWS = ScanTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, math.inf, -math.inf)
 
 
+def scan_totals(data: Prepared) -> ScanTotals:
+    """One pass: validate and total, without tables."""
+    ranges = _row_ranges(data.labels.shape[0])
+    if data.weights is None and np.ndim(data.offsets) == 0 and data.labels.dtype.kind in "biu":
+        return _count_labels(data, ranges)
+    stats = np.zeros((len(ranges), N_STATS))
+    arguments = data.kernel_arguments()
+    _in_threads([partial(_kernels.totals, *arguments, start, stop, stats[t])
+                 for t, (start, stop) in enumerate(ranges)])
+    _raise_for_bad_rows(data, stats[:, S_FIRST_BAD])
+
+    def total(column: int) -> float:  # value plus compensation
+        return float(np.sum(stats[:, column]) + np.sum(stats[:, column + 1]))
+
+    return ScanTotals(
+        n_rows=data.labels.shape[0], weight_sum=total(S_WEIGHT), positives=total(S_POSITIVES),
+        active_negatives=total(S_ACTIVE_NEG), active_positives=total(S_ACTIVE_POS),
+        weighted_offset=total(S_WEIGHTED_OFFSET),
+        offset_min=float(stats[:, S_OFFSET_MIN].min()),
+        offset_max=float(stats[:, S_OFFSET_MAX].max()),
+    )
+
+
 def scan_arrays(data: Prepared, width: float, order: int
                 ) -> tuple[ScanTotals, np.ndarray, np.ndarray]:
-    """One pass: validate, total, and (``order > 0``) fill the tables.
+    """One pass: validate, total and fill the tables.
 
-    Returns the totals, the occupied cells (sorted) and their tables ``(cells, 2, order)``.
+    Returns the totals, the centres of the occupied cells (sorted) and their tables
+    ``(cells, 2, order)``.
     """
     arguments = data.kernel_arguments()
     n_rows = data.labels.shape[0]
     ranges = _row_ranges(n_rows)
     stats = np.zeros((len(ranges), N_STATS))
-    if order == 0:
-        if data.weights is None and np.ndim(data.offsets) == 0 and data.labels.dtype.kind in "biu":
-            return _count_labels(data, ranges), np.empty(0), np.empty((0, 2, 0))
-        _in_threads([partial(_kernels.totals, *arguments, start, stop, stats[t])
-                     for t, (start, stop) in enumerate(ranges)])
-        _raise_for_bad_rows(data, stats[:, S_FIRST_BAD])
-        return _scan_totals(data, stats), np.empty(0), np.empty((0, 2, 0))
-
     # np.zeros maps zero pages lazily: only the cells the data touch become resident.
     tables = np.zeros((len(ranges), 2 * _HALF_WINDOW * 2 * order))
     _in_threads([partial(_kernels.fill, *arguments, start, stop, 1.0 / width, width, order,
@@ -198,7 +234,8 @@ def scan_arrays(data: Prepared, width: float, order: int
             continue
         rows = tables[t, low:high + 1]
         used = (rows[:, 0, 0] != 0) | (rows[:, 1, 0] != 0)
-        cells.append(stats[t, S_ANCHOR] - _HALF_WINDOW + np.arange(low, high + 1)[used])
+        index = stats[t, S_ANCHOR] - _HALF_WINDOW + np.arange(low, high + 1)[used]
+        cells.append((index + 0.5) * width)
         parts.append(rows[used])
     offset_min = float(stats[:, S_OFFSET_MIN].min())
     offset_max = float(stats[:, S_OFFSET_MAX].max())
@@ -208,48 +245,34 @@ def scan_arrays(data: Prepared, width: float, order: int
         cells.append(wide_cells)
         parts.append(wide_tables)
         offset_min, offset_max = min(offset_min, wide_min), max(offset_max, wide_max)
-    cells, tables = _combine(np.concatenate(cells) if cells else np.empty(0),
-                             np.concatenate(parts) if parts else np.empty((0, 2, order)))
+    centres, tables = _combine(np.concatenate(cells) if cells else np.empty(0),
+                               np.concatenate(parts) if parts else np.empty((0, 2, order)))
     # The label parts of rows in the table are summed there; the kernel summed the rest.
     negatives, positives = tables[:, 0, 0], tables[:, 1, 0]
-    centres = (cells + 0.5) * width
     totals = ScanTotals(
         n_rows=n_rows,
         weight_sum=float(np.sum(stats[:, S_WEIGHT])),
         positives=float(np.sum(positives) + np.sum(stats[:, S_POSITIVES])),
         active_negatives=float(np.sum(negatives)),
         active_positives=float(np.sum(positives)),
-        weighted_offset=float(np.sum(centres * (negatives + positives))
-                              + np.sum(tables[:, :, 1])),
+        weighted_offset=_weighted_offset(centres, tables),
         offset_min=offset_min,
         offset_max=offset_max,
     )
-    _check_weight(data, totals)
-    return totals, cells, tables
+    return totals, centres, tables
+
+
+def _weighted_offset(centres: np.ndarray, tables: np.ndarray) -> float:
+    """``Σ w f`` from the tables (nan where offsets of ±1e306 overflow it: `mean_within`
+    copes)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return float(np.sum(centres * (tables[:, 0, 0] + tables[:, 1, 0]))
+                     + np.sum(tables[:, :, 1]))
 
 
 def _raise_for_bad_rows(data: Prepared, first_bad: np.ndarray) -> None:
     if (first_bad >= 0).any():
         data.raise_for_values(int(first_bad[first_bad >= 0].min()))
-
-
-def _check_weight(data: Prepared, totals: ScanTotals) -> None:
-    if data.weights is not None and totals.weight_sum == 0:
-        raise InputError("weight is zero on every row", argument="weight")
-
-
-def _scan_totals(data: Prepared, stats: np.ndarray) -> ScanTotals:
-    def total(column: int) -> float:  # value plus compensation
-        return float(np.sum(stats[:, column]) + np.sum(stats[:, column + 1]))
-
-    totals = ScanTotals(
-        n_rows=data.labels.shape[0], weight_sum=total(0), positives=total(2),
-        active_negatives=total(4), active_positives=total(6), weighted_offset=total(8),
-        offset_min=float(stats[:, S_OFFSET_MIN].min()),
-        offset_max=float(stats[:, S_OFFSET_MAX].max()),
-    )
-    _check_weight(data, totals)
-    return totals
 
 
 def _count_labels(data: Prepared, ranges: list[tuple[int, int]]) -> ScanTotals:
@@ -277,7 +300,8 @@ def _fill_outside_windows(data: Prepared, stats: np.ndarray, ranges: list[tuple[
     cells, parts, low, high = [], [], math.inf, -math.inf
     for t, (start, stop) in enumerate(ranges):
         rows = slice(start, stop)
-        position = np.floor(offsets[rows] / width) - stats[t, S_ANCHOR] + _HALF_WINDOW
+        with np.errstate(over="ignore", invalid="ignore"):  # |f| > 1e307: outside anyway
+            position = np.floor(offsets[rows] / width) - stats[t, S_ANCHOR] + _HALF_WINDOW
         outside = ~((position >= 0) & (position < 2 * _HALF_WINDOW)) & np.isfinite(
             offsets[rows])
         weights = None if data.weights is None else data.weights[rows][outside]
@@ -296,22 +320,25 @@ def _fill_outside_windows(data: Prepared, stats: np.ndarray, ranges: list[tuple[
 
 def fill_reference(labels: np.ndarray, offsets: np.ndarray, weights: np.ndarray | None,
                    width: float, order: int) -> tuple[np.ndarray, np.ndarray]:
-    """The numpy reference of the table fill: sorted cells and ``(cells, 2, order)`` tables."""
+    """The numpy reference of the table fill: sorted cell centres and ``(cells, 2, order)``
+    tables. Beyond ``|f| ~ 1e307`` the cell index overflows; such a row is its own centre."""
     y = np.asarray(labels, dtype=np.float64)
     f = np.asarray(offsets, dtype=np.float64)
     w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
     keep = (w > 0) & np.isfinite(f)
     y, f, w = y[keep], f[keep], w[keep]
-    cells = np.floor(f / width)
-    powers = (f - (cells + 0.5) * width)[:, None] ** np.arange(order)
+    with np.errstate(over="ignore", invalid="ignore"):
+        centres = (np.floor(f / width) + 0.5) * width
+    centres = np.where(np.isfinite(centres), centres, f)
+    powers = (f - centres)[:, None] ** np.arange(order)
     rows = np.stack([(w - w * y)[:, None] * powers, (w * y)[:, None] * powers], axis=1)
-    return _combine(cells, rows)
+    return _combine(centres, rows)
 
 
 def _combine(cells: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct cells, with the tables of equal cells added."""
+    """Sorted distinct cells (by centre), with the tables of equal cells added."""
     unique, inverse = np.unique(cells, return_inverse=True)
-    if unique.size == cells.size and (unique.size < 2 or np.all(np.diff(cells) > 0)):
+    if unique.size == cells.size and np.all(cells[1:] > cells[:-1]):
         return cells, tables
     combined = np.zeros((unique.size,) + tables.shape[1:])
     np.add.at(combined, inverse.ravel(), tables)
@@ -330,7 +357,7 @@ class ExactCurve:
     """The exact curve over in-memory arrays, with numba: each evaluation is one pass."""
 
     def __init__(self, data: Prepared) -> None:
-        scanned, _, _ = scan_arrays(data, DEFAULT_WIDTH, 0)
+        scanned = scan_totals(data)
         self._arguments = data.kernel_arguments()
         self._ranges = _row_ranges(data.labels.shape[0])
         self.totals = scanned.curve_totals()
@@ -372,9 +399,9 @@ class Sketch:
 
     Notes
     -----
-    ``update`` reads each chunk once (numba, both cores) and keeps two small tables, one row
-    per occupied cell (about 8 rows per unit of offset range; a sparse table when the range is
-    wide). Sketches of parts of the data merge (``a.merge(b)`` or ``a + b``) into the sketch
+    ``update`` reads each chunk once (numba, a thread per core) and keeps two small tables,
+    one row per occupied cell (``1 / width`` cells per unit of offset range, sparse when the
+    range is wide). Sketches of parts of the data merge (``a.merge(b)`` or ``a + b``) into the sketch
     of the whole, so the same code serves arrays, files read in batches, streams and
     partitions of a cluster; ``to_bytes`` / ``from_bytes`` move one between processes.
 
@@ -402,7 +429,7 @@ class Sketch:
         self.width = float(width)
         self.order = order
         self._scanned = _NO_ROWS
-        self._cells = np.empty(0)
+        self._centres = np.empty(0)
         self._tables = np.empty((0, 2, order))
 
     # -- building ----------------------------------------------------------------------------
@@ -411,16 +438,18 @@ class Sketch:
         """Add rows: labels ``y``, offsets (array, scalar or None) and optional weights.
 
         Checks the rows as :func:`logitshift.fit` does (row numbers count from the start of
-        this chunk) and returns the sketch itself.
+        this chunk) and returns the sketch itself. A chunk may be empty, or weigh nothing:
+        a stream's pieces need not each be fittable, only their sum.
         """
-        scanned, cells, tables = scan_arrays(Prepared.of(y, offset, weight), self.width,
-                                             self.order)
-        self._absorb(scanned, cells, tables)
+        data = Prepared.of(y, offset, weight, allow_empty=True)
+        if data.labels.shape[0] == 0:
+            return self
+        self._absorb(*scan_arrays(data, self.width, self.order))
         return self
 
-    def _absorb(self, scanned: ScanTotals, cells: np.ndarray, tables: np.ndarray) -> None:
+    def _absorb(self, scanned: ScanTotals, centres: np.ndarray, tables: np.ndarray) -> None:
         self._scanned = self._scanned + scanned
-        self._cells, self._tables = _combine(np.concatenate([self._cells, cells]),
+        self._centres, self._tables = _combine(np.concatenate([self._centres, centres]),
                                              np.concatenate([self._tables, tables]))
 
     def merge(self, other: Sketch) -> Sketch:
@@ -433,8 +462,8 @@ class Sketch:
                 f"one of width {self.width} and order {self.order}", argument="other")
         merged = Sketch(self.width, self.order)
         merged._scanned = self._scanned
-        merged._cells, merged._tables = self._cells, self._tables
-        merged._absorb(other._scanned, other._cells, other._tables)
+        merged._centres, merged._tables = self._centres, self._tables
+        merged._absorb(other._scanned, other._centres, other._tables)
         return merged
 
     __add__ = merge
@@ -452,10 +481,10 @@ class Sketch:
     @property
     def n_cells(self) -> int:
         """Occupied grid cells: the size of the sketch, ``2 * order`` numbers each."""
-        return self._cells.size
+        return self._centres.size
 
     def evaluate(self, shift: float) -> Terms:
-        return _terms(_kernels.sketch_terms(self._cells, self._tables, self.width, float(shift),
+        return _terms(_kernels.sketch_terms(self._centres, self._tables, self.width, float(shift),
                                             _COEFFICIENTS, _FACTORIALS))
 
     def loss(self, shift: float) -> float:
@@ -471,7 +500,8 @@ class Sketch:
         return self.evaluate(shift).hessian
 
     def solve(self, **fit_options: Any):
-        """The :class:`ShiftFit` of the rows seen so far (options as for :func:`fit`)."""
+        """The :class:`ShiftFit` of the rows seen so far; ``pseudo_count``, ``tol`` and
+        ``max_iter`` as for :func:`fit`."""
         from ._fit import fit_curve
 
         if self.n_rows == 0:
@@ -485,7 +515,7 @@ class Sketch:
     # -- moving it ---------------------------------------------------------------------------
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain values: the grid, the totals, the occupied cells and their tables."""
+        """Plain values: the grid, the totals, the occupied cells' centres and their tables."""
         s = self._scanned
         return {
             "version": 1, "width": self.width, "order": self.order,
@@ -493,7 +523,7 @@ class Sketch:
             "active_negatives": s.active_negatives, "active_positives": s.active_positives,
             "weighted_offset": s.weighted_offset, "offset_min": s.offset_min,
             "offset_max": s.offset_max,
-            "cells": self._cells.tolist(), "tables": self._tables.tolist(),
+            "centres": self._centres.tolist(), "tables": self._tables.tolist(),
         }
 
     @classmethod
@@ -506,9 +536,9 @@ class Sketch:
             int(data["n_rows"]), *(float(data[key]) for key in (
                 "weight_sum", "positives", "active_negatives", "active_positives",
                 "weighted_offset", "offset_min", "offset_max")))
-        sketch._cells = np.asarray(data["cells"], dtype=np.float64).reshape(-1)
+        sketch._centres = np.asarray(data["centres"], dtype=np.float64).reshape(-1)
         sketch._tables = np.asarray(data["tables"], dtype=np.float64).reshape(
-            sketch._cells.size, 2, sketch.order)
+            sketch._centres.size, 2, sketch.order)
         return sketch
 
     _MAGIC = b"LSSK"
@@ -516,10 +546,10 @@ class Sketch:
     def to_bytes(self) -> bytes:
         """A compact binary form: a JSON header and the raw little-endian arrays."""
         header = self.to_dict()
-        del header["cells"], header["tables"]
+        del header["centres"], header["tables"]
         text = json.dumps(header).encode()
         return (self._MAGIC + struct.pack("<I", len(text)) + text
-                + self._cells.astype("<f8").tobytes() + self._tables.astype("<f8").tobytes())
+                + self._centres.astype("<f8").tobytes() + self._tables.astype("<f8").tobytes())
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Sketch:
@@ -529,7 +559,7 @@ class Sketch:
         header = json.loads(blob[8:8 + length])
         arrays = np.frombuffer(blob, dtype="<f8", offset=8 + length)
         n_cells = arrays.size // (1 + 2 * header["order"])
-        header["cells"] = arrays[:n_cells]
+        header["centres"] = arrays[:n_cells]
         header["tables"] = arrays[n_cells:]
         return cls.from_dict(header)
 

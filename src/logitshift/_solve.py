@@ -15,8 +15,8 @@ from typing import Protocol
 
 import numpy as np
 
-from ._losses import sigmoid_abs, softplus
-from ._validate import InputError, check_infinite_offsets
+from ._losses import sigmoid_abs, softplus, times
+from ._validate import check_infinite_offsets
 
 __all__ = ["Terms", "CurveTotals", "Curve", "ArrayCurve", "solve_curve", "DEFAULT_TOL"]
 
@@ -77,6 +77,14 @@ class Curve(Protocol):
     def evaluate(self, shift: float) -> Terms: ...
 
 
+def mean_within(mean: float, low: float, high: float) -> float:
+    """A weighted mean kept inside the range it averages: rounding can put it just outside,
+    and offsets of ±1e306 can make the sum overflow to nan (then the midpoint stands in)."""
+    if not math.isfinite(mean):
+        return 0.5 * low + 0.5 * high
+    return min(max(mean, low), high)
+
+
 def _sum(values: np.ndarray | float) -> float:
     # numpy's pairwise summation: error O(log n · eps) relative to the sum of |terms|.
     return float(np.sum(values))
@@ -117,9 +125,7 @@ class ArrayCurve:
         elif active_weight > 0:
             used = f[w > 0]
             offset_min, offset_max = float(used.min()), float(used.max())
-            offset_mean = _sum(w * f) / active_weight
-            # A weighted mean can round just outside the range it averages.
-            offset_mean = min(max(offset_mean, offset_min), offset_max)
+            offset_mean = mean_within(_sum(w * f) / active_weight, offset_min, offset_max)
         else:  # nothing to fit; fit_curve says so
             offset_min, offset_max, offset_mean = math.inf, -math.inf, math.nan
         self._offsets = f
@@ -153,9 +159,7 @@ class ArrayCurve:
         near, tail = sigmoid_abs(z)
         a, b, w = self._negative_weight, self._positive_weight, self._weights
         curvature = near * tail
-        with np.errstate(invalid="ignore"):
-            # 0 * inf = 0: a row with no weight on a label has no loss from it.
-            loss = np.where(a > 0, a * softplus(z), 0.0) + np.where(b > 0, b * softplus(-z), 0.0)
+        loss = times(a, softplus(z)) + times(b, softplus(-z))
         return Terms(
             negative=_sum(a * np.where(right, near, tail)),
             positive=_sum(b * np.where(right, tail, near)),
@@ -180,7 +184,7 @@ class Solution:
     status: str
     converged: bool
     iterations: int
-    last_gradient: float
+    gradient: float  # at the last shift evaluated
 
 
 def _log_ratio_step(terms: Terms) -> float:

@@ -86,14 +86,14 @@ def _check_no_nan(array: np.ndarray, name: str) -> None:
 
 
 def as_labels(y: Any, name: str = "y", *, one_dimensional: bool = True,
-              check_values: bool = True) -> np.ndarray:
+              check_values: bool = True, allow_empty: bool = False) -> np.ndarray:
     """Labels as a numeric array with every value in [0, 1]; non-empty and 1-D by default.
 
     ``check_values=False`` checks only type and shape, for callers whose kernels check the
     values on their way through the data.
     """
     labels = as_numeric(y, name, one_dimensional=one_dimensional)
-    if one_dimensional and labels.size == 0:
+    if one_dimensional and labels.size == 0 and not allow_empty:
         raise InputError(f"{name} is empty", argument=name)
     if not check_values:
         return labels

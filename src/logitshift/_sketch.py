@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import struct
 import threading
 from collections.abc import Callable
@@ -76,22 +77,33 @@ class Prepared:
     labels: np.ndarray
     offsets: np.ndarray | float
     weights: np.ndarray | None
+    first_row: int = 0  # the number of the first row, in error messages
 
     @classmethod
-    def of(cls, y: Any, offset: Any, weight: Any, *, allow_empty: bool = False) -> Prepared:
+    def of(cls, y: Any, offset: Any, weight: Any, *, allow_empty: bool = False,
+           first_row: int = 0) -> Prepared:
         labels = as_labels(y, check_values=False, allow_empty=allow_empty)
         n_rows = labels.shape[0]
         return cls(labels, as_offset(offset, n_rows, check_values=False),
-                   as_weight(weight, n_rows, check_values=False))
+                   as_weight(weight, n_rows, check_values=False), first_row)
 
     def raise_for_values(self, row: int) -> None:
         """Raise the error the numpy validators give for these arrays (the slow path, only
-        taken once a kernel has found a bad row)."""
-        labels = as_labels(self.labels)
-        as_offset(self.offsets, labels.shape[0])
-        as_weight(self.weights, labels.shape[0])
-        check_infinite_offsets(labels, self.offsets, self.weights)
-        raise InputError(f"row {row} is invalid", index=row)  # pragma: no cover
+        taken once a kernel has found a bad row), its row counted from ``first_row``."""
+        try:
+            labels = as_labels(self.labels)
+            as_offset(self.offsets, labels.shape[0])
+            as_weight(self.weights, labels.shape[0])
+            check_infinite_offsets(labels, self.offsets, self.weights)
+        except InputError as error:
+            if not self.first_row or error.index is None:
+                raise
+            index = error.index + self.first_row
+            message = re.sub(rf"\[{error.index}\]", f"[{index}]", str(error))
+            raise InputError(message, argument=error.argument, index=index,
+                             value=error.value) from None
+        raise InputError(f"row {row + self.first_row} is invalid",  # pragma: no cover
+                         index=row + self.first_row)
 
     def kernel_arguments(self) -> tuple:
         has_offsets = np.ndim(self.offsets) > 0
@@ -434,14 +446,16 @@ class Sketch:
 
     # -- building ----------------------------------------------------------------------------
 
-    def update(self, y: Any, offset: Any = None, weight: Any = None) -> Sketch:
+    def update(self, y: Any, offset: Any = None, weight: Any = None, *,
+               first_row: int = 0) -> Sketch:
         """Add rows: labels ``y``, offsets (array, scalar or None) and optional weights.
 
-        Checks the rows as :func:`logitshift.fit` does (row numbers count from the start of
-        this chunk) and returns the sketch itself. A chunk may be empty, or weigh nothing:
-        a stream's pieces need not each be fittable, only their sum.
+        Checks the rows as :func:`logitshift.fit` does, numbering them from ``first_row``
+        in its messages (the chunk's place in a stream), and returns the sketch itself. A
+        chunk may be empty, or weigh nothing: a stream's pieces need not each be fittable,
+        only their sum.
         """
-        data = Prepared.of(y, offset, weight, allow_empty=True)
+        data = Prepared.of(y, offset, weight, allow_empty=True, first_row=first_row)
         if data.labels.shape[0] == 0:
             return self
         self._absorb(*scan_arrays(data, self.width, self.order))
@@ -505,7 +519,7 @@ class Sketch:
         from ._fit import fit_curve
 
         if self.n_rows == 0:
-            raise InputError("the sketch has no rows yet", argument="y")
+            raise InputError("y is empty: the sketch has no rows yet", argument="y")
         return fit_curve(self, method="sketch", stacklevel=3, **fit_options)
 
     @property

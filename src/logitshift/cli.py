@@ -18,6 +18,7 @@ import numpy as np
 
 from ._fit import fit
 from ._result import ShiftFit
+from ._sketch import Sketch
 from ._validate import InputError
 
 __all__ = ["main"]
@@ -90,17 +91,21 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from .io import read_columns  # pyarrow loads only when a file is read
+    from .io import iter_batches  # pyarrow loads only when a file is read
 
     roles = {"y": args.label, "offset": args.offset, "weight": args.weight}
     columns = [name for name in dict.fromkeys(roles.values()) if name is not None]
-    data = read_columns(args.path, columns)
-    arrays = {role: data[name] if name is not None else None for role, name in roles.items()}
+    sketch = Sketch()
+    first_row = 0
     try:
+        # One pass, a batch at a time: memory stays bounded whatever the file's size.
+        for batch in iter_batches(args.path, columns):
+            sketch.update(*(batch[name] if name is not None else None
+                            for name in roles.values()), first_row=first_row)
+            first_row += batch[args.label].shape[0]
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            result = fit(arrays["y"], arrays["offset"], arrays["weight"],
-                         pseudo_count=args.pseudo_count)
+            result = sketch.solve(pseudo_count=args.pseudo_count)
     except InputError as exc:
         column = roles.get(exc.argument or "")
         if column is not None:
@@ -114,7 +119,6 @@ def _fit(args: argparse.Namespace) -> int:
     else:
         print("\n".join(_describe(result, args.level, details=True)))
     return 0
-
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -363,7 +363,9 @@ def test_errors_as_a_process(bad_files, argv, fragment):
     assert fragment in done.stderr
 
 
-def test_fit_streams_batches_and_numbers_rows_from_the_file_start(tmp_path, capsys):
+def test_fit_streams_batches_and_numbers_rows_from_the_file_start(tmp_path, capsys,
+                                                                   monkeypatch):
+    monkeypatch.setattr(logitshift.io, "DEFAULT_BATCH_ROWS", 100)
     rng = np.random.default_rng(3)
     offsets = rng.normal(0, 1, 350)
     labels = (rng.random(350) < 0.3).astype(float)

@@ -111,7 +111,7 @@ def iter_batches(
     source: str | Path,
     columns: Sequence[str],
     *,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
+    batch_rows: int | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Yield ``{column: ndarray}`` batches of the named numeric columns of a file.
 
@@ -122,8 +122,9 @@ def iter_batches(
         ``.parquet`` file, or ``"-"`` for CSV on standard input.
     columns : sequence of str
         Column names; each must exist and hold numbers or booleans with no missing values.
-    batch_rows : int
-        Rows per Parquet batch (CSV batches follow pyarrow's block size).
+    batch_rows : int, optional
+        Rows per Parquet batch (default ``DEFAULT_BATCH_ROWS``; CSV batches follow pyarrow's
+        block size).
 
     Raises
     ------
@@ -134,7 +135,8 @@ def iter_batches(
         When the file cannot be opened.
     """
     first_row = 0
-    for batch in _record_batches(source, columns, batch_rows):
+    rows = DEFAULT_BATCH_ROWS if batch_rows is None else batch_rows
+    for batch in _record_batches(source, columns, rows):
         yield {name: _column_values(batch, name, first_row) for name in columns}
         first_row += batch.num_rows
 

@@ -149,8 +149,9 @@ def fit(
     method : {"auto", "sketch", "newton"}
         ``"sketch"``: one pass over the data fills a :class:`Sketch`, and Newton runs on its
         tables (no further pass). ``"newton"``: Newton with an exact pass over the data per
-        iteration. ``"auto"`` is ``"sketch"``. A constant offset needs neither: one pass
-        and the closed form.
+        iteration; its result keeps a reference to the data, and its profile interval makes
+        a dozen or more further passes. ``"auto"`` is ``"sketch"``. A constant offset needs
+        neither: one pass and the closed form.
     pseudo_count : float, default 0
         Adds one positive and one negative row, each of this weight, at the weighted mean
         offset. Any ``pseudo_count > 0`` makes the shift finite; without offsets it gives

@@ -183,7 +183,7 @@ def fill(offsets, has_offsets, constant_offset, labels, weights, has_weights, st
                 continue
             weight += w
         cell = np.floor(f * inv_width)
-        position = cell - origin
+        position = cell - origin  # `_sketch._fill_outside_windows` repeats this exactly
         if not (position >= 0.0 and position < window):
             if f != f:
                 first_bad = i

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import json
 import math
+import operator
 import os
 import re
 import struct
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from functools import partial
 from typing import Any
 
@@ -187,13 +188,11 @@ class ScanTotals:
         )
 
     def __add__(self, other: ScanTotals) -> ScanTotals:
-        return ScanTotals(
-            self.n_rows + other.n_rows, self.weight_sum + other.weight_sum,
-            self.positives + other.positives, self.active_negatives + other.active_negatives,
-            self.active_positives + other.active_positives,
-            self.weighted_offset + other.weighted_offset,
-            min(self.offset_min, other.offset_min), max(self.offset_max, other.offset_max),
-        )
+        combine = {"offset_min": min, "offset_max": max}
+        return ScanTotals(**{
+            field.name: combine.get(field.name, operator.add)(getattr(self, field.name),
+                                                              getattr(other, field.name))
+            for field in fields(ScanTotals)})
 
 
 _NO_ROWS = ScanTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, math.inf, -math.inf)
@@ -313,7 +312,10 @@ def _fill_outside_windows(data: Prepared, stats: np.ndarray, ranges: list[tuple[
     for t, (start, stop) in enumerate(ranges):
         rows = slice(start, stop)
         with np.errstate(over="ignore", invalid="ignore"):  # |f| > 1e307: outside anyway
-            position = np.floor(offsets[rows] / width) - stats[t, S_ANCHOR] + _HALF_WINDOW
+            # The kernel's own expression, operation for operation, so that every row is
+            # either in its window or here, never both or neither.
+            position = np.floor(offsets[rows] * (1.0 / width)) - (stats[t, S_ANCHOR]
+                                                                  - _HALF_WINDOW)
         outside = ~((position >= 0) & (position < 2 * _HALF_WINDOW)) & np.isfinite(
             offsets[rows])
         weights = None if data.weights is None else data.weights[rows][outside]
@@ -530,13 +532,8 @@ class Sketch:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values: the grid, the totals, the occupied cells' centres and their tables."""
-        s = self._scanned
         return {
-            "version": 1, "width": self.width, "order": self.order,
-            "n_rows": s.n_rows, "weight_sum": s.weight_sum, "positives": s.positives,
-            "active_negatives": s.active_negatives, "active_positives": s.active_positives,
-            "weighted_offset": s.weighted_offset, "offset_min": s.offset_min,
-            "offset_max": s.offset_max,
+            "version": 1, "width": self.width, "order": self.order, **asdict(self._scanned),
             "centres": self._centres.tolist(), "tables": self._tables.tolist(),
         }
 
@@ -546,10 +543,9 @@ class Sketch:
             raise InputError(f"unknown sketch version {data.get('version')!r}",
                              argument="data")
         sketch = cls(data["width"], data["order"])
-        sketch._scanned = ScanTotals(
-            int(data["n_rows"]), *(float(data[key]) for key in (
-                "weight_sum", "positives", "active_negatives", "active_positives",
-                "weighted_offset", "offset_min", "offset_max")))
+        sketch._scanned = ScanTotals(**{
+            field.name: (int if field.name == "n_rows" else float)(data[field.name])
+            for field in fields(ScanTotals)})
         sketch._centres = np.asarray(data["centres"], dtype=np.float64).reshape(-1)
         sketch._tables = np.asarray(data["tables"], dtype=np.float64).reshape(
             sketch._centres.size, 2, sketch.order)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,16 +25,11 @@ class _WithPseudoRows:
     def __init__(self, data: Curve, pseudo: ArrayCurve) -> None:
         self._data, self._pseudo = data, pseudo
         d, p = data.totals, pseudo.totals
-        self.totals = type(d)(
-            n_rows=d.n_rows + p.n_rows,
-            weight_sum=d.weight_sum + p.weight_sum,
-            positives=d.positives + p.positives,
-            active_positives=d.active_positives + p.active_positives,
-            active_negatives=d.active_negatives + p.active_negatives,
-            offset_min=d.offset_min,
-            offset_max=d.offset_max,
-            offset_mean=d.offset_mean,
-        )
+        # The pseudo-rows sit at the mean offset: the range and the mean stay the data's.
+        self.totals = replace(d, **{
+            name: getattr(d, name) + getattr(p, name)
+            for name in ("n_rows", "weight_sum", "positives", "active_positives",
+                         "active_negatives")})
 
     def evaluate(self, shift: float) -> Terms:
         return self._data.evaluate(shift) + self._pseudo.evaluate(shift)
@@ -205,7 +201,7 @@ def fit(
     elif method == "newton":
         curve = ExactCurve(data)
     else:
-        curve = Sketch().update(data.labels, data.offsets, data.weights)
+        curve = Sketch._from_prepared(data)
         method = "sketch"
     return fit_curve(curve, method=method, pseudo_count=pseudo_count, tol=tol,
                      max_iter=max_iter, stacklevel=3)

@@ -463,6 +463,13 @@ class Sketch:
         self._absorb(*scan_arrays(data, self.width, self.order))
         return self
 
+    @classmethod
+    def _from_prepared(cls, data: Prepared) -> Sketch:
+        """The sketch (default grid) of arrays already checked for type and shape."""
+        sketch = cls()
+        sketch._absorb(*scan_arrays(data, sketch.width, sketch.order))
+        return sketch
+
     def _absorb(self, scanned: ScanTotals, centres: np.ndarray, tables: np.ndarray) -> None:
         self._scanned = self._scanned + scanned
         self._centres, self._tables = _combine(np.concatenate([self._centres, centres]),

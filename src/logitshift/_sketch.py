@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
-from functools import partial
+from functools import cached_property, partial
 from typing import Any
 
 import numba
@@ -106,7 +106,10 @@ class Prepared:
         raise InputError(f"row {row + self.first_row} is invalid",  # pragma: no cover
                          index=row + self.first_row)
 
+    @cached_property
     def kernel_arguments(self) -> tuple:
+        """The kernels' leading arguments; made once, since a dtype the kernels do not read
+        in place costs a copy."""
         has_offsets = np.ndim(self.offsets) > 0
         return (
             _for_kernel(self.offsets if has_offsets else None, _NATIVE_OFFSETS), has_offsets,
@@ -204,7 +207,7 @@ def scan_totals(data: Prepared) -> ScanTotals:
     if data.weights is None and np.ndim(data.offsets) == 0 and data.labels.dtype.kind in "biu":
         return _count_labels(data, ranges)
     stats = np.zeros((len(ranges), N_STATS))
-    arguments = data.kernel_arguments()
+    arguments = data.kernel_arguments
     _in_threads([partial(_kernels.totals, *arguments, start, stop, stats[t])
                  for t, (start, stop) in enumerate(ranges)])
     _raise_for_bad_rows(data, stats[:, S_FIRST_BAD])
@@ -228,7 +231,7 @@ def scan_arrays(data: Prepared, width: float, order: int
     Returns the totals, the centres of the occupied cells (sorted) and their tables
     ``(cells, 2, order)``.
     """
-    arguments = data.kernel_arguments()
+    arguments = data.kernel_arguments
     n_rows = data.labels.shape[0]
     ranges = _row_ranges(n_rows)
     stats = np.zeros((len(ranges), N_STATS))
@@ -288,7 +291,7 @@ def _raise_for_bad_rows(data: Prepared, first_bad: np.ndarray) -> None:
 
 def _count_labels(data: Prepared, ranges: list[tuple[int, int]]) -> ScanTotals:
     """Totals of unweighted integer labels at a constant offset: counts, exact."""
-    labels = data.kernel_arguments()[3]
+    labels = data.kernel_arguments[3]
     out = np.zeros((len(ranges), 2), dtype=np.int64)
     _in_threads([partial(_kernels.count_labels, labels, start, stop, out[t])
                  for t, (start, stop) in enumerate(ranges)])
@@ -372,7 +375,7 @@ class ExactCurve:
 
     def __init__(self, data: Prepared) -> None:
         scanned = scan_totals(data)
-        self._arguments = data.kernel_arguments()
+        self._arguments = data.kernel_arguments
         self._ranges = _row_ranges(data.labels.shape[0])
         self.totals = scanned.curve_totals()
         self.passes = 1

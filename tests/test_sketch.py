@@ -146,6 +146,33 @@ def test_sketch_sums_at_infinite_shifts(shift):
     assert sketch_terms == reference
 
 
+@pytest.mark.parametrize("shift", [0.0, -2.0, 7.5, -60.0])
+def test_cell_rates_match_per_cell_sums(shift):
+    rng = np.random.default_rng(21)
+    labels, offsets, weights = make_data(200_000, rng, soft=True, spread=3.0, weighted=True)
+    sketch = Sketch().update(labels, offsets, weights)
+    rates = sketch.cells(shift)
+    # Rows of zero weight add nothing, not even a cell.
+    kept = weights > 0
+    labels, offsets, weights = labels[kept], offsets[kept], weights[kept]
+    centres = (np.floor(offsets / sketch.width) + 0.5) * sketch.width
+    np.testing.assert_array_equal(rates.centre, np.unique(centres))
+    cell = np.searchsorted(rates.centre, centres)
+
+    def per_cell(values):
+        return np.bincount(cell, weights=values, minlength=rates.centre.size)
+
+    weight = per_cell(weights)
+    np.testing.assert_allclose(rates.weight, weight, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(rates.observed, per_cell(weights * labels), rtol=1e-12,
+                               atol=1e-12)
+    expected = per_cell(weights * logitshift.sigmoid(offsets + shift))
+    assert np.all(np.abs(rates.expected - expected) <= 1e-13 * np.maximum(weight, 1.0))
+    # Summed over cells, expected minus observed is the gradient.
+    assert math.isclose(np.sum(rates.expected - rates.observed), sketch.gradient(shift),
+                        rel_tol=1e-9, abs_tol=1e-9 * sketch.hessian(shift))
+
+
 def test_merged_sketches_equal_the_sketch_of_all_rows():
     rng = np.random.default_rng(6)
     labels, offsets, weights = make_data(250_000, rng, weighted=True)

@@ -35,7 +35,7 @@ from ._solve import ArrayCurve, CurveTotals, Terms, mean_within
 from ._validate import (InputError, as_labels, as_offset, as_positive_int, as_weight,
                         check_infinite_offsets)
 
-__all__ = ["Sketch", "ExactCurve", "ConstantCurve", "scan_arrays", "scan_totals",
+__all__ = ["Sketch", "CellRates", "ExactCurve", "ConstantCurve", "scan_arrays", "scan_totals",
            "fill_reference",
            "DEFAULT_WIDTH", "DEFAULT_ORDER"]
 
@@ -402,6 +402,17 @@ class ConstantCurve:
         return self._rows.evaluate(shift)
 
 
+@dataclass(frozen=True)
+class CellRates:
+    """Per occupied sketch cell, in increasing offset: the cell's centre, its weight, its
+    weighted positives ``Σ w y`` and its expected positives ``Σ w σ(offset + shift)``."""
+
+    centre: np.ndarray
+    weight: np.ndarray
+    observed: np.ndarray
+    expected: np.ndarray
+
+
 class Sketch:
     """A mergeable one-pass summary of ``(y, offset, weight)`` from which the shift, the
     loss curve and every statistic follow exactly.
@@ -524,6 +535,29 @@ class Sketch:
     def hessian(self, shift: float) -> float:
         """Its second derivative ``Σ w σ(z) σ(-z)``, the observed information."""
         return self.evaluate(shift).hessian
+
+    def cells(self, shift: float = 0.0) -> CellRates:
+        """Observed and expected positives per occupied cell at ``shift``.
+
+        The rows of a cell share an offset to within ``width / 2``, so the cells, in order,
+        bin the rows by predicted probability: what a reliability diagram needs, from the
+        sketch alone. ``expected = Σ w σ(offset + shift)`` is the Taylor series of the
+        tables, exact to rounding like every other sum. Rows of infinite offset (certain,
+        and agreeing with their label) are in no cell.
+        """
+        u = self._centres + float(shift)
+        tail = np.exp(-np.abs(u))
+        small = tail / (1.0 + tail)  # σ(-|u|)
+        right = u > 0
+        both = self._tables.sum(axis=1)  # Σ w d^j over both labels
+        expected = np.where(right, 1.0 - small, small) * both[:, 0]
+        for j in range(1, self.order):
+            derivative = np.polynomial.polynomial.polyval(small, _COEFFICIENTS[j])
+            # σ^(j)(u) = D_j(σ(-|u|)) for u <= 0 and (-1)^(j+1) D_j for u > 0.
+            derivative = np.where(right & (j % 2 == 0), -derivative, derivative)
+            expected += derivative * both[:, j] / _FACTORIALS[j]
+        return CellRates(centre=self._centres.copy(), weight=both[:, 0],
+                         observed=self._tables[:, 1, 0].copy(), expected=expected)
 
     def solve(self, **fit_options: Any):
         """The :class:`ShiftFit` of the rows seen so far; ``pseudo_count``, ``tol`` and

@@ -12,9 +12,10 @@ import numpy as np
 from ._result import ShiftFit
 from ._sketch import ConstantCurve, ExactCurve, Prepared, Sketch, scan_totals
 from ._solve import DEFAULT_TOL, ArrayCurve, Curve, Terms, pseudo_rows, solve_curve
-from ._validate import InputError, as_nonnegative_float, as_positive_int
+from ._validate import (InputError, as_nonnegative_float, as_positive_int, check_columns,
+                        naming_columns)
 
-__all__ = ["fit", "fit_curve", "METHODS"]
+__all__ = ["fit", "fit_frame", "fit_curve", "METHODS"]
 
 METHODS = ("auto", "sketch", "newton")
 
@@ -192,6 +193,13 @@ def fit(
     >>> result.converged
     True
     """
+    return _fit_arrays(y, offset, weight, method=method, pseudo_count=pseudo_count, tol=tol,
+                       max_iter=max_iter, stacklevel=4)
+
+
+def _fit_arrays(y: Any, offset: Any, weight: Any, *, method: str, pseudo_count: float,
+                tol: float | None, max_iter: int, stacklevel: int) -> ShiftFit:
+    """:func:`fit`, with warnings pointed ``stacklevel`` frames up."""
     if method not in METHODS:
         raise InputError(f"method = {method!r} must be one of {', '.join(map(repr, METHODS))}",
                          argument="method", value=method)
@@ -204,4 +212,65 @@ def fit(
         curve = Sketch._from_prepared(data)
         method = "sketch"
     return fit_curve(curve, method=method, pseudo_count=pseudo_count, tol=tol,
-                     max_iter=max_iter, stacklevel=3)
+                     max_iter=max_iter, stacklevel=stacklevel)
+
+
+def fit_frame(
+    frame: Any,
+    label: str,
+    offset: str | None = None,
+    weight: str | None = None,
+    *,
+    method: str = "auto",
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+) -> ShiftFit:
+    """:func:`fit` on the named columns of a table.
+
+    Parameters
+    ----------
+    frame : pandas or polars DataFrame, polars LazyFrame, pyarrow Table or RecordBatch, or a
+        mapping of column names to arrays
+        Only the named columns are read (a LazyFrame collects only those), without copies
+        where a column holds a plain numeric buffer.
+    label, offset, weight : str
+        Column names: the labels, and optionally the offsets and the weights.
+    method, pseudo_count, tol, max_iter
+        As for :func:`fit`.
+
+    Returns
+    -------
+    ShiftFit
+
+    Raises
+    ------
+    InputError
+        A column that is not in the frame (the message lists those that are), or any error
+        of :func:`fit`, prefixed by the column's name: ``column 'target': label y[7] = 2.0
+        is outside [0, 1]``. Rows are numbered by position from 0, whatever the frame's index.
+
+    Examples
+    --------
+    >>> import pandas as pd, logitshift
+    >>> frame = pd.DataFrame({"clicked": [0, 1, 0, 0], "score": [-1.0, 0.5, 0.2, -2.0]})
+    >>> result = logitshift.fit_frame(frame, label="clicked", offset="score")
+    >>> result.converged
+    True
+    """
+    roles = {"y": label, "offset": offset, "weight": weight}
+    columns = [name for name in dict.fromkeys(roles.values()) if name is not None]
+    for role, name in roles.items():
+        if name is not None and not isinstance(name, str):
+            raise InputError(f"{role} must name a column, got {name!r}", argument=role,
+                             value=name)
+    if hasattr(frame, "collect"):  # a polars LazyFrame: collect only the columns asked for
+        check_columns(columns, frame.collect_schema().names(), "the frame")
+        frame = frame.select(columns).collect()
+    available = (frame.column_names if hasattr(frame, "column_names")
+                 else list(getattr(frame, "columns", frame)))
+    check_columns(columns, available, "the frame")
+    with naming_columns(roles):
+        return _fit_arrays(*(None if name is None else frame[name] for name in roles.values()),
+                           method=method, pseudo_count=pseudo_count, tol=tol,
+                           max_iter=max_iter, stacklevel=4)

@@ -7,13 +7,15 @@ only when the input is not already a numeric numpy array.
 from __future__ import annotations
 
 import numbers
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float",
-    "as_positive_int", "check_infinite_offsets",
+    "as_positive_int", "check_infinite_offsets", "check_columns", "naming_columns",
 ]
 
 
@@ -48,11 +50,60 @@ def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
+def _library(values: Any) -> str:
+    """The top-level package that defines the type of ``values`` ("" for builtins)."""
+    module = type(values).__module__ or ""
+    return "" if module == "builtins" else module.partition(".")[0]
+
+
+def _first_missing(values: Any, library: str) -> int | None:
+    """The first missing (null) entry of a pandas, polars or pyarrow column, if any."""
+    if library == "pandas":
+        # A numpy dtype has no missing values but NaN, which the value checks name.
+        if isinstance(getattr(values, "dtype", None), np.dtype) or not hasattr(values, "isna"):
+            return None
+        missing = np.asarray(values.isna(), dtype=bool)
+    elif library == "polars" and hasattr(values, "is_null"):
+        if not values.null_count():
+            return None
+        missing = values.is_null().to_numpy()
+    elif library == "pyarrow" and hasattr(values, "is_null"):
+        if not values.null_count:
+            return None
+        missing = np.asarray(values.is_null(), dtype=bool)
+    else:
+        return None
+    return _first(missing) if missing.any() else None
+
+
+def _to_numpy(values: Any, name: str) -> np.ndarray:
+    """An ndarray of an array-like: numpy, lists, pandas / polars Series, pyarrow (chunked)
+    arrays, CPU torch tensors or anything with ``__array__``. Without copies where the
+    source holds a plain numeric buffer; nulls are named, never turned into NaN."""
+    library = _library(values)
+    if library == "torch":
+        if values.device.type != "cpu":
+            raise InputError(f"{name} is a tensor on {values.device}: move it to the CPU "
+                             f"first ({name}.cpu())", argument=name)
+        values = values.detach()  # reading needs no autograd graph
+        if str(values.dtype) == "torch.bfloat16":  # numpy has no bfloat16
+            values = values.float()
+        return values.numpy()
+    missing = _first_missing(values, library)
+    if missing is not None:
+        raise InputError(f"{name}[{missing}] is missing", argument=name, index=missing)
+    if library == "pyarrow" and getattr(values, "num_chunks", 0) == 1:
+        values = values.chunk(0)  # a single chunk converts without a copy
+    return np.asarray(values)
+
+
 def as_numeric(values: Any, name: str, *, one_dimensional: bool = True) -> np.ndarray:
     """Return a numeric ndarray view of ``values`` (no copy when it already is one)."""
     try:
-        array = np.asarray(values)
+        array = values if isinstance(values, np.ndarray) else _to_numpy(values, name)
     except (TypeError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
         raise InputError(f"{name} cannot be read as an array: {exc}", argument=name) from exc
     if array.dtype.kind not in "biuf":
         if array.dtype.kind == "O" and array.size:
@@ -211,3 +262,31 @@ def check_infinite_offsets(labels: np.ndarray, offsets: np.ndarray | float,
             "infinite loss at every shift: no shift can fit it",
             argument="offset", index=i, value=float(offsets[i]),
         )
+
+
+def check_columns(columns: Sequence[str], available: Sequence[str], where: str) -> None:
+    """Raise for the first of ``columns`` that is not in ``available``, listing those."""
+    for name in columns:
+        if name not in available:
+            raise InputError(
+                f"no column {name!r} in {where}; it has {', '.join(map(repr, available))}",
+                argument=name, value=name,
+            )
+
+
+@contextmanager
+def naming_columns(roles: Mapping[str, str | None]) -> Iterator[None]:
+    """Put the column's name on errors about the arrays it fills.
+
+    ``roles`` maps an argument of :func:`logitshift.fit` (``"y"``, ``"offset"``,
+    ``"weight"``) to the column it was read from, so that ``label y[7] = 2.0 is outside
+    [0, 1]`` reads ``column 'target': label y[7] = 2.0 is outside [0, 1]``.
+    """
+    try:
+        yield
+    except InputError as exc:
+        column = roles.get(exc.argument or "")
+        if column is None:
+            raise
+        raise InputError(f"column {column!r}: {exc}", argument=column, index=exc.index,
+                         value=exc.value) from None

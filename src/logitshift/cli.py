@@ -19,7 +19,7 @@ import numpy as np
 from ._fit import fit
 from ._result import ShiftFit
 from ._sketch import Sketch
-from ._validate import InputError
+from ._validate import InputError, naming_columns
 
 __all__ = ["main"]
 
@@ -97,7 +97,7 @@ def _fit(args: argparse.Namespace) -> int:
     columns = [name for name in dict.fromkeys(roles.values()) if name is not None]
     sketch = Sketch()
     first_row = 0
-    try:
+    with naming_columns(roles):
         # One pass, a batch at a time: memory stays bounded whatever the file's size.
         for batch in iter_batches(args.path, columns):
             sketch.update(*(batch[name] if name is not None else None
@@ -106,12 +106,6 @@ def _fit(args: argparse.Namespace) -> int:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             result = sketch.solve(pseudo_count=args.pseudo_count)
-    except InputError as exc:
-        column = roles.get(exc.argument or "")
-        if column is not None:
-            raise InputError(f"column {column!r}: {exc}", argument=column,
-                             index=exc.index, value=exc.value) from None
-        raise
     for warning in caught:
         print(f"{_PROG}: warning: {warning.message}", file=sys.stderr)
     if args.json:

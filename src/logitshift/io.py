@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ._validate import InputError
+from ._validate import InputError, check_columns
 
 __all__ = ["iter_batches", "read_columns", "DEFAULT_BATCH_ROWS"]
 
@@ -45,22 +45,13 @@ def _format_of(source: str | Path) -> str:
     )
 
 
-def _missing(columns: Sequence[str], available: Sequence[str], source: Any) -> None:
-    for name in columns:
-        if name not in available:
-            raise InputError(
-                f"no column {name!r} in {source}; it has {', '.join(map(repr, available))}",
-                argument=name, value=name,
-            )
-
-
 def _record_batches(source: str | Path, columns: Sequence[str], batch_rows: int
                     ) -> Iterator[pa.RecordBatch]:
     where = "standard input" if str(source) == "-" else repr(str(source))
     try:
         if _format_of(source) == "parquet":
             parquet = pq.ParquetFile(source)
-            _missing(columns, parquet.schema_arrow.names, where)
+            check_columns(columns, parquet.schema_arrow.names, where)
             yield from parquet.iter_batches(batch_size=batch_rows, columns=list(columns))
             return
         stream: BinaryIO | pa.NativeFile = sys.stdin.buffer

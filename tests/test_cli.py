@@ -382,3 +382,93 @@ def test_fit_streams_batches_and_numbers_rows_from_the_file_start(tmp_path, caps
     assert _run(["fit", str(path), "--label", "y", "--offset", "f"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "y[250] = 3.0 is outside [0, 1]" in err
+
+
+# -- plot -----------------------------------------------------------------------------------------
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _needs_matplotlib():
+    pytest.importorskip("matplotlib", reason="--plot needs matplotlib (logitshift[plot])")
+
+
+def test_demo_plot_writes_a_png_and_the_same_report(tmp_path, capsys):
+    _needs_matplotlib()
+    out = tmp_path / "demo.png"
+    assert _run(["demo", "--json", "--plot", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    report = _strict_json(captured.out)
+    assert (report["scenario_a"]["shift"], report["scenario_b"]["shift"]) == (SHIFT_A, SHIFT_B)
+    assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+@pytest.mark.parametrize("filename", list(WRITERS), ids=["csv", "parquet"])
+def test_fit_plot_writes_a_png(tmp_path, capsys, data, filename):
+    _needs_matplotlib()
+    path = tmp_path / filename
+    WRITERS[filename](path, data)
+    out = tmp_path / "fit.png"
+    assert _run(["fit", str(path), "--label", "clicked", "--offset", "margin", "--weight", "w",
+                 "--json", "--plot", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    report = _strict_json(captured.out)
+    assert report["shift"] == pytest.approx(
+        _expected(data, {"offset": "margin", "weight": "w"}).shift, rel=1e-13)
+    assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_fit_plot_of_degenerate_labels(tmp_path, capsys):
+    _needs_matplotlib()
+    path = tmp_path / "flat.csv"
+    _write_csv(path, {"clicked": np.zeros(4, dtype=np.int64),
+                      "margin": np.array([0.5, -1.0, 2.0, 0.0])})
+    out = tmp_path / "flat.svg"
+    assert _run(["fit", str(path), "--label", "clicked", "--offset", "margin",
+                 "--plot", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and "every label is 0" in captured.err
+    assert out.read_bytes().lstrip().startswith((b"<?xml", b"<svg"))
+
+
+def _plot_error(capsys, argv) -> str:
+    assert _run(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.endswith("\n") and captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith("logitshift: error:")
+    return captured.err
+
+
+@pytest.mark.parametrize("command", ["demo", "fit"])
+def test_plot_without_matplotlib_exits_2_naming_the_extra(tmp_path, capsys, monkeypatch,
+                                                           data, command):
+    # As if matplotlib were not installed: its modules cannot be imported, nor can ours that
+    # needs it, even where an earlier test imported them.
+    for name in [name for name in sys.modules if name.partition(".")[0] == "matplotlib"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    monkeypatch.delitem(sys.modules, "logitshift.plot", raising=False)
+    monkeypatch.delattr(logitshift, "plot", raising=False)
+    path = tmp_path / "scores.csv"
+    _write_csv(path, data)
+    out = tmp_path / "out.png"
+    argv = ["demo"] if command == "demo" else ["fit", str(path), "--label", "clicked"]
+    err = _plot_error(capsys, [*argv, "--plot", str(out)])
+    assert "matplotlib" in err and 'pip install "logitshift[plot]"' in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["demo", "fit"])
+def test_plot_to_an_unwritable_path_exits_2(tmp_path, capsys, data, command):
+    _needs_matplotlib()
+    path = tmp_path / "scores.csv"
+    _write_csv(path, data)
+    argv = ["demo"] if command == "demo" else ["fit", str(path), "--label", "clicked"]
+    out = tmp_path / "no-such-folder" / "out.png"
+    err = _plot_error(capsys, [*argv, "--plot", str(out)])
+    assert str(out) in err
+    err = _plot_error(capsys, [*argv, "--plot", str(tmp_path / "out.frobnicate")])
+    assert "--plot" in err and "'frobnicate'" in err and "png" in err

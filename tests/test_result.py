@@ -151,3 +151,38 @@ def test_loss_fields_are_weighted_means():
     assert result.loss < result.loss_at_zero
     assert result.weight_sum == weights.sum() and result.n_rows == labels.size
     assert result.positives == np.sum(weights * labels)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"method": "newton"}, {"pseudo_count": 3.0}, {"no_offset": True}],
+    ids=["sketch", "newton", "pseudo-count", "closed-form"],
+)
+def test_loss_at_is_the_mean_loss_of_the_arrays(options):
+    labels, offsets, weights = recalibration_data(weighted=True)
+    options = dict(options)
+    if options.pop("no_offset", False):
+        offsets = np.zeros_like(offsets)
+        result = logitshift.fit(labels, None, weights, **options)
+    else:
+        result = logitshift.fit(labels, offsets, weights, **options)
+    # The same sums as the fields, so exactly equal; the pseudo-rows are in neither.
+    assert result.loss_at(result.shift) == result.loss
+    assert result.loss_at(0.0) == result.loss_at_zero
+    for shift in (-3.0, -0.4, 0.25, 2.0):
+        assert result.loss_at(shift) == pytest.approx(
+            total_loss(labels, offsets, weights, shift) / weights.sum(), rel=1e-13)
+
+
+def test_loss_at_infinite_shifts_and_bad_shifts():
+    labels = np.zeros(40)
+    offsets = np.linspace(-1, 1, 40)
+    with pytest.warns(RuntimeWarning):
+        result = logitshift.fit(labels, offsets)
+    assert result.loss_at(-math.inf) == 0.0 == result.loss
+    assert result.loss_at(math.inf) == math.inf
+    assert result.loss_at(1.5) == pytest.approx(
+        total_loss(labels, offsets, None, 1.5) / 40, rel=1e-13)
+    for bad in (math.nan, "left", None):
+        with pytest.raises(logitshift.InputError, match="shift"):
+            result.loss_at(bad)

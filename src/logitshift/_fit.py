@@ -92,6 +92,7 @@ def fit_curve(
         method="closed_form" if status == "closed_form" else method,
         passes=data.passes,
         _objective=objective,
+        _data=data,
         _objective_loss=objective_at_shift.loss,
         _objective_loss_at_zero=objective_at_zero.loss,
         # Rows with infinite offsets expect what they observe, so O - E = -gradient(0).

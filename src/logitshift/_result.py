@@ -104,6 +104,8 @@ class ShiftFit:
     # The total objective (data and pseudo-rows) at 0 and at the shift, and the curve itself,
     # so that intervals and tests need no further argument.
     _objective: Curve = field(default=None, compare=False)  # type: ignore[assignment]
+    # The data alone, without pseudo-rows: what `loss` and `loss_at` report.
+    _data: Curve = field(default=None, compare=False)  # type: ignore[assignment]
     _objective_loss: float = field(default=math.nan, compare=False)
     _objective_loss_at_zero: float = field(default=math.nan, compare=False)
     _expected: float = field(default=math.nan, compare=False)
@@ -140,6 +142,33 @@ class ShiftFit:
             for direction in (-1, 1)
         ]
         return (bounds[0], bounds[1])
+
+    def loss_at(self, shift: float) -> float:
+        """Weighted mean cross-entropy of the data rows at another shift.
+
+        ``Σ w BCE(y, offset + shift) / Σ w``, from the same sums as the fit (no pass over the
+        data for a sketch or the closed form; one pass for ``method="newton"``):
+        ``loss_at(result.shift) == result.loss`` and ``loss_at(0) == result.loss_at_zero``.
+        Like ``loss``, it leaves out the pseudo-rows, so with a pseudo-count its minimum
+        lies near, not at, ``shift``.
+
+        Parameters
+        ----------
+        shift : float
+            Any shift, ``±inf`` included (where the loss is 0 or ``inf``).
+
+        Returns
+        -------
+        float
+        """
+        try:
+            shift = float(shift)
+        except (TypeError, ValueError) as exc:
+            raise InputError(f"shift must be a number, got {shift!r}", argument="shift",
+                             value=shift) from exc
+        if math.isnan(shift):
+            raise InputError("shift is nan", argument="shift", value=shift)
+        return self._data.evaluate(shift).loss / self.weight_sum
 
     def lr_test(self) -> LRTest:
         """Likelihood-ratio test that the shift is 0, chi-square with 1 degree of freedom."""

@@ -12,6 +12,7 @@ import math
 import sys
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
@@ -74,10 +75,40 @@ def _describe(result: ShiftFit, level: float, details: bool) -> list[str]:
     return lines
 
 
+def _plotting(path: str | None) -> Any:
+    """The plot module when ``--plot PATH`` asks for a figure (else None), checked before any
+    work: matplotlib is there, and the file's extension names a format it writes."""
+    if path is None:
+        return None
+    try:
+        from . import plot
+        from matplotlib.backend_bases import FigureCanvasBase
+    except ImportError as exc:
+        raise InputError(f"--plot: {exc}", argument="--plot") from None
+    suffix = Path(path).suffix.lower().lstrip(".")
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix not in formats:
+        raise InputError(f"--plot {path}: cannot write the format {suffix!r}; use one of "
+                         f"{', '.join(sorted(formats))}", argument="--plot", value=path)
+    return plot
+
+
+def _write_plot(plot: Any, path: str, result: ShiftFit, y: Any, offset: Any = None,
+                level: float = 0.95) -> None:
+    """Save the figure of the fit, in the format of the file's extension (PNG without one).
+    No pyplot and no display: savefig renders each format with its own canvas (Agg for
+    PNG), whatever backend is configured."""
+    figure = plot.figure(result, y, offset, level=level)
+    figure.savefig(path, format=Path(path).suffix.lower().lstrip(".") or "png")
+
+
 def _demo(args: argparse.Namespace) -> int:
+    plot = _plotting(args.plot)
     labels, offsets = _seed_example()
     scenario_a = fit(labels)
     scenario_b = fit(labels, offsets)
+    if plot is not None:
+        _write_plot(plot, args.plot, scenario_b, labels, offsets)
     if args.json:
         report = {"scenario_a": scenario_a.to_dict(), "scenario_b": scenario_b.to_dict()}
         print(json.dumps(_jsonable(report), allow_nan=False))
@@ -93,6 +124,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     from .io import iter_batches  # pyarrow loads only when a file is read
 
+    plot = _plotting(args.plot)
     roles = {"y": args.label, "offset": args.offset, "weight": args.weight}
     columns = [name for name in dict.fromkeys(roles.values()) if name is not None]
     sketch = Sketch()
@@ -108,6 +140,9 @@ def _fit(args: argparse.Namespace) -> int:
             result = sketch.solve(pseudo_count=args.pseudo_count)
     for warning in caught:
         print(f"{_PROG}: warning: {warning.message}", file=sys.stderr)
+    if plot is not None:
+        # Before the report, so that a path that cannot be written leaves stdout empty.
+        _write_plot(plot, args.plot, result, sketch, level=args.level)
     if args.json:
         print(json.dumps(_jsonable(result.to_dict(args.level)), allow_nan=False))
     else:
@@ -124,6 +159,9 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="fit the seed notebook's example, both scenarios")
     demo.add_argument("--json", action="store_true", help="print one JSON object")
+    demo.add_argument("--plot", metavar="FILE",
+                      help="also draw scenario B's loss curve and reliability diagram into "
+                           "FILE (.png, .pdf, .svg, ...; needs logitshift[plot])")
     demo.set_defaults(run=_demo)
 
     run = commands.add_parser(
@@ -140,6 +178,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--level", type=float, default=0.95,
                      help="confidence level of the intervals (default 0.95)")
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--plot", metavar="FILE",
+                     help="also draw the loss curve and reliability diagram into FILE "
+                          "(.png, .pdf, .svg, ...; needs logitshift[plot])")
     run.set_defaults(run=_fit)
     return parser
 

@@ -1,0 +1,273 @@
+"""Pictures of a fit: the loss around the shift, and calibration before and after it.
+
+Needs matplotlib (``pip install "logitshift[plot]"``). :func:`loss_curve` and
+:func:`reliability` draw on the Axes they are given, or on a new
+:class:`matplotlib.figure.Figure`, and return the Axes (``ax.figure`` is its figure);
+:func:`figure` returns a Figure with both. Figures are made without pyplot: no global state,
+no backend chosen, nothing shown. Save one with ``savefig``, or, in a notebook with
+matplotlib's inline backend, leave it as a cell's value to see it.
+
+>>> import logitshift, logitshift.plot                          # doctest: +SKIP
+>>> result = logitshift.fit(labels, offsets)                    # doctest: +SKIP
+>>> logitshift.plot.figure(result, labels, offsets).savefig("shift.png")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+try:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+except ImportError as exc:
+    raise ImportError('plotting needs matplotlib: pip install "logitshift[plot]"') from exc
+
+from ._result import ShiftFit
+from ._sketch import Sketch
+from ._validate import InputError, as_positive_int
+
+__all__ = ["loss_curve", "reliability", "figure"]
+
+#: Points on the loss curve (besides the shift and 0, which are always on it).
+_CURVE_POINTS = 201
+
+
+def _new_axes(ax: Axes | None) -> Axes:
+    return Figure().add_subplot() if ax is None else ax
+
+
+def _as_shift(shift: Any) -> float:
+    try:
+        value = float(shift)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"shift must be a number, got {shift!r}", argument="shift",
+                         value=shift) from exc
+    if math.isnan(value):
+        raise InputError("shift is nan", argument="shift", value=value)
+    return value
+
+
+def _percent(level: float) -> str:
+    return f"{100 * level:g}%"
+
+
+def _shift_range(fit: ShiftFit, low: float, high: float) -> tuple[float, float]:
+    """Shifts to draw: the interval, 0, the shift and three standard errors either side,
+    with a margin; towards an infinite shift, as far again, to show the loss falling."""
+    points = [0.0] + [value for value in (fit.shift, low, high) if math.isfinite(value)]
+    if math.isfinite(fit.shift) and math.isfinite(fit.se):
+        points += [fit.shift - 3.0 * fit.se, fit.shift + 3.0 * fit.se]
+    left, right = min(points), max(points)
+    margin = 0.1 * (right - left) or 1.0
+    left, right = left - margin, right + margin
+    if math.isinf(fit.shift):
+        reach = max(right - left, 2.0)
+        left, right = (left - reach, right) if fit.shift < 0 else (left, right + reach)
+    return left, right
+
+
+def loss_curve(fit: ShiftFit, *, ax: Axes | None = None, level: float = 0.95) -> Axes:
+    """The mean loss as a function of the shift, with the shift, its interval and shift 0.
+
+    Draws ``fit.loss_at(s) = Σ w BCE(y, offset + s) / Σ w`` over a range of shifts that holds
+    the profile-likelihood interval, shift 0 and three standard errors either side of the
+    shift; marks the shift (at ``fit.loss``), shades the interval ``fit.confint(level)`` and
+    marks the loss at shift 0 (``fit.loss_at_zero``).
+
+    Parameters
+    ----------
+    fit : ShiftFit
+        A result of :func:`logitshift.fit` or :meth:`logitshift.Sketch.solve`.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default on a new figure.
+    level : float, default 0.95
+        Coverage of the interval.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The curve is the line with gid ``"loss"``, the interval the patch with gid
+        ``"confint"``, the markers the lines with gids ``"shift"`` and ``"zero"``.
+
+    Notes
+    -----
+    The curve is the data's loss, as ``fit.loss`` is: with a pseudo-count, whose rows the
+    shift and the interval include, its minimum lies near the shift rather than at it.
+    When every label is 0 (or 1) the shift is ``-inf`` (``+inf``): the loss falls towards
+    that side without reaching a minimum, the interval is open on that side, and a note on
+    the plot says so in place of a marker. One evaluation of the fit's sums per point: no
+    pass over the data, except for fits made with ``method="newton"``.
+    """
+    low, high = fit.confint(level)
+    left, right = _shift_range(fit, low, high)
+    marked = [value for value in (fit.shift, 0.0) if math.isfinite(value)]
+    shifts = np.union1d(np.linspace(left, right, _CURVE_POINTS), marked)
+    losses = np.array([fit.loss_at(shift) for shift in shifts])
+
+    ax = _new_axes(ax)
+    ax.plot(shifts, losses, color="C0", label="mean loss", gid="loss")
+    ax.axvspan(max(low, left), min(high, right), color="C0", alpha=0.15, linewidth=0,
+               label=f"{_percent(level)} interval (profile likelihood)", gid="confint")
+    if math.isfinite(fit.shift):
+        ax.axvline(fit.shift, color="C1", linestyle="--", linewidth=1)
+        ax.plot([fit.shift], [fit.loss], "o", color="C1", gid="shift",
+                label=f"shift {fit.shift:.4g}: loss {fit.loss:.4g}")
+    else:
+        which = "0" if fit.shift < 0 else "1"
+        note = f"shift = {fit.shift} (every label is {which})"
+        ax.text(0.02 if fit.shift < 0 else 0.98, 0.5,
+                f"\u2190 {note}" if fit.shift < 0 else f"{note} \u2192",
+                transform=ax.transAxes, ha="left" if fit.shift < 0 else "right",
+                va="center", color="C1", gid="shift")
+    ax.plot([0.0], [fit.loss_at_zero], "s", color="C3", gid="zero",
+            label=f"shift 0: loss {fit.loss_at_zero:.4g}")
+    ax.set_xlim(left, right)
+    ax.set_xlabel("shift (logits)")
+    ax.set_ylabel("mean cross-entropy (nats)")
+    ax.set_title("Loss around the shift")
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def _as_sketch(y: Any, offset: Any, weight: Any) -> Sketch:
+    if not isinstance(y, Sketch):
+        return Sketch().update(y, offset, weight)
+    for name, value in (("offset", offset), ("weight", weight)):
+        if value is not None:
+            raise InputError(f"{name} must be None when y is a Sketch (the sketch holds it)",
+                             argument=name)
+    return y
+
+
+def _equal_weight_groups(weight: np.ndarray, bins: int) -> np.ndarray:
+    """Group numbers ``0, 1, ...`` of consecutive cells, about ``1 / bins`` of the total
+    weight each: a cell joins the group in which its middle falls."""
+    cumulative = np.cumsum(weight)
+    middle = (cumulative - 0.5 * weight) / cumulative[-1]
+    group = np.minimum((middle * bins).astype(np.intp), bins - 1)
+    # A cell heavier than a group's share leaves groups empty: number the rest consecutively.
+    return np.unique(group, return_inverse=True)[1]
+
+
+def reliability(
+    y: Any,
+    offset: Any,
+    shift: float,
+    *,
+    weight: Any = None,
+    bins: int = 10,
+    ax: Axes | None = None,
+) -> Axes:
+    """Predicted against observed positive rate, in bins of offset, before and after a shift.
+
+    Parameters
+    ----------
+    y : array_like of shape (n,), or Sketch
+        Labels in [0, 1], or a :class:`logitshift.Sketch` of the rows (then ``offset`` and
+        ``weight`` must be None: a file streamed through a sketch needs no arrays).
+    offset : array_like of shape (n,) or float, or None
+        Raw scores the shift is added to, as for :func:`logitshift.fit`.
+    shift : float
+        The shift, usually ``fit.shift``; ``±inf`` is allowed.
+    weight : array_like of shape (n,), optional
+        Non-negative frequency weights.
+    bins : int, default 10
+        Groups of about equal weight.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default on a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The lines with gids ``"before"`` (shift 0) and ``"after"`` hold the points, one per
+        bin in increasing offset: ``x = Σ w σ(offset + s) / Σ w``, ``y = Σ w y / Σ w`` over
+        the bin's rows. The bars with gid ``"weight"``, on a twin axis and placed at the
+        after-shift points, hold ``Σ w`` per bin.
+
+    Notes
+    -----
+    The rows are binned through the sketch's cells (offsets on a grid of width
+    ``Sketch.width``, 1/16 of a logit by default): consecutive cells go into ``bins`` groups
+    of about equal weight. A cell is never split, so a cell heavier than ``1 / bins`` of the
+    total leaves fewer bins; without offsets every row is in one cell and there is one bin.
+    The cells are by offset, so the bins are the same before and after the shift. Rows of
+    infinite offset (certain, and right) and rows of zero weight are in no bin. At the
+    optimal shift the weighted mean of the after-shift points lies on the diagonal: total
+    expected equals total observed there.
+    """
+    sketch = _as_sketch(y, offset, weight)
+    shift = _as_shift(shift)
+    bins = as_positive_int(bins, "bins")
+    before, after = sketch.cells(0.0), sketch.cells(shift)
+    if not np.sum(before.weight) > 0:
+        raise InputError("no row has positive weight and a finite offset: nothing to bin",
+                         argument="y")
+    group = _equal_weight_groups(before.weight, bins)
+
+    def per_bin(values: np.ndarray) -> np.ndarray:
+        return np.bincount(group, weights=values)
+
+    bin_weight = per_bin(before.weight)
+    observed = per_bin(before.observed) / bin_weight
+    predicted_before = per_bin(before.expected) / bin_weight
+    predicted_after = per_bin(after.expected) / bin_weight
+
+    rates = np.concatenate([observed, predicted_before, predicted_after])
+    low, high = float(rates.min()), float(rates.max())
+    margin = 0.05 * (high - low) or 0.05
+    low, high = low - margin, high + margin
+
+    ax = _new_axes(ax)
+    ax.plot([low, high], [low, high], color="0.6", linestyle=":", label="perfectly calibrated",
+            gid="diagonal")
+    ax.plot(predicted_before, observed, "o-", color="C0", label="before (shift 0)",
+            gid="before")
+    ax.plot(predicted_after, observed, "o-", color="C1", label=f"after (shift {shift:.4g})",
+            gid="after")
+    counts = ax.twinx()
+    bars = counts.bar(predicted_after, bin_weight, width=0.015 * (high - low), color="C1",
+                      alpha=0.25, label="weight per bin", gid="weight")
+    # The bars keep to the lower quarter, under the points.
+    counts.set_ylim(0.0, 4.0 * float(bin_weight.max()))
+    counts.set_ylabel("weight per bin")
+    ax.set_zorder(counts.get_zorder() + 1)
+    ax.patch.set_visible(False)
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_xlabel("predicted positive rate")
+    ax.set_ylabel("observed positive rate")
+    ax.set_title("Reliability (1 bin)" if bin_weight.size == 1 else
+                 f"Reliability ({bin_weight.size} bins of about equal weight)")
+    ax.legend(handles=[*ax.get_lines(), bars], loc="best", fontsize="small")
+    return ax
+
+
+def figure(fit: ShiftFit, y: Any, offset: Any = None, *, weight: Any = None,
+           level: float = 0.95) -> Figure:
+    """Both pictures side by side: :func:`loss_curve` and :func:`reliability` at the shift.
+
+    Parameters
+    ----------
+    fit : ShiftFit
+        The fit of these rows.
+    y : array_like of shape (n,), or Sketch
+        Labels, or a :class:`logitshift.Sketch` of the rows (then ``offset`` and ``weight``
+        must be None).
+    offset, weight : array_like, optional
+        As for :func:`logitshift.fit`.
+    level : float, default 0.95
+        Coverage of the interval on the loss curve.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A figure made without pyplot, with the two panels as its first two Axes.
+    """
+    fig = Figure(figsize=(11.0, 4.5), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    loss_curve(fit, ax=left, level=level)
+    reliability(y, offset, fit.shift, weight=weight, ax=right)
+    return fig

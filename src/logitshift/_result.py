@@ -8,7 +8,7 @@ from statistics import NormalDist
 from typing import Any, NamedTuple
 
 from ._solve import Curve, profile_bound
-from ._validate import InputError
+from ._validate import InputError, as_shift
 
 __all__ = ["ShiftFit", "LRTest", "ObservedExpected"]
 
@@ -161,14 +161,7 @@ class ShiftFit:
         -------
         float
         """
-        try:
-            shift = float(shift)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"shift must be a number, got {shift!r}", argument="shift",
-                             value=shift) from exc
-        if math.isnan(shift):
-            raise InputError("shift is nan", argument="shift", value=shift)
-        return self._data.evaluate(shift).loss / self.weight_sum
+        return self._data.evaluate(as_shift(shift)).loss / self.weight_sum
 
     def lr_test(self) -> LRTest:
         """Likelihood-ratio test that the shift is 0, chi-square with 1 degree of freedom."""

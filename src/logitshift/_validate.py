@@ -6,6 +6,7 @@ only when the input is not already a numeric numpy array.
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ import numpy as np
 
 __all__ = [
     "InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float",
-    "as_positive_int", "check_infinite_offsets", "check_columns", "naming_columns",
+    "as_positive_int", "as_shift", "check_infinite_offsets", "check_columns", "naming_columns",
 ]
 
 
@@ -236,6 +237,18 @@ def as_nonnegative_float(value: Any, name: str) -> float:
         raise InputError(f"{name} = {number!r} must be finite and non-negative",
                          argument=name, value=number)
     return number
+
+
+def as_shift(value: Any, name: str = "shift") -> float:
+    """A shift to evaluate at: any float but NaN, ``±inf`` included."""
+    try:
+        shift = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} must be a number, got {value!r}", argument=name,
+                         value=value) from exc
+    if math.isnan(shift):
+        raise InputError(f"{name} is nan", argument=name, value=shift)
+    return shift
 
 
 def as_positive_int(value: Any, name: str) -> int:

@@ -27,7 +27,7 @@ except ImportError as exc:
 
 from ._result import ShiftFit
 from ._sketch import Sketch
-from ._validate import InputError, as_positive_int
+from ._validate import InputError, as_positive_int, as_shift
 
 __all__ = ["loss_curve", "reliability", "figure"]
 
@@ -37,17 +37,6 @@ _CURVE_POINTS = 201
 
 def _new_axes(ax: Axes | None) -> Axes:
     return Figure().add_subplot() if ax is None else ax
-
-
-def _as_shift(shift: Any) -> float:
-    try:
-        value = float(shift)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"shift must be a number, got {shift!r}", argument="shift",
-                         value=shift) from exc
-    if math.isnan(value):
-        raise InputError("shift is nan", argument="shift", value=value)
-    return value
 
 
 def _percent(level: float) -> str:
@@ -199,7 +188,7 @@ def reliability(
     expected equals total observed there.
     """
     sketch = _as_sketch(y, offset, weight)
-    shift = _as_shift(shift)
+    shift = as_shift(shift)
     bins = as_positive_int(bins, "bins")
     before, after = sketch.cells(0.0), sketch.cells(shift)
     if not np.sum(before.weight) > 0:

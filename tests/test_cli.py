@@ -304,7 +304,7 @@ ERRORS = [
                  "column 'clicked': label y[2] = -1 is outside [0, 1]",
                  id="label-out-of-range-parquet"),
     pytest.param(["fit", "holes.csv", "--label", "clicked", "--offset", "margin"],
-                 "column 'margin' row 1 is missing", id="empty-cell"),
+                 "column 'margin' row 1 of 'holes.csv' is missing", id="empty-cell"),
     pytest.param(["fit", "header.csv", "--label", "clicked"], "column 'clicked': y is empty",
                  id="no-rows"),
     pytest.param(["fit", "ok.json", "--label", "clicked"], "cannot tell the format",

@@ -5,7 +5,7 @@
 >>> result.shift, result.se, result.confint()            # doctest: +SKIP
 """
 
-from ._fit import fit, fit_frame
+from ._fit import fit, fit_file, fit_frame
 from ._losses import gradient, hessian, loss, sigmoid
 from ._result import LRTest, ObservedExpected, ShiftFit
 from ._sketch import Sketch
@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 __all__ = [
     "fit",
     "fit_frame",
+    "fit_file",
     "ShiftFit",
     "Sketch",
     "LRTest",

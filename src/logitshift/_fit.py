@@ -15,7 +15,7 @@ from ._solve import DEFAULT_TOL, ArrayCurve, Curve, Terms, pseudo_rows, solve_cu
 from ._validate import (InputError, as_nonnegative_float, as_positive_int, check_columns,
                         naming_columns)
 
-__all__ = ["fit", "fit_frame", "fit_curve", "METHODS"]
+__all__ = ["fit", "fit_frame", "fit_file", "fit_curve", "METHODS"]
 
 METHODS = ("auto", "sketch", "newton")
 
@@ -275,3 +275,57 @@ def fit_frame(
         return _fit_arrays(*(None if name is None else frame[name] for name in roles.values()),
                            method=method, pseudo_count=pseudo_count, tol=tol,
                            max_iter=max_iter, stacklevel=4)
+
+
+def fit_file(
+    source: Any,
+    label: str,
+    offset: str | None = None,
+    weight: str | None = None,
+    *,
+    batch_rows: int | None = None,
+    progress: bool | None = None,
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+) -> ShiftFit:
+    """:func:`fit` on columns of CSV or Parquet files of any size, in one pass.
+
+    The rows are streamed a batch at a time through a :class:`Sketch`
+    (:func:`logitshift.io.sketch_file`), so memory stays bounded whatever the size of the
+    files, and standard input (``"-"``, CSV) is read once, as a pipe must be.
+
+    Parameters
+    ----------
+    source : str, Path or sequence of them
+        A ``.csv`` (optionally compressed) or ``.parquet`` file, ``"-"`` for CSV on standard
+        input, a directory of Parquet files (a partitioned dataset), a glob pattern such as
+        ``"data/*.parquet"``, or a list of these.
+    label, offset, weight : str
+        Column names: the labels, and optionally the offsets and the weights.
+    batch_rows : int, optional
+        Rows per Parquet batch (default 1,048,576).
+    progress : bool, optional
+        A progress line on standard error; by default only when it is a terminal.
+    pseudo_count, tol, max_iter
+        As for :func:`fit`.
+
+    Returns
+    -------
+    ShiftFit
+        With ``method="sketch"`` and ``passes=1``.
+
+    Raises
+    ------
+    InputError
+        Naming the file, the column and the row: a missing or unparsable cell, a NaN, a label
+        outside [0, 1], a missing column, a file that is not CSV or Parquet (or truncated).
+    OSError
+        A file that cannot be opened.
+    """
+    from .io import sketch_file
+
+    sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
+                         progress=progress)
+    with naming_columns({"y": label, "offset": offset, "weight": weight}):
+        return sketch._solve({"pseudo_count": pseudo_count, "tol": tol, "max_iter": max_iter})

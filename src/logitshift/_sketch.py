@@ -562,11 +562,15 @@ class Sketch:
     def solve(self, **fit_options: Any):
         """The :class:`ShiftFit` of the rows seen so far; ``pseudo_count``, ``tol`` and
         ``max_iter`` as for :func:`fit`."""
+        return self._solve(fit_options)
+
+    def _solve(self, fit_options: dict[str, Any]):
+        """``solve`` for public functions that call it: warnings point at their caller."""
         from ._fit import fit_curve
 
         if self.n_rows == 0:
             raise InputError("y is empty: the sketch has no rows yet", argument="y")
-        return fit_curve(self, method="sketch", stacklevel=3, **fit_options)
+        return fit_curve(self, method="sketch", stacklevel=4, **fit_options)
 
     @property
     def passes(self) -> int:

@@ -17,6 +17,7 @@ import numpy as np
 __all__ = [
     "InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float",
     "as_positive_int", "as_shift", "check_infinite_offsets", "check_columns", "naming_columns",
+    "prefixing",
 ]
 
 
@@ -285,6 +286,17 @@ def check_columns(columns: Sequence[str], available: Sequence[str], where: str) 
                 f"no column {name!r} in {where}; it has {', '.join(map(repr, available))}",
                 argument=name, value=name,
             )
+
+
+@contextmanager
+def prefixing(text: str) -> Iterator[None]:
+    """Put ``text`` before the message of any :class:`InputError` raised inside (a file's
+    name, a partition's number): ``'a.csv': label y[7] = 2.0 is outside [0, 1]``."""
+    try:
+        yield
+    except InputError as exc:
+        raise InputError(f"{text}: {exc}", argument=exc.argument, index=exc.index,
+                         value=exc.value) from None
 
 
 @contextmanager

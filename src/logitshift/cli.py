@@ -19,7 +19,6 @@ import numpy as np
 
 from ._fit import fit
 from ._result import ShiftFit
-from ._sketch import Sketch
 from ._validate import InputError, naming_columns
 
 __all__ = ["main"]
@@ -122,22 +121,16 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from .io import iter_batches  # pyarrow loads only when a file is read
+    from .io import sketch_file  # pyarrow loads only when a file is read
 
     plot = _plotting(args.plot)
     roles = {"y": args.label, "offset": args.offset, "weight": args.weight}
-    columns = [name for name in dict.fromkeys(roles.values()) if name is not None]
-    sketch = Sketch()
-    first_row = 0
-    with naming_columns(roles):
-        # One pass, a batch at a time: memory stays bounded whatever the file's size.
-        for batch in iter_batches(args.path, columns):
-            sketch.update(*(batch[name] if name is not None else None
-                            for name in roles.values()), first_row=first_row)
-            first_row += batch[args.label].shape[0]
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            result = sketch.solve(pseudo_count=args.pseudo_count)
+    # One pass, a batch at a time: memory stays bounded whatever the files' size.
+    sketch = sketch_file(args.paths, args.label, args.offset, args.weight,
+                         progress=False if args.quiet else None)
+    with naming_columns(roles), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = sketch.solve(pseudo_count=args.pseudo_count)
     for warning in caught:
         print(f"{_PROG}: warning: {warning.message}", file=sys.stderr)
     if plot is not None:
@@ -166,10 +159,12 @@ def _parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "fit", help="fit the shift for columns of a CSV or Parquet file",
-        description="Fit the shift for columns of a CSV or Parquet file (chosen by the "
-                    "file's extension); PATH '-' reads CSV from standard input.",
+        description="Fit the shift for columns of CSV or Parquet files (chosen by each "
+                    "file's extension), in one pass; PATH '-' reads CSV from standard input.",
     )
-    run.add_argument("path", metavar="PATH", help="a .csv or .parquet file, or - for stdin")
+    run.add_argument("paths", metavar="PATH", nargs="+",
+                     help="a .csv or .parquet file, a directory of Parquet files, a glob "
+                          "pattern, or - for CSV on standard input")
     run.add_argument("--label", required=True, metavar="COL", help="labels in [0, 1]")
     run.add_argument("--offset", metavar="COL", help="fixed raw scores the shift is added to")
     run.add_argument("--weight", metavar="COL", help="non-negative frequency weights")
@@ -178,6 +173,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--level", type=float, default=0.95,
                      help="confidence level of the intervals (default 0.95)")
     run.add_argument("--json", action="store_true", help="print one JSON object")
+    run.add_argument("--quiet", action="store_true",
+                     help="no progress line (shown only when standard error is a terminal)")
     run.add_argument("--plot", metavar="FILE",
                      help="also draw the loss curve and reliability diagram into FILE "
                           "(.png, .pdf, .svg, ...; needs logitshift[plot])")

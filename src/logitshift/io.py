@@ -1,27 +1,35 @@
-"""Read label, offset and weight columns from CSV or Parquet, in record batches.
+"""Read label, offset and weight columns from CSV or Parquet, in record batches, and stream
+files of any size through a :class:`~logitshift.Sketch`.
 
-Files are read with pyarrow, a batch at a time, so that a caller can keep memory bounded;
-only the requested columns are decoded. ``"-"`` reads CSV from standard input.
+Files are read with pyarrow, a batch at a time, so that memory stays bounded; only the
+requested columns are decoded. ``"-"`` reads CSV from standard input.
 """
 
 from __future__ import annotations
 
+import glob
+import os
 import re
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, TextIO
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from ._validate import InputError, check_columns
+from ._sketch import Sketch
+from ._validate import InputError, check_columns, naming_columns, prefixing
 
-__all__ = ["iter_batches", "read_columns", "DEFAULT_BATCH_ROWS"]
+__all__ = ["iter_batches", "read_columns", "sketch_file", "expand_sources",
+           "DEFAULT_BATCH_ROWS"]
 
 DEFAULT_BATCH_ROWS = 1 << 20
+#: Bytes of CSV parsed at a time (pyarrow's block): a batch of CSV rows.
+CSV_BLOCK_BYTES = 1 << 24
 
 _PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
 _CSV_SUFFIXES = {".csv", ".txt"}
@@ -45,26 +53,42 @@ def _format_of(source: str | Path) -> str:
     )
 
 
-def _record_batches(source: str | Path, columns: Sequence[str], batch_rows: int
-                    ) -> Iterator[pa.RecordBatch]:
-    where = "standard input" if str(source) == "-" else repr(str(source))
+class _Position:
+    """How far through its input a reader is: rows so far, and where it is known, the share
+    of rows (Parquet, from its metadata) or of bytes read (a CSV file; read ahead of the
+    rows parsed, so an upper bound)."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.start()
+
+    def start(self, total_rows: int | None = None, stream: Any = None,
+              total_bytes: int | None = None) -> None:
+        """A new input: its size in rows, or the raw stream and its size in bytes."""
+        self._total_rows, self._stream, self._total_bytes = total_rows, stream, total_bytes
+
+    def describe(self) -> str | None:
+        if self._total_rows:
+            return f"{self.rows / self._total_rows:.0%}"
+        if self._stream is not None and self._total_bytes:
+            return f"{self._stream.tell() / 1e6:,.0f} of {self._total_bytes / 1e6:,.0f} MB read"
+        return None
+
+
+def _record_batches(source: str | Path, columns: Sequence[str], batch_rows: int,
+                    position: _Position | None = None) -> Iterator[pa.RecordBatch]:
+    where = _where(source)
     try:
         if _format_of(source) == "parquet":
-            parquet = pq.ParquetFile(source)
+            # Without pre-buffering, a batch at a time: pre-buffering holds the whole
+            # file's column chunks in memory at once.
+            parquet = pq.ParquetFile(source, pre_buffer=False)
             check_columns(columns, parquet.schema_arrow.names, where)
+            if position is not None:
+                position.start(total_rows=parquet.metadata.num_rows)
             yield from parquet.iter_batches(batch_size=batch_rows, columns=list(columns))
             return
-        stream: BinaryIO | pa.NativeFile = sys.stdin.buffer
-        if str(source) != "-":
-            # Name the codec: pyarrow's own detection misses upper-case suffixes.
-            codec = _COMPRESSION.get(Path(source).suffix.lower())
-            stream = pa.input_stream(str(source), compression=codec)
-        reader = pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(block_size=1 << 24),
-            convert_options=pacsv.ConvertOptions(include_columns=list(columns)),
-        )
-        yield from reader
+        yield from _csv_batches(source, columns, position)
     except pa.ArrowException as exc:
         missing = re.search(r"Column '(.*)' in include_columns does not exist", str(exc))
         if missing:
@@ -73,27 +97,136 @@ def _record_batches(source: str | Path, columns: Sequence[str], batch_rows: int
         raise InputError(f"cannot read {where}: {_one_line(exc)}") from None
 
 
+def _where(source: str | Path) -> str:
+    return "standard input" if str(source) == "-" else repr(str(source))
+
+
+def _csv_stream(source: str | Path) -> tuple[Any, Any, int | None]:
+    """The stream to parse, the raw stream under it (for progress) and its size."""
+    if str(source) == "-":
+        return sys.stdin.buffer, None, None
+    raw = pa.OSFile(str(source))
+    # Name the codec: pyarrow's own detection misses upper-case suffixes.
+    codec = _COMPRESSION.get(Path(source).suffix.lower())
+    stream = raw if codec is None else pa.CompressedInputStream(raw, codec)
+    return stream, raw, raw.size()
+
+
+def _csv_reader(stream: Any, columns: Sequence[str],
+                column_types: dict[str, pa.DataType] | None = None) -> pacsv.CSVStreamingReader:
+    return pacsv.open_csv(
+        stream,
+        read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+        convert_options=pacsv.ConvertOptions(include_columns=list(columns),
+                                             column_types=column_types),
+    )
+
+
+_CONVERSION = re.compile(r"CSV conversion error to \w+: invalid value '(.*)'")
+
+
+def _csv_batches(source: str | Path, columns: Sequence[str],
+                 position: _Position | None) -> Iterator[pa.RecordBatch]:
+    stream, raw, size = _csv_stream(source)
+    if position is not None:
+        position.start(stream=raw, total_bytes=size)
+    reader = _csv_reader(stream, columns)
+    rows = 0
+    try:
+        for batch in reader:
+            yield batch
+            rows += batch.num_rows
+    except pa.ArrowInvalid as exc:
+        # pyarrow names the value and the type but not the row: find them.
+        bad = _CONVERSION.search(str(exc))
+        if bad is None:
+            raise
+        raise _unparsable(source, columns, reader.schema, rows, bad.group(1)) from None
+
+
+def _unparsable(source: str | Path, columns: Sequence[str], schema: pa.Schema,
+                first_row: int, value: str) -> InputError:
+    """The error for a cell that does not parse as its column's type. A file is read again,
+    as text, to find the cell's column and row; a pipe cannot be, so only the block it was in
+    is named."""
+    where = _where(source)
+    if str(source) == "-":
+        return InputError(
+            f"cannot read {value!r} in {where} as a number, in the block of rows from "
+            f"{first_row} (a pipe cannot be read again to find its row and column)",
+            value=value)
+    stream, _, _ = _csv_stream(source)
+    text = _csv_reader(stream, columns, {name: pa.string() for name in columns})
+    row = 0
+    for batch in text:
+        for name in columns:
+            found = _first_unconvertible(batch.column(name), schema.field(name).type)
+            if found is not None:
+                return _not_a_number(name, row + found, where, batch.column(name)[found].as_py())
+        row += batch.num_rows
+    return InputError(f"cannot read {value!r} in {where} as a number", value=value)
+
+
+def _quoted(cell: str | None) -> str:
+    return "" if cell is None else '"' + cell.replace('"', '""') + '"'
+
+
+def _not_a_number(column: str, row: int, where: str, cell: str) -> InputError:
+    return InputError(f"column {column!r} row {row} of {where}: cannot read {cell!r} as a "
+                      "number", argument=column, index=row, value=cell)
+
+
+def _first_unconvertible(cells: pa.Array, kind: pa.DataType) -> int | None:
+    """The first of the text ``cells`` that does not convert to ``kind`` (by bisection)."""
+    def converts(part: pa.Array) -> bool:
+        try:
+            pacsv.read_csv(  # the CSV reader's own conversion, as in the first reading
+                pa.BufferReader("\n".join(["x", *(_quoted(cell) for cell in part.to_pylist())])
+                                .encode()),
+                convert_options=pacsv.ConvertOptions(column_types={"x": kind}))
+        except pa.ArrowInvalid:
+            return False
+        return True
+
+    if converts(cells):
+        return None
+    low, high = 0, len(cells)  # the first bad cell is in [low, high)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if converts(cells.slice(low, middle - low)):
+            low = middle
+        else:
+            high = middle
+    return low
+
+
 def _one_line(exc: Exception) -> str:
     return " ".join(str(exc).split())
 
 
-def _column_values(batch: pa.RecordBatch, name: str, first_row: int) -> np.ndarray:
+def _column_values(batch: pa.RecordBatch, name: str, first_row: int, where: str
+                   ) -> np.ndarray:
     column = batch.column(name)
     if column.null_count:
         i = int(np.flatnonzero(column.is_null().to_numpy(zero_copy_only=False))[0])
         raise InputError(
-            f"column {name!r} row {first_row + i} is missing (empty, NA or NaN)",
+            f"column {name!r} row {first_row + i} of {where} is missing (empty, NA or NaN)",
             argument=name, index=first_row + i,
         )
     kind = column.type
     if pa.types.is_null(kind):  # a column with no values at all
-        raise InputError(f"column {name!r} is empty", argument=name)
+        raise InputError(f"column {name!r} of {where} is empty", argument=name)
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
             or pa.types.is_boolean(kind)):
+        # CSV text that is not all numbers: name the first cell that is not one.
+        found = (_first_unconvertible(column, pa.float64())
+                 if pa.types.is_string(kind) or pa.types.is_large_string(kind) else None)
+        if found is not None:
+            raise _not_a_number(name, first_row + found, where, column[found].as_py())
         value = column[0].as_py() if len(column) else None
         raise InputError(
-            f"column {name!r} must be numeric, got {kind}; row {first_row} = {value!r}",
-            argument=name, index=first_row, value=value,
+            f"column {name!r} of {where} must be numeric, got {kind}; row {first_row} = "
+            f"{value!r}", argument=name, index=first_row, value=value,
         )
     return column.to_numpy(zero_copy_only=False)
 
@@ -103,6 +236,7 @@ def iter_batches(
     columns: Sequence[str],
     *,
     batch_rows: int | None = None,
+    _position: _Position | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Yield ``{column: ndarray}`` batches of the named numeric columns of a file.
 
@@ -120,15 +254,17 @@ def iter_batches(
     Raises
     ------
     InputError
-        For an unknown format, a missing column, a missing value (naming its row) or a
-        non-numeric column.
+        Naming the file: an unknown format, a missing column, a missing value or a cell that
+        is not a number (naming its row and column), a non-numeric column, or a file that is
+        not Parquet or CSV (truncated, say).
     OSError
         When the file cannot be opened.
     """
     first_row = 0
     rows = DEFAULT_BATCH_ROWS if batch_rows is None else batch_rows
-    for batch in _record_batches(source, columns, rows):
-        yield {name: _column_values(batch, name, first_row) for name in columns}
+    where = _where(source)
+    for batch in _record_batches(source, columns, rows, _position):
+        yield {name: _column_values(batch, name, first_row, where) for name in columns}
         first_row += batch.num_rows
 
 
@@ -142,3 +278,119 @@ def read_columns(source: str | Path, columns: Sequence[str]) -> dict[str, np.nda
         name: np.concatenate(chunks) if chunks else np.empty(0)
         for name, chunks in parts.items()
     }
+
+
+def expand_sources(source: str | Path | Sequence[str | Path]) -> list[str | Path]:
+    """The files a source names: a file, ``"-"``, a directory (its Parquet files, at any
+    depth, as in a partitioned dataset), a glob pattern, or a list of any of these; in
+    sorted order within a directory or pattern."""
+    if isinstance(source, (str, Path)):
+        text = str(source)
+        if text == "-" or os.path.isfile(text):
+            return [source]
+        if os.path.isdir(text):
+            found = sorted(str(path) for path in Path(text).rglob("*")
+                           if path.is_file() and path.suffix.lower() in _PARQUET_SUFFIXES)
+            if not found:
+                raise InputError(f"no Parquet files in the directory {text!r}",
+                                 argument="path", value=text)
+            return found
+        if glob.has_magic(text):
+            found = sorted(path for path in glob.glob(text, recursive=True)
+                           if os.path.isfile(path))
+            if not found:
+                raise InputError(f"no files match {text!r}", argument="path", value=text)
+            return found
+        return [source]  # opening it will say what is wrong
+    sources = [path for item in source for path in expand_sources(item)]
+    if not sources:
+        raise InputError("no files given", argument="path")
+    if "-" in map(str, sources) and len(sources) > 1:
+        raise InputError("standard input ('-') cannot be read along with files",
+                         argument="path")
+    return sources
+
+
+class _Progress:
+    """One line on a terminal, redrawn at most a few times a second: rows read, how far
+    through the input where that is known, and rows per second."""
+
+    def __init__(self, stream: TextIO, n_files: int) -> None:
+        self._stream, self._n_files = stream, n_files
+        self._started = self._shown = time.perf_counter()
+        self._width = 0
+
+    def show(self, rows: int, file_number: int, done: str | None, final: bool = False) -> None:
+        now = time.perf_counter()
+        if not final and now - self._shown < 0.25:
+            return
+        self._shown = now
+        rate = rows / max(now - self._started, 1e-9)
+        parts = [f"{rows:,} rows"]
+        if self._n_files > 1:
+            parts.append(f"file {file_number} of {self._n_files}")
+        if done is not None:
+            parts.append(done)
+        parts.append(f"{rate / 1e6:.3g} M rows/s")
+        text = "logitshift: " + ", ".join(parts)
+        self._stream.write("\r" + text.ljust(self._width) + ("\n" if final else ""))
+        self._stream.flush()
+        self._width = len(text)
+
+
+def sketch_file(
+    source: str | Path | Sequence[str | Path],
+    label: str,
+    offset: str | None = None,
+    weight: str | None = None,
+    *,
+    batch_rows: int | None = None,
+    progress: bool | None = None,
+) -> Sketch:
+    """Stream the named columns of files through a :class:`~logitshift.Sketch`, in one pass.
+
+    Parameters
+    ----------
+    source : str, Path or sequence of them
+        A CSV or Parquet file (by its extension; CSV may be compressed), ``"-"`` for CSV on
+        standard input, a directory of Parquet files (a partitioned dataset), a glob
+        pattern, or a list of these.
+    label, offset, weight : str
+        Column names, as for :func:`logitshift.fit_frame`.
+    batch_rows : int, optional
+        Rows per Parquet batch (default ``DEFAULT_BATCH_ROWS``). Memory is a few batches,
+        whatever the size of the files.
+    progress : bool, optional
+        A progress line on standard error (rows, share of the input read, rows per second).
+        By default, only when standard error is a terminal.
+
+    Raises
+    ------
+    InputError
+        Naming the file, and the column and row where the fault is in one: as for
+        :func:`iter_batches` and :func:`logitshift.fit`. Rows are numbered from 0 within
+        each file.
+    """
+    roles = {"y": label, "offset": offset, "weight": weight}
+    columns = [name for name in dict.fromkeys(roles.values()) if name is not None]
+    sources = expand_sources(source)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    shown = _Progress(sys.stderr, len(sources)) if progress else None
+    sketch = Sketch()
+    rows = 0
+    for number, path in enumerate(sources, start=1):
+        position = _Position()
+        first_row = 0
+        for batch in iter_batches(path, columns, batch_rows=batch_rows, _position=position):
+            with prefixing(_where(path)), naming_columns(roles):
+                sketch.update(*(batch[name] if name is not None else None
+                                for name in roles.values()), first_row=first_row)
+            first_row += batch[label].shape[0]
+            position.rows = first_row
+            if shown is not None:
+                shown.show(rows + first_row, number, position.describe())
+        rows += first_row
+    if shown is not None:
+        shown.show(rows, len(sources), "done", final=True)
+    return sketch

@@ -13,9 +13,9 @@ from ._result import ShiftFit
 from ._sketch import ConstantCurve, ExactCurve, Prepared, Sketch, scan_totals
 from ._solve import DEFAULT_TOL, ArrayCurve, Curve, Terms, pseudo_rows, solve_curve
 from ._validate import (InputError, as_nonnegative_float, as_positive_int, check_columns,
-                        naming_columns)
+                        library_of, naming_columns)
 
-__all__ = ["fit", "fit_frame", "fit_file", "fit_curve", "METHODS"]
+__all__ = ["fit", "fit_frame", "fit_file", "fit_curve", "check_options", "METHODS"]
 
 METHODS = ("auto", "sketch", "newton")
 
@@ -36,6 +36,20 @@ class _WithPseudoRows:
         return self._data.evaluate(shift) + self._pseudo.evaluate(shift)
 
 
+def check_options(method: str | None, pseudo_count: Any, tol: Any, max_iter: Any
+                  ) -> tuple[float, float, int]:
+    """The solver's options, checked (and ``method``, unless None) before any pass over the
+    data; returns ``pseudo_count``, ``tol`` (its default filled in) and ``max_iter``."""
+    if method is not None and method not in METHODS:
+        raise InputError(f"method = {method!r} must be one of {', '.join(map(repr, METHODS))}",
+                         argument="method", value=method)
+    pseudo_count = as_nonnegative_float(pseudo_count, "pseudo_count")
+    tol = DEFAULT_TOL if tol is None else as_nonnegative_float(tol, "tol")
+    if not tol > 0:
+        raise InputError("tol must be positive", argument="tol", value=tol)
+    return pseudo_count, tol, as_positive_int(max_iter, "max_iter")
+
+
 def fit_curve(
     data: Curve,
     *,
@@ -46,11 +60,7 @@ def fit_curve(
     stacklevel: int = 2,
 ) -> ShiftFit:
     """Solve for the shift on any curve and build the :class:`ShiftFit`."""
-    pseudo_count = as_nonnegative_float(pseudo_count, "pseudo_count")
-    tol = DEFAULT_TOL if tol is None else as_nonnegative_float(tol, "tol")
-    if not tol > 0:
-        raise InputError("tol must be positive", argument="tol", value=tol)
-    max_iter = as_positive_int(max_iter, "max_iter")
+    pseudo_count, tol, max_iter = check_options(None, pseudo_count, tol, max_iter)
 
     if data.totals.weight_sum == 0:
         raise InputError("weight is zero on every row", argument="weight")
@@ -201,9 +211,12 @@ def fit(
 def _fit_arrays(y: Any, offset: Any, weight: Any, *, method: str, pseudo_count: float,
                 tol: float | None, max_iter: int, stacklevel: int) -> ShiftFit:
     """:func:`fit`, with warnings pointed ``stacklevel`` frames up."""
-    if method not in METHODS:
-        raise InputError(f"method = {method!r} must be one of {', '.join(map(repr, METHODS))}",
-                         argument="method", value=method)
+    if any(library_of(values) == "dask" for values in (y, offset, weight)):
+        from .dask import fit_arrays
+
+        return fit_arrays(y, offset, weight, method=method, pseudo_count=pseudo_count,
+                          tol=tol, max_iter=max_iter, _stacklevel=stacklevel)
+    check_options(method, pseudo_count, tol, max_iter)
     data = Prepared.of(y, offset, weight)
     if np.ndim(data.offsets) == 0:
         curve: Curve = ConstantCurve(scan_totals(data), float(data.offsets))
@@ -231,10 +244,11 @@ def fit_frame(
 
     Parameters
     ----------
-    frame : pandas or polars DataFrame, polars LazyFrame, pyarrow Table or RecordBatch, or a
-        mapping of column names to arrays
+    frame : pandas or polars DataFrame, polars LazyFrame, pyarrow Table or RecordBatch, a
+        mapping of column names to arrays, or a Dask DataFrame
         Only the named columns are read (a LazyFrame collects only those), without copies
-        where a column holds a plain numeric buffer.
+        where a column holds a plain numeric buffer. A Dask DataFrame goes to
+        :func:`logitshift.dask.fit_frame`: one pass, partition by partition.
     label, offset, weight : str
         Column names: the labels, and optionally the offsets and the weights.
     method, pseudo_count, tol, max_iter
@@ -259,6 +273,12 @@ def fit_frame(
     >>> result.converged
     True
     """
+    if library_of(frame) == "dask":
+        from . import dask
+
+        return dask.fit_frame(frame, label, offset, weight, method=method,
+                              pseudo_count=pseudo_count, tol=tol, max_iter=max_iter,
+                              _stacklevel=3)
     roles = {"y": label, "offset": offset, "weight": weight}
     columns = [name for name in dict.fromkeys(roles.values()) if name is not None]
     for role, name in roles.items():

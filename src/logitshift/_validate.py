@@ -52,7 +52,7 @@ def _first(mask: np.ndarray) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _library(values: Any) -> str:
+def library_of(values: Any) -> str:
     """The top-level package that defines the type of ``values`` ("" for builtins)."""
     module = type(values).__module__ or ""
     return "" if module == "builtins" else module.partition(".")[0]
@@ -82,7 +82,7 @@ def _to_numpy(values: Any, name: str) -> np.ndarray:
     """An ndarray of an array-like: numpy, lists, pandas / polars Series, pyarrow (chunked)
     arrays, CPU torch tensors or anything with ``__array__``. Without copies where the
     source holds a plain numeric buffer; nulls are named, never turned into NaN."""
-    library = _library(values)
+    library = library_of(values)
     if library == "torch":
         if values.device.type != "cpu":
             raise InputError(f"{name} is a tensor on {values.device}: move it to the CPU "

@@ -1,0 +1,258 @@
+"""The shift of data in a Dask collection: one pass, the same answer as in memory.
+
+Needs dask (``pip install "logitshift[dask]"``). Each chunk of the arrays, or each partition
+of the DataFrame, fills a :class:`~logitshift.Sketch` where it lies; the sketches merge in a
+tree, eight at a time, and the client solves on the one sketch that is left. Sketches merge
+exactly, so the result is the :class:`~logitshift.ShiftFit` that :func:`logitshift.fit` gives
+on the same data in memory, to rounding. The work runs on whatever scheduler is active: a
+``distributed.Client`` where one exists, as for any Dask computation.
+
+>>> import logitshift.dask                                             # doctest: +SKIP
+>>> result = logitshift.dask.fit_arrays(labels, offsets)               # doctest: +SKIP
+>>> result = logitshift.dask.fit_frame(ddf, label="y", offset="margin")  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+from collections.abc import Mapping
+from contextlib import nullcontext
+from typing import Any
+
+import numpy as np
+
+try:
+    import dask
+    import dask.array as da
+except ImportError as exc:
+    raise ImportError('logitshift.dask needs dask: pip install "logitshift[dask]"') from exc
+
+from ._fit import check_options, fit_curve
+from ._result import ShiftFit
+from ._sketch import Sketch
+from ._validate import (InputError, as_numeric, as_offset, check_columns, naming_columns,
+                        prefixing)
+
+__all__ = ["fit_arrays", "fit_frame"]
+
+#: Sketches merged by one task of the reduction tree.
+_FAN_IN = 8
+
+
+def fit_arrays(
+    y: Any,
+    offset: Any = None,
+    weight: Any = None,
+    *,
+    method: str = "auto",
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+    _stacklevel: int = 2,  # frames from fit_arrays up to the caller its warnings point at
+) -> ShiftFit:
+    """:func:`logitshift.fit` on Dask arrays, in one pass over their chunks.
+
+    Parameters
+    ----------
+    y : dask.array.Array, shape (n,)
+        Labels in [0, 1]: bool, integer or float (soft labels allowed).
+    offset : dask.array.Array of shape (n,), float or None, optional
+        Fixed raw scores (log-odds) that the shift is added to. An array chunked unlike
+        ``y`` is rechunked to ``y``'s chunks.
+    weight : dask.array.Array of shape (n,), optional
+        Non-negative frequency weights, rechunked like ``offset``.
+    method : {"auto", "sketch"}
+        Both fill one sketch per chunk. ``"newton"``, which makes a pass over the data per
+        iteration, raises: the sketch gives the same shift (to about 1e-16) in one pass.
+    pseudo_count, tol, max_iter
+        As for :func:`logitshift.fit`.
+
+    Returns
+    -------
+    ShiftFit
+        With ``passes == 1``; its statistics (``confint``, ``loss_at``, ...) come from the
+        sketch, without touching the data again.
+
+    Raises
+    ------
+    InputError
+        As :func:`logitshift.fit`, with rows numbered from the start of the whole array
+        (``offset[1032] is nan``). Where Dask does not know the chunks' sizes (arrays made
+        from a DataFrame), rows are numbered within their chunk and the message starts with
+        it: ``chunk 3: offset[17] is nan``. Errors found in a chunk are raised on the client
+        once the chunk's task has failed.
+
+    Notes
+    -----
+    Each chunk is read once, by one task, and becomes a sketch of a few kilobytes (16 cells
+    per unit of offset range the chunk occupies); about ``chunks / 7`` further tasks merge
+    them. No data but the final sketch reach the client.
+
+    Examples
+    --------
+    >>> import dask.array as da, logitshift.dask                       # doctest: +SKIP
+    >>> offsets = da.random.normal(0, 2, 10_000_000, chunks=1_000_000)  # doctest: +SKIP
+    >>> labels = da.random.random(offsets.shape, chunks=offsets.chunks) < 1 / (
+    ...     1 + da.exp(2 - offsets))                                    # doctest: +SKIP
+    >>> logitshift.dask.fit_arrays(labels, offsets).shift              # doctest: +SKIP
+    -2.00...
+    """
+    _check_options(method, pseudo_count, tol, max_iter)
+    labels = _as_dask(y, "y")
+    if offset is None or np.ndim(offset) == 0:
+        offset = as_offset(offset, 0)  # a constant: checked here, the same in every chunk
+        offsets = [offset] * labels.numblocks[0]
+    else:
+        offsets = _aligned(_as_dask(offset, "offset"), labels, "offset").to_delayed(
+            optimize_graph=False)
+    weights = ([None] * labels.numblocks[0] if weight is None
+               else _aligned(_as_dask(weight, "weight"), labels, "weight").to_delayed(
+                   optimize_graph=False))
+    sizes = labels.chunks[0]
+    known = not any(math.isnan(size) for size in sizes)
+    first_rows = np.cumsum((0,) + sizes[:-1]) if known else [0] * len(sizes)
+    # The arrays' graphs go in unoptimised: array optimisation fuses a task that the arrays
+    # share (one loader for labels and offsets) into each of them, which reads it twice.
+    sketches = [
+        dask.delayed(_sketch)(labels_block, offset_block, weight_block,
+                              first_row=int(first_row), where=None if known else f"chunk {i}",
+                              roles={})
+        for i, (labels_block, offset_block, weight_block, first_row) in enumerate(
+            zip(labels.to_delayed(optimize_graph=False), offsets, weights, first_rows))
+    ]
+    return _solve(sketches, {}, pseudo_count=pseudo_count, tol=tol, max_iter=max_iter,
+                  stacklevel=_stacklevel)
+
+
+def fit_frame(
+    frame: Any,
+    label: Any,
+    offset: Any = None,
+    weight: Any = None,
+    *,
+    method: str = "auto",
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+    _stacklevel: int = 2,  # frames from fit_frame up to the caller its warnings point at
+) -> ShiftFit:
+    """:func:`logitshift.fit_frame` on a Dask DataFrame, in one pass over its partitions.
+
+    Parameters
+    ----------
+    frame : dask.dataframe.DataFrame
+        Only the named columns are read (Dask pushes the selection down to Parquet and other
+        readers that can skip columns).
+    label, offset, weight : column names
+        The labels, and optionally the offsets and the weights.
+    method, pseudo_count, tol, max_iter
+        As for :func:`fit_arrays`.
+
+    Returns
+    -------
+    ShiftFit
+
+    Raises
+    ------
+    InputError
+        A column that is not in the frame, before any work; or any error of
+        :func:`logitshift.fit`, with the partition and the column:
+        ``partition 3: column 'margin': offset[17] is nan``. Rows are numbered by position
+        within their partition, from 0 (the partitions' lengths are not known before the
+        pass).
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd, logitshift.dask                   # doctest: +SKIP
+    >>> ddf = dd.read_parquet("clicks/")                               # doctest: +SKIP
+    >>> logitshift.dask.fit_frame(ddf, label="clicked", offset="margin").shift  # doctest: +SKIP
+    """
+    import dask.dataframe as dd
+
+    if not isinstance(frame, dd.DataFrame):
+        raise InputError(f"frame must be a dask DataFrame, got {type(frame).__name__}; "
+                         "for a table in memory use logitshift.fit_frame", argument="frame")
+    _check_options(method, pseudo_count, tol, max_iter)
+    roles = {"y": label, "offset": offset, "weight": weight}
+    columns = list(dict.fromkeys([label] + [name for name in (offset, weight)
+                                            if name is not None]))
+    check_columns(columns, list(frame.columns), "the frame")
+    sketches = [dask.delayed(_partition_sketch)(part, roles, where=f"partition {i}")
+                for i, part in enumerate(frame[columns].to_delayed())]
+    return _solve(sketches, roles, pseudo_count=pseudo_count, tol=tol, max_iter=max_iter,
+                  stacklevel=_stacklevel)
+
+
+def _check_options(method: str, pseudo_count: float, tol: float | None,
+                   max_iter: int) -> None:
+    """Refuse bad options before the pass, not after it."""
+    if method == "newton":
+        raise InputError(
+            "method = 'newton' makes a pass over the data per iteration; on a Dask "
+            "collection use 'sketch' (or 'auto'), which gives the same shift in one pass",
+            argument="method", value=method)
+    check_options(method, pseudo_count, tol, max_iter)
+
+
+def _as_dask(values: Any, name: str) -> da.Array:
+    """A 1-D numeric dask array; arrays in memory are checked as :func:`logitshift.fit`
+    checks them, dask arrays for type and shape without reading them."""
+    if not isinstance(values, da.Array):
+        return da.from_array(as_numeric(values, name))
+    if values.ndim != 1:
+        raise InputError(f"{name} must be 1-D, got shape {values.shape}", argument=name)
+    if values.dtype != object:  # an object array may hold numbers: its chunks will tell
+        as_numeric(np.empty(0, dtype=values.dtype), name)
+    return values
+
+
+def _aligned(values: da.Array, labels: da.Array, name: str) -> da.Array:
+    """``values`` in the chunks of ``labels``."""
+    if not any(math.isnan(size) for size in values.chunks[0] + labels.chunks[0]):
+        if values.shape[0] != labels.shape[0]:
+            raise InputError(f"{name} has {values.shape[0]} rows, y has {labels.shape[0]}",
+                             argument=name)
+        return values.rechunk(labels.chunks)
+    # Sizes Dask does not know cannot be rechunked to; each chunk compares its own lengths.
+    if values.numblocks != labels.numblocks:
+        raise InputError(
+            f"{name} is in {values.numblocks[0]} chunks and y in {labels.numblocks[0]}, of "
+            f"sizes Dask does not know; call compute_chunk_sizes() on both first",
+            argument=name)
+    return values
+
+
+def _sketch(y: Any, offset: Any, weight: Any, *, first_row: int, where: str | None,
+            roles: Mapping[str, Any]) -> Sketch:
+    """The sketch of one chunk; errors name the chunk (``where``) when its rows are numbered
+    from its own start, and the column when the arrays are a frame's (``roles``)."""
+    with prefixing(where) if where is not None else nullcontext(), naming_columns(roles):
+        return Sketch().update(y, offset, weight, first_row=first_row)
+
+
+def _partition_sketch(part: Any, roles: Mapping[str, Any], where: str) -> Sketch:
+    """The sketch of one partition (a pandas DataFrame) of a Dask DataFrame."""
+    return _sketch(*(None if name is None else part[name] for name in roles.values()),
+                   first_row=0, where=where, roles=roles)
+
+
+def _merge(*sketches: Sketch) -> Sketch:
+    return functools.reduce(operator.add, sketches)
+
+
+def _solve(sketches: list, roles: Mapping[str, Any], *, pseudo_count: float, stacklevel: int,
+           tol: float | None, max_iter: int) -> ShiftFit:
+    """Merge the chunks' sketches in a tree, gather the one left and solve on it; errors
+    about the whole (no rows, no weight) name the column of ``roles`` they concern."""
+    while len(sketches) > 1:
+        sketches = [dask.delayed(_merge)(*sketches[start:start + _FAN_IN])
+                    for start in range(0, len(sketches), _FAN_IN)]
+    (sketch,) = dask.compute(sketches[0])  # a chunk's error (its column named) raises here
+    with naming_columns(roles):
+        if sketch.n_rows == 0:
+            raise InputError("y is empty", argument="y")
+        # Warnings point ``stacklevel`` frames above fit_arrays / fit_frame.
+        return fit_curve(sketch, method="sketch", pseudo_count=pseudo_count, tol=tol,
+                         max_iter=max_iter, stacklevel=stacklevel + 2)

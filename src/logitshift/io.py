@@ -13,7 +13,6 @@ import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -339,19 +338,6 @@ class _Progress:
         self._width = len(text)
 
 
-_END = object()
-
-
-def _read_ahead(batches: Iterator[Any]) -> Iterator[Any]:
-    """The same items, the next one read in a thread while the caller works on this one:
-    decoding a file and filling the sketch overlap (both release the GIL)."""
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        coming = reader.submit(next, batches, _END)
-        while (batch := coming.result()) is not _END:
-            coming = reader.submit(next, batches, _END)
-            yield batch
-
-
 def sketch_file(
     source: str | Path | Sequence[str | Path],
     label: str,
@@ -396,8 +382,7 @@ def sketch_file(
     for number, path in enumerate(sources, start=1):
         position = _Position()
         first_row = 0
-        for batch in _read_ahead(iter_batches(path, columns, batch_rows=batch_rows,
-                                              _position=position)):
+        for batch in iter_batches(path, columns, batch_rows=batch_rows, _position=position):
             with prefixing(_where(path)), naming_columns(roles):
                 sketch.update(*(batch[name] if name is not None else None
                                 for name in roles.values()), first_row=first_row)

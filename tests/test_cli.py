@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -472,3 +473,16 @@ def test_plot_to_an_unwritable_path_exits_2(tmp_path, capsys, data, command):
     assert str(out) in err
     err = _plot_error(capsys, [*argv, "--plot", str(tmp_path / "out.frobnicate")])
     assert "--plot" in err and "'frobnicate'" in err and "png" in err
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path):
+    """`logitshift demo | head -1`: the reader has gone before the output is written."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, "-m", "logitshift", "demo"], cwd=tmp_path,
+                              stdout=write_end, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(write_end)
+    assert done.stderr == b""
+    assert done.returncode == 1

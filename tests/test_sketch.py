@@ -332,3 +332,21 @@ def test_inputs_are_read_in_place_and_left_unchanged():
     for array, copy in zip((labels, offsets, weights), copies):
         np.testing.assert_array_equal(array, copy)
         assert array.dtype == copy.dtype
+
+
+def test_vectorized_compiling_restores_numba_setting_and_compiles_the_signature():
+    numba = pytest.importorskip("numba")
+    from logitshift import _kernels
+
+    @numba.njit
+    def add_rows(values, out):
+        for i in range(values.shape[0]):
+            out[0] += values[i]
+
+    before = numba.config.SLP_VECTORIZE
+    args = (np.arange(4.0), np.zeros(1))
+    _kernels.compile_vectorized(add_rows, args)
+    assert numba.config.SLP_VECTORIZE == before
+    assert len(add_rows.overloads) == 1
+    add_rows(*args)
+    assert args[1][0] == 6.0 and len(add_rows.overloads) == 1  # the call used that code

@@ -237,8 +237,10 @@ def scan_arrays(data: Prepared, width: float, order: int
     stats = np.zeros((len(ranges), N_STATS))
     # np.zeros maps zero pages lazily: only the cells the data touch become resident.
     tables = np.zeros((len(ranges), 2 * _HALF_WINDOW * 2 * order))
-    _in_threads([partial(_kernels.fill, *arguments, start, stop, 1.0 / width, width, order,
-                         tables[t], stats[t]) for t, (start, stop) in enumerate(ranges)])
+    tasks = [partial(_kernels.fill, *arguments, start, stop, 1.0 / width, width, order,
+                     tables[t], stats[t]) for t, (start, stop) in enumerate(ranges)]
+    _kernels.compile_vectorized(_kernels.fill, tasks[0].args)
+    _in_threads(tasks)
     _raise_for_bad_rows(data, stats[:, S_FIRST_BAD])
     tables = tables.reshape(len(ranges), 2 * _HALF_WINDOW, 2, order)
     cells, parts = [], []

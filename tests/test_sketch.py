@@ -350,3 +350,20 @@ def test_vectorized_compiling_restores_numba_setting_and_compiles_the_signature(
     assert len(add_rows.overloads) == 1
     add_rows(*args)
     assert args[1][0] == 6.0 and len(add_rows.overloads) == 1  # the call used that code
+
+
+def test_fits_from_many_threads_at_once_share_the_pool_safely(monkeypatch):
+    """Callers that need more pool threads than the pool has grow it while others use it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    monkeypatch.setattr(logitshift._sketch, "_max_threads", lambda: 8)
+    rng = np.random.default_rng(13)
+    labels, offsets, _ = make_data(65_536 * 9, rng, np.int8)
+    sizes = [65_536 * k for k in range(2, 10)] * 3
+    expected = {n: logitshift.fit(labels[:n], offsets[:n]).shift for n in set(sizes)}
+    for _ in range(3):
+        logitshift._sketch._forget_pool()  # start small, so that calls must grow it
+        with ThreadPoolExecutor(len(sizes)) as callers:
+            shifts = list(callers.map(lambda n: logitshift.fit(labels[:n], offsets[:n]).shift,
+                                      sizes))
+        assert shifts == [expected[n] for n in sizes]

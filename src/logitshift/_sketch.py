@@ -156,8 +156,8 @@ def _in_threads(tasks: list[Callable[[], None]]) -> None:
     if len(tasks) > 1:
         with _pool_lock:
             if _pool_size < len(tasks) - 1:
-                if _pool is not None:
-                    _pool.shutdown(wait=False)
+                # The old pool is not shut down: another caller may be submitting to it. Its
+                # threads end once nothing refers to it.
                 _pool = ThreadPoolExecutor(len(tasks) - 1, thread_name_prefix="logitshift")
                 _pool_size = len(tasks) - 1
             pool = _pool

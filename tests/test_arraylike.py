@@ -215,8 +215,12 @@ def test_fit_frame_errors_name_the_column():
                        ) as caught:
         logitshift.fit_frame(frame, label="clicked", offset="score")
     assert (caught.value.argument, caught.value.index) == ("clicked", 7)
-    with pytest.raises(logitshift.InputError, match=r"offset must name a column, got 3"):
-        logitshift.fit_frame(frame, label="clicked", offset=3)
+    with pytest.raises(logitshift.InputError, match=r"no column 3 in the frame"):
+        logitshift.fit_frame(frame, label="clicked", offset=3)  # integers may name columns
+    for bad in (["score"], None, True):
+        with pytest.raises(logitshift.InputError, match=r"must name a column, got"):
+            logitshift.fit_frame(frame, label="clicked" if bad is not None else bad,
+                                 offset=bad if bad is not None else "score")
 
 
 def test_fit_frame_warnings_point_at_the_caller():

@@ -316,7 +316,7 @@ def test_fit_frame_refuses_missing_columns_before_reading(tmp_path):
     frame = loaded_frame(tmp_path, frame_of(labels, offsets, weights), 3)
     with pytest.raises(logitshift.InputError, match="no column 'margin' in the frame; it has"):
         logitshift.dask.fit_frame(frame, label="y", offset="margin")
-    with pytest.raises(logitshift.InputError, match="no column None in the frame"):
+    with pytest.raises(logitshift.InputError, match="label must name a column, got None"):
         logitshift.dask.fit_frame(frame, label=None, offset="f")
     with pytest.raises(logitshift.InputError, match="frame must be a dask DataFrame"):
         logitshift.dask.fit_frame(frame_of(labels, offsets, weights), label="y")

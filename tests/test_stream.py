@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -140,7 +141,7 @@ def test_label_out_of_range_in_csv_names_the_row(tmp_path, data, monkeypatch):
     path = tmp_path / "scores.csv"
     path.write_text(csv_text(labels, offsets))
     with pytest.raises(InputError, match=re.escape(
-            f"{str(path)!r}: column 'y': label y[17001] = 3 is outside [0, 1]")):
+            f"{str(path)!r}: column 'y': label y[17001] = 3.0 is outside [0, 1]")):
         logitshift.fit_file(path, "y", "f")
 
 
@@ -160,9 +161,21 @@ def test_an_unparsable_cell_is_found_in_its_row_and_column(tmp_path, data, monke
     assert (caught.value.argument, caught.value.index) == ("f", row)
 
 
-def test_an_unparsable_cell_on_stdin_names_its_block(data, monkeypatch):
+def test_an_unparsable_cell_on_stdin_in_the_first_rows_is_found(data, monkeypatch):
+    labels, offsets, _ = data
+    lines = csv_text(labels, offsets).splitlines()
+    lines[1 + 15_000] = "1,abc"  # within the rows the columns' types are told from
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(
+        ("\n".join(lines) + "\n").encode())))
+    with pytest.raises(InputError, match=r"^column 'f' row 15000 of standard input: cannot "
+                                         r"read 'abc' as a number$"):
+        logitshift.fit_file("-", "y", "f")
+
+
+def test_an_unparsable_cell_later_on_stdin_names_its_block(data, monkeypatch):
     labels, offsets, _ = data
     monkeypatch.setattr(logitshift.io, "CSV_BLOCK_BYTES", 1 << 14)
+    monkeypatch.setattr(logitshift.io, "_CSV_SAMPLE_BYTES", 1 << 12)
     lines = csv_text(labels, offsets).splitlines()
     lines[1 + 15_000] = "1,abc"
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(
@@ -173,6 +186,23 @@ def test_an_unparsable_cell_on_stdin_names_its_block(data, monkeypatch):
     first = int(re.search(r"block of rows from (\d+)", message).group(1))
     assert "cannot read 'abc' in standard input as a number" in message
     assert 0 < first <= 15_000
+
+
+@pytest.mark.parametrize("where", ["first rows", "later"])
+def test_integers_followed_by_fractions_are_numbers(tmp_path, data, monkeypatch, where):
+    """Whatever the first rows look like, a CSV column of numbers is read as numbers."""
+    labels, offsets, _ = data
+    monkeypatch.setattr(logitshift.io, "CSV_BLOCK_BYTES", 1 << 14)
+    if where == "later":
+        monkeypatch.setattr(logitshift.io, "_CSV_SAMPLE_BYTES", 1 << 12)
+    weights = np.ones(N)
+    weights[N - 3] = 0.5
+    path = tmp_path / "weights.csv"
+    path.write_text("y,f,w\n" + "".join(
+        f"{y},{f!r},{w:g}\n" for y, f, w in zip(labels.tolist(), offsets.tolist(),
+                                               weights.tolist())))
+    assert_same_fit(logitshift.fit_file(path, "y", "f", "w"),
+                    logitshift.fit(labels, offsets, weights))
 
 
 def test_a_truncated_parquet_file_is_a_one_line_error(tmp_path, data, capsys):
@@ -248,3 +278,39 @@ def test_memory_stays_bounded_while_a_file_streams(tmp_path):
     rows, peak = map(int, done.stdout.split())
     assert rows == n
     assert peak < 9 * n / 8  # an eighth of the columns' 9 bytes a row
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"tol": -1}, "tol"),
+    ({"pseudo_count": -1}, "pseudo_count"),
+    ({"max_iter": 0}, "max_iter"),
+    ({"batch_rows": 0}, "batch_rows"),
+])
+def test_options_are_checked_before_any_file_is_opened(tmp_path, options, message):
+    with pytest.raises(InputError, match=message):
+        logitshift.fit_file(tmp_path / "not-there.parquet", "y", "f", **options)
+
+
+def test_a_file_named_twice_is_read_once(tmp_path, data):
+    labels, offsets, _ = data
+    (tmp_path / "part").mkdir()
+    pq.write_table(pa.table({"y": labels, "f": offsets}), tmp_path / "part" / "a.parquet")
+    result = logitshift.fit_file([tmp_path / "part", str(tmp_path / "part" / "*.parquet")],
+                                 "y", "f")
+    assert result.n_rows == N
+
+
+def test_files_are_closed_when_a_batch_is_refused(tmp_path, data):
+    labels, offsets, _ = data
+    labels = labels.copy()
+    labels[5] = 7
+    path = tmp_path / "bad.csv"
+    path.write_text(csv_text(labels, offsets))
+    descriptors = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    errors = []
+    for _ in range(5):
+        with pytest.raises(InputError) as caught:
+            logitshift.fit_file(path, "y", "f")
+        errors.append(caught.value)  # kept alive, as a caller may keep them
+    if descriptors is not None:
+        assert len(os.listdir("/proc/self/fd")) <= descriptors

@@ -13,7 +13,7 @@ from ._result import ShiftFit
 from ._sketch import ConstantCurve, ExactCurve, Prepared, Sketch, scan_totals
 from ._solve import DEFAULT_TOL, ArrayCurve, Curve, Terms, pseudo_rows, solve_curve
 from ._validate import (InputError, as_nonnegative_float, as_positive_int, check_columns,
-                        library_of, naming_columns)
+                        column_roles, library_of, naming_columns)
 
 __all__ = ["fit", "fit_frame", "fit_file", "fit_curve", "check_options", "METHODS"]
 
@@ -279,12 +279,7 @@ def fit_frame(
         return dask.fit_frame(frame, label, offset, weight, method=method,
                               pseudo_count=pseudo_count, tol=tol, max_iter=max_iter,
                               _stacklevel=3)
-    roles = {"y": label, "offset": offset, "weight": weight}
-    columns = [name for name in dict.fromkeys(roles.values()) if name is not None]
-    for role, name in roles.items():
-        if name is not None and not isinstance(name, str):
-            raise InputError(f"{role} must name a column, got {name!r}", argument=role,
-                             value=name)
+    roles, columns = column_roles(label, offset, weight)
     if hasattr(frame, "collect"):  # a polars LazyFrame: collect only the columns asked for
         check_columns(columns, frame.collect_schema().names(), "the frame")
         frame = frame.select(columns).collect()
@@ -345,6 +340,7 @@ def fit_file(
     """
     from .io import sketch_file
 
+    check_options(None, pseudo_count, tol, max_iter)  # before the pass, not after it
     sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
                          progress=progress)
     with naming_columns({"y": label, "offset": offset, "weight": weight}):

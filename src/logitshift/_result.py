@@ -13,7 +13,7 @@ from ._validate import InputError, as_shift
 __all__ = ["ShiftFit", "LRTest", "ObservedExpected"]
 
 
-def _normal_quantile(level: float) -> float:
+def normal_quantile(level: float) -> float:
     if not (isinstance(level, (int, float)) and 0 < level < 1):
         raise InputError(f"level = {level!r} must be between 0 and 1", argument="level",
                          value=level)
@@ -127,7 +127,7 @@ class ShiftFit:
         -------
         (low, high) : tuple of float
         """
-        z = _normal_quantile(level)
+        z = normal_quantile(level)
         if method == "wald":
             if not math.isfinite(self.shift):
                 return (-math.inf, math.inf)
@@ -175,7 +175,7 @@ class ShiftFit:
 
     def observed_expected_at(self, level: float) -> ObservedExpected:
         """Observed / expected positives at shift 0 with an interval of the given level."""
-        z = _normal_quantile(level)
+        z = normal_quantile(level)
         observed, expected = self.positives, self._expected
         ratio = observed / expected if expected > 0 else math.inf
         if observed > 0:

@@ -16,8 +16,8 @@ import numpy as np
 
 __all__ = [
     "InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float",
-    "as_positive_int", "as_shift", "check_infinite_offsets", "check_columns", "naming_columns",
-    "prefixing",
+    "as_positive_int", "as_shift", "check_infinite_offsets", "check_columns", "column_roles",
+    "naming_columns", "prefixing",
 ]
 
 
@@ -276,6 +276,22 @@ def check_infinite_offsets(labels: np.ndarray, offsets: np.ndarray | float,
             "infinite loss at every shift: no shift can fit it",
             argument="offset", index=i, value=float(offsets[i]),
         )
+
+
+def column_roles(label: Any, offset: Any = None, weight: Any = None
+                 ) -> tuple[dict[str, Any], list[Any]]:
+    """The columns that fill :func:`logitshift.fit`'s ``y``, ``offset`` and ``weight``, each
+    checked to be a name (a string or an integer; ``offset`` and ``weight`` may be None),
+    and the distinct columns to read, in that order."""
+    roles = {"y": label, "offset": offset, "weight": weight}
+    for role, name in roles.items():
+        if name is None and role != "y":
+            continue
+        if isinstance(name, bool) or not isinstance(name, (str, numbers.Integral)):
+            what = "label" if role == "y" else role
+            raise InputError(f"{what} must name a column, got {name!r}", argument=what,
+                             value=name)
+    return roles, [name for name in dict.fromkeys(roles.values()) if name is not None]
 
 
 def check_columns(columns: Sequence[str], available: Sequence[str], where: str) -> None:

@@ -18,9 +18,9 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from ._fit import fit
-from ._result import ShiftFit
-from ._validate import InputError, naming_columns
+from ._fit import check_options, fit
+from ._result import ShiftFit, normal_quantile
+from ._validate import InputError, column_roles, naming_columns
 
 __all__ = ["main"]
 
@@ -125,7 +125,10 @@ def _fit(args: argparse.Namespace) -> int:
     from .io import sketch_file  # pyarrow loads only when a file is read
 
     plot = _plotting(args.plot)
-    roles = {"y": args.label, "offset": args.offset, "weight": args.weight}
+    roles, _ = column_roles(args.label, args.offset, args.weight)
+    # Options are checked before the pass, not after it.
+    check_options(None, args.pseudo_count, None, 1)
+    normal_quantile(args.level)
     # One pass, a batch at a time: memory stays bounded whatever the files' size.
     sketch = sketch_file(args.paths, args.label, args.offset, args.weight,
                          progress=False if args.quiet else None)

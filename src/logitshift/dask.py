@@ -32,8 +32,8 @@ except ImportError as exc:
 from ._fit import check_options, fit_curve
 from ._result import ShiftFit
 from ._sketch import Sketch
-from ._validate import (InputError, as_numeric, as_offset, check_columns, naming_columns,
-                        prefixing)
+from ._validate import (InputError, as_numeric, as_offset, check_columns, column_roles,
+                        naming_columns, prefixing)
 
 __all__ = ["fit_arrays", "fit_frame"]
 
@@ -175,9 +175,7 @@ def fit_frame(
         raise InputError(f"frame must be a dask DataFrame, got {type(frame).__name__}; "
                          "for a table in memory use logitshift.fit_frame", argument="frame")
     _check_options(method, pseudo_count, tol, max_iter)
-    roles = {"y": label, "offset": offset, "weight": weight}
-    columns = list(dict.fromkeys([label] + [name for name in (offset, weight)
-                                            if name is not None]))
+    roles, columns = column_roles(label, offset, weight)
     check_columns(columns, list(frame.columns), "the frame")
     sketches = [dask.delayed(_partition_sketch)(part, roles, where=f"partition {i}")
                 for i, part in enumerate(frame[columns].to_delayed())]

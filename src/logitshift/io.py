@@ -8,21 +8,25 @@ requested columns are decoded. ``"-"`` reads CSV from standard input.
 from __future__ import annotations
 
 import glob
+import io
 import os
 import re
 import sys
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import closing, contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ._sketch import Sketch
-from ._validate import InputError, check_columns, naming_columns, prefixing
+from ._validate import (InputError, as_positive_int, check_columns, column_roles,
+                        naming_columns, prefixing)
 
 __all__ = ["iter_batches", "read_columns", "sketch_file", "expand_sources",
            "DEFAULT_BATCH_ROWS"]
@@ -30,6 +34,8 @@ __all__ = ["iter_batches", "read_columns", "sketch_file", "expand_sources",
 DEFAULT_BATCH_ROWS = 1 << 20
 #: Bytes of CSV parsed at a time (pyarrow's block): a batch of CSV rows.
 CSV_BLOCK_BYTES = 1 << 24
+#: Bytes at the start of a CSV from which its columns' types are told.
+_CSV_SAMPLE_BYTES = 1 << 20
 
 _PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
 _CSV_SUFFIXES = {".csv", ".txt"}
@@ -82,11 +88,11 @@ def _record_batches(source: str | Path, columns: Sequence[str], batch_rows: int,
         if _format_of(source) == "parquet":
             # Without pre-buffering, a batch at a time: pre-buffering holds the whole
             # file's column chunks in memory at once.
-            parquet = pq.ParquetFile(source, pre_buffer=False)
-            check_columns(columns, parquet.schema_arrow.names, where)
-            if position is not None:
-                position.start(total_rows=parquet.metadata.num_rows)
-            yield from parquet.iter_batches(batch_size=batch_rows, columns=list(columns))
+            with pq.ParquetFile(source, pre_buffer=False) as parquet:
+                check_columns(columns, parquet.schema_arrow.names, where)
+                if position is not None:
+                    position.start(total_rows=parquet.metadata.num_rows)
+                yield from parquet.iter_batches(batch_size=batch_rows, columns=list(columns))
             return
         yield from _csv_batches(source, columns, position)
     except pa.ArrowException as exc:
@@ -101,19 +107,59 @@ def _where(source: str | Path) -> str:
     return "standard input" if str(source) == "-" else repr(str(source))
 
 
-def _csv_stream(source: str | Path) -> tuple[Any, Any, int | None]:
-    """The stream to parse, the raw stream under it (for progress) and its size."""
+@contextmanager
+def _csv_stream(source: str | Path) -> Iterator[tuple[Any, Any, int | None]]:
+    """The stream to parse, the raw stream under it (for progress) and its size; a file is
+    closed on the way out, standard input left open."""
     if str(source) == "-":
-        return sys.stdin.buffer, None, None
-    raw = pa.OSFile(str(source))
-    # Name the codec: pyarrow's own detection misses upper-case suffixes.
-    codec = _COMPRESSION.get(Path(source).suffix.lower())
-    stream = raw if codec is None else pa.CompressedInputStream(raw, codec)
-    return stream, raw, raw.size()
+        yield sys.stdin.buffer, None, None
+        return
+    with pa.OSFile(str(source)) as raw:
+        # Name the codec: pyarrow's own detection misses upper-case suffixes.
+        codec = _COMPRESSION.get(Path(source).suffix.lower())
+        if codec is None:
+            yield raw, raw, raw.size()
+            return
+        with pa.CompressedInputStream(raw, codec) as stream:
+            yield stream, raw, raw.size()
+
+
+class _Replayed(io.RawIOBase):
+    """A stream read again from its start: the bytes already taken from it, then the rest
+    (a pipe cannot be rewound)."""
+
+    def __init__(self, head: bytes, rest: Any) -> None:
+        super().__init__()
+        self._head, self._at, self._rest = head, 0, rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._at < len(self._head):
+            data = self._head[self._at:self._at + len(buffer)]
+            self._at += len(data)
+        else:
+            data = self._rest.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+
+def _column_types(head: bytes, columns: Sequence[str]) -> dict[str, pa.DataType]:
+    """Each column's type, told from the first rows: booleans stay booleans, text stays text
+    (so that its first cell that is not a number can be named), and every other column is
+    read as float64, so that integers in the first rows may be followed by fractions."""
+    sample = head[:head.rfind(b"\n") + 1] or head  # whole lines only
+    schema = pacsv.read_csv(
+        pa.BufferReader(sample),
+        convert_options=pacsv.ConvertOptions(include_columns=list(columns))).schema
+    return {field.name: field.type if (pa.types.is_boolean(field.type)
+                                       or pa.types.is_string(field.type)) else pa.float64()
+            for field in schema}
 
 
 def _csv_reader(stream: Any, columns: Sequence[str],
-                column_types: dict[str, pa.DataType] | None = None) -> pacsv.CSVStreamingReader:
+                column_types: dict[str, pa.DataType]) -> pacsv.CSVStreamingReader:
     return pacsv.open_csv(
         stream,
         read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
@@ -127,24 +173,26 @@ _CONVERSION = re.compile(r"CSV conversion error to \w+: invalid value '(.*)'")
 
 def _csv_batches(source: str | Path, columns: Sequence[str],
                  position: _Position | None) -> Iterator[pa.RecordBatch]:
-    stream, raw, size = _csv_stream(source)
-    if position is not None:
-        position.start(stream=raw, total_bytes=size)
-    reader = _csv_reader(stream, columns)
-    rows = 0
-    try:
-        for batch in reader:
-            yield batch
-            rows += batch.num_rows
-    except pa.ArrowInvalid as exc:
-        # pyarrow names the value and the type but not the row: find them.
-        bad = _CONVERSION.search(str(exc))
-        if bad is None:
-            raise
-        raise _unparsable(source, columns, reader.schema, rows, bad.group(1)) from None
+    with _csv_stream(source) as (stream, raw, size):
+        if position is not None:
+            position.start(stream=raw, total_bytes=size)
+        head = stream.read(_CSV_SAMPLE_BYTES)
+        types = _column_types(head, columns)
+        reader = _csv_reader(_Replayed(head, stream), columns, types)
+        rows = 0
+        try:
+            for batch in reader:
+                yield _as_numbers(batch, rows, _where(source))
+                rows += batch.num_rows
+        except pa.ArrowInvalid as exc:
+            # pyarrow names the value but not its row or column: find them.
+            bad = _CONVERSION.search(str(exc))
+            if bad is None:
+                raise
+            raise _unparsable(source, columns, types, rows, bad.group(1)) from None
 
 
-def _unparsable(source: str | Path, columns: Sequence[str], schema: pa.Schema,
+def _unparsable(source: str | Path, columns: Sequence[str], types: dict[str, pa.DataType],
                 first_row: int, value: str) -> InputError:
     """The error for a cell that does not parse as its column's type. A file is read again,
     as text, to find the cell's column and row; a pipe cannot be, so only the block it was in
@@ -155,20 +203,20 @@ def _unparsable(source: str | Path, columns: Sequence[str], schema: pa.Schema,
             f"cannot read {value!r} in {where} as a number, in the block of rows from "
             f"{first_row} (a pipe cannot be read again to find its row and column)",
             value=value)
-    stream, _, _ = _csv_stream(source)
-    text = _csv_reader(stream, columns, {name: pa.string() for name in columns})
-    row = 0
-    for batch in text:
-        for name in columns:
-            found = _first_unconvertible(batch.column(name), schema.field(name).type)
-            if found is not None:
-                return _not_a_number(name, row + found, where, batch.column(name)[found].as_py())
-        row += batch.num_rows
+    with _csv_stream(source) as (stream, _, _):
+        row = 0
+        for batch in _csv_reader(stream, columns, {name: pa.string() for name in columns}):
+            for name in columns:
+                found = _first_unconvertible(batch.column(name), types[name])
+                if found is not None:
+                    return _not_a_number(name, row + found, where,
+                                         batch.column(name)[found].as_py())
+            row += batch.num_rows
     return InputError(f"cannot read {value!r} in {where} as a number", value=value)
 
 
-def _quoted(cell: str | None) -> str:
-    return "" if cell is None else '"' + cell.replace('"', '""') + '"'
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split())
 
 
 def _not_a_number(column: str, row: int, where: str, cell: str) -> InputError:
@@ -180,10 +228,7 @@ def _first_unconvertible(cells: pa.Array, kind: pa.DataType) -> int | None:
     """The first of the text ``cells`` that does not convert to ``kind`` (by bisection)."""
     def converts(part: pa.Array) -> bool:
         try:
-            pacsv.read_csv(  # the CSV reader's own conversion, as in the first reading
-                pa.BufferReader("\n".join(["x", *(_quoted(cell) for cell in part.to_pylist())])
-                                .encode()),
-                convert_options=pacsv.ConvertOptions(column_types={"x": kind}))
+            pc.cast(part, kind)
         except pa.ArrowInvalid:
             return False
         return True
@@ -200,8 +245,18 @@ def _first_unconvertible(cells: pa.Array, kind: pa.DataType) -> int | None:
     return low
 
 
-def _one_line(exc: Exception) -> str:
-    return " ".join(str(exc).split())
+def _as_numbers(batch: pa.RecordBatch, first_row: int, where: str) -> pa.RecordBatch:
+    """A CSV batch with its text columns (text in the rows the types were told from) turned
+    into float64, or the error naming the first cell that is not a number."""
+    columns = []
+    for name, column in zip(batch.schema.names, batch.columns):
+        if pa.types.is_string(column.type):
+            found = _first_unconvertible(column, pa.float64())
+            if found is not None:
+                raise _not_a_number(name, first_row + found, where, column[found].as_py())
+            column = pc.cast(column, pa.float64())
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
 
 def _column_values(batch: pa.RecordBatch, name: str, first_row: int, where: str
@@ -218,11 +273,6 @@ def _column_values(batch: pa.RecordBatch, name: str, first_row: int, where: str
         raise InputError(f"column {name!r} of {where} is empty", argument=name)
     if not (pa.types.is_integer(kind) or pa.types.is_floating(kind)
             or pa.types.is_boolean(kind)):
-        # CSV text that is not all numbers: name the first cell that is not one.
-        found = (_first_unconvertible(column, pa.float64())
-                 if pa.types.is_string(kind) or pa.types.is_large_string(kind) else None)
-        if found is not None:
-            raise _not_a_number(name, first_row + found, where, column[found].as_py())
         value = column[0].as_py() if len(column) else None
         raise InputError(
             f"column {name!r} of {where} must be numeric, got {kind}; row {first_row} = "
@@ -283,7 +333,7 @@ def read_columns(source: str | Path, columns: Sequence[str]) -> dict[str, np.nda
 def expand_sources(source: str | Path | Sequence[str | Path]) -> list[str | Path]:
     """The files a source names: a file, ``"-"``, a directory (its Parquet files, at any
     depth, as in a partitioned dataset), a glob pattern, or a list of any of these; in
-    sorted order within a directory or pattern."""
+    sorted order within a directory or pattern, each file once."""
     if isinstance(source, (str, Path)):
         text = str(source)
         if text == "-" or os.path.isfile(text):
@@ -302,7 +352,9 @@ def expand_sources(source: str | Path | Sequence[str | Path]) -> list[str | Path
                 raise InputError(f"no files match {text!r}", argument="path", value=text)
             return found
         return [source]  # opening it will say what is wrong
-    sources = [path for item in source for path in expand_sources(item)]
+    # A file named twice (a directory and a pattern inside it, say) is read once.
+    sources = list({os.path.realpath(path) if str(path) != "-" else "-": path
+                    for item in source for path in expand_sources(item)}.values())
     if not sources:
         raise InputError("no files given", argument="path")
     if "-" in map(str, sources) and len(sources) > 1:
@@ -371,8 +423,9 @@ def sketch_file(
         :func:`iter_batches` and :func:`logitshift.fit`. Rows are numbered from 0 within
         each file.
     """
-    roles = {"y": label, "offset": offset, "weight": weight}
-    columns = [name for name in dict.fromkeys(roles.values()) if name is not None]
+    roles, columns = column_roles(label, offset, weight)
+    batch_rows = DEFAULT_BATCH_ROWS if batch_rows is None else as_positive_int(batch_rows,
+                                                                               "batch_rows")
     sources = expand_sources(source)
     if progress is None:
         progress = sys.stderr.isatty()
@@ -382,14 +435,17 @@ def sketch_file(
     for number, path in enumerate(sources, start=1):
         position = _Position()
         first_row = 0
-        for batch in iter_batches(path, columns, batch_rows=batch_rows, _position=position):
-            with prefixing(_where(path)), naming_columns(roles):
-                sketch.update(*(batch[name] if name is not None else None
-                                for name in roles.values()), first_row=first_row)
-            first_row += batch[label].shape[0]
-            position.rows = first_row
-            if shown is not None:
-                shown.show(rows + first_row, number, position.describe())
+        # Closed at once, even when the sketch refuses a batch: the file is closed with it.
+        with closing(iter_batches(path, columns, batch_rows=batch_rows,
+                                  _position=position)) as batches:
+            for batch in batches:
+                with prefixing(_where(path)), naming_columns(roles):
+                    sketch.update(*(batch[name] if name is not None else None
+                                    for name in roles.values()), first_row=first_row)
+                first_row += batch[label].shape[0]
+                position.rows = first_row
+                if shown is not None:
+                    shown.show(rows + first_row, number, position.describe())
         rows += first_row
     if shown is not None:
         shown.show(rows, len(sources), "done", final=True)

@@ -92,8 +92,10 @@ def test_plain_numeric_buffers_are_read_without_copies(make):
         np.testing.assert_array_equal(array, original)
     # Each container made its own buffer from the numpy arrays above; the kernels read
     # that buffer itself.
-    offsets_buffer = np.asarray(offsets.detach() if hasattr(offsets, "detach") else offsets)
-    assert np.shares_memory(data.offsets, offsets_buffer)
+    for array, container in ((data.labels, labels), (data.offsets, offsets),
+                             (data.weights, weights)):
+        buffer = np.asarray(container.detach() if hasattr(container, "detach") else container)
+        assert np.shares_memory(array, buffer)
 
 
 def test_containers_are_left_unchanged():

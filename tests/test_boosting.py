@@ -134,8 +134,10 @@ def test_dmatrix_passes_fit_options(xgb, data) -> None:
 def test_dmatrix_refuses_an_infinite_shift(xgb, data) -> None:
     margin = data["offset"][:100]
     dtrain = xgb.DMatrix(data["features"][:100], label=np.zeros(100), base_margin=margin)
-    with pytest.warns(RuntimeWarning), pytest.raises(InputError, match="pseudo_count") as error:
+    with pytest.warns(RuntimeWarning) as warned, \
+            pytest.raises(InputError, match="pseudo_count") as error:
         shift_dmatrix(dtrain)
+    assert warned[0].filename == __file__
     assert error.value.argument == "dmatrix" and error.value.value == -math.inf
     assert np.array_equal(dtrain.get_base_margin(), margin.astype(np.float32))
 
@@ -261,8 +263,10 @@ def test_dataset_from_a_file_or_a_subset_is_read_once_constructed(lgb, data,
 def test_dataset_refuses_an_infinite_shift(lgb, data) -> None:
     init_score = data["offset"][:100]
     dataset = lgb.Dataset(data["features"][:100], label=np.ones(100), init_score=init_score)
-    with pytest.warns(RuntimeWarning), pytest.raises(InputError, match="pseudo_count") as error:
+    with pytest.warns(RuntimeWarning) as warned, \
+            pytest.raises(InputError, match="pseudo_count") as error:
         shift_dataset(dataset)
+    assert warned[0].filename == __file__
     assert error.value.argument == "dataset" and error.value.value == math.inf
     assert dataset.get_init_score() is init_score   # refused: left as it was
 

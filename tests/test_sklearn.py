@@ -263,8 +263,9 @@ def test_every_label_the_same_needs_a_pseudo_count():
     scores, _ = shifted_population(np.random.default_rng(6))
     model = LogisticRegression().fit(scores[:, None], scores > 0)
     negatives = np.zeros(scores.size, bool)
-    with pytest.warns(RuntimeWarning, match="pseudo_count"):
+    with pytest.warns(RuntimeWarning, match="pseudo_count") as warned:
         degenerate = ShiftCalibrator(model).fit(scores[:, None], negatives)
+    assert warned[0].filename == __file__
     assert degenerate.shift_ == -np.inf
     assert (degenerate.predict_proba(scores[:, None])[:, 1] == 0).all()
     with warnings.catch_warnings():

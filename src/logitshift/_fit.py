@@ -15,7 +15,8 @@ from ._solve import DEFAULT_TOL, ArrayCurve, Curve, Terms, pseudo_rows, solve_cu
 from ._validate import (InputError, as_nonnegative_float, as_positive_int, check_columns,
                         column_roles, library_of, naming_columns)
 
-__all__ = ["fit", "fit_frame", "fit_file", "fit_curve", "check_options", "METHODS"]
+__all__ = ["fit", "fit_frame", "fit_file", "fit_for_caller", "fit_curve", "check_options",
+           "METHODS"]
 
 METHODS = ("auto", "sketch", "newton")
 
@@ -204,13 +205,15 @@ def fit(
     >>> result.converged
     True
     """
-    return _fit_arrays(y, offset, weight, method=method, pseudo_count=pseudo_count, tol=tol,
-                       max_iter=max_iter, stacklevel=4)
+    return fit_for_caller(y, offset, weight, method=method, pseudo_count=pseudo_count,
+                          tol=tol, max_iter=max_iter, stacklevel=4)
 
 
-def _fit_arrays(y: Any, offset: Any, weight: Any, *, method: str, pseudo_count: float,
-                tol: float | None, max_iter: int, stacklevel: int) -> ShiftFit:
-    """:func:`fit`, with warnings pointed ``stacklevel`` frames up."""
+def fit_for_caller(y: Any, offset: Any, weight: Any, *, stacklevel: int, method: str = "auto",
+                   pseudo_count: float = 0.0, tol: float | None = None,
+                   max_iter: int = 100) -> ShiftFit:
+    """:func:`fit` for the package's own functions: warnings point ``stacklevel`` frames up
+    from the solver (4 for a function the user calls directly)."""
     if any(library_of(values) == "dask" for values in (y, offset, weight)):
         from .dask import fit_arrays
 
@@ -287,9 +290,10 @@ def fit_frame(
                  else list(getattr(frame, "columns", frame)))
     check_columns(columns, available, "the frame")
     with naming_columns(roles):
-        return _fit_arrays(*(None if name is None else frame[name] for name in roles.values()),
-                           method=method, pseudo_count=pseudo_count, tol=tol,
-                           max_iter=max_iter, stacklevel=4)
+        return fit_for_caller(*(None if name is None else frame[name]
+                                for name in roles.values()),
+                              method=method, pseudo_count=pseudo_count, tol=tol,
+                              max_iter=max_iter, stacklevel=4)
 
 
 def fit_file(

@@ -360,7 +360,7 @@ def derivative_coefficients(count: int) -> np.ndarray:
 
 
 @nb.njit(**_OPTIONS)
-def sketch_terms(centres, tables, width, shift, coefficients, factorials):
+def sketch_terms(centres, tables, width, shift, coefficients, factorials, per_cell):
     """The sums of `_solve.Terms` at ``shift`` from the Taylor tables alone.
 
     ``centres[b]`` is a cell's centre, ``tables[b, label, j] = Σ w_label d^j``. With ``u`` the
@@ -368,9 +368,12 @@ def sketch_terms(centres, tables, width, shift, coefficients, factorials):
     function ``g``. All derivatives come from ``D_j = σ^(j)(-|u|)``, polynomials in
     ``σ(-|u|) <= 1/2`` and so accurate in the tails; mirror symmetry gives the other side.
     Cells wholly on one side of ``z = 0`` split their gradient into certain weight and tails
-    as the exact pass does. Returns ``(N_TERMS, 2)``: each sum and its compensation.
+    as the exact pass does. Returns ``(N_TERMS, 2)``: each sum and its compensation. Unless
+    ``per_cell`` is empty, it gets each cell's two label parts, ``Σ w (1 - y) σ(z)`` and
+    ``Σ w y σ(-z)``.
     """
     n_cells, _, order = tables.shape
+    keep_cells = per_cell.shape[0] > 0
     out = np.zeros((N_TERMS, 2))
     derivatives = np.empty(order + 1)
     values = np.empty(N_TERMS)
@@ -443,6 +446,9 @@ def sketch_terms(centres, tables, width, shift, coefficients, factorials):
                 sp_up = derivatives[j - 1]
                 sp_down = derivatives[0] - 1.0 if j == 1 else derivatives[j - 1]
             loss += sp_up * m_neg + sp_down * m_pos
+        if keep_cells:
+            per_cell[b, 0] = negative
+            per_cell[b, 1] = positive
         if abs(u) > half_width:
             # Every row of the cell is on one side: weight of certain mistakes plus tails.
             if right:

@@ -58,6 +58,7 @@ _NATIVE_LABELS = {np.dtype(t) for t in (np.uint8, np.int8, np.int32, np.int64, n
 _NATIVE_OFFSETS = {np.dtype(np.float32), np.dtype(np.float64)}
 _FACTORIALS = np.array([math.factorial(j) for j in range(MAX_ORDER + 1)], dtype=np.float64)
 _COEFFICIENTS = _kernels.derivative_coefficients(MAX_ORDER + 2)
+_NO_CELLS = np.empty((0, 2))  # sketch_terms: no per-cell parts wanted
 
 
 def _for_kernel(array: np.ndarray | None, native: set[np.dtype]) -> np.ndarray:
@@ -524,7 +525,7 @@ class Sketch:
 
     def evaluate(self, shift: float) -> Terms:
         return _terms(_kernels.sketch_terms(self._centres, self._tables, self.width, float(shift),
-                                            _COEFFICIENTS, _FACTORIALS))
+                                            _COEFFICIENTS, _FACTORIALS, _NO_CELLS))
 
     def loss(self, shift: float) -> float:
         """Total weighted cross-entropy ``Σ w BCE(y, offset + shift)``."""
@@ -547,19 +548,14 @@ class Sketch:
         tables, exact to rounding like every other sum. Rows of infinite offset (certain,
         and agreeing with their label) are in no cell.
         """
-        u = self._centres + float(shift)
-        tail = np.exp(-np.abs(u))
-        small = tail / (1.0 + tail)  # σ(-|u|)
-        right = u > 0
-        both = self._tables.sum(axis=1)  # Σ w d^j over both labels
-        expected = np.where(right, 1.0 - small, small) * both[:, 0]
-        for j in range(1, self.order):
-            derivative = np.polynomial.polynomial.polyval(small, _COEFFICIENTS[j])
-            # σ^(j)(u) = D_j(σ(-|u|)) for u <= 0 and (-1)^(j+1) D_j for u > 0.
-            derivative = np.where(right & (j % 2 == 0), -derivative, derivative)
-            expected += derivative * both[:, j] / _FACTORIALS[j]
-        return CellRates(centre=self._centres.copy(), weight=both[:, 0],
-                         observed=self._tables[:, 1, 0].copy(), expected=expected)
+        parts = np.empty((self.n_cells, 2))
+        _kernels.sketch_terms(self._centres, self._tables, self.width, float(shift),
+                              _COEFFICIENTS, _FACTORIALS, parts)
+        negatives, positives = self._tables[:, 0, 0], self._tables[:, 1, 0]
+        # Σ w σ(z) = Σ w (1 - y) σ(z) + Σ w y - Σ w y σ(-z)
+        expected = parts[:, 0] + (positives - parts[:, 1])
+        return CellRates(centre=self._centres.copy(), weight=negatives + positives,
+                         observed=positives.copy(), expected=expected)
 
     def solve(self, **fit_options: Any):
         """The :class:`ShiftFit` of the rows seen so far; ``pseudo_count``, ``tol`` and

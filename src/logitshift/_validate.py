@@ -180,13 +180,7 @@ def as_offset(offset: Any, n_rows: int, name: str = "offset", *,
     if offset is None:
         return 0.0
     if np.ndim(offset) == 0:
-        try:
-            value = float(offset)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"{name} must be a number, got {offset!r}", argument=name,
-                             value=offset) from exc
-        if np.isnan(value):
-            raise InputError(f"{name} is nan", argument=name, value=value)
+        value = as_shift(offset, name)  # a number, not NaN
         if np.isinf(value):
             raise InputError(f"{name} = {value} leaves no shift to fit", argument=name,
                              value=value)

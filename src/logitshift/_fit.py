@@ -347,5 +347,5 @@ def fit_file(
     check_options(None, pseudo_count, tol, max_iter)  # before the pass, not after it
     sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
                          progress=progress)
-    with naming_columns({"y": label, "offset": offset, "weight": weight}):
+    with naming_columns(column_roles(label, offset, weight)[0]):
         return sketch._solve({"pseudo_count": pseudo_count, "tol": tol, "max_iter": max_iter})

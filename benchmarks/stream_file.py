@@ -4,7 +4,8 @@ Writes (once) a Parquet file of ``--rows`` rows, label int8 and offset float64 ~
 labels drawn from σ(offset − 2); then, in this process, times the median of ``--repeats``
 runs of
 
-- pyarrow reading the same two columns a batch at a time, as fit_file reads them (the floor);
+- pyarrow reading the same two columns a batch at a time, into numpy, with its own default
+  threads (the floor);
 - ``logitshift.fit_file(path, "label", "offset")``;
 
 and prints them with their ratio, and the peak resident memory of a fresh process that does
@@ -53,7 +54,9 @@ def write_file(path: Path, rows: int, chunk: int = 10_000_000) -> None:
 
 
 def read_only(path: Path) -> int:
-    """What fit_file reads, and nothing more: the two columns as numpy, a batch at a time."""
+    """What fit_file reads, and nothing more: the two columns as numpy, a batch at a time
+    (pyarrow decoding with its default threads; fit_file decodes on one thread beside the
+    fill)."""
     parquet = pq.ParquetFile(path, pre_buffer=False)
     rows = 0
     for batch in parquet.iter_batches(batch_size=DEFAULT_BATCH_ROWS,

@@ -314,3 +314,60 @@ def test_files_are_closed_when_a_batch_is_refused(tmp_path, data):
         errors.append(caught.value)  # kept alive, as a caller may keep them
     if descriptors is not None:
         assert len(os.listdir("/proc/self/fd")) <= descriptors
+
+
+def test_a_refused_batch_stops_the_reader_and_closes_the_file(tmp_path, data):
+    """The next batch is being read while the sketch refuses this one."""
+    labels, offsets, _ = data
+    labels = labels.copy()
+    labels[1_500] = 2
+    path = tmp_path / "bad.parquet"
+    pq.write_table(pa.table({"y": labels, "f": offsets}), path, row_group_size=500)
+    descriptors = len(os.listdir("/proc/self/fd")) if os.path.isdir("/proc/self/fd") else None
+    errors = []
+    for _ in range(5):
+        with pytest.raises(InputError, match=r"label y\[1500\] = 2 is outside") as caught:
+            logitshift.fit_file(path, "y", "f", batch_rows=500)
+        errors.append(caught.value)  # kept alive, as a caller may keep them
+    if descriptors is not None:
+        assert len(os.listdir("/proc/self/fd")) <= descriptors
+
+
+def test_a_refused_batch_waits_for_the_batch_being_read(tmp_path, data, monkeypatch):
+    """The sketch refuses a batch while the next is still being read: the error reaches the
+    caller once the reader has stopped, and the file is closed after it."""
+    import threading
+    import time
+
+    labels, offsets, _ = data
+    path = tmp_path / "scores.parquet"
+    pq.write_table(pa.table({"y": labels, "f": offsets}), path, row_group_size=500)
+    reading = threading.Event()
+    real_batches, real_update = logitshift.io.iter_batches, logitshift.Sketch.update
+
+    def slow_batches(*args, **kwargs):
+        for number, batch in enumerate(real_batches(*args, **kwargs)):
+            if number == 1:
+                reading.set()
+                time.sleep(0.3)  # the second batch takes a while to read
+            yield batch
+
+    def refusing_update(self, *args, **kwargs):
+        assert reading.wait(5)  # refuse the first batch while the second is being read
+        raise InputError("refused", argument="y")
+
+    monkeypatch.setattr(logitshift.io, "iter_batches", slow_batches)
+    monkeypatch.setattr(logitshift.Sketch, "update", refusing_update)
+    with pytest.raises(InputError, match="refused"):
+        logitshift.fit_file(path, "y", "f", batch_rows=500)
+    monkeypatch.setattr(logitshift.Sketch, "update", real_update)
+
+
+def test_sketch_update_takes_a_thread_count(data):
+    labels, offsets, weights = data
+    reference = logitshift.Sketch().update(labels, offsets, weights)
+    for threads in (1, 2, 5):
+        sketch = logitshift.Sketch().update(labels, offsets, weights, threads=threads)
+        assert sketch.solve().shift == pytest.approx(reference.solve().shift, rel=1e-15)
+    with pytest.raises(InputError, match="threads"):
+        logitshift.Sketch().update(labels, offsets, threads=0)

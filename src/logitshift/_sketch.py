@@ -127,9 +127,11 @@ def _max_threads() -> int:
     return max(1, int(numba.config.NUMBA_NUM_THREADS))
 
 
-def _row_ranges(n_rows: int) -> list[tuple[int, int]]:
-    """One contiguous range of rows per thread."""
-    n_threads = max(1, min(_max_threads(), n_rows // _ROWS_PER_THREAD))
+def _row_ranges(n_rows: int, threads: int | None = None) -> list[tuple[int, int]]:
+    """One contiguous range of rows per thread (at most ``threads``, by default
+    :func:`_max_threads`)."""
+    limit = _max_threads() if threads is None else threads
+    n_threads = max(1, min(limit, n_rows // _ROWS_PER_THREAD))
     chunk = -(-n_rows // n_threads)
     return [(t * chunk, min(n_rows, (t + 1) * chunk)) for t in range(n_threads)]
 
@@ -225,16 +227,16 @@ def scan_totals(data: Prepared) -> ScanTotals:
     )
 
 
-def scan_arrays(data: Prepared, width: float, order: int
+def scan_arrays(data: Prepared, width: float, order: int, threads: int | None = None
                 ) -> tuple[ScanTotals, np.ndarray, np.ndarray]:
-    """One pass: validate, total and fill the tables.
+    """One pass: validate, total and fill the tables, on at most ``threads`` threads.
 
     Returns the totals, the centres of the occupied cells (sorted) and their tables
     ``(cells, 2, order)``.
     """
     arguments = data.kernel_arguments
     n_rows = data.labels.shape[0]
-    ranges = _row_ranges(n_rows)
+    ranges = _row_ranges(n_rows, threads)
     stats = np.zeros((len(ranges), N_STATS))
     # np.zeros maps zero pages lazily: only the cells the data touch become resident.
     tables = np.zeros((len(ranges), 2 * _HALF_WINDOW * 2 * order))
@@ -466,18 +468,21 @@ class Sketch:
     # -- building ----------------------------------------------------------------------------
 
     def update(self, y: Any, offset: Any = None, weight: Any = None, *,
-               first_row: int = 0) -> Sketch:
+               first_row: int = 0, threads: int | None = None) -> Sketch:
         """Add rows: labels ``y``, offsets (array, scalar or None) and optional weights.
 
         Checks the rows as :func:`logitshift.fit` does, numbering them from ``first_row``
         in its messages (the chunk's place in a stream), and returns the sketch itself. A
         chunk may be empty, or weigh nothing: a stream's pieces need not each be fittable,
-        only their sum.
+        only their sum. ``threads`` caps the threads that fill it (by default numba's
+        ``NUMBA_NUM_THREADS``, the CPU count), e.g. to leave a core to a reader.
         """
         data = Prepared.of(y, offset, weight, allow_empty=True, first_row=first_row)
+        if threads is not None:
+            threads = as_positive_int(threads, "threads")
         if data.labels.shape[0] == 0:
             return self
-        self._absorb(*scan_arrays(data, self.width, self.order))
+        self._absorb(*scan_arrays(data, self.width, self.order, threads))
         return self
 
     @classmethod

@@ -16,7 +16,7 @@ import argparse
 import numpy as np
 
 from logitshift import Sketch
-from logitshift._fit import fit_curve
+from logitshift._shift import fit_curve
 from logitshift._solve import ArrayCurve
 
 

@@ -11,7 +11,9 @@ import pytest
 
 import logitshift
 from logitshift import Sketch
-from logitshift._sketch import ExactCurve, Prepared, fill_reference, scan_arrays
+from logitshift._arrays import ExactCurve
+from logitshift._rows import Prepared
+from logitshift._sketch import fill_reference, scan_arrays
 from logitshift._solve import ArrayCurve
 
 LABEL_DTYPES = [np.bool_, np.int8, np.int64, np.float32, np.float64]
@@ -101,7 +103,7 @@ def test_enormous_offsets_keep_their_own_cells():
     exact = logitshift.fit(labels, offsets, method="newton")
     assert exact.converged
     assert sketch.solve().shift == pytest.approx(exact.shift, rel=1e-14)
-    reference = logitshift._fit.fit_curve(ArrayCurve(labels, offsets, None), method="newton")
+    reference = logitshift._shift.fit_curve(ArrayCurve(labels, offsets, None), method="newton")
     assert reference.shift == pytest.approx(exact.shift, rel=1e-14)
 
 
@@ -297,7 +299,7 @@ def test_results_do_not_depend_on_the_number_of_threads(monkeypatch):
     labels, offsets, weights = make_data(400_000, rng, soft=True, weighted=True)
     results = []
     for threads in (1, 2, 3):
-        monkeypatch.setattr(logitshift._sketch, "_max_threads", lambda: threads)
+        monkeypatch.setattr(logitshift._rows, "max_threads", lambda: threads)
         results.append((logitshift.fit(labels, offsets, weights).shift,
                         logitshift.fit(labels, offsets, weights, method="newton").shift))
     values = np.array(results)
@@ -356,13 +358,13 @@ def test_fits_from_many_threads_at_once_share_the_pool_safely(monkeypatch):
     """Callers that need more pool threads than the pool has grow it while others use it."""
     from concurrent.futures import ThreadPoolExecutor
 
-    monkeypatch.setattr(logitshift._sketch, "_max_threads", lambda: 8)
+    monkeypatch.setattr(logitshift._rows, "max_threads", lambda: 8)
     rng = np.random.default_rng(13)
     labels, offsets, _ = make_data(65_536 * 9, rng, np.int8)
     sizes = [65_536 * k for k in range(2, 10)] * 3
     expected = {n: logitshift.fit(labels[:n], offsets[:n]).shift for n in set(sizes)}
     for _ in range(3):
-        logitshift._sketch._forget_pool()  # start small, so that calls must grow it
+        logitshift._rows._forget_pool()  # start small, so that calls must grow it
         with ThreadPoolExecutor(len(sizes)) as callers:
             shifts = list(callers.map(lambda n: logitshift.fit(labels[:n], offsets[:n]).shift,
                                       sizes))

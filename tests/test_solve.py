@@ -11,7 +11,7 @@ import pytest
 
 import logitshift
 import reference
-from logitshift._fit import fit_curve
+from logitshift._shift import fit_curve
 from logitshift._solve import ArrayCurve
 
 # The seed notebook's example, scenario B: DESIGN.md's 50-digit reference.

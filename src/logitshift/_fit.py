@@ -1,132 +1,17 @@
-"""``fit``: validate, solve on a curve, and assemble the one result type."""
+"""The façade: ``fit``, ``fit_frame`` and ``fit_file`` pick the source that turns their input
+into a curve, then hand the curve to the shift estimator."""
 
 from __future__ import annotations
 
-import math
-import warnings
-from dataclasses import replace
 from typing import Any
 
-import numpy as np
-
+from . import _arrays
 from ._result import ShiftFit
-from ._sketch import ConstantCurve, ExactCurve, Prepared, Sketch, scan_totals
-from ._solve import DEFAULT_TOL, ArrayCurve, Curve, Terms, pseudo_rows, solve_curve
-from ._validate import (InputError, as_nonnegative_float, as_positive_int, check_columns,
-                        column_roles, library_of, naming_columns)
+from ._shift import check_options, fit_curve
+from ._solve import Curve
+from ._validate import column_roles, library_of, naming_columns
 
-__all__ = ["fit", "fit_frame", "fit_file", "fit_for_caller", "fit_curve", "check_options",
-           "METHODS"]
-
-METHODS = ("auto", "sketch", "newton")
-
-
-class _WithPseudoRows:
-    """A curve plus the two pseudo-rows: the objective that a pseudo-count asks for."""
-
-    def __init__(self, data: Curve, pseudo: ArrayCurve) -> None:
-        self._data, self._pseudo = data, pseudo
-        d, p = data.totals, pseudo.totals
-        # The pseudo-rows sit at the mean offset: the range and the mean stay the data's.
-        self.totals = replace(d, **{
-            name: getattr(d, name) + getattr(p, name)
-            for name in ("n_rows", "weight_sum", "positives", "active_positives",
-                         "active_negatives")})
-
-    def evaluate(self, shift: float) -> Terms:
-        return self._data.evaluate(shift) + self._pseudo.evaluate(shift)
-
-
-def check_options(method: str | None, pseudo_count: Any, tol: Any, max_iter: Any
-                  ) -> tuple[float, float, int]:
-    """The solver's options, checked (and ``method``, unless None) before any pass over the
-    data; returns ``pseudo_count``, ``tol`` (its default filled in) and ``max_iter``."""
-    if method is not None and method not in METHODS:
-        raise InputError(f"method = {method!r} must be one of {', '.join(map(repr, METHODS))}",
-                         argument="method", value=method)
-    pseudo_count = as_nonnegative_float(pseudo_count, "pseudo_count")
-    tol = DEFAULT_TOL if tol is None else as_nonnegative_float(tol, "tol")
-    if not tol > 0:
-        raise InputError("tol must be positive", argument="tol", value=tol)
-    return pseudo_count, tol, as_positive_int(max_iter, "max_iter")
-
-
-def fit_curve(
-    data: Curve,
-    *,
-    method: str,
-    pseudo_count: float = 0.0,
-    tol: float | None = None,
-    max_iter: int = 100,
-    stacklevel: int = 2,
-) -> ShiftFit:
-    """Solve for the shift on any curve and build the :class:`ShiftFit`."""
-    pseudo_count, tol, max_iter = check_options(None, pseudo_count, tol, max_iter)
-
-    if data.totals.weight_sum == 0:
-        raise InputError("weight is zero on every row", argument="weight")
-    if data.totals.active_positives + data.totals.active_negatives == 0:
-        raise InputError(
-            "every row with positive weight has an infinite offset, so every shift fits "
-            "equally well", argument="offset")
-    pseudo = pseudo_rows(data.totals, pseudo_count) if pseudo_count > 0 else None
-    objective: Curve = data if pseudo is None else _WithPseudoRows(data, pseudo)
-    totals = objective.totals
-    if totals.active_positives == 0:
-        shift, status, converged, iterations = -math.inf, "all_negative", True, 0
-    elif totals.active_negatives == 0:
-        shift, status, converged, iterations = math.inf, "all_positive", True, 0
-    else:
-        solution = solve_curve(objective, tol=tol, max_iter=max_iter)
-        shift, status = solution.shift, solution.status
-        converged, iterations = solution.converged, solution.iterations
-
-    at_shift = data.evaluate(shift)
-    at_zero = data.evaluate(0.0)
-    objective_at_shift, objective_at_zero = at_shift, at_zero
-    if pseudo is not None:
-        objective_at_shift = at_shift + pseudo.evaluate(shift)
-        objective_at_zero = at_zero + pseudo.evaluate(0.0)
-    information = objective_at_shift.hessian
-    result = ShiftFit(
-        shift=shift,
-        status=status,
-        converged=converged,
-        iterations=iterations,
-        n_rows=data.totals.n_rows,
-        weight_sum=data.totals.weight_sum,
-        positives=data.totals.positives,
-        loss=at_shift.loss / data.totals.weight_sum,
-        loss_at_zero=at_zero.loss / data.totals.weight_sum,
-        se=1.0 / math.sqrt(information) if information > 0 else math.inf,
-        pseudo_count=pseudo_count,
-        method="closed_form" if status == "closed_form" else method,
-        passes=data.passes,
-        _objective=objective,
-        _data=data,
-        _objective_loss=objective_at_shift.loss,
-        _objective_loss_at_zero=objective_at_zero.loss,
-        # Rows with infinite offsets expect what they observe, so O - E = -gradient(0).
-        _expected=data.totals.positives + at_zero.gradient,
-    )
-    _warn_about(result, objective_at_shift.gradient, stacklevel + 1)
-    return result
-
-
-def _warn_about(result: ShiftFit, gradient: float, stacklevel: int) -> None:
-    if result.status in ("all_negative", "all_positive"):
-        which = "0" if result.status == "all_negative" else "1"
-        warnings.warn(
-            f"every label is {which} (of the rows with weight and a finite offset): the "
-            f"optimal shift is {result.shift}; pass pseudo_count > 0 for a finite one",
-            RuntimeWarning, stacklevel=stacklevel,
-        )
-    elif not result.converged:
-        warnings.warn(
-            f"did not converge after {result.iterations} iterations; last shift "
-            f"{result.shift!r}, gradient {gradient:.3g}",
-            RuntimeWarning, stacklevel=stacklevel,
-        )
+__all__ = ["fit", "fit_frame", "fit_file"]
 
 
 def fit(
@@ -205,31 +90,28 @@ def fit(
     >>> result.converged
     True
     """
-    return fit_for_caller(y, offset, weight, method=method, pseudo_count=pseudo_count,
-                          tol=tol, max_iter=max_iter, stacklevel=4)
-
-
-def fit_for_caller(y: Any, offset: Any, weight: Any, *, stacklevel: int, method: str = "auto",
-                   pseudo_count: float = 0.0, tol: float | None = None,
-                   max_iter: int = 100) -> ShiftFit:
-    """:func:`fit` for the package's own functions: warnings point ``stacklevel`` frames up
-    from the solver (4 for a function the user calls directly)."""
+    options = _options(method, pseudo_count, tol, max_iter)
     if any(library_of(values) == "dask" for values in (y, offset, weight)):
-        from .dask import fit_arrays
+        from . import dask
 
-        return fit_arrays(y, offset, weight, method=method, pseudo_count=pseudo_count,
-                          tol=tol, max_iter=max_iter, _stacklevel=stacklevel)
+        dask.check_method(method)
+        return _estimate(dask.sketch_arrays(y, offset, weight), "sketch", {}, options)
+    curve, method = _arrays.curve_of(y, offset, weight, method)
+    return _estimate(curve, method, {}, options)
+
+
+def _options(method: str | None, pseudo_count: Any, tol: Any, max_iter: Any
+             ) -> dict[str, Any]:
+    """The estimator's options, checked before any pass over the data."""
     check_options(method, pseudo_count, tol, max_iter)
-    data = Prepared.of(y, offset, weight)
-    if np.ndim(data.offsets) == 0:
-        curve: Curve = ConstantCurve(scan_totals(data), float(data.offsets))
-    elif method == "newton":
-        curve = ExactCurve(data)
-    else:
-        curve = Sketch._from_prepared(data)
-        method = "sketch"
-    return fit_curve(curve, method=method, pseudo_count=pseudo_count, tol=tol,
-                     max_iter=max_iter, stacklevel=stacklevel)
+    return {"pseudo_count": pseudo_count, "tol": tol, "max_iter": max_iter}
+
+
+def _estimate(curve: Curve, method: str, roles: dict[str, Any],
+              options: dict[str, Any]) -> ShiftFit:
+    """The shift estimator on ``curve``; its errors name the columns of ``roles``."""
+    with naming_columns(roles):
+        return fit_curve(curve, method=method, **options)
 
 
 def fit_frame(
@@ -276,24 +158,18 @@ def fit_frame(
     >>> result.converged
     True
     """
+    options = _options(method, pseudo_count, tol, max_iter)
     if library_of(frame) == "dask":
         from . import dask
 
-        return dask.fit_frame(frame, label, offset, weight, method=method,
-                              pseudo_count=pseudo_count, tol=tol, max_iter=max_iter,
-                              _stacklevel=3)
-    roles, columns = column_roles(label, offset, weight)
-    if hasattr(frame, "collect"):  # a polars LazyFrame: collect only the columns asked for
-        check_columns(columns, frame.collect_schema().names(), "the frame")
-        frame = frame.select(columns).collect()
-    available = (frame.column_names if hasattr(frame, "column_names")
-                 else list(getattr(frame, "columns", frame)))
-    check_columns(columns, available, "the frame")
+        dask.check_method(method)
+        roles, _ = column_roles(label, offset, weight)
+        return _estimate(dask.sketch_frame(frame, label, offset, weight), "sketch", roles,
+                         options)
+    roles, columns = _arrays.frame_columns(frame, label, offset, weight)
     with naming_columns(roles):
-        return fit_for_caller(*(None if name is None else frame[name]
-                                for name in roles.values()),
-                              method=method, pseudo_count=pseudo_count, tol=tol,
-                              max_iter=max_iter, stacklevel=4)
+        curve, method = _arrays.curve_of(*columns, method)
+    return _estimate(curve, method, roles, options)
 
 
 def fit_file(
@@ -344,8 +220,7 @@ def fit_file(
     """
     from .io import sketch_file
 
-    check_options(None, pseudo_count, tol, max_iter)  # before the pass, not after it
+    options = _options(None, pseudo_count, tol, max_iter)
     sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
                          progress=progress)
-    with naming_columns(column_roles(label, offset, weight)[0]):
-        return sketch._solve({"pseudo_count": pseudo_count, "tol": tol, "max_iter": max_iter})
+    return _estimate(sketch, "sketch", column_roles(label, offset, weight)[0], options)

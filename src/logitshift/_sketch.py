@@ -1,4 +1,4 @@
-"""The mergeable one-pass sketch, and the curves built from single passes over arrays.
+"""The mergeable one-pass sketch: the summary every source fills and every estimator reads.
 
 Offsets go on a grid of width ``δ`` (a power of two): row ``i`` falls in cell
 ``b = floor(f_i / δ)`` with remainder ``d_i = f_i - (b + 1/2) δ``, ``|d_i| <= δ/2``. Two tables,
@@ -13,31 +13,25 @@ from __future__ import annotations
 
 import json
 import math
-import operator
-import os
-import re
 import struct
-import threading
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, fields
-from functools import cached_property, partial
+from functools import partial
 from typing import Any
 
-import numba
 import numpy as np
 
 from . import _kernels
-from ._kernels import (N_STATS, S_ACTIVE_NEG, S_ACTIVE_POS, S_ANCHOR, S_FIRST_BAD, S_HIGH,
-                       S_LOW, S_OFFSET_MAX, S_OFFSET_MIN, S_OVERFLOW, S_POSITIVES,
-                       S_WEIGHT, S_WEIGHTED_OFFSET)
-from ._solve import ArrayCurve, CurveTotals, Terms, mean_within
-from ._validate import (InputError, as_labels, as_offset, as_positive_int, as_weight,
-                        check_infinite_offsets)
+from ._kernels import (N_STATS, S_ANCHOR, S_FIRST_BAD, S_HIGH, S_LOW, S_OFFSET_MAX,
+                       S_OFFSET_MIN, S_OVERFLOW, S_POSITIVES, S_WEIGHT)
+from ._result import ShiftFit
+from ._rows import (NO_ROWS, Prepared, ScanTotals, in_threads, raise_for_bad_rows,
+                    row_ranges, terms_from_sums)
+from ._shift import fit_curve
+from ._solve import CurveTotals, Terms
+from ._validate import InputError, as_positive_int
 
-__all__ = ["Sketch", "CellRates", "ExactCurve", "ConstantCurve", "scan_arrays", "scan_totals",
-           "fill_reference",
-           "DEFAULT_WIDTH", "DEFAULT_ORDER"]
+__all__ = ["Sketch", "CellRates", "scan_arrays", "fill_reference", "DEFAULT_WIDTH",
+           "DEFAULT_ORDER"]
 
 #: Grid width and Taylor order: the remainder is below 1e-16 of the Hessian (see
 #: docs/benchmarks.md for the measurement behind these defaults).
@@ -48,183 +42,9 @@ MAX_ORDER = 16
 #: Cells each side of a thread's first cell that its dense table covers: ±1024 logits at the
 #: default width. Rows beyond go through the sparse path.
 _HALF_WINDOW = 1 << 14
-#: Fewer rows than this per thread are not worth a thread.
-_ROWS_PER_THREAD = 1 << 16
-
-# dtypes the kernels read in place; others are copied to float64. Each is a compiled
-# specialisation, so the list is short: the labels people store, float offsets.
-_NATIVE_LABELS = {np.dtype(t) for t in (np.uint8, np.int8, np.int32, np.int64, np.float32,
-                                        np.float64)}
-_NATIVE_OFFSETS = {np.dtype(np.float32), np.dtype(np.float64)}
 _FACTORIALS = np.array([math.factorial(j) for j in range(MAX_ORDER + 1)], dtype=np.float64)
 _COEFFICIENTS = _kernels.derivative_coefficients(MAX_ORDER + 2)
 _NO_CELLS = np.empty((0, 2))  # sketch_terms: no per-cell parts wanted
-
-
-def _for_kernel(array: np.ndarray | None, native: set[np.dtype]) -> np.ndarray:
-    """The array itself where the kernels read its dtype in place, else a float64 copy."""
-    if array is None:
-        return np.empty(0)
-    if array.dtype == np.bool_:
-        array = array.view(np.uint8)  # the same bytes, a type the kernels can convert
-    if array.dtype in native and array.dtype.isnative:
-        return array
-    return array.astype(np.float64)
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """Labels, offsets and weights checked for type and shape, ready for the kernels."""
-
-    labels: np.ndarray
-    offsets: np.ndarray | float
-    weights: np.ndarray | None
-    first_row: int = 0  # the number of the first row, in error messages
-
-    @classmethod
-    def of(cls, y: Any, offset: Any, weight: Any, *, allow_empty: bool = False,
-           first_row: int = 0) -> Prepared:
-        labels = as_labels(y, check_values=False, allow_empty=allow_empty)
-        n_rows = labels.shape[0]
-        return cls(labels, as_offset(offset, n_rows, check_values=False),
-                   as_weight(weight, n_rows, check_values=False), first_row)
-
-    def raise_for_values(self, row: int) -> None:
-        """Raise the error the numpy validators give for these arrays (the slow path, only
-        taken once a kernel has found a bad row), its row counted from ``first_row``."""
-        try:
-            labels = as_labels(self.labels)
-            as_offset(self.offsets, labels.shape[0])
-            as_weight(self.weights, labels.shape[0])
-            check_infinite_offsets(labels, self.offsets, self.weights)
-        except InputError as error:
-            if not self.first_row or error.index is None:
-                raise
-            index = error.index + self.first_row
-            message = re.sub(rf"\[{error.index}\]", f"[{index}]", str(error))
-            raise InputError(message, argument=error.argument, index=index,
-                             value=error.value) from None
-        raise InputError(f"row {row + self.first_row} is invalid",  # pragma: no cover
-                         index=row + self.first_row)
-
-    @cached_property
-    def kernel_arguments(self) -> tuple:
-        """The kernels' leading arguments; made once, since a dtype the kernels do not read
-        in place costs a copy."""
-        has_offsets = np.ndim(self.offsets) > 0
-        return (
-            _for_kernel(self.offsets if has_offsets else None, _NATIVE_OFFSETS), has_offsets,
-            0.0 if has_offsets else float(self.offsets),
-            _for_kernel(self.labels, _NATIVE_LABELS),
-            # Weights are rarer and often float64 already; one dtype halves the compiling.
-            _for_kernel(self.weights, {np.dtype(np.float64)}), self.weights is not None,
-        )
-
-
-def _max_threads() -> int:
-    """Threads to use: numba's setting (``NUMBA_NUM_THREADS``, by default the CPU count),
-    read without starting numba's own thread pool, which no kernel here uses."""
-    return max(1, int(numba.config.NUMBA_NUM_THREADS))
-
-
-def _row_ranges(n_rows: int, threads: int | None = None) -> list[tuple[int, int]]:
-    """One contiguous range of rows per thread (at most ``threads``, by default
-    :func:`_max_threads`)."""
-    limit = _max_threads() if threads is None else threads
-    n_threads = max(1, min(limit, n_rows // _ROWS_PER_THREAD))
-    chunk = -(-n_rows // n_threads)
-    return [(t * chunk, min(n_rows, (t + 1) * chunk)) for t in range(n_threads)]
-
-
-_pool: ThreadPoolExecutor | None = None
-_pool_size = 0
-_pool_lock = threading.Lock()
-
-
-def _forget_pool() -> None:
-    """In a forked child the pool's threads do not exist: start afresh."""
-    global _pool, _pool_size, _pool_lock
-    _pool, _pool_size, _pool_lock = None, 0, threading.Lock()
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_forget_pool)
-
-
-def _in_threads(tasks: list[Callable[[], None]]) -> None:
-    """Run the tasks at once: the first in this thread, the others in a pool. The kernels
-    release the GIL, so each runs on its own core."""
-    global _pool, _pool_size
-    futures = []
-    if len(tasks) > 1:
-        with _pool_lock:
-            if _pool_size < len(tasks) - 1:
-                # The old pool is not shut down: another caller may be submitting to it. Its
-                # threads end once nothing refers to it.
-                _pool = ThreadPoolExecutor(len(tasks) - 1, thread_name_prefix="logitshift")
-                _pool_size = len(tasks) - 1
-            pool = _pool
-        futures = [pool.submit(task) for task in tasks[1:]]
-    tasks[0]()
-    for future in futures:
-        future.result()
-
-
-@dataclass(frozen=True)
-class ScanTotals:
-    """The totals one :func:`scan_arrays` pass gathers."""
-
-    n_rows: int
-    weight_sum: float
-    positives: float
-    active_negatives: float
-    active_positives: float
-    weighted_offset: float
-    offset_min: float
-    offset_max: float
-
-    def curve_totals(self) -> CurveTotals:
-        active = self.active_negatives + self.active_positives
-        mean = self.weighted_offset / active if active > 0 else math.nan
-        return CurveTotals(
-            n_rows=self.n_rows, weight_sum=self.weight_sum, positives=self.positives,
-            active_positives=self.active_positives, active_negatives=self.active_negatives,
-            offset_min=self.offset_min, offset_max=self.offset_max,
-            offset_mean=mean_within(mean, self.offset_min, self.offset_max),
-        )
-
-    def __add__(self, other: ScanTotals) -> ScanTotals:
-        combine = {"offset_min": min, "offset_max": max}
-        return ScanTotals(**{
-            field.name: combine.get(field.name, operator.add)(getattr(self, field.name),
-                                                              getattr(other, field.name))
-            for field in fields(ScanTotals)})
-
-
-_NO_ROWS = ScanTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, math.inf, -math.inf)
-
-
-def scan_totals(data: Prepared) -> ScanTotals:
-    """One pass: validate and total, without tables."""
-    ranges = _row_ranges(data.labels.shape[0])
-    if data.weights is None and np.ndim(data.offsets) == 0 and data.labels.dtype.kind in "biu":
-        return _count_labels(data, ranges)
-    stats = np.zeros((len(ranges), N_STATS))
-    arguments = data.kernel_arguments
-    _in_threads([partial(_kernels.totals, *arguments, start, stop, stats[t])
-                 for t, (start, stop) in enumerate(ranges)])
-    _raise_for_bad_rows(data, stats[:, S_FIRST_BAD])
-
-    def total(column: int) -> float:  # value plus compensation
-        return float(np.sum(stats[:, column]) + np.sum(stats[:, column + 1]))
-
-    return ScanTotals(
-        n_rows=data.labels.shape[0], weight_sum=total(S_WEIGHT), positives=total(S_POSITIVES),
-        active_negatives=total(S_ACTIVE_NEG), active_positives=total(S_ACTIVE_POS),
-        weighted_offset=total(S_WEIGHTED_OFFSET),
-        offset_min=float(stats[:, S_OFFSET_MIN].min()),
-        offset_max=float(stats[:, S_OFFSET_MAX].max()),
-    )
 
 
 def scan_arrays(data: Prepared, width: float, order: int, threads: int | None = None
@@ -236,15 +56,15 @@ def scan_arrays(data: Prepared, width: float, order: int, threads: int | None = 
     """
     arguments = data.kernel_arguments
     n_rows = data.labels.shape[0]
-    ranges = _row_ranges(n_rows, threads)
+    ranges = row_ranges(n_rows, threads)
     stats = np.zeros((len(ranges), N_STATS))
     # np.zeros maps zero pages lazily: only the cells the data touch become resident.
     tables = np.zeros((len(ranges), 2 * _HALF_WINDOW * 2 * order))
     tasks = [partial(_kernels.fill, *arguments, start, stop, 1.0 / width, width, order,
                      tables[t], stats[t]) for t, (start, stop) in enumerate(ranges)]
     _kernels.compile_vectorized(_kernels.fill, tasks[0].args)
-    _in_threads(tasks)
-    _raise_for_bad_rows(data, stats[:, S_FIRST_BAD])
+    in_threads(tasks)
+    raise_for_bad_rows(data, stats[:, S_FIRST_BAD])
     tables = tables.reshape(len(ranges), 2 * _HALF_WINDOW, 2, order)
     cells, parts = [], []
     for t in range(len(ranges)):
@@ -287,25 +107,6 @@ def _weighted_offset(centres: np.ndarray, tables: np.ndarray) -> float:
     with np.errstate(over="ignore", invalid="ignore"):
         return float(np.sum(centres * (tables[:, 0, 0] + tables[:, 1, 0]))
                      + np.sum(tables[:, :, 1]))
-
-
-def _raise_for_bad_rows(data: Prepared, first_bad: np.ndarray) -> None:
-    if (first_bad >= 0).any():
-        data.raise_for_values(int(first_bad[first_bad >= 0].min()))
-
-
-def _count_labels(data: Prepared, ranges: list[tuple[int, int]]) -> ScanTotals:
-    """Totals of unweighted integer labels at a constant offset: counts, exact."""
-    labels = data.kernel_arguments[3]
-    out = np.zeros((len(ranges), 2), dtype=np.int64)
-    _in_threads([partial(_kernels.count_labels, labels, start, stop, out[t])
-                 for t, (start, stop) in enumerate(ranges)])
-    _raise_for_bad_rows(data, out[:, 1])
-    n_rows = labels.shape[0]
-    positives = int(out[:, 0].sum())
-    offset = float(data.offsets)
-    return ScanTotals(n_rows, float(n_rows), float(positives), float(n_rows - positives),
-                      float(positives), offset * n_rows, offset, offset)
 
 
 def _fill_outside_windows(data: Prepared, stats: np.ndarray, ranges: list[tuple[int, int]],
@@ -367,46 +168,6 @@ def _combine(cells: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndar
     return unique, combined
 
 
-def _terms(sums: np.ndarray) -> Terms:
-    """`_solve.Terms` from a kernel's compensated sums ``(N_TERMS, 2)``."""
-    # An infinite sum (the loss at an infinite shift) has a meaningless compensation.
-    value = (sums[:, 0] + np.where(np.isfinite(sums[:, 0]), sums[:, 1], 0.0)).tolist()
-    return Terms(negative=value[0], positive=value[1], gradient=value[2] + value[3],
-                 negative_curvature=value[4], positive_curvature=value[5], loss=value[6])
-
-
-class ExactCurve:
-    """The exact curve over in-memory arrays, with numba: each evaluation is one pass."""
-
-    def __init__(self, data: Prepared) -> None:
-        scanned = scan_totals(data)
-        self._arguments = data.kernel_arguments
-        self._ranges = _row_ranges(data.labels.shape[0])
-        self.totals = scanned.curve_totals()
-        self.passes = 1
-
-    def evaluate(self, shift: float) -> Terms:
-        self.passes += 1
-        n = _kernels.N_TERMS
-        parts = np.zeros((len(self._ranges), 2 * n))
-        _in_threads([partial(_kernels.exact_terms, *self._arguments, float(shift), start, stop,
-                             parts[t]) for t, (start, stop) in enumerate(self._ranges)])
-        return _terms(np.stack([parts[:, :n].sum(axis=0), parts[:, n:].sum(axis=0)], axis=1))
-
-
-class ConstantCurve:
-    """A constant offset (none is 0): every sum in closed form from the two label totals."""
-
-    def __init__(self, totals: ScanTotals, offset: float) -> None:
-        self._rows = ArrayCurve(np.array([1.0, 0.0]), np.full(2, offset),
-                                np.array([totals.active_positives, totals.active_negatives]))
-        self.totals = totals.curve_totals()
-        self.passes = 1
-
-    def evaluate(self, shift: float) -> Terms:
-        return self._rows.evaluate(shift)
-
-
 @dataclass(frozen=True)
 class CellRates:
     """Per occupied sketch cell, in increasing offset: the cell's centre, its weight, its
@@ -461,7 +222,7 @@ class Sketch:
                              argument="order", value=order)
         self.width = float(width)
         self.order = order
-        self._scanned = _NO_ROWS
+        self._scanned = NO_ROWS
         self._centres = np.empty(0)
         self._tables = np.empty((0, 2, order))
 
@@ -529,8 +290,9 @@ class Sketch:
         return self._centres.size
 
     def evaluate(self, shift: float) -> Terms:
-        return _terms(_kernels.sketch_terms(self._centres, self._tables, self.width, float(shift),
-                                            _COEFFICIENTS, _FACTORIALS, _NO_CELLS))
+        return terms_from_sums(_kernels.sketch_terms(
+            self._centres, self._tables, self.width, float(shift), _COEFFICIENTS, _FACTORIALS,
+            _NO_CELLS))
 
     def loss(self, shift: float) -> float:
         """Total weighted cross-entropy ``Σ w BCE(y, offset + shift)``."""
@@ -562,18 +324,12 @@ class Sketch:
         return CellRates(centre=self._centres.copy(), weight=negatives + positives,
                          observed=positives.copy(), expected=expected)
 
-    def solve(self, **fit_options: Any):
+    def solve(self, **fit_options: Any) -> ShiftFit:
         """The :class:`ShiftFit` of the rows seen so far; ``pseudo_count``, ``tol`` and
         ``max_iter`` as for :func:`fit`."""
-        return self._solve(fit_options)
-
-    def _solve(self, fit_options: dict[str, Any]):
-        """``solve`` for public functions that call it: warnings point at their caller."""
-        from ._fit import fit_curve
-
         if self.n_rows == 0:
             raise InputError("y is empty: the sketch has no rows yet", argument="y")
-        return fit_curve(self, method="sketch", stacklevel=4, **fit_options)
+        return fit_curve(self, method="sketch", **fit_options)
 
     @property
     def passes(self) -> int:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
+import sys
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -17,7 +20,7 @@ import numpy as np
 __all__ = [
     "InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float",
     "as_positive_int", "as_shift", "check_infinite_offsets", "check_columns", "column_roles",
-    "naming_columns", "prefixing",
+    "naming_columns", "prefixing", "warn",
 ]
 
 
@@ -46,6 +49,19 @@ class InputError(ValueError):
         self.argument = argument
         self.index = index
         self.value = value
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def warn(message: str, category: type[Warning] = RuntimeWarning) -> None:
+    """``warnings.warn`` pointed at the first frame outside logitshift: the user's line,
+    however deep in the package the warning is raised, and whichever front end led there."""
+    frame, level = sys._getframe(1), 2  # level 2 is the frame that called this function
+    while frame is not None and os.path.dirname(
+            os.path.abspath(frame.f_code.co_filename)) == _PACKAGE_DIR:
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level)
 
 
 def _first(mask: np.ndarray) -> int:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._fit import fit_for_caller
+from ._fit import fit
 from ._result import ShiftFit
 from ._validate import InputError
 
@@ -83,8 +83,7 @@ def _fit_margin(
         weight = _one_column(weight, "weight", argument)
     if margin is not None:
         margin = _one_column(margin, margin_name, argument)
-    # Warnings point at the line that called shift_dmatrix / shift_dataset.
-    result = fit_for_caller(label, margin, weight, stacklevel=5, **options)
+    result = fit(label, margin, weight, **options)
     if math.isinf(result.shift):
         raise InputError(
             f"every label of {argument} is {'1' if result.shift > 0 else '0'} (of the rows "

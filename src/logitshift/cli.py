@@ -18,8 +18,9 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from ._fit import check_options, fit
+from ._fit import fit
 from ._result import ShiftFit, normal_quantile
+from ._shift import check_options
 from ._validate import InputError, column_roles, naming_columns
 
 __all__ = ["main"]

@@ -7,6 +7,10 @@ exactly, so the result is the :class:`~logitshift.ShiftFit` that :func:`logitshi
 on the same data in memory, to rounding. The work runs on whatever scheduler is active: a
 ``distributed.Client`` where one exists, as for any Dask computation.
 
+As a source, the module turns a collection into one sketch (:func:`sketch_arrays`,
+:func:`sketch_frame`); :func:`fit_arrays` and :func:`fit_frame` then solve it, as
+:func:`logitshift.fit` and :func:`logitshift.fit_frame` do for Dask inputs.
+
 >>> import logitshift.dask                                             # doctest: +SKIP
 >>> result = logitshift.dask.fit_arrays(labels, offsets)               # doctest: +SKIP
 >>> result = logitshift.dask.fit_frame(ddf, label="y", offset="margin")  # doctest: +SKIP
@@ -29,13 +33,13 @@ try:
 except ImportError as exc:
     raise ImportError('logitshift.dask needs dask: pip install "logitshift[dask]"') from exc
 
-from ._fit import check_options, fit_curve
 from ._result import ShiftFit
+from ._shift import check_options, fit_curve
 from ._sketch import Sketch
 from ._validate import (InputError, as_numeric, as_offset, check_columns, column_roles,
                         naming_columns, prefixing)
 
-__all__ = ["fit_arrays", "fit_frame"]
+__all__ = ["fit_arrays", "fit_frame", "sketch_arrays", "sketch_frame", "check_method"]
 
 #: Sketches merged by one task of the reduction tree.
 _FAN_IN = 8
@@ -50,7 +54,6 @@ def fit_arrays(
     pseudo_count: float = 0.0,
     tol: float | None = None,
     max_iter: int = 100,
-    _stacklevel: int = 2,  # frames from fit_arrays up to the caller its warnings point at
 ) -> ShiftFit:
     """:func:`logitshift.fit` on Dask arrays, in one pass over their chunks.
 
@@ -99,7 +102,19 @@ def fit_arrays(
     >>> logitshift.dask.fit_arrays(labels, offsets).shift              # doctest: +SKIP
     -2.00...
     """
-    _check_options(method, pseudo_count, tol, max_iter)
+    check_method(method)
+    check_options(method, pseudo_count, tol, max_iter)
+    return _solve(sketch_arrays(y, offset, weight), {}, pseudo_count=pseudo_count, tol=tol,
+                  max_iter=max_iter)
+
+
+def sketch_arrays(y: Any, offset: Any = None, weight: Any = None) -> Sketch:
+    """The :class:`~logitshift.Sketch` of Dask arrays, in one pass over their chunks.
+
+    Arguments and errors as for :func:`fit_arrays`: one task per chunk fills its sketch
+    where the chunk lies, the sketches merge in a tree, and only the last one reaches the
+    client.
+    """
     labels = _as_dask(y, "y")
     if offset is None or np.ndim(offset) == 0:
         offset = as_offset(offset, 0)  # a constant: checked here, the same in every chunk
@@ -122,8 +137,7 @@ def fit_arrays(
         for i, (labels_block, offset_block, weight_block, first_row) in enumerate(
             zip(labels.to_delayed(optimize_graph=False), offsets, weights, first_rows))
     ]
-    return _solve(sketches, {}, pseudo_count=pseudo_count, tol=tol, max_iter=max_iter,
-                  stacklevel=_stacklevel)
+    return _merged(sketches)
 
 
 def fit_frame(
@@ -136,7 +150,6 @@ def fit_frame(
     pseudo_count: float = 0.0,
     tol: float | None = None,
     max_iter: int = 100,
-    _stacklevel: int = 2,  # frames from fit_frame up to the caller its warnings point at
 ) -> ShiftFit:
     """:func:`logitshift.fit_frame` on a Dask DataFrame, in one pass over its partitions.
 
@@ -169,29 +182,34 @@ def fit_frame(
     >>> ddf = dd.read_parquet("clicks/")                               # doctest: +SKIP
     >>> logitshift.dask.fit_frame(ddf, label="clicked", offset="margin").shift  # doctest: +SKIP
     """
+    check_method(method)
+    check_options(method, pseudo_count, tol, max_iter)
+    return _solve(sketch_frame(frame, label, offset, weight),
+                  column_roles(label, offset, weight)[0], pseudo_count=pseudo_count, tol=tol,
+                  max_iter=max_iter)
+
+
+def sketch_frame(frame: Any, label: Any, offset: Any = None, weight: Any = None) -> Sketch:
+    """The :class:`~logitshift.Sketch` of the named columns of a Dask DataFrame, in one pass
+    over its partitions; arguments and errors as for :func:`fit_frame`."""
     import dask.dataframe as dd
 
     if not isinstance(frame, dd.DataFrame):
         raise InputError(f"frame must be a dask DataFrame, got {type(frame).__name__}; "
                          "for a table in memory use logitshift.fit_frame", argument="frame")
-    _check_options(method, pseudo_count, tol, max_iter)
     roles, columns = column_roles(label, offset, weight)
     check_columns(columns, list(frame.columns), "the frame")
-    sketches = [dask.delayed(_partition_sketch)(part, roles, where=f"partition {i}")
-                for i, part in enumerate(frame[columns].to_delayed())]
-    return _solve(sketches, roles, pseudo_count=pseudo_count, tol=tol, max_iter=max_iter,
-                  stacklevel=_stacklevel)
+    return _merged([dask.delayed(_partition_sketch)(part, roles, where=f"partition {i}")
+                    for i, part in enumerate(frame[columns].to_delayed())])
 
 
-def _check_options(method: str, pseudo_count: float, tol: float | None,
-                   max_iter: int) -> None:
-    """Refuse bad options before the pass, not after it."""
+def check_method(method: str) -> None:
+    """Refuse ``method="newton"`` before the pass: it would make a pass per iteration."""
     if method == "newton":
         raise InputError(
             "method = 'newton' makes a pass over the data per iteration; on a Dask "
             "collection use 'sketch' (or 'auto'), which gives the same shift in one pass",
             argument="method", value=method)
-    check_options(method, pseudo_count, tol, max_iter)
 
 
 def _as_dask(values: Any, name: str) -> da.Array:
@@ -240,17 +258,18 @@ def _merge(*sketches: Sketch) -> Sketch:
     return functools.reduce(operator.add, sketches)
 
 
-def _solve(sketches: list, roles: Mapping[str, Any], *, pseudo_count: float, stacklevel: int,
-           tol: float | None, max_iter: int) -> ShiftFit:
-    """Merge the chunks' sketches in a tree, gather the one left and solve on it; errors
-    about the whole (no rows, no weight) name the column of ``roles`` they concern."""
+def _merged(sketches: list) -> Sketch:
+    """Merge the chunks' sketches in a tree and gather the one left; a chunk's error (its
+    column named) raises here."""
     while len(sketches) > 1:
         sketches = [dask.delayed(_merge)(*sketches[start:start + _FAN_IN])
                     for start in range(0, len(sketches), _FAN_IN)]
-    (sketch,) = dask.compute(sketches[0])  # a chunk's error (its column named) raises here
+    (sketch,) = dask.compute(sketches[0])
+    return sketch
+
+
+def _solve(sketch: Sketch, roles: Mapping[str, Any], **options: Any) -> ShiftFit:
+    """The shift of the merged sketch; errors about the whole (no rows, no weight) name the
+    column of ``roles`` they concern."""
     with naming_columns(roles):
-        if sketch.n_rows == 0:
-            raise InputError("y is empty", argument="y")
-        # Warnings point ``stacklevel`` frames above fit_arrays / fit_frame.
-        return fit_curve(sketch, method="sketch", pseudo_count=pseudo_count, tol=tol,
-                         max_iter=max_iter, stacklevel=stacklevel + 2)
+        return fit_curve(sketch, method="sketch", **options)

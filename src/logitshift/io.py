@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from . import _sketch
+from ._rows import max_threads
 from ._sketch import Sketch
 from ._validate import (InputError, as_positive_int, check_columns, column_roles,
                         naming_columns, prefixing)
@@ -450,7 +450,7 @@ def sketch_file(
     # A pipeline: one thread reads (and decodes) the next batch while the others fill the
     # sketch with this one. Measured at 1e8 rows on 2 cores, 1.29 s against 1.74 s for
     # reading and filling in turn, each with both cores.
-    fill_threads = max(1, _sketch._max_threads() - 1)
+    fill_threads = max(1, max_threads() - 1)
     rows = 0
     for number, path in enumerate(sources, start=1):
         position = _Position()

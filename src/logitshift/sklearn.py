@@ -27,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'pip install "logitshift[sklearn]"'
     ) from exc
 
-from ._fit import fit_for_caller
+from ._fit import fit as fit_shift
 from ._losses import sigmoid_pair
 from ._validate import InputError, as_weight
 
@@ -164,9 +164,8 @@ class ShiftCalibrator(ClassifierMixin, BaseEstimator):
         weight = as_weight(sample_weight, len(y), "sample_weight")
         scores = _score_column(X) if self.estimator is None else self._raw_scores(X)
         try:
-            # Warnings point at the line that called this fit.
-            result = fit_for_caller(y == classes[1], scores, weight, stacklevel=4,
-                                    pseudo_count=self.pseudo_count)
+            result = fit_shift(y == classes[1], scores, weight,
+                               pseudo_count=self.pseudo_count)
         except InputError as error:
             raise self._in_user_terms(error, y, scores, weight, classes) from None
         self.classes_, self.fit_, self.shift_ = classes, result, result.shift

@@ -1,0 +1,123 @@
+"""The in-memory source: arrays and tables in memory, turned into a curve in one pass.
+
+:func:`curve_of` picks the curve: the closed form for a constant offset (or none), a
+:class:`~logitshift.Sketch` by default, or :class:`ExactCurve` (one exact pass per evaluation)
+for ``method="newton"``. :func:`frame_columns` reads the named columns of a table. Either way
+the rows are validated in the kernels' pass, and phrased as the numpy validators phrase them.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from . import _kernels
+from ._kernels import (N_STATS, S_ACTIVE_NEG, S_ACTIVE_POS, S_FIRST_BAD, S_OFFSET_MAX,
+                       S_OFFSET_MIN, S_POSITIVES, S_WEIGHT, S_WEIGHTED_OFFSET)
+from ._rows import (Prepared, ScanTotals, in_threads, raise_for_bad_rows, row_ranges,
+                    terms_from_sums)
+from ._sketch import Sketch
+from ._solve import ArrayCurve, Curve, Terms
+from ._validate import check_columns, column_roles
+
+__all__ = ["curve_of", "frame_columns", "scan_totals", "ExactCurve", "ConstantCurve"]
+
+
+def curve_of(y: Any, offset: Any, weight: Any, method: str) -> tuple[Curve, str]:
+    """The curve of in-memory arrays after one validating pass, and the method that names
+    it in the result: ``"sketch"`` for ``"auto"``; a constant offset keeps ``method``, as the
+    estimator reports it as ``"closed_form"``."""
+    data = Prepared.of(y, offset, weight)
+    if np.ndim(data.offsets) == 0:
+        return ConstantCurve(scan_totals(data), float(data.offsets)), method
+    if method == "newton":
+        return ExactCurve(data), method
+    return Sketch._from_prepared(data), "sketch"
+
+
+def frame_columns(frame: Any, label: Any, offset: Any = None, weight: Any = None
+                  ) -> tuple[dict[str, Any], list[Any]]:
+    """The roles (``{"y": label, "offset": ..., "weight": ...}``) and the columns that fill
+    them (None where a role has no column), read from a pandas or polars DataFrame, a polars
+    LazyFrame (only the named columns are collected), a pyarrow Table or RecordBatch, or a
+    mapping. Raises for a column that is not there, listing those that are."""
+    roles, columns = column_roles(label, offset, weight)
+    if hasattr(frame, "collect"):  # a polars LazyFrame: collect only the columns asked for
+        check_columns(columns, frame.collect_schema().names(), "the frame")
+        frame = frame.select(columns).collect()
+    available = (frame.column_names if hasattr(frame, "column_names")
+                 else list(getattr(frame, "columns", frame)))
+    check_columns(columns, available, "the frame")
+    return roles, [None if name is None else frame[name] for name in roles.values()]
+
+
+def scan_totals(data: Prepared) -> ScanTotals:
+    """One pass: validate and total, without tables."""
+    ranges = row_ranges(data.n_rows)
+    if data.weights is None and np.ndim(data.offsets) == 0 and data.labels.dtype.kind in "biu":
+        return _count_labels(data, ranges)
+    stats = np.zeros((len(ranges), N_STATS))
+    arguments = data.kernel_arguments
+    in_threads([partial(_kernels.totals, *arguments, start, stop, stats[t])
+                for t, (start, stop) in enumerate(ranges)])
+    raise_for_bad_rows(data, stats[:, S_FIRST_BAD])
+
+    def total(column: int) -> float:  # value plus compensation
+        return float(np.sum(stats[:, column]) + np.sum(stats[:, column + 1]))
+
+    return ScanTotals(
+        n_rows=data.n_rows, weight_sum=total(S_WEIGHT), positives=total(S_POSITIVES),
+        active_negatives=total(S_ACTIVE_NEG), active_positives=total(S_ACTIVE_POS),
+        weighted_offset=total(S_WEIGHTED_OFFSET),
+        offset_min=float(stats[:, S_OFFSET_MIN].min()),
+        offset_max=float(stats[:, S_OFFSET_MAX].max()),
+    )
+
+
+def _count_labels(data: Prepared, ranges: list[tuple[int, int]]) -> ScanTotals:
+    """Totals of unweighted integer labels at a constant offset: counts, exact."""
+    labels = data.kernel_arguments[3]
+    out = np.zeros((len(ranges), 2), dtype=np.int64)
+    in_threads([partial(_kernels.count_labels, labels, start, stop, out[t])
+                for t, (start, stop) in enumerate(ranges)])
+    raise_for_bad_rows(data, out[:, 1])
+    n_rows = labels.shape[0]
+    positives = int(out[:, 0].sum())
+    offset = float(data.offsets)
+    return ScanTotals(n_rows, float(n_rows), float(positives), float(n_rows - positives),
+                      float(positives), offset * n_rows, offset, offset)
+
+
+class ExactCurve:
+    """The exact curve over in-memory arrays, with numba: each evaluation is one pass."""
+
+    def __init__(self, data: Prepared) -> None:
+        scanned = scan_totals(data)
+        self._arguments = data.kernel_arguments
+        self._ranges = row_ranges(data.n_rows)
+        self.totals = scanned.curve_totals()
+        self.passes = 1
+
+    def evaluate(self, shift: float) -> Terms:
+        self.passes += 1
+        n = _kernels.N_TERMS
+        parts = np.zeros((len(self._ranges), 2 * n))
+        in_threads([partial(_kernels.exact_terms, *self._arguments, float(shift), start, stop,
+                            parts[t]) for t, (start, stop) in enumerate(self._ranges)])
+        return terms_from_sums(np.stack([parts[:, :n].sum(axis=0), parts[:, n:].sum(axis=0)],
+                                        axis=1))
+
+
+class ConstantCurve:
+    """A constant offset (none is 0): every sum in closed form from the two label totals."""
+
+    def __init__(self, totals: ScanTotals, offset: float) -> None:
+        self._rows = ArrayCurve(np.array([1.0, 0.0]), np.full(2, offset),
+                                np.array([totals.active_positives, totals.active_negatives]))
+        self.totals = totals.curve_totals()
+        self.passes = 1
+
+    def evaluate(self, shift: float) -> Terms:
+        return self._rows.evaluate(shift)

@@ -1,0 +1,128 @@
+"""The shift estimator: the optimal shift of any curve, as a :class:`ShiftFit`.
+
+An estimator knows the data only as a *curve* (:class:`_solve.Curve`): its totals and its
+sums at any shift. Where the curve came from (a sketch of a stream, an exact pass over arrays,
+a constant offset) is the sources' business, not this module's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any
+
+from ._result import ShiftFit
+from ._solve import DEFAULT_TOL, ArrayCurve, Curve, Terms, pseudo_rows, solve_curve
+from ._validate import InputError, as_nonnegative_float, as_positive_int, warn
+
+__all__ = ["fit_curve", "check_options", "METHODS"]
+
+METHODS = ("auto", "sketch", "newton")
+
+
+class _WithPseudoRows:
+    """A curve plus the two pseudo-rows: the objective that a pseudo-count asks for."""
+
+    def __init__(self, data: Curve, pseudo: ArrayCurve) -> None:
+        self._data, self._pseudo = data, pseudo
+        d, p = data.totals, pseudo.totals
+        # The pseudo-rows sit at the mean offset: the range and the mean stay the data's.
+        self.totals = replace(d, **{
+            name: getattr(d, name) + getattr(p, name)
+            for name in ("n_rows", "weight_sum", "positives", "active_positives",
+                         "active_negatives")})
+
+    def evaluate(self, shift: float) -> Terms:
+        return self._data.evaluate(shift) + self._pseudo.evaluate(shift)
+
+
+def check_options(method: str | None, pseudo_count: Any, tol: Any, max_iter: Any
+                  ) -> tuple[float, float, int]:
+    """The solver's options, checked (and ``method``, unless None) before any pass over the
+    data; returns ``pseudo_count``, ``tol`` (its default filled in) and ``max_iter``."""
+    if method is not None and method not in METHODS:
+        raise InputError(f"method = {method!r} must be one of {', '.join(map(repr, METHODS))}",
+                         argument="method", value=method)
+    pseudo_count = as_nonnegative_float(pseudo_count, "pseudo_count")
+    tol = DEFAULT_TOL if tol is None else as_nonnegative_float(tol, "tol")
+    if not tol > 0:
+        raise InputError("tol must be positive", argument="tol", value=tol)
+    return pseudo_count, tol, as_positive_int(max_iter, "max_iter")
+
+
+def fit_curve(
+    data: Curve,
+    *,
+    method: str,
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+) -> ShiftFit:
+    """Solve for the shift on any curve and build the :class:`ShiftFit`.
+
+    ``method`` is what the result reports as the way its sums were computed (``"sketch"``,
+    ``"newton"``; ``"closed_form"`` replaces it where the offset is constant). Warnings point
+    at the user's line that led here.
+    """
+    pseudo_count, tol, max_iter = check_options(None, pseudo_count, tol, max_iter)
+
+    if data.totals.n_rows == 0:
+        raise InputError("y is empty", argument="y")
+    if data.totals.weight_sum == 0:
+        raise InputError("weight is zero on every row", argument="weight")
+    if data.totals.active_positives + data.totals.active_negatives == 0:
+        raise InputError(
+            "every row with positive weight has an infinite offset, so every shift fits "
+            "equally well", argument="offset")
+    pseudo = pseudo_rows(data.totals, pseudo_count) if pseudo_count > 0 else None
+    objective: Curve = data if pseudo is None else _WithPseudoRows(data, pseudo)
+    totals = objective.totals
+    if totals.active_positives == 0:
+        shift, status, converged, iterations = -math.inf, "all_negative", True, 0
+    elif totals.active_negatives == 0:
+        shift, status, converged, iterations = math.inf, "all_positive", True, 0
+    else:
+        solution = solve_curve(objective, tol=tol, max_iter=max_iter)
+        shift, status = solution.shift, solution.status
+        converged, iterations = solution.converged, solution.iterations
+
+    at_shift = data.evaluate(shift)
+    at_zero = data.evaluate(0.0)
+    objective_at_shift, objective_at_zero = at_shift, at_zero
+    if pseudo is not None:
+        objective_at_shift = at_shift + pseudo.evaluate(shift)
+        objective_at_zero = at_zero + pseudo.evaluate(0.0)
+    information = objective_at_shift.hessian
+    result = ShiftFit(
+        shift=shift,
+        status=status,
+        converged=converged,
+        iterations=iterations,
+        n_rows=data.totals.n_rows,
+        weight_sum=data.totals.weight_sum,
+        positives=data.totals.positives,
+        loss=at_shift.loss / data.totals.weight_sum,
+        loss_at_zero=at_zero.loss / data.totals.weight_sum,
+        se=1.0 / math.sqrt(information) if information > 0 else math.inf,
+        pseudo_count=pseudo_count,
+        method="closed_form" if status == "closed_form" else method,
+        passes=data.passes,
+        _objective=objective,
+        _data=data,
+        _objective_loss=objective_at_shift.loss,
+        _objective_loss_at_zero=objective_at_zero.loss,
+        # Rows with infinite offsets expect what they observe, so O - E = -gradient(0).
+        _expected=data.totals.positives + at_zero.gradient,
+    )
+    _warn_about(result, objective_at_shift.gradient)
+    return result
+
+
+def _warn_about(result: ShiftFit, gradient: float) -> None:
+    if result.status in ("all_negative", "all_positive"):
+        which = "0" if result.status == "all_negative" else "1"
+        warn(f"every label is {which} (of the rows with weight and a finite offset): the "
+             f"optimal shift is {result.shift}; pass pseudo_count > 0 for a finite one")
+    elif not result.converged:
+        warn(f"did not converge after {result.iterations} iterations; last shift "
+             f"{result.shift!r}, gradient {gradient:.3g}")

@@ -39,7 +39,7 @@ from ._sketch import Sketch
 from ._validate import (InputError, as_numeric, as_offset, check_columns, column_roles,
                         naming_columns, prefixing)
 
-__all__ = ["fit_arrays", "fit_frame", "sketch_arrays", "sketch_frame", "check_method"]
+__all__ = ["fit_arrays", "fit_frame", "sketch_arrays", "sketch_frame"]
 
 #: Sketches merged by one task of the reduction tree.
 _FAN_IN = 8

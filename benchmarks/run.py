@@ -15,8 +15,17 @@ is Markdown, so it can be pasted into the docs.
 Scenario B has offsets: the answer is the root of ``Σ σ(offset + s) - Σ y`` and has no closed
 form. Scenario A has none: the answer is ``log(m / k)``.
 
+The seed is run as the seed runs it: ``scipy.optimize.newton`` without ``fprime`` (the
+secant method, one numpy pass per step); a second, labelled row gives it an ``fprime`` (two
+passes per step). Every peer's answer is printed with its difference from ``logitshift.fit``.
+
 Comparison rows whose time, extrapolated linearly in n from the largest smaller n measured,
 exceeds ``--max-seconds`` (default 60) are skipped, and the extrapolated time is printed.
+
+At the largest size a table of the targets follows, measured in fresh interpreters for the
+host build and for an AVX2-only build (the host CPU with its AVX-512 features switched off
+through ``NUMBA_CPU_FEATURES``, compiled into a numba cache of its own); ``--no-targets``
+skips it.
 """
 
 from __future__ import annotations
@@ -247,6 +256,117 @@ def rss_growth(n: int, method: str, warm_n: int) -> dict[str, Any]:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+# -- the targets, for the host build and an AVX2-only build ----------------------------------
+
+def targets_child(n: int, repeats: int) -> None:
+    """Run in a fresh interpreter: the ratios the targets are stated in, at ``n`` rows.
+
+    ``fit`` on every thread and on one (``Sketch.update(threads=1)``, the same fill), both
+    against ``np.sum(f) + np.sum(y)``, and ``fit(y)`` against ``np.sum(y)``, all timed in one
+    loop. numba compiles for the CPU it is told of (``NUMBA_CPU_NAME``, ``NUMBA_CPU_FEATURES``).
+    """
+    import numba
+
+    import logitshift
+
+    warm_labels, warm_offsets = make_data(max(10**5, (1 << 17) * numba.get_num_threads()))
+    logitshift.fit(warm_labels, offset=warm_offsets)
+    logitshift.Sketch().update(warm_labels, warm_offsets, threads=1).solve()
+    logitshift.fit(warm_labels)
+    labels, offsets = make_data(n)
+    calls = {
+        "floor": lambda: np.sum(offsets) + np.sum(labels),
+        "fit": lambda: logitshift.fit(labels, offset=offsets),
+        "fit_one_thread": lambda: logitshift.Sketch().update(labels, offsets,
+                                                             threads=1).solve(),
+        "floor_labels": lambda: np.sum(labels),
+        "fit_no_offsets": lambda: logitshift.fit(labels),
+    }
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for _ in range(repeats):
+        for name, call in calls.items():
+            gc.collect()
+            start = time.perf_counter()
+            call()
+            times[name].append(time.perf_counter() - start)
+    report: dict[str, Any] = {name: statistics.median(values) for name, values in times.items()}
+    report["shift"] = logitshift.fit(labels, offset=offsets).shift
+    report["threads"] = numba.get_num_threads()
+    print(json.dumps(report))
+
+
+def host_features() -> tuple[str, str, list[str]]:
+    """LLVM's name for this CPU, its feature string with every AVX-512 feature switched off,
+    and the AVX-512 features the host has (none on an AVX2-only CPU)."""
+    import llvmlite.binding as llvm
+
+    features = llvm.get_host_cpu_features()
+    avx512 = sorted(name for name, on in features.items() if on and "avx512" in name)
+    flags = ",".join(("-" if "avx512" in name else "+" if on else "-") + name
+                     for name, on in sorted(features.items()))
+    return llvm.get_host_cpu_name(), flags, avx512
+
+
+def targets_run(n: int, repeats: int, avx2_only: bool) -> dict[str, Any]:
+    """`targets_child` in a fresh interpreter; for the AVX2-only build with the AVX-512
+    features off and a numba cache of its own (so the installed cache is left as it is)."""
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory(prefix="logitshift-numba-avx2-") as cache:
+        if avx2_only:
+            name, flags, _ = host_features()
+            env.update(NUMBA_CPU_NAME=name, NUMBA_CPU_FEATURES=flags, NUMBA_CACHE_DIR=cache)
+        done = subprocess.run(
+            [sys.executable, os.path.abspath(__file__), "--targets-child", str(n),
+             str(repeats)], env=env, capture_output=True, text=True, timeout=1800)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()
+        return {"error": tail[-1] if tail else f"exit status {done.returncode}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def print_targets(n: int, repeats: int, outcomes: list[Outcome]) -> None:
+    """The issue's targets at ``n`` rows, for the host build and an AVX2-only build."""
+    name, _, avx512 = host_features()
+    print(f"\n### Against the targets (n = {fmt_n(n)}, scenario B unless said)\n")
+    print(f"Each build in a fresh interpreter, {repeats} repeats, medians, every ratio against "
+          f"the floor timed in the same loop. Host: LLVM CPU `{name}`, AVX-512 features "
+          f"{', '.join(avx512) if avx512 else 'none'}. AVX2-only: the same CPU with every "
+          f"AVX-512 feature off (`NUMBA_CPU_FEATURES`)"
+          + (" — on this host the two builds are the same code, so they differ only by "
+             "noise." if not avx512 else ".") + "\n")
+    by_label = {o.label: o for o in outcomes}
+    fit = by_label.get("logitshift.fit(y, f) (auto)")
+    seed = by_label.get(SEED_LABEL)
+    seed_fprime = next((o for o in outcomes if o.label.startswith("seed's root with")), None)
+    builds = [("host", targets_run(n, repeats, False)),
+              ("AVX2-only", targets_run(n, repeats, True))]
+    print("| target | " + " | ".join(label for label, _ in builds) + " |")
+    print("|---|" + "---:|" * len(builds))
+
+    def cells(ratio: Callable[[dict[str, Any]], float]) -> str:
+        return " | ".join(f"error: {report['error']}" if "error" in report
+                          else f"{ratio(report):.2f}×" for _, report in builds)
+
+    threads = next((r["threads"] for _, r in builds if "threads" in r), "?")
+    print(f"| `fit(y, f)` / floor, {threads} threads: ≤ 2.5× (moonshot ≤ 1.5×) | "
+          f"{cells(lambda r: r['fit'] / r['floor'])} |")
+    print(f"| `fit` on one thread / floor: ≤ 4× | "
+          f"{cells(lambda r: r['fit_one_thread'] / r['floor'])} |")
+    print(f"| scenario A: `fit(y)` / `np.sum(y)`: ≤ 1.5× | "
+          f"{cells(lambda r: r['fit_no_offsets'] / r['floor_labels'])} |")
+    if fit is not None and fit.median:
+        for row, what in ((seed, "the seed as it runs (no fprime)"),
+                          (seed_fprime, "the seed's root with an fprime")):
+            if row is None:
+                continue
+            if row.median is None:
+                text = f"~{row.extrapolated / fit.median:.0f}× (extrapolated)"
+            else:
+                text = f"{row.median / fit.median:.0f}×"
+            print(f"| faster than {what}: ≥ 30× (main table, host) | {text} | |")
+    sys.stdout.flush()
+
+
 def traced_peak(call: Callable[[], Any]) -> int:
     """Peak bytes numpy and Python allocate during ``call`` beyond what was live before it.
 
@@ -312,14 +432,39 @@ def logitshift_rows(logitshift) -> list[Row]:
     ]
 
 
+SEED_LABEL = "seed, as the seed runs it: `newton(lambda x: np.sum(sigma(f + x)) - m, x0=0.0)`"
+
+
 def seed_rows() -> list[Row]:
     from scipy.optimize import newton
 
+    def counted(function):
+        """``function`` and a count of its calls: each is one numpy pass over the rows."""
+        calls = [0]
+
+        def call(x):
+            calls[0] += 1
+            return function(x)
+        return call, calls
+
     def seed_offsets(y, f):
-        # The seed's Newton, extended to offsets: the root of Σσ(f + x) - m, with fprime.
+        # The seed's call, with offsets: the root of Σσ(f + x) - m by scipy's `newton`
+        # without `fprime`, as the seed calls it (the secant method, one pass per step).
         m = np.sum(y)
-        return newton(lambda x: np.sum(sigma(f + x)) - m, x0=0,
-                      fprime=lambda x: np.sum(sigma(f + x) * sigma(-(f + x))))
+        gradient, calls = counted(lambda x: np.sum(sigma(f + x)) - m)
+        return newton(gradient, x0=0.0), calls[0]
+
+    def seed_offsets_fprime(y, f):
+        # Not the seed's call: the same root with the derivative given (Newton proper),
+        # two passes per step.
+        m = np.sum(y)
+        gradient, calls = counted(lambda x: np.sum(sigma(f + x)) - m)
+        derivative, derivative_calls = counted(
+            lambda x: np.sum(sigma(f + x) * sigma(-(f + x))))
+        return newton(gradient, x0=0.0, fprime=derivative), calls[0] + derivative_calls[0]
+
+    def passes(result) -> str:
+        return f"numpy passes={result[1]}"
 
     def seed_no_offsets(y, f):
         # The seed notebook verbatim: m, k from the labels, secant (no fprime) from 0.
@@ -329,8 +474,11 @@ def seed_rows() -> list[Row]:
         return newton(lambda x: k*sigma(x) - m*sigma(-x), x0=0.0)
 
     return [
-        Row("B", "seed: scipy `newton` on `np.sum(sigma(f + x)) - m`, fprime", seed_offsets,
-            answer=float, comparison=True),
+        Row("B", SEED_LABEL, seed_offsets, answer=lambda r: float(r[0]), note=passes,
+            comparison=True),
+        Row("B", "seed's root with an fprime added (not the seed's call): `newton(..., "
+            "fprime=lambda x: np.sum(sigma(f + x) * sigma(-(f + x))))`", seed_offsets_fprime,
+            answer=lambda r: float(r[0]), note=passes, comparison=True),
         Row("A", "seed: scipy `newton(lambda x: k*sigma(x) - m*sigma(-x), x0=0.0)`",
             seed_no_offsets, answer=float, comparison=True),
     ]
@@ -643,7 +791,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="skip the memory measurements")
     parser.add_argument("--no-cold", action="store_true",
                         help="skip the cold first-call measurements")
+    parser.add_argument("--no-targets", action="store_true",
+                        help="skip the target table (host and AVX2-only builds, each in a "
+                             "fresh interpreter) at the largest size")
     parser.add_argument("--rss-child", nargs=3, help=argparse.SUPPRESS)
+    parser.add_argument("--targets-child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.repeats is not None and args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -667,6 +819,10 @@ def main(argv: list[str]) -> int:
     if args.rss_child:
         n, method, warm_n = args.rss_child
         rss_child(int(n), method, int(warm_n))
+        return 0
+    if args.targets_child:
+        n, repeats = args.targets_child
+        targets_child(int(n), int(repeats))
         return 0
 
     sizes = list(args.sizes) if args.sizes else list(QUICK_SIZES if args.quick
@@ -773,7 +929,7 @@ def main(argv: list[str]) -> int:
     all_outcomes: dict[int, list[Outcome]] = {}
     floors: dict[int, tuple[float, float]] = {}
     memory: dict[int, dict[str, Any]] = {}
-    seed_offsets_row = next(r for r in rows if r.label.startswith("seed") and r.scenario == "B")
+    seed_offsets_row = next(r for r in rows if r.label == SEED_LABEL)
     floor_labels_row = next(r for r in rows if r.label.startswith("floor: `np.sum(y)`"))
     for n in sizes:
         repeats = repeats_for(n, args)
@@ -793,6 +949,10 @@ def main(argv: list[str]) -> int:
                                     for o in outcomes)
             memory[n] = memory_for_size(n, logitshift, warm_n,
                                         seed_offsets_row if seed_measured else None)
+
+    if not args.no_targets:
+        log(f"n = {fmt_n(sizes[-1])}: targets, host and AVX2-only builds")
+        print_targets(sizes[-1], max(5, repeats_for(sizes[-1], args)), all_outcomes[sizes[-1]])
 
     print("\n### Summary\n")
     print_summary(sizes, all_outcomes, floors, memory)

@@ -22,7 +22,8 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "N_STATS", "N_TERMS", "totals", "fill", "count_labels", "exact_terms", "sketch_terms",
+    "N_STATS", "N_TERMS", "totals", "fill", "fill_unweighted", "count_labels", "exact_terms",
+    "sketch_terms",
     "derivative_coefficients", "compile_vectorized",
 ]
 
@@ -289,6 +290,165 @@ def fill(offsets, has_offsets, constant_offset, labels, weights, has_weights, st
     out[S_ANCHOR] = anchor
     out[S_LOW] = low
     out[S_HIGH] = high
+    out[S_OVERFLOW] = overflow
+    out[S_FIRST_BAD] = first_bad
+
+
+
+@nb.njit(nogil=True, cache=True, error_model="numpy", fastmath=False, inline="always")
+def _add_powers(table, base, order, d):
+    """``table[base + j] += d**j`` for ``j < order``, the powers formed as `fill` forms them
+    (so the two kernels agree to the bit)."""
+    d2 = d * d
+    if order == 8:
+        d3 = d * d2
+        d4 = d2 * d2
+        table[base] += 1.0
+        table[base + 1] += d
+        table[base + 2] += d2
+        table[base + 3] += d3
+        table[base + 4] += d4
+        table[base + 5] += d * d4
+        table[base + 6] += d2 * d4
+        table[base + 7] += d3 * d4
+        return
+    even = 1.0
+    odd = d
+    for j in range(0, order - 1, 2):
+        table[base + j] += even
+        table[base + j + 1] += odd
+        even *= d2
+        odd *= d2
+    if order % 2:
+        table[base + order - 1] += even
+
+
+@nb.njit(nogil=True, cache=True, error_model="numpy", fastmath={"nnan", "nsz"})
+def _offset_range(offsets, start, stop, low, high):
+    """``(min(low, offsets[start:stop]), max(high, ...))``, vectorized.
+
+    Only for rows already known to be finite: the ``nnan`` flag lets LLVM turn the two
+    running comparisons into vector min/max (it may not where a NaN could decide the answer),
+    and ``nsz`` lets it pick either zero of a tie between -0.0 and 0.0. Its own explicit
+    ``fastmath`` keeps numba from compiling it with its caller's flags.
+    """
+    for i in range(np.uint64(start), np.uint64(stop)):
+        value = float(offsets[i])
+        low = value if value < low else low
+        high = value if value > high else high
+    return low, high
+
+
+@nb.njit(nogil=True, cache=True, error_model="numpy", fastmath=False)
+def fill_unweighted(offsets, labels, start, stop, inv_width, width, order, table, out):
+    """`fill` for integer labels (0/1; bool viewed as uint8), an offset per row, no weights.
+
+    The same table and statistics as `fill` with every weight 1, to the bit, about twice as
+    fast. Rows go in blocks of `_BLOCK`. A first, branch-free loop over a block (which LLVM
+    vectorizes) computes every row's cell position, remainder and table index, and counts
+    the rows that fail the window or the label test; a NaN or infinite offset fails the
+    window test. A block without such rows is then scattered into the table with no test
+    at all; a block with one is redone row by row, as `fill` would (overflow, certain rows,
+    the first bad row).
+    """
+    window = table.shape[0] // (2 * order)
+    half = window // 2
+    anchor = 0.0
+    for i in range(start, stop):
+        f = float(offsets[i])
+        if math.isfinite(f):
+            anchor = np.floor(f * inv_width)
+            break
+    origin = anchor - half
+    row_floats = float(2 * order)
+    label_floats = float(order)
+    offset_min = math.inf
+    offset_max = -math.inf
+    overflow = 0
+    first_bad = -1
+    outside_positives = 0.0
+    positions = np.empty(_BLOCK)
+    remainders = np.empty(_BLOCK)
+    # int32: AVX2 converts four doubles to int32 in one instruction, but not to int64.
+    index = np.empty(_BLOCK, dtype=np.int32)
+    for block in range(start, stop, _BLOCK):
+        size = min(stop - block, _BLOCK)
+        first = np.uint64(block)
+        good = 0
+        for j in range(np.uint64(size)):
+            f = float(offsets[first + j])
+            y = labels[first + j]
+            cell = np.floor(f * inv_width)
+            position = cell - origin
+            inside = (position >= 0.0) & (position < window)
+            good += inside & (y >= 0) & (y <= 1)
+            positions[j] = position
+            remainders[j] = f - (cell + 0.5) * width
+            # Clamped where outside: a float beyond int32 has no defined conversion.
+            index[j] = np.int32((position * row_floats + y * label_floats) if inside else 0.0)
+        if good == size:
+            offset_min, offset_max = _offset_range(offsets, block, block + size, offset_min,
+                                                   offset_max)
+            if order == 8:
+                for j in range(np.uint64(size)):
+                    d = remainders[j]
+                    d2 = d * d
+                    d3 = d * d2
+                    d4 = d2 * d2
+                    # Eight adjacent updates: two four-wide ones under `compile_vectorized`.
+                    base = np.uint64(index[j])
+                    table[base] += 1.0
+                    table[base + np.uint64(1)] += d
+                    table[base + np.uint64(2)] += d2
+                    table[base + np.uint64(3)] += d3
+                    table[base + np.uint64(4)] += d4
+                    table[base + np.uint64(5)] += d * d4
+                    table[base + np.uint64(6)] += d2 * d4
+                    table[base + np.uint64(7)] += d3 * d4
+            else:
+                for j in range(size):
+                    _add_powers(table, index[j], order, remainders[j])
+            continue
+        for j in range(size):
+            i = block + j
+            f = float(offsets[i])
+            y = labels[i]
+            if not (y >= 0 and y <= 1):
+                first_bad = i
+                break
+            position = positions[j]
+            if not (position >= 0.0 and position < window):
+                if f != f:
+                    first_bad = i
+                    break
+                if math.isfinite(f):
+                    overflow += 1
+                elif (f > 0.0 and y == 1) or (f < 0.0 and y == 0):
+                    outside_positives += float(y)
+                else:
+                    first_bad = i
+                    break
+                continue
+            if f < offset_min:
+                offset_min = f
+            if f > offset_max:
+                offset_max = f
+            _add_powers(table, index[j], order, remainders[j])
+        if first_bad >= 0:
+            break
+    out[:] = 0.0
+    out[S_WEIGHT] = float(stop - start)
+    out[S_POSITIVES] = outside_positives
+    out[S_OFFSET_MIN] = offset_min
+    out[S_OFFSET_MAX] = offset_max
+    out[S_ANCHOR] = anchor
+    if offset_min <= offset_max:
+        # Cells are monotone in the offset: the extreme cells are those of the extremes.
+        out[S_LOW] = np.floor(offset_min * inv_width) - origin
+        out[S_HIGH] = np.floor(offset_max * inv_width) - origin
+    else:
+        out[S_LOW] = window
+        out[S_HIGH] = -1
     out[S_OVERFLOW] = overflow
     out[S_FIRST_BAD] = first_bad
 

@@ -14,10 +14,12 @@ deviance_at <- function(y, lp, w) -2 * sum(w * (y * plogis(lp, log.p = TRUE) +
                                                  (1 - y) * plogis(-lp, log.p = TRUE)))
 
 one <- function(dataset, d, weighted) {
-  w <- if (weighted) d$w else rep(1, nrow(d))
+  # A column of its own: glm looks `weights` up in `data` first, where `w` is the weights.
+  d$case_weight <- if (weighted) d$w else rep(1, nrow(d))
+  w <- d$case_weight
   ctl <- glm.control(epsilon = 1e-14, maxit = 100)
-  slope <- glm(y ~ lp, family = binomial, data = d, weights = w, control = ctl)
-  large <- glm(y ~ 1, offset = lp, family = binomial, data = d, weights = w, control = ctl)
+  slope <- glm(y ~ lp, family = binomial, data = d, weights = case_weight, control = ctl)
+  large <- glm(y ~ 1, offset = lp, family = binomial, data = d, weights = case_weight, control = ctl)
   ci_slope <- suppressMessages(confint(slope, level = 0.95))
   ci_large <- suppressMessages(confint(large, level = 0.95))
   v <- vcov(slope)

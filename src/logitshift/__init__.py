@@ -5,9 +5,10 @@
 >>> result.shift, result.se, result.confint()            # doctest: +SKIP
 """
 
-from ._fit import fit, fit_file, fit_frame
+from ._fit import fit, fit_file, fit_frame, fit_slope
 from ._losses import gradient, hessian, loss, sigmoid
 from ._result import LRTest, ObservedExpected, ShiftFit
+from ._slope import SlopeFit, SlopeIntervals
 from ._sketch import Sketch
 from ._validate import InputError
 
@@ -17,7 +18,10 @@ __all__ = [
     "fit",
     "fit_frame",
     "fit_file",
+    "fit_slope",
     "ShiftFit",
+    "SlopeFit",
+    "SlopeIntervals",
     "Sketch",
     "LRTest",
     "ObservedExpected",

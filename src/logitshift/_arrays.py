@@ -19,10 +19,12 @@ from ._kernels import (N_STATS, S_ACTIVE_NEG, S_ACTIVE_POS, S_FIRST_BAD, S_OFFSE
 from ._rows import (Prepared, ScanTotals, in_threads, raise_for_bad_rows, row_ranges,
                     terms_from_sums)
 from ._sketch import Sketch
+from ._slope import ArraySlopeCurve
 from ._solve import ArrayCurve, Curve, Terms
-from ._validate import check_columns, column_roles
+from ._validate import InputError, check_columns, column_roles
 
-__all__ = ["curve_of", "frame_columns", "scan_totals", "ExactCurve", "ConstantCurve"]
+__all__ = ["curve_of", "slope_curves_of", "frame_columns", "scan_totals", "ExactCurve",
+           "ConstantCurve"]
 
 
 def curve_of(y: Any, offset: Any, weight: Any, method: str) -> tuple[Curve, str]:
@@ -35,6 +37,24 @@ def curve_of(y: Any, offset: Any, weight: Any, method: str) -> tuple[Curve, str]
     if method == "newton":
         return ExactCurve(data), method
     return Sketch._from_prepared(data), "sketch"
+
+
+def slope_curves_of(y: Any, offset: Any, weight: Any) -> tuple[Sketch, Any]:
+    """For logistic recalibration: the sketch of the arrays (one validating pass), and a
+    function that makes their exact curve (:class:`~logitshift._slope.ArraySlopeCurve`)
+    for slopes too steep for the sketch, or separation inside one of its cells."""
+    data = Prepared.of(y, offset, weight)
+    if np.ndim(data.offsets) == 0:
+        raise InputError("offset must be an array of raw scores: a recalibration slope needs "
+                         "them to vary", argument="offset", value=data.offsets)
+    sketch = Sketch._from_prepared(data)
+
+    def exact() -> ArraySlopeCurve:
+        curve = ArraySlopeCurve(data.labels, data.offsets, data.weights)
+        curve.passes = 1  # the sketch's pass, which validated the rows
+        return curve
+
+    return sketch, exact
 
 
 def frame_columns(frame: Any, label: Any, offset: Any = None, weight: Any = None

@@ -22,9 +22,9 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "N_STATS", "N_TERMS", "totals", "fill", "fill_unweighted", "count_labels", "exact_terms",
-    "sketch_terms",
-    "derivative_coefficients", "compile_vectorized",
+    "N_STATS", "N_TERMS", "N_SLOPE_TERMS", "totals", "fill", "fill_unweighted",
+    "count_labels", "exact_terms", "sketch_terms", "slope_terms", "derivative_coefficients",
+    "compile_vectorized",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -627,5 +627,115 @@ def sketch_terms(centres, tables, width, shift, coefficients, factorials, per_ce
         values[5] = curv_pos
         values[6] = loss
         for i in range(N_TERMS):
+            out[i, 0], out[i, 1] = _add(out[i, 0], out[i, 1], values[i])
+    return out
+
+
+#: loss; the gradient in the intercept and in the slope, each as certain weight and tails;
+#: the three entries of the Hessian: the fields of `_slope.SlopeTerms`.
+N_SLOPE_TERMS = 8
+
+
+@nb.njit(**_OPTIONS)
+def slope_terms(centres, tables, width, intercept, slope, coefficients, factorials):
+    """The sums of the logistic recalibration ``z = intercept + slope * offset`` from the
+    Taylor tables alone.
+
+    A row of cell ``b`` has ``z = u + slope * d`` with ``u = intercept + slope * centres[b]``,
+    so every sum ``Σ w g(z) d^k`` is ``Σ_j g^(j)(u) slope^j / j! · tables[b, ·, j + k]``.
+    As in `sketch_terms`, the derivatives come from ``D_j = σ^(j)(-|u|)`` (polynomials in
+    ``σ(-|u|) <= 1/2``): each label part is written with the function that is small on
+    ``u``'s side, ``t = σ(-z)`` where ``u > 0`` and ``t = σ(z)`` where ``u <= 0``, so that the
+    gradient is certain weight plus tails and never a difference of near-equal sums.
+    The offset's part ``Σ w (σ(z) - y) offset`` is ``c · Σ_cell g + Σ_cell g d``: the second
+    sum uses one moment more than the first, so its series has one term fewer, on terms
+    ``|d| <= width / 2`` times smaller. Returns ``(N_SLOPE_TERMS, 2)``: sums and their
+    compensations, in the order loss, intercept gradient (certain, tails), slope gradient
+    (certain, tails), Hessian (intercept², intercept·slope, slope²).
+    """
+    n_cells, _, order = tables.shape
+    out = np.zeros((N_SLOPE_TERMS, 2))
+    derivatives = np.empty(order + 1)
+    scaled = np.empty((2, order))  # slope^j / j! · tables[b, label, j]
+    values = np.empty(N_SLOPE_TERMS)
+    t_0 = np.empty(2)  # per label part: Σ w t(z), Σ w t(z) d, Σ w q(z)
+    t_1 = np.empty(2)
+    q = np.empty(2)
+    h_k = np.empty(3)  # Σ w h(z) d^k
+    powers = np.empty(order)
+    power = 1.0
+    for j in range(order):
+        powers[j] = power / factorials[j]
+        power *= slope
+    for b in range(n_cells):
+        c = centres[b]
+        u = intercept + slope * c
+        tail = math.exp(-abs(u))
+        s = tail / (1.0 + tail)  # σ(-|u|)
+        for j in range(order + 1):
+            p = 0.0
+            for k in range(order + 1, -1, -1):
+                p = p * s + coefficients[j, k]
+            derivatives[j] = p
+        right = u > 0
+        for label in range(2):
+            for j in range(order):
+                scaled[label, j] = powers[j] * tables[b, label, j]
+        # The small function t of this side, its derivatives t_j, those of the Hessian
+        # h = σ σ(-·) (h_j = σ^(j+1)(u)) and of softplus of t's argument (q_j).
+        t_0[:] = 0.0
+        t_1[:] = 0.0
+        h_k[:] = 0.0
+        softplus_small = math.log1p(tail)  # softplus(-|u|)
+        q[0] = softplus_small * scaled[0, 0]
+        q[1] = softplus_small * scaled[1, 0]
+        sign = 1.0
+        for j in range(order):
+            if right:
+                t_j = sign * derivatives[j]  # (σ(-·))^(j)(u) = (-1)^j σ^(j)(-u)
+                h_j = sign * derivatives[j + 1]
+                q_j = sign * derivatives[j - 1] if j > 0 else 0.0
+            else:
+                t_j = derivatives[j]
+                h_j = derivatives[j + 1]
+                q_j = derivatives[j - 1] if j > 0 else 0.0
+            both = scaled[0, j] + scaled[1, j]
+            for label in range(2):
+                t_0[label] += t_j * scaled[label, j]
+                q[label] += q_j * scaled[label, j]
+                if j + 1 < order:
+                    t_1[label] += t_j * powers[j] * tables[b, label, j + 1]
+            h_k[0] += h_j * both
+            if j + 1 < order:
+                h_k[1] += h_j * powers[j] * (tables[b, 0, j + 1] + tables[b, 1, j + 1])
+            if j + 2 < order:
+                h_k[2] += h_j * powers[j] * (tables[b, 0, j + 2] + tables[b, 1, j + 2])
+            sign = -sign
+        if right:
+            # Label 0: softplus(z) = z + softplus(-z); its certain part is its weight.
+            loss = q[0] + q[1]
+            if tables[b, 0, 0] != 0.0:  # (an empty label part has no loss, even at u = inf)
+                loss += u * tables[b, 0, 0] + slope * tables[b, 0, 1]
+            certain_0 = tables[b, 0, 0]
+            certain_1 = tables[b, 0, 1]
+            tails_0 = -(t_0[0] + t_0[1])
+            tails_1 = -(t_1[0] + t_1[1])
+        else:
+            loss = q[0] + q[1]
+            if tables[b, 1, 0] != 0.0:
+                loss -= u * tables[b, 1, 0] + slope * tables[b, 1, 1]
+            certain_0 = -tables[b, 1, 0]
+            certain_1 = -tables[b, 1, 1]
+            tails_0 = t_0[0] + t_0[1]
+            tails_1 = t_1[0] + t_1[1]
+        values[0] = loss
+        values[1] = certain_0
+        values[2] = tails_0
+        values[3] = c * certain_0 + certain_1
+        values[4] = c * tails_0 + tails_1
+        values[5] = h_k[0]
+        values[6] = c * h_k[0] + h_k[1]
+        values[7] = c * c * h_k[0] + 2.0 * c * h_k[1] + h_k[2]
+        for i in range(N_SLOPE_TERMS):
             out[i, 0], out[i, 1] = _add(out[i, 0], out[i, 1], values[i])
     return out

@@ -318,7 +318,7 @@ ERRORS = [
     pytest.param(["fit", "ok.csv", "--label", "clicked", "--level", "high"], "--level",
                  id="level-not-a-number"),
     pytest.param(["fit", "ok.csv", "--label", "clicked", "--pseudo-count", "-1"],
-                 "pseudo_count", id="negative-pseudo-count"),
+                 "--pseudo-count -1.0 must be finite", id="negative-pseudo-count"),
     pytest.param(["fit", "ok.csv", "--label", "clicked", "--offset", "clicked",
                   "--weight", "margin"],
                  "column 'margin': weight[1] = -0.2 must be finite and non-negative",

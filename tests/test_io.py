@@ -88,11 +88,11 @@ FILE_KINDS = ["csv_path", "gzip_path", "bz2_path", "parquet_path"]
 
 
 def _assert_same(actual: np.ndarray, expected: np.ndarray) -> None:
-    """The same values; CSV numbers arrive as float64 (integers may be followed by fractions
-    further down a file), booleans as booleans."""
+    """The same values; every CSV column arrives as float64 (integers may be followed by
+    fractions further down a file, booleans by numbers: true and false are 1 and 0)."""
     np.testing.assert_array_equal(actual, expected)
     assert actual.dtype == expected.dtype or (actual.dtype == np.float64
-                                              and expected.dtype.kind in "iu")
+                                              and expected.dtype.kind in "biu")
 
 
 @pytest.mark.parametrize("kind", FILE_KINDS, ids=["csv", "csv-gzip", "csv-bz2", "parquet"])
@@ -180,6 +180,17 @@ def test_boolean_columns_are_accepted(tmp_path, write):
     path = write(tmp_path / "bools.csv")
     data = read_columns(path, ["clicked"])
     _assert_same(data["clicked"], np.array([True, False, True]))
+    # CSV: float64 like every CSV column, so that numbers may follow; Parquet: its own type.
+    assert data["clicked"].dtype == (np.float64 if path.suffix == ".csv" else np.bool_)
+
+
+def test_csv_booleans_in_any_case_mixed_with_numbers(tmp_path):
+    path = tmp_path / "mixed.csv"
+    path.write_text("y\ntrue\nFALSE\nTrue\n0.25\n1\nfalse\n")
+    _assert_same(read_columns(path, ["y"])["y"], np.array([1.0, 0.0, 1.0, 0.25, 1.0, 0.0]))
+    path.write_text("y\ntrue\nmaybe\n")
+    with pytest.raises(InputError, match="column 'y' row 1 of .*: cannot read 'maybe'"):
+        read_columns(path, ["y"])
 
 
 # -- errors -------------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ the rows are validated in the kernels' pass, and phrased as the numpy validators
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
@@ -61,14 +62,29 @@ def frame_columns(frame: Any, label: Any, offset: Any = None, weight: Any = None
                   ) -> tuple[dict[str, Any], list[Any]]:
     """The roles (``{"y": label, "offset": ..., "weight": ...}``) and the columns that fill
     them (None where a role has no column), read from a pandas or polars DataFrame, a polars
-    LazyFrame (only the named columns are collected), a pyarrow Table or RecordBatch, or a
-    mapping. Raises for a column that is not there, listing those that are."""
+    LazyFrame (only the named columns are collected), a pyarrow Table or RecordBatch, a
+    mapping, or a numpy structured array (its fields). Raises for a column that is not there,
+    listing those that are, for a name that two columns share, and for anything that is not
+    a table."""
     roles, columns = column_roles(label, offset, weight)
     if hasattr(frame, "collect"):  # a polars LazyFrame: collect only the columns asked for
         check_columns(columns, frame.collect_schema().names(), "the frame")
         frame = frame.select(columns).collect()
-    available = (frame.column_names if hasattr(frame, "column_names")
-                 else list(getattr(frame, "columns", frame)))
+    if isinstance(frame, np.ndarray):
+        if frame.dtype.names is None:
+            raise InputError(
+                f"frame is a numpy array of dtype {frame.dtype}, without named fields: pass "
+                "its columns to logitshift.fit(y, offset, weight) instead", argument="frame")
+        available = list(frame.dtype.names)
+    elif hasattr(frame, "column_names"):  # pyarrow
+        available = list(frame.column_names)
+    elif hasattr(frame, "columns") or isinstance(frame, Mapping):
+        available = list(getattr(frame, "columns", frame))
+    else:
+        raise InputError(
+            f"frame must be a table (a pandas or polars DataFrame, a pyarrow Table, a mapping "
+            f"of names to arrays, a numpy structured array), got {type(frame).__name__}",
+            argument="frame")
     check_columns(columns, available, "the frame")
     return roles, [None if name is None else frame[name] for name in roles.values()]
 

@@ -181,6 +181,7 @@ def fit_file(
     *,
     batch_rows: int | None = None,
     progress: bool | None = None,
+    format: str | None = None,
     pseudo_count: float = 0.0,
     tol: float | None = None,
     max_iter: int = 100,
@@ -193,16 +194,20 @@ def fit_file(
 
     Parameters
     ----------
-    source : str, Path or sequence of them
+    source : str, Path, binary file object or sequence of them
         A ``.csv`` (optionally compressed) or ``.parquet`` file, ``"-"`` for CSV on standard
-        input, a directory of Parquet files (a partitioned dataset), a glob pattern such as
-        ``"data/*.parquet"``, or a list of these.
+        input, a filesystem URL (``file://``, ``s3://``, ..., or a scheme of fsspec where it
+        is installed), a file object open in binary mode (``open(path, "rb")``,
+        ``io.BytesIO``), a directory of Parquet files (a partitioned dataset), a glob
+        pattern such as ``"data/*.parquet"``, or a list of these.
     label, offset, weight : str
         Column names: the labels, and optionally the offsets and the weights.
     batch_rows : int, optional
         Rows per Parquet batch (default 1,048,576).
     progress : bool, optional
         A progress line on standard error; by default only when it is a terminal.
+    format : {"csv", "parquet"}, optional
+        Where a name does not tell it; a file object without one is told by its first bytes.
     pseudo_count, tol, max_iter
         As for :func:`fit`.
 
@@ -215,7 +220,8 @@ def fit_file(
     ------
     InputError
         Naming the file, the column and the row: a missing or unparsable cell, a NaN, a label
-        outside [0, 1], a missing column, a file that is not CSV or Parquet (or truncated).
+        outside [0, 1], a missing column or one whose name is used twice, a file that is
+        not CSV or Parquet (or truncated), a compressed file that is corrupt.
     OSError
         A file that cannot be opened.
     """
@@ -223,7 +229,7 @@ def fit_file(
 
     options = _options(None, pseudo_count, tol, max_iter)
     sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
-                         progress=progress)
+                         progress=progress, format=format)
     return _estimate(sketch, "sketch", column_roles(label, offset, weight)[0], options)
 
 

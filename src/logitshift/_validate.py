@@ -304,12 +304,22 @@ def column_roles(label: Any, offset: Any = None, weight: Any = None
     return roles, [name for name in dict.fromkeys(roles.values()) if name is not None]
 
 
-def check_columns(columns: Sequence[str], available: Sequence[str], where: str) -> None:
-    """Raise for the first of ``columns`` that is not in ``available``, listing those."""
+def check_columns(columns: Sequence[Any], available: Sequence[Any], where: str) -> None:
+    """Raise for the first of ``columns`` that is not in ``available`` (listing those), or
+    that ``available`` holds more than once: which of them is meant is not for us to guess."""
+    available = list(available)
     for name in columns:
-        if name not in available:
+        count = sum(1 for other in available if other == name)
+        if not count:
             raise InputError(
-                f"no column {name!r} in {where}; it has {', '.join(map(repr, available))}",
+                f"no column {name!r} in {where}; it has "
+                f"{', '.join(map(repr, dict.fromkeys(available)))}",
+                argument=name, value=name,
+            )
+        if count > 1:
+            raise InputError(
+                f"column {name!r} appears {count} times in {where}: the name is ambiguous; "
+                "rename the columns so that each name is used once",
                 argument=name, value=name,
             )
 

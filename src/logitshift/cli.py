@@ -1,7 +1,9 @@
 """The ``logitshift`` command: ``demo`` and ``fit``.
 
-Errors a user can act on (bad input, a missing file or column) end with one line on stderr
-and exit status 2.
+Errors a user can act on (bad input, a missing file or column, a ``--plot`` file that cannot
+be written) end with one line on stderr and exit status 2; messages and warnings name the
+command's flags (``--pseudo-count``), not the Python arguments behind them. Nothing ends in
+a Python traceback: see :func:`main` for the last resort.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import argparse
 import json
 import math
 import os
+import re
 import sys
 import warnings
 from collections.abc import Sequence
@@ -18,6 +21,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
+from . import __version__
 from ._fit import fit
 from ._result import ShiftFit, normal_quantile
 from ._shift import check_options
@@ -26,7 +30,13 @@ from ._validate import InputError, column_roles, naming_columns
 __all__ = ["main"]
 
 EXIT_USAGE = 2
+#: A fault of logitshift's own (a bug): one line naming the exception, as Python's exit status.
+EXIT_INTERNAL = 1
+#: 128 + SIGINT, as shells report a command stopped by Ctrl-C.
+EXIT_INTERRUPTED = 130
 _PROG = "logitshift"
+#: Python arguments and the flags that set them, for messages raised by the library.
+_FLAGS = {"pseudo_count": "--pseudo-count", "level": "--level", "format": "--format"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -91,7 +101,30 @@ def _plotting(path: str | None) -> Any:
     if suffix and suffix not in formats:
         raise InputError(f"--plot {path}: cannot write the format {suffix!r}; use one of "
                          f"{', '.join(sorted(formats))}", argument="--plot", value=path)
+    _check_writable(path)
     return plot
+
+
+def _check_writable(path: str) -> None:
+    """Refuse a ``--plot`` file that cannot be written before the pass, not after it: open it
+    for appending (which leaves a file that is there unchanged), and remove it again if it
+    was not there."""
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise InputError(f"--plot {path}: there is no directory {folder!r}",
+                         argument="--plot", value=path)
+    if os.path.isdir(path):
+        raise InputError(f"--plot {path}: is a directory; name a file", argument="--plot",
+                         value=path)
+    existed = os.path.exists(path)
+    try:
+        with open(path, "ab"):
+            pass
+    except OSError as exc:
+        raise InputError(f"--plot {path}: cannot write it ({exc.strerror or exc})",
+                         argument="--plot", value=path) from None
+    if not existed:
+        os.remove(path)
 
 
 def _write_plot(plot: Any, path: str, result: ShiftFit, y: Any, offset: Any = None,
@@ -125,19 +158,16 @@ def _demo(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     from .io import sketch_file  # pyarrow loads only when a file is read
 
-    plot = _plotting(args.plot)
-    roles, _ = column_roles(args.label, args.offset, args.weight)
     # Options are checked before the pass, not after it.
+    roles, _ = column_roles(args.label, args.offset, args.weight)
     check_options(None, args.pseudo_count, None, 1)
     normal_quantile(args.level)
+    plot = _plotting(args.plot)
     # One pass, a batch at a time: memory stays bounded whatever the files' size.
     sketch = sketch_file(args.paths, args.label, args.offset, args.weight,
-                         progress=False if args.quiet else None)
-    with naming_columns(roles), warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+                         progress=False if args.quiet else None, format=args.format)
+    with naming_columns(roles):
         result = sketch.solve(pseudo_count=args.pseudo_count)
-    for warning in caught:
-        print(f"{_PROG}: warning: {warning.message}", file=sys.stderr)
     if plot is not None:
         # Before the report, so that a path that cannot be written leaves stdout empty.
         _write_plot(plot, args.plot, result, sketch, level=args.level)
@@ -153,6 +183,7 @@ def _parser() -> argparse.ArgumentParser:
         prog=_PROG,
         description="The optimal shift of raw scores (log-odds) under binary cross-entropy.",
     )
+    parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     demo = commands.add_parser("demo", help="fit the seed notebook's example, both scenarios")
@@ -177,6 +208,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="add a positive and a negative row of weight A at the mean offset")
     run.add_argument("--level", type=float, default=0.95,
                      help="confidence level of the intervals (default 0.95)")
+    run.add_argument("--format", choices=["csv", "parquet"],
+                     help="the format of every PATH, where its extension does not tell it")
     run.add_argument("--json", action="store_true", help="print one JSON object")
     run.add_argument("--quiet", action="store_true",
                      help="no progress line (shown only when standard error is a terminal)")
@@ -187,20 +220,62 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _in_flags(message: str) -> str:
+    """A library message in the command's words: ``pseudo_count = -1.0 must be ...`` reads
+    ``--pseudo-count -1.0 must be ...``, ``pass pseudo_count > 0`` reads ``pass
+    --pseudo-count > 0``. "level" and "format" are words as well as arguments: alone, they
+    are left as they are."""
+    for name, flag in _FLAGS.items():
+        message = re.sub(rf"(?<![\w-]){name} ?= ?", f"{flag} ", message)
+        if "_" in name:
+            message = re.sub(rf"(?<![\w-]){name}(?![\w-])", flag, message)
+    return " ".join(message.split())
+
+
+def _say(kind: str, message: str) -> None:
+    print(f"{_PROG}: {kind}: {message}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    """Run the command line; returns the exit status.
+
+    0 on success; 2 with one line on stderr for an error the user can act on (bad input,
+    a missing file or column, a bad option); 1 and nothing more when the reader of stdout
+    has gone (``logitshift demo | head -1``); 130 with one line on Ctrl-C. Warnings are
+    written as one line each (``logitshift: warning: ...``). The last resort: any other
+    exception is a fault of logitshift's own, and ends with one line naming it (its type and
+    message, and that it is a bug to report) and exit status 1, never a traceback.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        status, error = _run(argv)
+    # Warnings first: they were raised before whatever stopped the command.
+    for warning in caught:
+        _say("warning", _in_flags(str(warning.message)))
+    if error is not None:
+        _say("error", error)
+    return status
+
+
+def _run(argv: Sequence[str] | None) -> tuple[int, str | None]:
+    """The exit status, and the error line to end with (None for none)."""
     try:
-        return args.run(args)
+        args = _parser().parse_args(argv)
+        return args.run(args), None
     except BrokenPipeError:
         # The reader went away (`logitshift demo | head -3`): nothing to say, and Python must
         # not fail again flushing stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    except (InputError, OSError) as exc:
-        message = " ".join(str(exc).split())
-        print(f"{_PROG}: error: {message}", file=sys.stderr)
-        return EXIT_USAGE
+        return 1, None
+    except InputError as exc:
+        return EXIT_USAGE, _in_flags(str(exc))
+    except OSError as exc:
+        return EXIT_USAGE, _in_flags(str(exc))
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED, "interrupted"
+    except Exception as exc:  # the last resort: a bug, said in one line
+        return EXIT_INTERNAL, (f"internal error, please report it: {type(exc).__name__}: "
+                               f"{' '.join(str(exc).split())}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,7 +2,9 @@
 files of any size through a :class:`~logitshift.Sketch`.
 
 Files are read with pyarrow, a batch at a time, so that memory stays bounded; only the
-requested columns are decoded. ``"-"`` reads CSV from standard input.
+requested columns are decoded. ``"-"`` reads CSV from standard input; a binary file object
+(``open(path, "rb")``, ``io.BytesIO``) and a filesystem URL (``file://``, ``s3://``, ... through
+``pyarrow.fs``, or any scheme of fsspec where it is installed) are read too.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator, Sequence
+import urllib.parse
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import closing, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -30,8 +34,8 @@ from ._sketch import Sketch
 from ._validate import (InputError, as_positive_int, check_columns, column_roles,
                         naming_columns, prefixing)
 
-__all__ = ["iter_batches", "read_columns", "sketch_file", "expand_sources",
-           "DEFAULT_BATCH_ROWS"]
+__all__ = ["iter_batches", "read_columns", "sketch_file", "expand_sources", "check_format",
+           "DEFAULT_BATCH_ROWS", "FORMATS"]
 
 DEFAULT_BATCH_ROWS = 1 << 20
 #: Bytes of CSV parsed at a time (pyarrow's block): a batch of CSV rows.
@@ -44,10 +48,66 @@ _CSV_SUFFIXES = {".csv", ".txt"}
 _COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
 
 
-def _format_of(source: str | Path) -> str:
-    if str(source) == "-":
+#: The file formats read, for ``format=``.
+FORMATS = ("csv", "parquet")
+# A scheme of two or more letters: "C://" is a Windows drive, not a URL.
+_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+#: The first bytes of each compressed format, for file objects (which have no suffix).
+_MAGIC = {b"\x1f\x8b": "gzip", b"BZh": "bz2", b"\x28\xb5\x2f\xfd": "zstd",
+          b"\x04\x22\x4d\x18": "lz4"}
+
+
+def _is_file_object(source: Any) -> bool:
+    return hasattr(source, "read") and not isinstance(source, (str, bytes, os.PathLike))
+
+
+def _is_url(source: Any) -> bool:
+    """A filesystem URL, not a local file whose name happens to look like one."""
+    return (isinstance(source, str) and _URL.match(source) is not None
+            and not os.path.exists(source))
+
+
+def check_format(format: str | None) -> str | None:
+    """``format=`` is None (tell it from the source) or one of :data:`FORMATS`."""
+    if format is not None and format not in FORMATS:
+        raise InputError(f"format = {format!r} must be one of {', '.join(map(repr, FORMATS))}",
+                         argument="format", value=format)
+    return format
+
+
+def _url_path(name: str) -> str:
+    """The path of a URL (from its host on: ``memory://a.csv`` has no other), without its
+    query; any other name as it is."""
+    if not _is_url(name):
+        return name
+    parts = urllib.parse.urlsplit(name)
+    return parts.netloc + parts.path
+
+
+def _peek(file: Any, size: int) -> bytes:
+    """The first ``size`` bytes of a file object, left unread (b"" if it cannot seek)."""
+    if not file.seekable():
+        return b""
+    at = file.tell()
+    try:
+        return bytes(file.read(size))
+    finally:
+        file.seek(at)
+
+
+def _format_of(source: Any, format: str | None = None) -> str:
+    if str(source) == "-" and not _is_file_object(source):
+        if format not in (None, "csv"):
+            raise InputError(f"format = {format!r}: standard input ('-') is read as CSV",
+                             argument="format", value=format)
         return "csv"
-    suffixes = [s.lower() for s in Path(source).suffixes]
+    if format is not None:
+        return format
+    if _is_file_object(source):
+        # Parquet starts (and ends) with "PAR1"; anything else is read as CSV.
+        return "parquet" if _peek(source, 4) == b"PAR1" else "csv"
+    name = _url_path(str(source))
+    suffixes = [s.lower() for s in Path(name).suffixes]
     if suffixes and suffixes[-1] in _COMPRESSION:
         suffixes = suffixes[:-1]
     last = suffixes[-1] if suffixes else ""
@@ -56,9 +116,92 @@ def _format_of(source: str | Path) -> str:
     if last in _CSV_SUFFIXES:
         return "csv"
     raise InputError(
-        f"cannot tell the format of {str(source)!r}: name it .csv or .parquet",
+        f"cannot tell the format of {str(source)!r}: name it .csv or .parquet, or pass "
+        "format='csv' or 'parquet'",
         argument="path", value=str(source),
     )
+
+
+def _codec_of(source: Any) -> str | None:
+    """The compression of a CSV: by its name's suffix, or for a file object without a name,
+    by its first bytes."""
+    name = getattr(source, "name", None) if _is_file_object(source) else str(source)
+    if isinstance(name, str):
+        name = _url_path(name)
+        # Named here: pyarrow's own detection misses upper-case suffixes.
+        codec = _COMPRESSION.get(Path(name).suffix.lower())
+        if codec is not None or not _is_file_object(source):
+            return codec
+    head = _peek(source, 4)
+    return next((codec for magic, codec in _MAGIC.items() if head.startswith(magic)), None)
+
+
+class _Borrowed(io.RawIOBase):
+    """The caller's file object, read but never closed: a reader closes what it reads from,
+    and the file is not ours to close."""
+
+    def __init__(self, file: Any) -> None:
+        super().__init__()
+        self._file = file
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._file.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
+    def seekable(self) -> bool:
+        return self._file.seekable()
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+
+def _filesystem_file(url: str) -> Any:
+    """A random-access file of a URL: through pyarrow's filesystems (``file``, ``s3``,
+    ``gs``, ``hdfs``, ...), or failing those, fsspec's, where it is installed."""
+    import pyarrow.fs as pafs
+
+    try:
+        filesystem, path = pafs.FileSystem.from_uri(url)
+    except pa.ArrowInvalid:
+        try:
+            import fsspec
+        except ImportError:
+            raise InputError(f"cannot open {url!r}: pyarrow does not know its scheme, and "
+                             "fsspec, which may, is not installed", argument="path",
+                             value=url) from None
+        try:
+            fsspec_filesystem, path = fsspec.core.url_to_fs(url)
+        except (ValueError, ImportError) as exc:
+            raise InputError(f"cannot open {url!r}: {_one_line(exc)}", argument="path",
+                             value=url) from None
+        filesystem = pafs.PyFileSystem(pafs.FSSpecHandler(fsspec_filesystem))
+    return filesystem.open_input_file(path)
+
+
+@contextmanager
+def _opened(source: Any, start: int | None = None) -> Iterator[Any]:
+    """A readable binary file of the source; a file it opens is closed on the way out, the
+    caller's file object and standard input are left open. ``start``: where a file object
+    is read from (to read it again)."""
+    if _is_file_object(source):
+        if start is not None:
+            source.seek(start)
+        yield _Borrowed(source)
+    elif str(source) == "-":
+        yield _Borrowed(sys.stdin.buffer)
+    elif _is_url(source):
+        with _filesystem_file(source) as file:
+            yield file
+    else:
+        with pa.OSFile(str(source)) as file:
+            yield file
 
 
 class _Position:
@@ -83,14 +226,15 @@ class _Position:
         return None
 
 
-def _record_batches(source: str | Path, columns: Sequence[str], batch_rows: int,
-                    position: _Position | None = None) -> Iterator[pa.RecordBatch]:
+def _record_batches(source: Any, columns: Sequence[str], batch_rows: int,
+                    position: _Position | None = None, format: str | None = None
+                    ) -> Iterator[pa.RecordBatch]:
     where = _where(source)
     try:
-        if _format_of(source) == "parquet":
+        if _format_of(source, format) == "parquet":
             # Without pre-buffering, a batch at a time: pre-buffering holds the whole
             # file's column chunks in memory at once.
-            with pq.ParquetFile(source, pre_buffer=False) as parquet:
+            with _opened(source) as file, pq.ParquetFile(file, pre_buffer=False) as parquet:
                 check_columns(columns, parquet.schema_arrow.names, where)
                 if position is not None:
                     position.start(total_rows=parquet.metadata.num_rows)
@@ -100,32 +244,30 @@ def _record_batches(source: str | Path, columns: Sequence[str], batch_rows: int,
             return
         yield from _csv_batches(source, columns, position)
     except pa.ArrowException as exc:
-        missing = re.search(r"Column '(.*)' in include_columns does not exist", str(exc))
-        if missing:
-            raise InputError(f"no column {missing.group(1)!r} in {where}",
-                             argument=missing.group(1)) from None
         raise InputError(f"cannot read {where}: {_one_line(exc)}") from None
 
 
-def _where(source: str | Path) -> str:
+def _where(source: Any) -> str:
+    """The source, as messages name it."""
+    if _is_file_object(source):
+        name = getattr(source, "name", None)
+        return repr(name) if isinstance(name, str) else f"the {type(source).__name__} object"
     return "standard input" if str(source) == "-" else repr(str(source))
 
 
 @contextmanager
-def _csv_stream(source: str | Path) -> Iterator[tuple[Any, Any, int | None]]:
-    """The stream to parse, the raw stream under it (for progress) and its size; a file is
-    closed on the way out, standard input left open."""
-    if str(source) == "-":
-        yield sys.stdin.buffer, None, None
-        return
-    with pa.OSFile(str(source)) as raw:
-        # Name the codec: pyarrow's own detection misses upper-case suffixes.
-        codec = _COMPRESSION.get(Path(source).suffix.lower())
+def _csv_stream(source: Any, start: int | None = None
+                ) -> Iterator[tuple[Any, Any, int | None, str | None]]:
+    """The stream to parse, the raw stream under it (for progress), its size where known,
+    and its compression; a file is closed on the way out, the caller's left open."""
+    with _opened(source, start) as raw:
+        codec = _codec_of(source)
+        size = raw.size() if isinstance(raw, pa.NativeFile) else None
         if codec is None:
-            yield raw, raw, raw.size()
+            yield raw, raw, size, None
             return
         with pa.CompressedInputStream(raw, codec) as stream:
-            yield stream, raw, raw.size()
+            yield stream, raw, size, codec
 
 
 class _Replayed(io.RawIOBase):
@@ -149,17 +291,19 @@ class _Replayed(io.RawIOBase):
         return len(data)
 
 
-def _column_types(head: bytes, columns: Sequence[str]) -> dict[str, pa.DataType]:
-    """Each column's type, told from the first rows: booleans stay booleans, text stays text
-    (so that its first cell that is not a number can be named), and every other column is
-    read as float64, so that integers in the first rows may be followed by fractions."""
+def _column_types(head: bytes, columns: Sequence[str], where: str) -> dict[str, pa.DataType]:
+    """Each named column's type, after checking the header for it: float64, whatever the
+    first rows look like (integers there may be followed by fractions further down); text,
+    where the first rows hold booleans or text, to be turned into numbers a batch at a
+    time (:func:`_numbers`), so that ``true``/``false`` may be followed by ``0.7`` and the
+    first cell that is not a number can be named."""
     sample = head[:head.rfind(b"\n") + 1] or head  # whole lines only
-    schema = pacsv.read_csv(
-        pa.BufferReader(sample),
-        convert_options=pacsv.ConvertOptions(include_columns=list(columns))).schema
-    return {field.name: field.type if (pa.types.is_boolean(field.type)
-                                       or pa.types.is_string(field.type)) else pa.float64()
-            for field in schema}
+    # All columns, for their names: a name asked for may be missing or be there twice.
+    schema = pacsv.read_csv(pa.BufferReader(sample)).schema
+    check_columns(columns, schema.names, where)
+    return {name: pa.string() if (pa.types.is_boolean(schema.field(name).type)
+                                  or pa.types.is_string(schema.field(name).type))
+            else pa.float64() for name in columns}
 
 
 def _csv_reader(stream: Any, columns: Sequence[str],
@@ -167,51 +311,67 @@ def _csv_reader(stream: Any, columns: Sequence[str],
     return pacsv.open_csv(
         stream,
         read_options=pacsv.ReadOptions(block_size=CSV_BLOCK_BYTES),
+        # An empty, NA or null cell is missing in a text column as in a numeric one.
         convert_options=pacsv.ConvertOptions(include_columns=list(columns),
-                                             column_types=column_types),
+                                             column_types=column_types,
+                                             strings_can_be_null=True),
     )
 
 
 _CONVERSION = re.compile(r"CSV conversion error to \w+: invalid value '(.*)'")
 
 
-def _csv_batches(source: str | Path, columns: Sequence[str],
+def _csv_batches(source: Any, columns: Sequence[str],
                  position: _Position | None) -> Iterator[pa.RecordBatch]:
-    with _csv_stream(source) as (stream, raw, size):
+    where = _where(source)
+    # Where the caller's file object starts, to read it again to find a bad cell.
+    start = source.tell() if _is_file_object(source) and source.seekable() else None
+    with _csv_stream(source) as (stream, raw, size, codec):
         if position is not None:
             position.start(stream=raw, total_bytes=size)
-        head = stream.read(_CSV_SAMPLE_BYTES)
-        types = _column_types(head, columns)
-        reader = _csv_reader(_Replayed(head, stream), columns, types)
         rows = 0
         try:
+            head = stream.read(_CSV_SAMPLE_BYTES)
+            types = _column_types(head, columns, where)
+            reader = _csv_reader(_Replayed(head, stream), columns, types)
             for batch in reader:
-                yield _as_numbers(batch, rows, _where(source))
+                yield _as_numbers(batch, rows, where)
                 rows += batch.num_rows
         except pa.ArrowInvalid as exc:
             # pyarrow names the value but not its row or column: find them.
             bad = _CONVERSION.search(str(exc))
             if bad is None:
                 raise
-            raise _unparsable(source, columns, types, rows, bad.group(1)) from None
+            raise _unparsable(source, start, columns, types, rows, bad.group(1)) from None
+        except OSError as exc:
+            if codec is None:
+                raise
+            # A corrupt or truncated compressed file: zlib and its kind do not say which.
+            after = f" after {rows:,} rows" if rows else ""
+            raise InputError(f"cannot read {where}: its {codec} stream is corrupt or "
+                             f"truncated{after} ({_one_line(exc)})", argument="path",
+                             value=str(source) if not _is_file_object(source) else None
+                             ) from None
 
 
-def _unparsable(source: str | Path, columns: Sequence[str], types: dict[str, pa.DataType],
-                first_row: int, value: str) -> InputError:
+def _unparsable(source: Any, start: int | None, columns: Sequence[str],
+                types: dict[str, pa.DataType], first_row: int, value: str) -> InputError:
     """The error for a cell that does not parse as its column's type. A file is read again,
     as text, to find the cell's column and row; a pipe cannot be, so only the block it was in
     is named."""
     where = _where(source)
-    if str(source) == "-":
+    if str(source) == "-" or (_is_file_object(source) and start is None):
         return InputError(
             f"cannot read {value!r} in {where} as a number, in the block of rows from "
             f"{first_row} (a pipe cannot be read again to find its row and column)",
             value=value)
-    with _csv_stream(source) as (stream, _, _):
+    with _csv_stream(source, start) as (stream, _, _, _):
         row = 0
         for batch in _csv_reader(stream, columns, {name: pa.string() for name in columns}):
             for name in columns:
-                found = _first_unconvertible(batch.column(name), types[name])
+                convert = (_numbers if types[name] == pa.string()
+                           else partial(pc.cast, target_type=types[name]))
+                found = _first_unconvertible(batch.column(name), convert)
                 if found is not None:
                     return _not_a_number(name, row + found, where,
                                          batch.column(name)[found].as_py())
@@ -228,11 +388,11 @@ def _not_a_number(column: str, row: int, where: str, cell: str) -> InputError:
                       "number", argument=column, index=row, value=cell)
 
 
-def _first_unconvertible(cells: pa.Array, kind: pa.DataType) -> int | None:
-    """The first of the text ``cells`` that does not convert to ``kind`` (by bisection)."""
+def _first_unconvertible(cells: pa.Array, convert: Callable[[pa.Array], Any]) -> int | None:
+    """The first of the text ``cells`` that ``convert`` refuses (by bisection)."""
     def converts(part: pa.Array) -> bool:
         try:
-            pc.cast(part, kind)
+            convert(part)
         except pa.ArrowInvalid:
             return False
         return True
@@ -249,16 +409,33 @@ def _first_unconvertible(cells: pa.Array, kind: pa.DataType) -> int | None:
     return low
 
 
+def _numbers(cells: pa.Array) -> pa.Array:
+    """Text cells as float64: ``true``/``false`` (in any case) as 1 and 0, anything else as a
+    number."""
+    try:  # a column of booleans alone (the usual case) converts at once
+        return pc.cast(pc.cast(cells, pa.bool_()), pa.float64())
+    except pa.ArrowInvalid:
+        pass
+    lower = pc.utf8_lower(cells)
+    text = pc.if_else(pc.equal(lower, "true"), "1",
+                      pc.if_else(pc.equal(lower, "false"), "0", cells))
+    return pc.cast(text, pa.float64())
+
+
 def _as_numbers(batch: pa.RecordBatch, first_row: int, where: str) -> pa.RecordBatch:
-    """A CSV batch with its text columns (text in the rows the types were told from) turned
-    into float64, or the error naming the first cell that is not a number."""
+    """A CSV batch with its text columns (booleans or text in the rows the types were told
+    from) turned into float64, or the error naming the first cell that is not a number."""
     columns = []
     for name, column in zip(batch.schema.names, batch.columns):
         if pa.types.is_string(column.type):
-            found = _first_unconvertible(column, pa.float64())
-            if found is not None:
-                raise _not_a_number(name, first_row + found, where, column[found].as_py())
-            column = pc.cast(column, pa.float64())
+            try:
+                column = _numbers(column)
+            except pa.ArrowInvalid:
+                found = _first_unconvertible(column, _numbers)
+                if found is None:  # pragma: no cover - the whole column failed, no part did
+                    raise
+                raise _not_a_number(name, first_row + found, where,
+                                    column[found].as_py()) from None
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, names=batch.schema.names)
 
@@ -286,46 +463,59 @@ def _column_values(batch: pa.RecordBatch, name: str, first_row: int, where: str
 
 
 def iter_batches(
-    source: str | Path,
+    source: Any,
     columns: Sequence[str],
     *,
     batch_rows: int | None = None,
+    format: str | None = None,
     _position: _Position | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Yield ``{column: ndarray}`` batches of the named numeric columns of a file.
 
     Parameters
     ----------
-    source : str or Path
+    source : str, Path or binary file object
         A ``.csv`` (optionally ``.gz``/``.bz2``/``.zst``/``.lz4`` compressed) or
-        ``.parquet`` file, or ``"-"`` for CSV on standard input.
+        ``.parquet`` file, ``"-"`` for CSV on standard input, a filesystem URL
+        (``file:///data/a.parquet``, ``s3://...``; schemes pyarrow does not know go to fsspec
+        where it is installed), or a file object open for reading bytes (``open(path,
+        "rb")``, ``io.BytesIO``), which is read from where it stands and left open.
     columns : sequence of str
-        Column names; each must exist and hold numbers or booleans with no missing values.
+        Column names; each must be in the file once and hold numbers or booleans with no
+        missing values. CSV columns arrive as float64 (``true``/``false`` as 1 and 0, in a
+        column whose first rows hold them), Parquet columns in their own type.
     batch_rows : int, optional
         Rows per Parquet batch (default ``DEFAULT_BATCH_ROWS``; CSV batches follow pyarrow's
         block size).
+    format : {"csv", "parquet"}, optional
+        The format, where the name does not tell it. By default it is told by the name's
+        extension, and for a file object by its first bytes (Parquet's ``PAR1``, or CSV,
+        compressed when it starts as gzip, bz2, zstd or lz4 do).
 
     Raises
     ------
     InputError
-        Naming the file: an unknown format, a missing column, a missing value or a cell that
-        is not a number (naming its row and column), a non-numeric column, or a file that is
-        not Parquet or CSV (truncated, say).
+        Naming the file: an unknown format, a missing column or one whose name is used twice
+        (the message lists the columns there are), a missing value or a cell that is not a
+        number (naming its row and column), a non-numeric column, a file that is not Parquet
+        or CSV (truncated, say), or a compressed file that is corrupt or truncated.
     OSError
         When the file cannot be opened.
     """
+    check_format(format)
     first_row = 0
     rows = DEFAULT_BATCH_ROWS if batch_rows is None else batch_rows
     where = _where(source)
-    for batch in _record_batches(source, columns, rows, _position):
+    for batch in _record_batches(source, columns, rows, _position, format):
         yield {name: _column_values(batch, name, first_row, where) for name in columns}
         first_row += batch.num_rows
 
 
-def read_columns(source: str | Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
+def read_columns(source: Any, columns: Sequence[str], *, format: str | None = None
+                 ) -> dict[str, np.ndarray]:
     """All rows of the named columns, as one array each (see :func:`iter_batches`)."""
     parts: dict[str, list[np.ndarray]] = {name: [] for name in columns}
-    for batch in iter_batches(source, columns):
+    for batch in iter_batches(source, columns, format=format):
         for name in columns:
             parts[name].append(batch[name])
     return {
@@ -334,13 +524,32 @@ def read_columns(source: str | Path, columns: Sequence[str]) -> dict[str, np.nda
     }
 
 
-def expand_sources(source: str | Path | Sequence[str | Path]) -> list[str | Path]:
-    """The files a source names: a file, ``"-"``, a directory (its Parquet files, at any
-    depth, as in a partitioned dataset), a glob pattern, or a list of any of these; in
-    sorted order within a directory or pattern, each file once."""
+def _file_object(source: Any) -> Any:
+    """A file object, checked to read bytes."""
+    try:
+        probe = source.read(0)
+    except (OSError, ValueError) as exc:  # closed, or not open for reading
+        raise InputError(f"cannot read the file object {_where(source)}: {_one_line(exc)}",
+                         argument="path") from None
+    if not isinstance(probe, (bytes, bytearray, memoryview)):
+        raise InputError(
+            f"the file object {_where(source)} is open in text mode: open it in binary "
+            "mode, open(path, 'rb'), or pass its path", argument="path")
+    return source
+
+
+def expand_sources(source: Any) -> list[Any]:
+    """The files a source names: a file, ``"-"``, a URL, a binary file object, a directory
+    (its Parquet files, at any depth, as in a partitioned dataset), a glob pattern, or a list
+    of any of these; in sorted order within a directory or pattern, each file once."""
+    if _is_file_object(source):
+        return [_file_object(source)]
     if isinstance(source, (str, Path)):
         text = str(source)
-        if text == "-" or os.path.isfile(text):
+        if "\x00" in text:  # the operating system would refuse it with a ValueError
+            raise InputError(f"the path {text!r} holds a NUL character", argument="path",
+                             value=text)
+        if text == "-" or os.path.isfile(text) or _is_url(text):
             return [source]
         if os.path.isdir(text):
             found = sorted(str(path) for path in Path(text).rglob("*")
@@ -356,12 +565,24 @@ def expand_sources(source: str | Path | Sequence[str | Path]) -> list[str | Path
                 raise InputError(f"no files match {text!r}", argument="path", value=text)
             return found
         return [source]  # opening it will say what is wrong
+    if isinstance(source, (bytes, bytearray, memoryview)) or not isinstance(source, Iterable):
+        raise InputError(
+            f"source must be a path, a URL, a binary file object or a list of them, got "
+            f"{type(source).__name__}" + ("; wrap bytes in io.BytesIO" if isinstance(
+                source, (bytes, bytearray, memoryview)) else ""), argument="path")
+
+    def key(path: Any) -> Any:
+        if _is_file_object(path):
+            return id(path)
+        return path if str(path) == "-" or _is_url(path) else os.path.realpath(path)
+
     # A file named twice (a directory and a pattern inside it, say) is read once.
-    sources = list({os.path.realpath(path) if str(path) != "-" else "-": path
+    sources = list({key(path): path
                     for item in source for path in expand_sources(item)}.values())
     if not sources:
         raise InputError("no files given", argument="path")
-    if "-" in map(str, sources) and len(sources) > 1:
+    if any(str(path) == "-" and not _is_file_object(path) for path in sources) \
+            and len(sources) > 1:
         raise InputError("standard input ('-') cannot be read along with files",
                          argument="path")
     return sources
@@ -414,14 +635,16 @@ def sketch_file(
     *,
     batch_rows: int | None = None,
     progress: bool | None = None,
+    format: str | None = None,
 ) -> Sketch:
     """Stream the named columns of files through a :class:`~logitshift.Sketch`, in one pass.
 
     Parameters
     ----------
-    source : str, Path or sequence of them
+    source : str, Path, binary file object or sequence of them
         A CSV or Parquet file (by its extension; CSV may be compressed), ``"-"`` for CSV on
-        standard input, a directory of Parquet files (a partitioned dataset), a glob
+        standard input, a filesystem URL or a binary file object (as for
+        :func:`iter_batches`), a directory of Parquet files (a partitioned dataset), a glob
         pattern, or a list of these.
     label, offset, weight : str
         Column names, as for :func:`logitshift.fit_frame`.
@@ -431,6 +654,9 @@ def sketch_file(
     progress : bool, optional
         A progress line on standard error (rows, share of the input read, rows per second).
         By default, only when standard error is a terminal.
+    format : {"csv", "parquet"}, optional
+        The format of every file, where their names do not tell it (see
+        :func:`iter_batches`).
 
     Raises
     ------
@@ -442,6 +668,7 @@ def sketch_file(
     roles, columns = column_roles(label, offset, weight)
     batch_rows = DEFAULT_BATCH_ROWS if batch_rows is None else as_positive_int(batch_rows,
                                                                                "batch_rows")
+    check_format(format)
     sources = expand_sources(source)
     if progress is None:
         progress = sys.stderr.isatty()
@@ -457,7 +684,7 @@ def sketch_file(
         first_row = 0
         # Closed at once, even when the sketch refuses a batch: the reader first, then the
         # file with it.
-        with closing(iter_batches(path, columns, batch_rows=batch_rows,
+        with closing(iter_batches(path, columns, batch_rows=batch_rows, format=format,
                                   _position=position)) as batches, \
                 closing(_read_ahead(batches)) as ahead:
             for batch in ahead:

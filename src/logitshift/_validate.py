@@ -234,7 +234,8 @@ def as_weight(weight: Any, n_rows: int | None, name: str = "weight", *,
     """
     if weight is None:
         return None
-    if n_rows is not None and np.ndim(weight) == 0:
+    # Not np.ndim: it would convert (or dispatch) an array-like before as_numeric does.
+    if n_rows is not None and isinstance(weight, (numbers.Number, str, bytes, np.generic)):
         _check_not_text_or_bool(weight, name, "an array of one weight per row")
         raise InputError(f"{name} = {weight!r} must be an array with one weight per row",
                          argument=name, value=weight)

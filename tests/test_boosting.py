@@ -287,6 +287,24 @@ def test_dataset_errors(lgb, data) -> None:
                                   weight=np.where(np.arange(50) == 3, -1.0, 1.0)))
 
 
+@pytest.mark.parametrize("options", [{}, {"pseudo_count": 0.5}], ids=["plain", "pseudo_count"])
+def test_dataset_constructed_without_a_label_is_refused(lgb, data, options) -> None:
+    features, offsets = data["features"][:60], data["offset"][:60]
+    dataset = lgb.Dataset(features, init_score=offsets,
+                          params={"verbose": -1}).construct()
+    # LightGBM's default label, which a fit would take for 60 negatives.
+    assert not dataset.get_label().any()
+    with pytest.raises(InputError, match="every label of dataset is 0: LightGBM gives a "
+                                         "Dataset constructed without a label zeros") as error:
+        shift_dataset(dataset, **options)
+    assert error.value.argument == "dataset"
+    assert dataset.get_init_score() is offsets or np.array_equal(dataset.get_init_score(),
+                                                                 offsets)
+    # Not constructed: no label at all.
+    with pytest.raises(InputError, match="dataset has no label until it is constructed"):
+        shift_dataset(lgb.Dataset(features, init_score=offsets), **options)
+
+
 # --- Examples ------------------------------------------------------------------------------
 
 

@@ -153,3 +153,28 @@ def test_sigmoid_is_symmetric_and_bounded():
 def test_per_row_loss_rejects_bad_weights(weight, message):
     with pytest.raises(logitshift.InputError, match=message):
         logitshift.loss(np.array([0.0, 1.0]), np.array([0.5, -0.5]), weight)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: logitshift.loss(np.zeros(50), np.zeros(50), weight=np.ones(3)),
+     r"weight does not match the others: y has shape \(50,\), raw has shape \(50,\), "
+     r"weight has shape \(3,\)"),
+    (lambda: logitshift.loss(np.zeros(4), np.zeros(3)),
+     r"raw does not match the others: y has shape \(4,\), raw has shape \(3,\)"),
+    (lambda: logitshift.gradient(np.zeros(4), np.zeros(3)), r"raw has shape \(3,\)"),
+    (lambda: logitshift.loss([0, 1], [0.0, np.nan]), r"raw\[1\] is nan"),
+    (lambda: logitshift.gradient([0, 1], [np.nan, 0.0]), r"raw\[0\] is nan"),
+    (lambda: logitshift.hessian(np.array([[0.0, np.nan]])), r"raw\[1\] is nan"),
+    (lambda: logitshift.sigmoid(float("nan")), r"raw\[0\] is nan"),
+], ids=["weight-length", "raw-length", "gradient-length", "nan-loss", "nan-gradient",
+        "nan-hessian", "nan-sigmoid"])
+def test_per_row_functions_refuse_nan_and_mismatched_shapes(call, message):
+    with pytest.raises(logitshift.InputError, match=message):
+        call()
+
+
+def test_per_row_functions_still_broadcast():
+    y = np.array([[0.0], [1.0]])
+    raw = np.array([-1.0, 0.0, 2.0])
+    expected = np.array([[float(mp_loss(label, z)) for z in raw] for label in (0.0, 1.0)])
+    np.testing.assert_allclose(logitshift.loss(y, raw, weight=2.0), 2 * expected, rtol=1e-15)

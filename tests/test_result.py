@@ -186,3 +186,111 @@ def test_loss_at_infinite_shifts_and_bad_shifts():
     for bad in (math.nan, "left", None):
         with pytest.raises(logitshift.InputError, match="shift"):
             result.loss_at(bad)
+
+
+# -- intervals at every level -------------------------------------------------------------------
+
+EXTREME_LEVELS = [1e-300, 1e-100, 1e-16, 1e-12, 1e-8, 1e-6, 1e-4, 1e-2, 0.1, 0.5, 0.9, 0.999,
+                  1 - 1e-10, 0.9999999999999999]
+
+
+def _mp_two_sided_quantile(level, mp):
+    return mp.sqrt(2) * mp.erfinv(mp.mpf(level))
+
+
+@pytest.mark.parametrize("level", EXTREME_LEVELS, ids=lambda level: f"{level:.17g}")
+def test_normal_quantile_matches_mpmath_at_every_level(level):
+    import mpmath as mp
+
+    from logitshift._result import normal_quantile
+
+    with mp.workdps(40):
+        reference = float(_mp_two_sided_quantile(level, mp))
+    assert normal_quantile(level) == pytest.approx(reference, rel=4e-16)
+
+
+@pytest.fixture(scope="module")
+def small_fit_and_mpmath():
+    """A fit of 30 rows, and its loss at 80 digits, for the profile intervals' reference."""
+    import mpmath as mp
+
+    rng = np.random.default_rng(3)
+    offsets = rng.normal(0, 1.5, 30)
+    labels = (rng.random(30) < 1 / (1 + np.exp(-offsets))).astype(float)
+    rows = [(mp.mpf(float(label)), mp.mpf(float(offset)))
+            for label, offset in zip(labels, offsets)]
+
+    def loss(shift):
+        return mp.fsum((1 - y) * mp.log1p(mp.exp(f + shift)) + y * mp.log1p(mp.exp(-(f + shift)))
+                       for y, f in rows)
+
+    def gradient(shift):
+        return mp.fsum(1 / (1 + mp.exp(-(f + shift))) - y for y, f in rows)
+
+    return logitshift.fit(labels, offsets), loss, gradient, mp
+
+
+@pytest.mark.parametrize("level", EXTREME_LEVELS, ids=lambda level: f"{level:.17g}")
+def test_profile_and_wald_intervals_match_mpmath_at_every_level(small_fit_and_mpmath, level):
+    result, loss, gradient, mp = small_fit_and_mpmath
+    with mp.workdps(80):
+        minimum = mp.findroot(gradient, result.shift)
+        z = _mp_two_sided_quantile(level, mp)
+        rise = z * z / 2
+        curvature = mp.diff(loss, minimum, 2)
+        half = z / mp.sqrt(curvature)
+        lowest = loss(minimum)
+        ends = [mp.findroot(lambda s: loss(s) - lowest - rise, minimum + side * half)
+                for side in (-1, 1)]
+        wald_half = float(z * result.se)
+    low, high = result.confint(level)
+    # Each end to 1e-12 of the half-width, or to 2 ulps of the shift where the whole interval
+    # is narrower than rounding.
+    tolerance = 1e-12 * float(half) + 2 * np.spacing(abs(result.shift))
+    assert low <= result.shift <= high
+    assert abs(low - float(ends[0])) <= tolerance
+    assert abs(high - float(ends[1])) <= tolerance
+    wald_low, wald_high = result.confint(level, method="wald")
+    assert wald_low <= result.shift <= wald_high
+    assert wald_low == pytest.approx(result.shift - wald_half, rel=0, abs=tolerance)
+    assert wald_high == pytest.approx(result.shift + wald_half, rel=0, abs=tolerance)
+
+
+@pytest.mark.parametrize("options", [{}, {"pseudo_count": 0.5}, {"method": "newton"}],
+                         ids=["sketch", "pseudo_count", "newton"])
+def test_intervals_are_ordered_and_nested_as_the_level_rises(options):
+    labels, offsets, weights = recalibration_data(weighted=True)
+    result = logitshift.fit(labels, offsets, weights, **options)
+    levels = [1e-300, 1e-16, 1e-12, 1e-9, 1e-6, 1e-3, 0.05, 0.5, 0.95, 1 - 1e-9,
+              0.9999999999999999]
+    for method in ("profile", "wald"):
+        intervals = [result.confint(level, method) for level in levels]
+        for (low, high) in intervals:
+            assert math.isfinite(low) and math.isfinite(high)
+            assert low <= result.shift <= high
+        lows, highs = zip(*intervals)
+        assert all(np.diff(lows) <= 0) and all(np.diff(highs) >= 0)
+        assert lows[-1] < lows[0] and highs[-1] > highs[0]
+    # The observed/expected interval uses the same quantile, and nests too.
+    ratios = [result.observed_expected_at(level) for level in levels]
+    assert all(np.diff([ratio.low for ratio in ratios]) <= 0)
+    assert all(np.diff([ratio.high for ratio in ratios]) >= 0)
+    assert 0 < ratios[-1].low < ratios[0].low and math.isfinite(ratios[-1].high)
+
+
+@pytest.mark.parametrize("level", [1e-300, 1e-16, 1e-8, 0.5, 0.9999999999999999],
+                         ids=lambda level: f"{level:.17g}")
+def test_degenerate_labels_have_their_finite_end_at_every_level(level):
+    import mpmath as mp
+
+    offsets = np.linspace(-1, 1, 40)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        result = logitshift.fit(np.zeros(40), offsets)
+    low, high = result.confint(level)
+    with mp.workdps(60):
+        rise = mp.log(_mp_two_sided_quantile(level, mp) ** 2 / 2)
+        end = mp.findroot(lambda s: mp.log(mp.fsum(mp.log1p(mp.exp(mp.mpf(f) + s))
+                                                    for f in offsets)) - rise, high)
+    assert low == -math.inf
+    assert high == pytest.approx(float(end), rel=1e-14, abs=1e-14)

@@ -87,9 +87,10 @@ def test_offsets_wider_than_the_dense_window_go_through_the_sparse_path():
     np.testing.assert_array_equal(cells, ref_cells)
     scale = np.abs(ref_tables).max(axis=2, keepdims=True)
     assert np.all(np.abs(tables - ref_tables) <= 1e-12 * scale)
-    # And the fit still matches the exact solver.
+    # And the fit still matches the exact solver (with a budget for these cells).
     exact = logitshift.fit(labels, offsets, method="newton")
-    assert logitshift.fit(labels, offsets).shift == pytest.approx(exact.shift, rel=1e-13)
+    sketch = Sketch(max_cells=1 << 18).update(labels, offsets)
+    assert sketch.solve().shift == pytest.approx(exact.shift, rel=1e-13)
 
 
 def test_enormous_offsets_keep_their_own_cells():
@@ -369,3 +370,334 @@ def test_fits_from_many_threads_at_once_share_the_pool_safely(monkeypatch):
             shifts = list(callers.map(lambda n: logitshift.fit(labels[:n], offsets[:n]).shift,
                                       sizes))
         assert shifts == [expected[n] for n in sizes]
+
+
+# -- the wire format ----------------------------------------------------------------------------
+
+import importlib.util  # noqa: E402
+import struct  # noqa: E402
+import zlib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+DATA = Path(__file__).parent / "data"
+
+
+def stored_sketch_rows():
+    """The rows of `tests/data/sketch_v1.bin`, from the script that wrote it."""
+    spec = importlib.util.spec_from_file_location("make_sketch_v1", DATA / "make_sketch_v1.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.legacy_rows()
+
+
+def test_a_version_1_blob_still_loads_and_solves_to_its_shift():
+    blob = (DATA / "sketch_v1.bin").read_bytes()
+    stored = json.loads((DATA / "sketch_v1.json").read_text())
+    sketch = Sketch.from_bytes(blob)
+    assert sketch.n_rows == stored["n_rows"] and sketch.n_cells == stored["n_cells"]
+    result = sketch.solve()
+    assert result.shift == stored["shift"] and result.se == stored["se"]
+    # And it is the sketch of those rows as this code fills it.
+    fresh = Sketch()
+    for labels, offsets, weights in stored_sketch_rows():
+        fresh.update(labels, offsets, weights)
+    assert result.shift == pytest.approx(fresh.solve().shift, rel=1e-15)
+    assert Sketch.from_bytes(sketch.to_bytes()).solve().shift == result.shift
+    # Version 1 had no checksum: its blobs are checked field by field instead.
+    with pytest.raises(logitshift.InputError, match="corrupted"):
+        Sketch.from_bytes(blob[:-8])
+
+
+def test_the_blob_has_a_version_and_a_checksum():
+    sketch = Sketch().update(np.array([0, 1, 1]), np.array([0.5, -0.25, 1.0]))
+    blob = sketch.to_bytes()
+    assert blob[:4] == b"LSSK" and struct.unpack("<I", blob[4:8]) == (2,)
+    assert struct.unpack("<I", blob[-4:]) == (zlib.crc32(blob[:-4]),)
+    assert sketch.to_dict()["checksum"] == zlib.crc32(blob[:-4])
+
+
+def _resealed(body: bytes) -> bytes:
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def _v2_with_header(header: dict, arrays: bytes) -> bytes:
+    text = json.dumps(header, separators=(",", ":")).encode()
+    return _resealed(b"LSSK" + struct.pack("<II", 2, len(text)) + text + arrays)
+
+
+def _respelled(blob):
+    """The same header in other JSON (spaces after the separators), resealed."""
+    header, arrays = _header_and_arrays(blob)
+    text = json.dumps(header).encode()
+    return _resealed(b"LSSK" + struct.pack("<II", 2, len(text)) + text + arrays)
+
+
+@pytest.fixture(scope="module")
+def real_blob():
+    labels = np.array([0, 1, 0, 1, 1, 0, 0.25])
+    offsets = np.array([0.3, -1.2, 2.5, 0.0, 1e3, -7.0, 0.1])
+    weights = np.array([1.0, 2.0, 0.5, 1.0, 1.0, 3.0, 1.0])
+    return Sketch().update(labels, offsets, weights).to_bytes()
+
+
+def _header_and_arrays(blob):
+    (length,) = struct.unpack("<I", blob[8:12])
+    return json.loads(blob[12:12 + length]), blob[12 + length:-4]
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda h: {**h, "n_rows": -1}, "n_rows = -1 is negative"),
+    (lambda h: {**h, "n_rows": 7.0}, "n_rows = 7.0 is not an integer"),
+    (lambda h: {**h, "width": 0.1}, "power of two"),
+    (lambda h: {**h, "order": 17}, "order = 17 must be an integer between 2 and 16"),
+    (lambda h: {**h, "positives": float("nan")}, "positives = nan"),
+    (lambda h: {**h, "weight_sum": -1.0}, "weight_sum = -1.0"),
+    (lambda h: {**h, "active_negatives": h["active_negatives"] * 2}, "totals do not agree"),
+    (lambda h: {**h, "offset_min": 5.0}, "offset range"),
+    (lambda h: {**h, "weight_scale": 3}, "unknown field 'weight_scale'"),
+    (lambda h: {k: v for k, v in h.items() if k != "positives"}, "no field 'positives'"),
+    (lambda h: {**h, "max_cells": 2}, r"n_cells = 7 is outside \[0, max_cells = 2\]"),
+], ids=["negative-rows", "float-rows", "width", "order", "nan-positives", "negative-weight",
+        "inconsistent-totals", "offset-range", "unknown-field", "missing-field", "over-budget"])
+def test_a_resealed_blob_with_a_bad_field_is_refused(real_blob, change, message):
+    header, arrays = _header_and_arrays(real_blob)
+    with pytest.raises(logitshift.InputError, match=message):
+        Sketch.from_bytes(_v2_with_header(change(header), arrays))
+
+
+def test_a_field_with_a_default_may_be_absent(real_blob):
+    # How a blob written before a field existed reads: `max_cells` takes its default.
+    header, arrays = _header_and_arrays(real_blob)
+    del header["max_cells"]
+    sketch = Sketch.from_bytes(_v2_with_header(header, arrays))
+    assert sketch.max_cells == logitshift._sketch.DEFAULT_MAX_CELLS
+    assert sketch.solve().shift == Sketch.from_bytes(real_blob).solve().shift
+
+
+@pytest.mark.parametrize("mangle, message", [
+    (lambda b: b"", "not a logitshift sketch"),
+    (lambda b: b"LSS", "not a logitshift sketch"),
+    (lambda b: b"junk" + b[4:], "not a logitshift sketch"),
+    (lambda b: b[:4] + struct.pack("<I", 3) + b[8:], "format version 3; this reads up to 2"),
+    (lambda b: b[:4] + struct.pack("<I", 0) + b[8:], "not a logitshift sketch"),
+    (lambda b: b[:-1], "checksum mismatch"),
+    (lambda b: b[:len(b) // 2], "checksum mismatch"),
+    (lambda b: b + b"\0", "checksum mismatch"),
+    (lambda b: b[:20] + bytes([b[20] ^ 1]) + b[21:], "checksum mismatch"),
+    (lambda b: b[:-20] + bytes([b[-20] ^ 0x80]) + b[-19:], "checksum mismatch"),
+    (lambda b: _resealed(b[:-12]), "bytes, where its header says"),
+    (lambda b: _respelled(b), "not as Sketch.to_bytes"),
+    (lambda b: _resealed(b[:12] + b"\xff" + b[13:-4]), "not JSON"),
+], ids=["empty", "short", "magic", "newer", "version-0", "truncated-1", "truncated-half",
+        "padded", "flip-header", "flip-table", "resealed-truncation", "respelled-header",
+        "not-utf8"])
+def test_corrupted_blobs_are_input_errors(real_blob, mangle, message):
+    with pytest.raises(logitshift.InputError, match=message):
+        Sketch.from_bytes(mangle(real_blob))
+
+
+def test_the_truncated_blob_of_the_issue_is_refused():
+    rng = np.random.default_rng(0)
+    labels, offsets, _ = make_data(5000, rng)
+    blob = Sketch().update(labels, offsets).to_bytes()
+    for cut in (len(blob) - 8 * 17, len(blob) - 8, len(blob) - 4, 100):
+        with pytest.raises(logitshift.InputError, match="corrupted"):
+            Sketch.from_bytes(blob[:cut])
+
+
+def _mutations():
+    def flip(blob, data):
+        position = data.draw(st.integers(0, len(blob) * 8 - 1))
+        return blob[:position // 8] + bytes([blob[position // 8] ^ (1 << position % 8)]) + \
+            blob[position // 8 + 1:]
+
+    def truncate(blob, data):
+        return blob[:data.draw(st.integers(0, len(blob) - 1))]
+
+    def insert(blob, data):
+        position = data.draw(st.integers(0, len(blob)))
+        return blob[:position] + data.draw(st.binary(min_size=1, max_size=16)) + blob[position:]
+
+    def splice(blob, data, other):
+        cut = data.draw(st.integers(0, len(blob)))
+        other_cut = data.draw(st.integers(0, len(other)))
+        return blob[:cut] + other[other_cut:]
+
+    return {"flip": flip, "truncate": truncate, "insert": insert, "splice": splice}
+
+
+@pytest.mark.parametrize("kind", ["flip", "truncate", "insert", "splice"])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fuzzed_blobs_are_refused_with_input_errors(kind, data):
+    blobs = _fuzz_blobs()
+    blob = blobs[data.draw(st.integers(0, len(blobs) - 1))]
+    mutate = _mutations()[kind]
+    if kind == "splice":
+        mangled = mutate(blob, data, blobs[data.draw(st.integers(0, len(blobs) - 1))])
+    else:
+        mangled = mutate(blob, data)
+    if mangled in blobs:  # a splice can rebuild a whole blob
+        return
+    with pytest.raises(logitshift.InputError):
+        Sketch.from_bytes(mangled)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_dicts_with_a_changed_number_are_refused(data):
+    blobs = _fuzz_blobs()[:2]
+    original = Sketch.from_bytes(blobs[data.draw(st.integers(0, 1))]).to_dict()
+    numbers = {name: value for name, value in original.items()
+               if isinstance(value, (int, float)) and name != "version"}
+    field = data.draw(st.sampled_from(sorted(numbers) + ["centres", "tables"]))
+    changed = json.loads(json.dumps(original))
+    if field in ("centres", "tables"):
+        flat = np.array(changed[field], dtype=np.float64)
+        position = data.draw(st.integers(0, flat.size - 1))
+        bit = data.draw(st.integers(0, 63))
+        flat.ravel().view(np.uint64)[position] ^= np.uint64(1 << bit)
+        changed[field] = flat.tolist()
+    else:
+        value = changed[field]
+        changed[field] = value + data.draw(st.sampled_from([1, -1])) * (
+            1 if isinstance(value, int) else max(abs(value), 1.0) * 1e-12)
+    if changed == json.loads(json.dumps(original)):
+        return
+    with pytest.raises(logitshift.InputError):
+        Sketch.from_dict(changed)
+
+
+_BLOBS: list[bytes] = []
+
+
+def _fuzz_blobs() -> list[bytes]:
+    if not _BLOBS:
+        rng = np.random.default_rng(12)
+        for n in (3, 40):
+            labels, offsets, weights = make_data(n, rng, weighted=True, soft=True)
+            _BLOBS.append(Sketch().update(labels, offsets, weights + 0.1).to_bytes())
+        _BLOBS.append(Sketch().to_bytes())
+    return _BLOBS
+
+
+@pytest.mark.parametrize("data, message", [
+    ([1, 2], "not a logitshift sketch"),
+    ({"version": 3}, "format version 3"),
+    ({"version": "2"}, "not a logitshift sketch"),
+    ({"version": 2}, "no field 'centres'"),
+], ids=["list", "newer", "string-version", "no-fields"])
+def test_bad_dicts_are_input_errors(data, message):
+    with pytest.raises(logitshift.InputError, match=message):
+        Sketch.from_dict(data)
+
+
+def test_a_changed_dict_fails_its_checksum(real_blob):
+    data = Sketch.from_bytes(real_blob).to_dict()
+    assert Sketch.from_dict(data).to_bytes() == real_blob
+    changed = json.loads(json.dumps(data))
+    changed["tables"][0][0][0] *= 1.5
+    with pytest.raises(logitshift.InputError, match="checksum mismatch|do not agree"):
+        Sketch.from_dict(changed)
+    changed = {**data, "centres": [str(value) for value in data["centres"]]}
+    with pytest.raises(logitshift.InputError, match="not an array of numbers"):
+        Sketch.from_dict(changed)
+    ragged = {**data, "tables": [[1.0], [2.0, 3.0]]}
+    with pytest.raises(logitshift.InputError, match="corrupted"):
+        Sketch.from_dict(ragged)
+
+
+# -- the cell budget ----------------------------------------------------------------------------
+
+def wide_rows(n=200_000, spread=1e6, seed=4):
+    rng = np.random.default_rng(seed)
+    offsets = rng.uniform(-spread, spread, n)
+    labels = (rng.random(n) < 0.5).astype(np.int8)
+    return labels, offsets
+
+
+def test_fit_falls_back_to_exact_passes_past_the_cell_budget():
+    labels, offsets = wide_rows()
+    result = logitshift.fit(labels, offsets)
+    exact = logitshift.fit(labels, offsets, method="newton")
+    assert result.method == "newton"
+    # The sketch's pass, given up, then the exact solver's.
+    assert result.passes == exact.passes + 1
+    assert result.shift == exact.shift
+    with pytest.raises(logitshift.InputError, match="max_cells = 65,536"):
+        logitshift.fit(labels, offsets, method="sketch")
+
+
+def test_a_stream_past_the_cell_budget_is_refused_naming_the_range():
+    labels, offsets = wide_rows(spread=1e12)
+    with pytest.raises(logitshift.InputError,
+                       match=r"offset spans ±1e\+12 logits.*really a raw score.*max_cells"
+                       ) as caught:
+        Sketch().update(labels, offsets)
+    assert caught.value.argument == "offset"
+    # Chunk by chunk it stops once the sketch is full, and stays as it was.
+    sketch = Sketch(max_cells=1000)
+    sketch.update(labels[:900], offsets[:900])
+    with pytest.raises(logitshift.InputError, match="max_cells = 1,000"):
+        sketch.update(labels[900:1200], offsets[900:1200])
+    assert sketch.n_rows == 900 and sketch.n_cells <= 1000
+    # Merging counts too.
+    with pytest.raises(logitshift.InputError, match="max_cells"):
+        Sketch(max_cells=1000).update(labels[:900], offsets[:900]) + \
+            Sketch(max_cells=1000).update(labels[900:1800], offsets[900:1800])
+
+
+def test_the_budget_is_settable_and_the_cells_are_counted_before_they_are_filled(monkeypatch):
+    labels, offsets = wide_rows(n=50_000)
+    cells = Sketch(max_cells=1 << 20).update(labels, offsets).n_cells
+    assert Sketch(max_cells=cells).update(labels, offsets).n_cells == cells
+    filled = []
+    monkeypatch.setattr(logitshift._sketch, "_fill_outside_windows",
+                        lambda *args: filled.append(1))
+    with pytest.raises(logitshift.InputError, match=f"{cells:,} cells"):
+        Sketch(max_cells=cells - 1).update(labels, offsets)
+    assert not filled
+    with pytest.raises(logitshift.InputError, match="max_cells = 0 must be a positive integer"):
+        Sketch(max_cells=0)
+
+
+def test_the_budget_bounds_the_memory_of_a_wide_stream():
+    labels, offsets = wide_rows(n=200_000, spread=1e12)
+    Sketch().update(labels[:10], offsets[:10])  # compile outside the measurement
+    tracemalloc.start()
+    try:
+        with pytest.raises(logitshift.InputError, match="max_cells"):
+            Sketch().update(labels, offsets)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    # Beyond the threads' dense windows (allocated whatever the data), the tables of these
+    # rows would take 136 bytes a row; counting their cells takes a few dozen.
+    from logitshift._rows import row_ranges
+    windows = len(row_ranges(labels.size)) * (2 * logitshift._sketch._HALF_WINDOW) * 2 * 8 * 8
+    assert peak < windows + 40 * labels.size
+
+
+# -- evaluators, sums ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("evaluator", ["loss", "gradient", "hessian", "evaluate", "cells"])
+def test_sketch_evaluators_refuse_nan_like_loss_at(evaluator):
+    sketch = Sketch().update(np.array([0, 1, 1]), np.array([0.5, -0.25, 1.0]))
+    with pytest.raises(logitshift.InputError, match="shift is nan"):
+        getattr(sketch, evaluator)(float("nan"))
+    with pytest.raises(logitshift.InputError, match="shift is nan"):
+        sketch.solve().loss_at(float("nan"))
+
+
+def test_sum_of_sketches_is_their_merge():
+    rng = np.random.default_rng(5)
+    parts = [Sketch().update(*make_data(100, rng)[:2]) for _ in range(4)]
+    total = sum(parts)
+    assert total.n_rows == 400 and total is not parts[0]
+    assert total.to_bytes() == (parts[0] + parts[1] + parts[2] + parts[3]).to_bytes()
+    assert parts[0].n_rows == 100
+    with pytest.raises(TypeError):
+        _ = 1 + parts[0]

@@ -58,7 +58,7 @@ FIT_CASES = [
          lambda: logitshift.fit(np.tile([0.0, 1.0], 500), np.zeros(999)),
          "offset has 999 rows, y has 1000", "offset"),
     case("offset-length-1-array", lambda: logitshift.fit(Y, np.array([0.5])),
-         "offset has 1 rows, y has 10", "offset"),
+         "offset has 1 row, y has 10", "offset"),
     # -- NaN ----------------------------------------------------------------------------------
     case("nan-label", lambda: logitshift.fit(_with(Y, 4, np.nan)), "y[4] is nan", "y", 4,
          math.nan),

@@ -19,7 +19,7 @@ from ._kernels import (N_STATS, S_ACTIVE_NEG, S_ACTIVE_POS, S_FIRST_BAD, S_OFFSE
                        S_OFFSET_MIN, S_POSITIVES, S_WEIGHT, S_WEIGHTED_OFFSET)
 from ._rows import (Prepared, ScanTotals, in_threads, raise_for_bad_rows, row_ranges,
                     terms_from_sums)
-from ._sketch import Sketch
+from ._sketch import CellBudgetExceeded, Sketch
 from ._slope import ArraySlopeCurve
 from ._solve import ArrayCurve, Curve, Terms
 from ._validate import InputError, check_columns, column_roles
@@ -30,14 +30,24 @@ __all__ = ["curve_of", "slope_curves_of", "frame_columns", "scan_totals", "Exact
 
 def curve_of(y: Any, offset: Any, weight: Any, method: str) -> tuple[Curve, str]:
     """The curve of in-memory arrays after one validating pass, and the method that names
-    it in the result: ``"sketch"`` for ``"auto"``; a constant offset keeps ``method``, as the
+    it in the result: ``"sketch"`` for ``"auto"``, or ``"newton"`` where the offsets are too
+    spread for the sketch's cell budget; a constant offset keeps ``method``, as the
     estimator reports it as ``"closed_form"``."""
     data = Prepared.of(y, offset, weight)
     if np.ndim(data.offsets) == 0:
         return ConstantCurve(scan_totals(data), float(data.offsets)), method
     if method == "newton":
         return ExactCurve(data), method
-    return Sketch._from_prepared(data), "sketch"
+    try:
+        return Sketch._from_prepared(data), "sketch"
+    except CellBudgetExceeded:
+        if method == "sketch":
+            raise
+    # A sketch of such offsets would outgrow the data; the exact passes need no memory
+    # beyond it. The sketch's pass, given up, counts among the passes.
+    curve = ExactCurve(data)
+    curve.passes += 1
+    return curve, "newton"
 
 
 def slope_curves_of(y: Any, offset: Any, weight: Any) -> tuple[Sketch, Any]:

@@ -45,8 +45,12 @@ def fit(
         ``"sketch"``: one pass over the data fills a :class:`Sketch`, and Newton runs on its
         tables (no further pass). ``"newton"``: Newton with an exact pass over the data per
         iteration; its result keeps a reference to the data, and its profile interval makes
-        a dozen or more further passes. ``"auto"`` is ``"sketch"``. A constant offset needs
-        neither: one pass and the closed form.
+        a dozen or more further passes. ``"auto"`` is ``"sketch"``, unless the offsets
+        occupy more than the sketch's cell budget (``Sketch.max_cells``, 65,536 cells: offsets
+        spread over ±1e5 logits or more, a cell per row); then it gives up the sketch and
+        takes ``"newton"``, and the result says ``method="newton"`` with that pass among its
+        ``passes``. ``"sketch"`` raises there instead. A constant offset needs neither: one
+        pass and the closed form.
     pseudo_count : float, default 0
         Adds one positive and one negative row, each of this weight, at the weighted mean
         offset. Any ``pseudo_count > 0`` makes the shift finite; without offsets it gives

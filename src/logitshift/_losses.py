@@ -18,17 +18,35 @@ against; they compute in float64 whatever the input precision.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from ._validate import as_labels, as_numeric, as_weight
+from ._validate import InputError, as_labels, as_numeric, as_weight
 
 __all__ = ["sigmoid", "softplus", "loss", "gradient", "hessian", "sigmoid_abs", "sigmoid_pair", "times"]
 
 
 def _as_raw(raw: Any, name: str = "raw") -> np.ndarray:
-    return as_numeric(raw, name, one_dimensional=False).astype(np.float64, copy=False)
+    """Raw scores as float64, any shape; NaN refused (every function of it would be NaN)."""
+    array = as_numeric(raw, name, one_dimensional=False).astype(np.float64, copy=False)
+    nan = np.isnan(array).ravel()
+    if nan.any():
+        i = int(np.flatnonzero(nan)[0])
+        raise InputError(f"{name}[{i}] is nan", argument=name, index=i, value=math.nan)
+    return array
+
+
+def _broadcast(**arrays: np.ndarray) -> None:
+    """Refuse arrays that do not broadcast against each other, naming their shapes."""
+    try:
+        np.broadcast_shapes(*(array.shape for array in arrays.values()))
+    except ValueError:
+        shapes = ", ".join(f"{name} has shape {array.shape}" for name, array in arrays.items())
+        last = list(arrays)[-1]
+        raise InputError(f"{last} does not match the others: {shapes}", argument=last
+                         ) from None
 
 
 def sigmoid_abs(z: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
@@ -90,13 +108,23 @@ def loss(y: Any, raw: Any, weight: Any = None) -> np.ndarray:
     ndarray of float64
         The loss of each row, in nats. Finite for every finite ``raw``; ``inf`` only for an
         infinite ``raw`` that contradicts its label.
+
+    Raises
+    ------
+    InputError
+        A NaN raw score (``raw[i] is nan``), ``y``, ``raw`` and ``weight`` of shapes that do
+        not broadcast (each shape named), a label outside [0, 1], a negative, NaN or infinite
+        weight.
     """
     labels = as_labels(y, "y", one_dimensional=False).astype(np.float64, copy=False)
     z = _as_raw(raw)
+    weights = None if weight is None else as_weight(weight, None).astype(np.float64,
+                                                                        copy=False)
+    _broadcast(y=labels, raw=z, **({} if weights is None else {"weight": weights}))
     per_row = times(1.0 - labels, softplus(z)) + times(labels, softplus(-z))
-    if weight is None:
+    if weights is None:
         return per_row
-    return times(as_weight(weight, None).astype(np.float64, copy=False), per_row)
+    return times(weights, per_row)
 
 
 def gradient(y: Any, raw: Any) -> np.ndarray:
@@ -106,7 +134,9 @@ def gradient(y: Any, raw: Any) -> np.ndarray:
     rows keeps its accuracy when the probabilities are close to 0 or 1.
     """
     labels = as_labels(y, "y", one_dimensional=False).astype(np.float64, copy=False)
-    up, down = sigmoid_pair(_as_raw(raw))
+    z = _as_raw(raw)
+    _broadcast(y=labels, raw=z)
+    up, down = sigmoid_pair(z)
     return (1.0 - labels) * up - labels * down
 
 

@@ -7,17 +7,141 @@ from dataclasses import dataclass, field
 from statistics import NormalDist
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from ._solve import Curve, profile_bound
 from ._validate import InputError, as_shift
 
 __all__ = ["ShiftFit", "LRTest", "ObservedExpected"]
 
 
+#: Gauss-Legendre nodes and weights on [0, 1] for the rise of the loss near its minimum.
+_NODES, _WEIGHTS = (0.5 * (values + offset) for values, offset in
+                    zip(np.polynomial.legendre.leggauss(8), (1.0, 0.0)))
+_EPSILON = 2.0 ** -52
+
+
 def normal_quantile(level: float) -> float:
-    if not (isinstance(level, (int, float)) and 0 < level < 1):
-        raise InputError(f"level = {level!r} must be between 0 and 1", argument="level",
-                         value=level)
-    return NormalDist().inv_cdf(0.5 + 0.5 * level)
+    """The two-sided standard normal quantile ``z`` with ``P(|Z| <= z) = level``, to a few
+    ulps (relative) for every level in (0, 1).
+
+    ``Φ⁻¹(1/2 + level/2)`` would round its argument: to 1 for levels within an ulp of 1
+    (where Φ⁻¹ is infinite) and to ``1/2 + level/2 ± ulp`` for small levels, losing the
+    relative accuracy of a small ``z``. So the upper half uses the tail ``1 - level``, exact
+    there, and the lower half solves ``erf(z / √2) = level``, whose ``erf`` keeps its relative
+    accuracy at 0.
+    """
+    if (isinstance(level, bool) or not isinstance(level, (int, float, np.floating))
+            or not 0 < level < 1):
+        raise InputError(f"level = {level!r} must be between 0 and 1 (exclusive)",
+                         argument="level", value=level)
+    level = float(level)
+    if level >= 0.5:
+        return -NormalDist().inv_cdf(0.5 * (1.0 - level))
+    # erf(x) = 2x/√π (1 - x²/3 + ...): the first term is exact to rounding below 1e-8.
+    x = (NormalDist().inv_cdf(0.5 + 0.5 * level) / math.sqrt(2.0) if level > 1e-8
+         else level * (0.5 * math.sqrt(math.pi)))
+    for _ in range(4):  # Newton on erf from a start accurate to ~1e-16 absolute
+        x -= (math.erf(x) - level) / (2.0 / math.sqrt(math.pi) * math.exp(-x * x))
+    return math.sqrt(2.0) * x
+
+
+def _rise_scale(curve: Curve, centre: float, direction: int, z: float, scale: float
+                ) -> tuple[float, float]:
+    """``(loss(centre + direction·z·scale) - loss(centre)) / z²`` and its derivative in
+    ``scale``, for ``centre`` the minimum of the loss.
+
+    Taylor's theorem with the integral remainder, ``loss(c + t) - loss(c) = t² ∫₀¹ (1 - x)
+    H(c + t x) dx`` where ``loss'(c) = 0``, sums Hessians (positive terms, each exact to
+    rounding) where the difference of two losses would cancel; Gauss-Legendre with 8 nodes
+    is exact to rounding for ``|t| < 1``, as the Hessian is analytic in the strip
+    ``|Im t| < π``. Dividing by ``z²`` keeps it from underflowing at the smallest levels.
+    """
+    distance = direction * z * scale
+    hessians = np.array([curve.evaluate(centre + distance * x).hessian for x in _NODES])
+    inner = float(np.sum(_WEIGHTS * (1.0 - _NODES) * hessians))
+    return scale * scale * inner, scale * float(np.sum(_WEIGHTS * hessians))
+
+
+def _bound_near_minimum(curve: Curve, shift: float, z: float) -> tuple[float, float] | None:
+    """The profile interval for a ``z`` so small that the loss rises by less than rounding
+    can resolve in a difference of two losses, from :func:`_rise_scale`; None where the
+    interval is too wide for its quadrature (then the differences are accurate)."""
+    at = curve.evaluate(shift)
+    if not at.hessian > 0:
+        return None
+    # The fitted shift is the minimum to rounding (its gradient is noise): centring there,
+    # not one Newton step away, keeps it inside the narrowest intervals.
+    centre = shift
+    start = 1.0 / math.sqrt(at.hessian)  # the half-width over z, to first order
+    if z * start >= 1.0:
+        return None
+    bounds = []
+    for direction in (-1, 1):
+        scale = start
+        for _ in range(20):
+            # G(scale) = rise / z² - 1/2 is convex in scale, so Newton converges from the right
+            # of its root monotonically, and from the left after one step.
+            rise, slope = _rise_scale(curve, centre, direction, z, scale)
+            if not slope > 0:
+                return None
+            step = (rise - 0.5) / slope
+            scale -= step
+            if abs(step) <= 1e-15 * scale:
+                break
+        bounds.append(centre + direction * z * scale)
+    return bounds[0], bounds[1]
+
+
+def _degenerate_bound(curve: Curve, direction: int, log_quantile: float) -> float:
+    """The finite end of the interval of an infinite shift: where ``log loss(s)`` reaches
+    ``log(z² / 2)``, the loss at the infinite shift being 0.
+
+    The loss falls like ``exp(-|s|)`` towards the infinite shift, where Newton on the loss
+    itself crawls by about one logit a step; on its logarithm, nearly linear there, it takes
+    a few steps whatever the level. Bracketed, with bisection where a step leaves it.
+    """
+    def excess(point: float) -> tuple[float, float]:
+        terms = curve.evaluate(point)
+        if not terms.loss > 0:
+            return -math.inf, math.nan
+        return math.log(terms.loss) - target, direction * terms.gradient / terms.loss
+
+    # Where the loss is below e^-460 every row is deep in its tail (softplus(x) = e^x to
+    # rounding), so log loss is linear with slope 1: the root at the target below, then
+    # moved along that line, stays exact where the loss itself would underflow.
+    target = max(log_quantile, -460.0)
+    beyond = direction * (log_quantile - target)
+    anchor = -curve.totals.offset_mean
+    inner = outer = anchor
+    value_in, _ = value_out, _ = excess(anchor)
+    distance = 1.0
+    while value_out <= 0 and distance < 1e308:
+        outer = anchor + direction * distance
+        value_out, _ = excess(outer)
+        distance *= 2.0
+    distance = 1.0
+    while value_in >= 0 and distance < 1e308:
+        inner = anchor - direction * distance
+        value_in, _ = excess(inner)
+        distance *= 2.0
+    # Along `direction` the loss rises: the root lies between `inner` and `outer`.
+    point = outer
+    for _ in range(200):
+        value, slope = excess(point)
+        if value == 0:
+            return point + beyond
+        if value > 0:
+            outer = point
+        else:
+            inner = point
+        guess = point - direction * value / slope if slope > 0 else math.nan
+        if not min(inner, outer) < guess < max(inner, outer):
+            guess = 0.5 * inner + 0.5 * outer
+        if abs(guess - point) <= 1e-15 * max(1.0, abs(point)) or guess in (inner, outer):
+            return guess + beyond
+        point = guess
+    return point + beyond  # pragma: no cover - a bracketed Newton converges well before
 
 
 class LRTest(NamedTuple):
@@ -116,7 +240,8 @@ class ShiftFit:
         Parameters
         ----------
         level : float
-            Coverage, between 0 and 1.
+            Coverage, strictly between 0 and 1; every such level gives an ordered interval
+            that contains ``shift`` and widens with the level.
         method : {"profile", "wald"}
             ``"profile"``: the shifts where twice the rise in total loss equals the
             chi-square(1) quantile (the likelihood-ratio interval; finite on the
@@ -126,6 +251,16 @@ class ShiftFit:
         Returns
         -------
         (low, high) : tuple of float
+
+        Notes
+        -----
+        Where the rise ``z² / 2`` is within a factor ``1e12`` of the rounding of the total
+        loss (small levels), a difference of two losses cannot resolve it; the ends then come
+        from the Hessian, ``loss(s) - loss(shift) = t² ∫₀¹ (1 - x) H(shift + t x) dx`` with
+        ``t = s - shift``, by 8-point Gauss-Legendre (eight evaluations of the curve per
+        Newton step: passes over the data for ``method="newton"``). For an infinite shift the
+        finite end solves ``log loss(s) = log(z² / 2)``, which stays exact where the loss
+        underflows.
         """
         z = normal_quantile(level)
         if method == "wald":
@@ -135,9 +270,20 @@ class ShiftFit:
         if method != "profile":
             raise InputError(f"method = {method!r} must be 'profile' or 'wald'",
                              argument="method", value=method)
+        half_quantile = 0.5 * z * z
+        if math.isinf(self.shift):
+            finite = -1 if self.shift > 0 else 1
+            end = _degenerate_bound(self._objective, finite, 2.0 * math.log(z) - math.log(2.0))
+            return (end, self.shift) if finite < 0 else (self.shift, end)
+        # A difference of two total losses is accurate to about eps · |loss|; where that is
+        # not far below the rise it is to find, sum the Hessians instead.
+        if not 1e12 * _EPSILON * abs(self._objective_loss) < half_quantile:
+            near = _bound_near_minimum(self._objective, self.shift, z)
+            if near is not None:
+                return near
         start = 1.5 * z * self.se if math.isfinite(self.se) else 1.0
         bounds = [
-            profile_bound(self._objective, self.shift, self._objective_loss, 0.5 * z * z,
+            profile_bound(self._objective, self.shift, self._objective_loss, half_quantile,
                           direction, start)
             for direction in (-1, 1)
         ]

@@ -15,7 +15,8 @@ import json
 from collections.abc import Callable
 import math
 import struct
-from dataclasses import asdict, dataclass, fields
+import zlib
+from dataclasses import MISSING, asdict, dataclass, fields
 from functools import partial
 from typing import Any
 
@@ -30,16 +31,23 @@ from ._rows import (NO_ROWS, Prepared, ScanTotals, in_threads, raise_for_bad_row
 from ._shift import fit_curve
 from ._slope import SlopeFit, SlopeTerms, fit_slope_curve, scaled_totals, warn_about
 from ._solve import CurveTotals, Terms
-from ._validate import InputError, as_positive_int
+from ._validate import InputError, as_positive_int, as_shift
 
-__all__ = ["Sketch", "CellRates", "scan_arrays", "fill_reference", "DEFAULT_WIDTH",
-           "DEFAULT_ORDER"]
+__all__ = ["Sketch", "CellRates", "CellBudgetExceeded", "scan_arrays", "fill_reference",
+           "DEFAULT_WIDTH", "DEFAULT_ORDER", "DEFAULT_MAX_CELLS", "FORMAT_VERSION"]
 
 #: Grid width and Taylor order: the remainder is below 1e-16 of the Hessian (see
 #: docs/benchmarks.md for the measurement behind these defaults).
 DEFAULT_WIDTH = 2.0 ** -4
 DEFAULT_ORDER = 8
 MAX_ORDER = 16
+
+#: The most cells a sketch holds by default: every cell of offsets spanning ±2048 logits,
+#: about 9 MB at the default order (``8 + 16 * order`` bytes a cell). Raw scores fill a few
+#: hundred to a few thousand cells (σ is 0 or 1 to double precision beyond ±37 logits, so
+#: real log-odds rarely leave ±40: 1,280 cells); offsets spread far wider, each row in a cell
+#: of its own, would make the sketch larger than the data.
+DEFAULT_MAX_CELLS = 1 << 16
 
 #: Cells each side of a thread's first cell that its dense table covers: ±1024 logits at the
 #: default width. Rows beyond go through the sparse path.
@@ -49,12 +57,33 @@ _COEFFICIENTS = _kernels.derivative_coefficients(MAX_ORDER + 2)
 _NO_CELLS = np.empty((0, 2))  # sketch_terms: no per-cell parts wanted
 
 
-def scan_arrays(data: Prepared, width: float, order: int, threads: int | None = None
-                ) -> tuple[ScanTotals, np.ndarray, np.ndarray]:
+class CellBudgetExceeded(InputError):
+    """The offsets occupy more grid cells than the sketch's ``max_cells``: a sketch of them
+    would be larger than the data. ``cells`` counts them (at least), ``offset_min`` and
+    ``offset_max`` are their range."""
+
+    def __init__(self, cells: int, max_cells: int, offset_min: float, offset_max: float,
+                 width: float, order: int) -> None:
+        span = (f"±{max(abs(offset_min), abs(offset_max)):.3g}" if offset_min < 0 < offset_max
+                else f"[{offset_min:.6g}, {offset_max:.6g}]")
+        super().__init__(
+            f"offset spans {span} logits, {cells:,} cells of width {width:g}: more than the "
+            f"sketch's budget of max_cells = {max_cells:,}. Is it really a raw score "
+            f"(log-odds)? Real raw scores rarely leave ±40 logits. To sketch it anyway, pass "
+            f"a larger budget, Sketch(max_cells=...) ({8 + 16 * order} bytes a cell); in "
+            f"memory, fit(..., method='newton') needs no sketch", argument="offset",
+            value=(offset_min, offset_max))
+        self.cells, self.max_cells = cells, max_cells
+        self.offset_min, self.offset_max = offset_min, offset_max
+
+
+def scan_arrays(data: Prepared, width: float, order: int, threads: int | None = None,
+                max_cells: int | None = None) -> tuple[ScanTotals, np.ndarray, np.ndarray]:
     """One pass: validate, total and fill the tables, on at most ``threads`` threads.
 
     Returns the totals, the centres of the occupied cells (sorted) and their tables
-    ``(cells, 2, order)``.
+    ``(cells, 2, order)``. Raises :class:`CellBudgetExceeded` where the rows occupy more
+    than ``max_cells`` cells, before the rows outside the dense windows take any memory.
     """
     arguments = data.kernel_arguments
     n_rows = data.labels.shape[0]
@@ -81,6 +110,9 @@ def scan_arrays(data: Prepared, width: float, order: int, threads: int | None = 
         parts.append(rows[used])
     offset_min = float(stats[:, S_OFFSET_MIN].min())
     offset_max = float(stats[:, S_OFFSET_MAX].max())
+    if max_cells is not None:
+        _check_cell_budget(data, stats, ranges, width, order, max_cells, cells, offset_min,
+                           offset_max)
     if stats[:, S_OVERFLOW].sum() > 0:
         wide_cells, wide_tables, wide_min, wide_max = _fill_outside_windows(
             data, stats, ranges, width, order)
@@ -122,6 +154,63 @@ def _weighted_offset(centres: np.ndarray, tables: np.ndarray) -> float:
                      + np.sum(tables[:, :, 1]))
 
 
+def _outside_window(data: Prepared, offsets: np.ndarray, stats: np.ndarray, t: int,
+                    rows: slice, width: float) -> np.ndarray:
+    """Which rows of thread ``t``'s range, of finite offset and positive weight, its dense
+    window missed."""
+    with np.errstate(over="ignore", invalid="ignore"):  # |f| > 1e307: outside anyway
+        # The kernel's own expression, operation for operation, so that every row is
+        # either in its window or here, never both or neither.
+        position = np.floor(offsets[rows] * (1.0 / width)) - (stats[t, S_ANCHOR]
+                                                              - _HALF_WINDOW)
+    outside = ~((position >= 0) & (position < 2 * _HALF_WINDOW)) & np.isfinite(offsets[rows])
+    if data.weights is not None:
+        outside[outside] = data.weights[rows][outside] > 0
+    return outside
+
+
+def _check_cell_budget(data: Prepared, stats: np.ndarray, ranges: list[tuple[int, int]],
+                       width: float, order: int, max_cells: int,
+                       window_centres: list[np.ndarray], offset_min: float,
+                       offset_max: float) -> None:
+    """Raise :class:`CellBudgetExceeded` where the rows fill more than ``max_cells`` cells.
+
+    Counted before the rows outside the windows are filled: their tables (``16 * order``
+    bytes a row) are what grows with the data, where this count needs 8 bytes a row for
+    their distinct cells. The windows' cells are few (``2**15`` a thread at most) but may
+    coincide between threads, so they are counted once each.
+    """
+    outside_rows = int(stats[:, S_OVERFLOW].sum())
+    if sum(centres.size for centres in window_centres) + outside_rows <= max_cells:
+        return
+    n_rows = data.labels.shape[0]
+    offsets = np.broadcast_to(np.asarray(data.offsets, dtype=np.float64), (n_rows,))
+    outside_cells = []
+    for t, (start, stop) in enumerate(ranges):
+        rows = slice(start, stop)
+        chosen = offsets[rows][_outside_window(data, offsets, stats, t, rows, width)]
+        if chosen.size:
+            offset_min = min(offset_min, float(chosen.min()))
+            offset_max = max(offset_max, float(chosen.max()))
+            with np.errstate(over="ignore", invalid="ignore"):  # in place: 8 bytes a row
+                np.multiply(chosen, 1.0 / width, out=chosen)
+                np.floor(chosen, out=chosen)
+                np.add(chosen, 0.5, out=chosen)
+                np.multiply(chosen, width, out=chosen)
+            outside_cells.append(chosen)
+    # A cell may be in one thread's window and outside another's: count the union. Rows
+    # beyond 1e307 have no cell index (inf, or nan) but a cell each.
+    centres = np.concatenate(window_centres + outside_cells)
+    del outside_cells
+    centres.sort()  # -inf first; inf, then nan, last
+    low = int(np.searchsorted(centres, -np.inf, side="right"))
+    high = int(np.searchsorted(centres, np.inf))
+    cells = (low + int(high > low) + centres.size - high
+             + int(np.count_nonzero(centres[low + 1:high] != centres[low:high - 1])))
+    if cells > max_cells:
+        raise CellBudgetExceeded(cells, max_cells, offset_min, offset_max, width, order)
+
+
 def _fill_outside_windows(data: Prepared, stats: np.ndarray, ranges: list[tuple[int, int]],
                           width: float, order: int
                           ) -> tuple[np.ndarray, np.ndarray, float, float]:
@@ -133,17 +222,8 @@ def _fill_outside_windows(data: Prepared, stats: np.ndarray, ranges: list[tuple[
     cells, parts, low, high = [], [], math.inf, -math.inf
     for t, (start, stop) in enumerate(ranges):
         rows = slice(start, stop)
-        with np.errstate(over="ignore", invalid="ignore"):  # |f| > 1e307: outside anyway
-            # The kernel's own expression, operation for operation, so that every row is
-            # either in its window or here, never both or neither.
-            position = np.floor(offsets[rows] * (1.0 / width)) - (stats[t, S_ANCHOR]
-                                                                  - _HALF_WINDOW)
-        outside = ~((position >= 0) & (position < 2 * _HALF_WINDOW)) & np.isfinite(
-            offsets[rows])
+        outside = _outside_window(data, offsets, stats, t, rows, width)
         weights = None if data.weights is None else data.weights[rows][outside]
-        if weights is not None:
-            outside[outside] = weights > 0
-            weights = weights[weights > 0]
         c, p = fill_reference(data.labels[rows][outside], offsets[rows][outside], weights,
                               width, order)
         cells.append(c)
@@ -220,14 +300,20 @@ class Sketch:
     order : int, default 8
         Taylor terms per cell. The relative error of every sum is about
         ``(width / (2π))**order``: below 1e-16 with the defaults.
+    max_cells : int, default 65536 (``DEFAULT_MAX_CELLS``)
+        The most occupied cells the sketch may hold, ``8 + 16 * order`` bytes each (9 MB at
+        the default). Raw scores fill a few thousand at most; offsets spread over ±1e5
+        logits or more, a cell per row, would make the sketch larger than the data, and
+        ``update`` (or ``+``) raises an :class:`InputError` that says so instead.
 
     Notes
     -----
     ``update`` reads each chunk once (numba, a thread per core) and keeps two small tables,
     one row per occupied cell (``1 / width`` cells per unit of offset range, sparse when the
-    range is wide). Sketches of parts of the data merge (``a.merge(b)`` or ``a + b``) into the sketch
-    of the whole, so the same code serves arrays, files read in batches, streams and
-    partitions of a cluster; ``to_bytes`` / ``from_bytes`` move one between processes.
+    range is wide). Sketches of parts of the data merge (``a.merge(b)``, ``a + b`` or
+    ``sum(sketches)``) into the sketch of the whole, so the same code serves arrays, files
+    read in batches, streams and partitions of a cluster; ``to_bytes`` / ``from_bytes`` move
+    one between processes, in a format with a version and a CRC-32 checksum.
 
     Examples
     --------
@@ -241,8 +327,10 @@ class Sketch:
     True
     """
 
-    def __init__(self, width: float = DEFAULT_WIDTH, order: int = DEFAULT_ORDER) -> None:
-        width_ok = isinstance(width, (int, float)) and 0 < width < math.inf
+    def __init__(self, width: float = DEFAULT_WIDTH, order: int = DEFAULT_ORDER, *,
+                 max_cells: int = DEFAULT_MAX_CELLS) -> None:
+        width_ok = (isinstance(width, (int, float)) and not isinstance(width, bool)
+                    and 0 < width < math.inf)
         if not (width_ok and math.frexp(width)[0] == 0.5):
             raise InputError(f"width = {width!r} must be a positive power of two",
                              argument="width", value=width)
@@ -252,6 +340,7 @@ class Sketch:
                              argument="order", value=order)
         self.width = float(width)
         self.order = order
+        self.max_cells = as_positive_int(max_cells, "max_cells")
         self._scanned = NO_ROWS
         self._centres = np.empty(0)
         self._tables = np.empty((0, 2, order))
@@ -267,42 +356,57 @@ class Sketch:
         chunk may be empty, or weigh nothing: a stream's pieces need not each be fittable,
         only their sum. ``threads`` caps the threads that fill it (by default numba's
         ``NUMBA_NUM_THREADS``, the CPU count), e.g. to leave a core to a reader.
+
+        Raises :class:`InputError` (``argument="offset"``, naming the offsets' range) once
+        the rows so far occupy more than ``max_cells`` cells; the sketch is then unchanged.
         """
         data = Prepared.of(y, offset, weight, allow_empty=True, first_row=first_row)
         if threads is not None:
             threads = as_positive_int(threads, "threads")
         if data.labels.shape[0] == 0:
             return self
-        self._absorb(*scan_arrays(data, self.width, self.order, threads))
+        self._absorb(*scan_arrays(data, self.width, self.order, threads, self.max_cells))
         return self
 
     @classmethod
     def _from_prepared(cls, data: Prepared) -> Sketch:
-        """The sketch (default grid) of arrays already checked for type and shape."""
+        """The sketch (default grid) of arrays already checked for type and shape; raises
+        :class:`CellBudgetExceeded` past the default budget."""
         sketch = cls()
-        sketch._absorb(*scan_arrays(data, sketch.width, sketch.order))
+        sketch._absorb(*scan_arrays(data, sketch.width, sketch.order,
+                                    max_cells=sketch.max_cells))
         return sketch
 
     def _absorb(self, scanned: ScanTotals, centres: np.ndarray, tables: np.ndarray) -> None:
-        self._scanned = self._scanned + scanned
-        self._centres, self._tables = _combine(np.concatenate([self._centres, centres]),
-                                             np.concatenate([self._tables, tables]))
+        total = self._scanned + scanned
+        centres, tables = _combine(np.concatenate([self._centres, centres]),
+                                   np.concatenate([self._tables, tables]))
+        if centres.size > self.max_cells:
+            raise CellBudgetExceeded(centres.size, self.max_cells, total.offset_min,
+                                     total.offset_max, self.width, self.order)
+        self._scanned, self._centres, self._tables = total, centres, tables
 
     def merge(self, other: Sketch) -> Sketch:
-        """A new sketch of both sketches' rows."""
+        """A new sketch of both sketches' rows, with the larger of their budgets."""
         if not isinstance(other, Sketch):
             return NotImplemented
         if (other.width, other.order) != (self.width, self.order):
             raise InputError(
                 f"cannot merge a sketch of width {other.width} and order {other.order} into "
                 f"one of width {self.width} and order {self.order}", argument="other")
-        merged = Sketch(self.width, self.order)
+        merged = Sketch(self.width, self.order, max_cells=max(self.max_cells, other.max_cells))
         merged._scanned = self._scanned
         merged._centres, merged._tables = self._centres, self._tables
         merged._absorb(other._scanned, other._centres, other._tables)
         return merged
 
     __add__ = merge
+
+    def __radd__(self, other: Any) -> Sketch:
+        """``0 + sketch``: a copy, so that ``sum(sketches)`` merges them."""
+        if isinstance(other, int) and not isinstance(other, bool) and other == 0:
+            return self.merge(Sketch(self.width, self.order, max_cells=self.max_cells))
+        return NotImplemented
 
     # -- the curve ---------------------------------------------------------------------------
 
@@ -320,9 +424,10 @@ class Sketch:
         return self._centres.size
 
     def evaluate(self, shift: float) -> Terms:
+        """Every sum at ``shift`` (any float but NaN, ``±inf`` included)."""
         return terms_from_sums(_kernels.sketch_terms(
-            self._centres, self._tables, self.width, float(shift), _COEFFICIENTS, _FACTORIALS,
-            _NO_CELLS))
+            self._centres, self._tables, self.width, as_shift(shift), _COEFFICIENTS,
+            _FACTORIALS, _NO_CELLS))
 
     def loss(self, shift: float) -> float:
         """Total weighted cross-entropy ``Σ w BCE(y, offset + shift)``."""
@@ -346,7 +451,7 @@ class Sketch:
         and agreeing with their label) are in no cell.
         """
         parts = np.empty((self.n_cells, 2))
-        _kernels.sketch_terms(self._centres, self._tables, self.width, float(shift),
+        _kernels.sketch_terms(self._centres, self._tables, self.width, as_shift(shift),
                               _COEFFICIENTS, _FACTORIALS, parts)
         negatives, positives = self._tables[:, 0, 0], self._tables[:, 1, 0]
         # Σ w σ(z) = Σ w (1 - y) σ(z) + Σ w y - Σ w y σ(-z)
@@ -411,49 +516,296 @@ class Sketch:
 
     # -- moving it ---------------------------------------------------------------------------
 
+    def _header(self) -> dict[str, Any]:
+        """The header fields in the order they are written: the grid and its budget, the
+        number of cells, then the totals."""
+        return {"width": self.width, "order": self.order, "max_cells": self.max_cells,
+                "n_cells": self.n_cells, **asdict(self._scanned)}
+
+    def _body(self) -> bytes:
+        """The checksummed part of the version-2 form: everything but the checksum."""
+        text = json.dumps(self._header(), separators=(",", ":")).encode()
+        return (_MAGIC + struct.pack("<II", FORMAT_VERSION, len(text)) + text
+                + self._centres.astype("<f8").tobytes() + self._tables.astype("<f8").tobytes())
+
     def to_dict(self) -> dict[str, Any]:
-        """Plain values: the grid, the totals, the occupied cells' centres and their tables."""
-        return {
-            "version": 1, "width": self.width, "order": self.order, **asdict(self._scanned),
-            "centres": self._centres.tolist(), "tables": self._tables.tolist(),
-        }
+        """Plain values: the format version, the grid, the totals, the occupied cells'
+        centres and their tables, and the CRC-32 of the :meth:`to_bytes` form, which
+        :meth:`from_dict` checks."""
+        return {"version": FORMAT_VERSION, **self._header(),
+                "centres": self._centres.tolist(), "tables": self._tables.tolist(),
+                "checksum": zlib.crc32(self._body())}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sketch:
-        if data.get("version") != 1:
-            raise InputError(f"unknown sketch version {data.get('version')!r}",
+        """The sketch of a :meth:`to_dict` (of this version or version 1).
+
+        Raises :class:`InputError` for anything else: a value that is not a mapping, a
+        missing or unknown field, a field of the wrong type or out of range, tables
+        inconsistent with the totals, or (version 2) a checksum that does not match.
+        """
+        if not isinstance(data, dict):
+            raise InputError(f"not a logitshift sketch: a {type(data).__name__}, not the dict "
+                             "of Sketch.to_dict()", argument="data")
+        version = _version_of(data.get("version"), "data")
+        known = {"version", "centres", "tables"} | ({"checksum"} if version >= 2 else set())
+        header = {name: value for name, value in data.items() if name not in known}
+        missing = [name for name in ("centres", "tables") + (("checksum",) if version >= 2
+                                                             else ()) if name not in data]
+        if missing:
+            raise InputError(f"sketch is corrupted: it has no field {missing[0]!r}",
                              argument="data")
-        sketch = cls(data["width"], data["order"])
-        sketch._scanned = ScanTotals(**{
-            field.name: (int if field.name == "n_rows" else float)(data[field.name])
-            for field in fields(ScanTotals)})
-        sketch._centres = np.asarray(data["centres"], dtype=np.float64).reshape(-1)
-        sketch._tables = np.asarray(data["tables"], dtype=np.float64).reshape(
-            sketch._centres.size, 2, sketch.order)
+        centres = _array_field(data["centres"], "centres")
+        tables = _array_field(data["tables"], "tables")
+        sketch = _checked_sketch(header, centres, tables, version, "data")
+        if version >= 2:
+            checksum = data["checksum"]
+            if (isinstance(checksum, bool) or not isinstance(checksum, int)
+                    or checksum != zlib.crc32(sketch._body())):
+                raise InputError("sketch is corrupted: checksum mismatch", argument="data")
         return sketch
 
-    _MAGIC = b"LSSK"
-
     def to_bytes(self) -> bytes:
-        """A compact binary form: a JSON header and the raw little-endian arrays."""
-        header = self.to_dict()
-        del header["centres"], header["tables"]
-        text = json.dumps(header).encode()
-        return (self._MAGIC + struct.pack("<I", len(text)) + text
-                + self._centres.astype("<f8").tobytes() + self._tables.astype("<f8").tobytes())
+        """A compact binary form (format version 2), read by :meth:`from_bytes`.
+
+        ``b"LSSK"``, the format version and the header's length (two little-endian
+        uint32), the header (JSON: grid, budget, cell count, totals), the cells' centres and
+        tables (little-endian float64), and the CRC-32 of everything before it (uint32).
+        """
+        body = self._body()
+        return body + struct.pack("<I", zlib.crc32(body))
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> Sketch:
-        if blob[:4] != cls._MAGIC:
-            raise InputError("not a logitshift sketch", argument="blob")
-        (length,) = struct.unpack("<I", blob[4:8])
-        header = json.loads(blob[8:8 + length])
-        arrays = np.frombuffer(blob, dtype="<f8", offset=8 + length)
-        n_cells = arrays.size // (1 + 2 * header["order"])
-        header["centres"] = arrays[:n_cells]
-        header["tables"] = arrays[n_cells:]
-        return cls.from_dict(header)
+        """The sketch of a :meth:`to_bytes` blob, of this format version or version 1.
+
+        Raises :class:`InputError` for every other blob: ``"not a logitshift sketch"``,
+        ``"sketch is corrupted: checksum mismatch"`` (a flipped bit, a truncation, an
+        insertion), ``"written by format version N; this reads up to 2"``, or a field out of
+        range. Version 1 carried no checksum: its blobs are checked field by field.
+        """
+        if not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise InputError(f"blob must be bytes, got {type(blob).__name__}", argument="blob")
+        blob = bytes(blob)
+        if len(blob) < 8 or blob[:4] != _MAGIC:
+            raise InputError("not a logitshift sketch: it does not start with b'LSSK'",
+                             argument="blob")
+        (word,) = struct.unpack("<I", blob[4:8])
+        if word >= _FIRST_V1_LENGTH:  # version 1 put its header's length here
+            return _from_version_1(blob, word)
+        version = _version_of(word, "blob")
+        if len(blob) < 16:
+            raise InputError(f"sketch is corrupted: {len(blob)} bytes is too short",
+                             argument="blob")
+        body, (checksum,) = blob[:-4], struct.unpack("<I", blob[-4:])
+        if zlib.crc32(body) != checksum:
+            raise InputError("sketch is corrupted: checksum mismatch", argument="blob")
+        (length,) = struct.unpack("<I", blob[8:12])
+        header = _parse_header(blob[12:12 + length], version, "blob")
+        order, n_cells = _size_field(header, "order", 2, MAX_ORDER), _size_field(
+            header, "n_cells", 0, len(blob))
+        expected = 12 + length + 8 * n_cells * (1 + 2 * order) + 4
+        if len(blob) != expected:
+            raise InputError(f"sketch is corrupted: {len(blob)} bytes, where its header "
+                             f"says {expected}", argument="blob")
+        arrays = np.frombuffer(blob, dtype="<f8", count=n_cells * (1 + 2 * order),
+                               offset=12 + length).astype(np.float64)
+        return _checked_sketch(header, arrays[:n_cells],
+                               arrays[n_cells:].reshape(n_cells, 2, order), version, "blob")
 
     def __repr__(self) -> str:
         return (f"Sketch(n_rows={self.n_rows}, cells={self.n_cells}, width={self.width}, "
                 f"order={self.order})")
+
+
+# -- the wire format -----------------------------------------------------------------------------
+
+_MAGIC = b"LSSK"
+#: The format :meth:`Sketch.to_bytes` writes; :meth:`Sketch.from_bytes` reads it and every
+#: version before it. Bump it for any change an older reader would misread.
+FORMAT_VERSION = 2
+#: Version 1 wrote its header's length (at least 100 bytes) where later versions write the
+#: version (a small number): the word after the magic tells them apart.
+_FIRST_V1_LENGTH = 256
+
+#: The header fields besides the totals (`ScanTotals`' fields, written after these), their
+#: type, and the value a blob without them means (None: required). A new field goes here
+#: with a default, e.g. ``"weight_scale": (int, 0)``: blobs written before it still read,
+#: and `_checked_sketch` says how to check it.
+_GRID_FIELDS: dict[str, tuple[type, Any]] = {
+    "width": (float, None),
+    "order": (int, None),
+    "max_cells": (int, DEFAULT_MAX_CELLS),  # version 1 had no budget: the default
+    "n_cells": (int, None),
+}
+
+
+def _header_fields() -> dict[str, tuple[type, Any]]:
+    """Every header field: `_GRID_FIELDS`, then the totals, each with its type and default
+    (a `ScanTotals` field with a default may be absent likewise)."""
+    totals = {
+        field.name: (int if field.type in (int, "int") else float,
+                     None if field.default is MISSING else field.default)
+        for field in fields(ScanTotals)}
+    return {**_GRID_FIELDS, **totals}
+
+
+def _version_of(version: Any, argument: str) -> int:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InputError(f"not a logitshift sketch: format version {version!r}",
+                         argument=argument)
+    if version > FORMAT_VERSION:
+        raise InputError(f"sketch written by format version {version}; this reads up to "
+                         f"{FORMAT_VERSION} (a newer logitshift wrote it)", argument=argument,
+                         value=version)
+    return version
+
+
+def _parse_header(text: bytes, version: int, argument: str) -> dict[str, Any]:
+    """The header's fields, from JSON exactly as `to_bytes` wrote it (no other spelling)."""
+    try:
+        header = json.loads(text.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError
+        raise InputError(f"sketch is corrupted: its header is not JSON ({exc})",
+                         argument=argument) from None
+    if not isinstance(header, dict):
+        raise InputError("sketch is corrupted: its header is not a JSON object",
+                         argument=argument)
+    separators = (",", ":") if version >= 2 else (", ", ": ")
+    if json.dumps(header, separators=separators).encode() != text:
+        raise InputError("sketch is corrupted: its header is not as Sketch.to_bytes writes "
+                         "it", argument=argument)
+    return header
+
+
+def _from_version_1(blob: bytes, length: int) -> Sketch:
+    """A version-1 blob: the magic, the header's length, the JSON header (with its
+    version), then the arrays; no checksum, so every field is checked instead."""
+    header = _parse_header(blob[8:8 + length], 1, "blob")
+    if header.pop("version", None) != 1:
+        raise InputError("not a logitshift sketch: its header has no format version",
+                         argument="blob")
+    order = _size_field(header, "order", 2, MAX_ORDER)
+    numbers, remainder = divmod(len(blob) - 8 - length, 8)
+    n_cells, extra = divmod(numbers, 1 + 2 * order)
+    if len(blob) < 8 + length or remainder or extra:
+        raise InputError(f"sketch is corrupted: {len(blob)} bytes do not hold whole cells",
+                         argument="blob")
+    arrays = np.frombuffer(blob, dtype="<f8", offset=8 + length).astype(np.float64)
+    header["n_cells"] = n_cells
+    return _checked_sketch(header, arrays[:n_cells],
+                           arrays[n_cells:].reshape(n_cells, 2, order), 1, "blob")
+
+
+def _size_field(header: dict[str, Any], name: str, low: int, high: int) -> int:
+    """A header's integer that sizes the arrays, checked before they are read."""
+    value = header.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _corrupted("blob", f"{name} = {value!r} must be an integer between {low} and "
+                                 f"{high}")
+    return value
+
+
+def _array_field(values: Any, name: str) -> np.ndarray:
+    """A float64 array of a dict's list (or array) of numbers; nothing else."""
+    try:
+        array = np.asarray(values)
+    except (ValueError, TypeError) as exc:  # ragged lists
+        raise InputError(f"sketch is corrupted: {name} is not an array ({exc})",
+                         argument="data") from None
+    if array.dtype.kind not in "iuf":
+        raise InputError(f"sketch is corrupted: {name} is not an array of numbers",
+                         argument="data")
+    return array.astype(np.float64)
+
+
+def _corrupted(argument: str, message: str) -> InputError:
+    return InputError(f"sketch is corrupted: {message}", argument=argument)
+
+
+def _checked_sketch(header: dict[str, Any], centres: np.ndarray, tables: np.ndarray,
+                    version: int, argument: str) -> Sketch:
+    """A sketch of these fields, each checked: its type, its range, and that the tables
+    agree with the totals as those of any sketch do."""
+    spec = _header_fields()
+    unknown = [name for name in header if name not in spec]
+    if unknown:
+        raise _corrupted(argument, f"its header has an unknown field {unknown[0]!r}")
+    values: dict[str, Any] = {}
+    for name, (kind, default) in spec.items():
+        if name not in header:
+            if default is None:
+                raise _corrupted(argument, f"its header has no field {name!r}")
+            values[name] = default
+            continue
+        value = header[name]
+        number_ok = not isinstance(value, bool) and isinstance(
+            value, int if kind is int else (int, float))
+        if not number_ok or (kind is float and math.isnan(value) and name != "weighted_offset"):
+            what = "an integer" if kind is int else "a number"
+            raise _corrupted(argument, f"{name} = {value!r} is not {what}")
+        values[name] = kind(value)
+    try:
+        sketch = Sketch(values["width"], values["order"], max_cells=values["max_cells"])
+    except InputError as exc:
+        raise _corrupted(argument, str(exc)) from None
+    order, n_cells, width = sketch.order, values["n_cells"], sketch.width
+    totals = ScanTotals(**{field.name: values[field.name] for field in fields(ScanTotals)})
+    if not 0 <= n_cells <= sketch.max_cells:
+        raise _corrupted(argument, f"n_cells = {n_cells} is outside [0, max_cells = "
+                                   f"{sketch.max_cells}]")
+    if n_cells == 0 and tables.size == 0 and centres.size == 0:  # to_dict's [] of no cells
+        centres, tables = centres.reshape(0), tables.reshape(0, 2, order)
+    if centres.shape != (n_cells,) or tables.shape != (n_cells, 2, order):
+        raise _corrupted(argument, f"its tables have shape {tables.shape} and its centres "
+                                   f"{centres.shape}, where {n_cells} cells of order {order} "
+                                   f"need ({n_cells}, 2, {order}) and ({n_cells},)")
+    _check_totals(totals, centres, tables, width, argument)
+    sketch._scanned, sketch._centres, sketch._tables = totals, centres, tables
+    return sketch
+
+
+def _check_totals(totals: ScanTotals, centres: np.ndarray, tables: np.ndarray, width: float,
+                  argument: str) -> None:
+    """What holds of the totals and tables of every sketch, to rounding."""
+    if totals.n_rows < 0:
+        raise _corrupted(argument, f"n_rows = {totals.n_rows} is negative")
+    sums = {"weight_sum": totals.weight_sum, "positives": totals.positives,
+            "active_negatives": totals.active_negatives,
+            "active_positives": totals.active_positives}
+    for name, value in sums.items():
+        if not value >= 0 or (name.startswith("active") and not math.isfinite(value)):
+            raise _corrupted(argument, f"{name} = {value!r} must be finite and non-negative")
+    if not (np.isfinite(centres).all() and np.isfinite(tables).all()):
+        raise _corrupted(argument, "its tables hold a number that is not finite")
+    if centres.size and not np.all(centres[1:] > centres[:-1]):
+        raise _corrupted(argument, "its cells' centres are not sorted and distinct")
+    weights = tables[:, :, 0]
+    if (weights < 0).any() or not (weights.sum(axis=1) > 0).all():
+        raise _corrupted(argument, "a cell has a negative weight, or none")
+    # Remainders lie within half a cell of the centre: |Σ w d^j| <= (width / 2)^j Σ w.
+    bound = (0.5 * width) ** np.arange(tables.shape[2]) * (1 + 1e-9)
+    if (np.abs(tables) > weights[:, :, None] * bound + 1e-300).any():
+        raise _corrupted(argument, "a cell's moments exceed what its width allows")
+    on_grid = np.abs(centres) < 2.0 ** 52 * width  # beyond, a row is its own centre
+    if not np.all((centres[on_grid] / width - 0.5) % 1 == 0):
+        raise _corrupted(argument, "a cell's centre is not on the grid")
+    close = partial(math.isclose, rel_tol=1e-8, abs_tol=1e-300)
+    active = totals.active_negatives + totals.active_positives
+    consistent = (
+        close(totals.active_negatives, float(np.sum(weights[:, 0])))
+        and close(totals.active_positives, float(np.sum(weights[:, 1])))
+        and totals.positives >= totals.active_positives * (1 - 1e-8)
+        and totals.weight_sum >= active * (1 - 1e-8)
+        and (totals.n_rows > 0 or totals.weight_sum == 0)
+    )
+    if not consistent:
+        raise _corrupted(argument, "its totals do not agree with its tables")
+    if centres.size:
+        # The least and greatest offsets lie in the first and last cells.
+        if not (abs(totals.offset_min - centres[0]) <= 0.5 * width
+                and abs(totals.offset_max - centres[-1]) <= 0.5 * width):
+            raise _corrupted(argument, f"its offset range [{totals.offset_min!r}, "
+                                       f"{totals.offset_max!r}] does not hold its cells")
+    elif (totals.offset_min, totals.offset_max) != (math.inf, -math.inf):
+        raise _corrupted(argument, "it has an offset range but no cells")

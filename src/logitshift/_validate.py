@@ -20,7 +20,7 @@ import numpy as np
 __all__ = [
     "InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float",
     "as_positive_int", "as_shift", "check_infinite_offsets", "check_columns", "column_roles",
-    "naming_columns", "prefixing", "warn",
+    "naming_columns", "prefixing", "rows", "warn",
 ]
 
 
@@ -179,11 +179,24 @@ def as_labels(y: Any, name: str = "y", *, one_dimensional: bool = True,
     return labels
 
 
+def rows(count: int) -> str:
+    """``"1 row"``, ``"2 rows"``: a count of rows for a message."""
+    return f"{count} row" if count == 1 else f"{count} rows"
+
+
 def _check_length(array: np.ndarray, name: str, n_rows: int) -> None:
     if array.shape[0] != n_rows:
         raise InputError(
-            f"{name} has {array.shape[0]} rows, y has {n_rows}", argument=name
+            f"{name} has {rows(array.shape[0])}, y has {n_rows}", argument=name
         )
+
+
+def _check_not_text_or_bool(value: Any, name: str, what: str) -> None:
+    """Refuse a string or a bool where a number is meant: ``float("1.0")`` and
+    ``float(True)`` would read them as numbers silently."""
+    if isinstance(value, (str, bytes, bool, np.bool_)) or (
+            isinstance(value, np.ndarray) and value.dtype.kind in "bUSO" and value.ndim == 0):
+        raise InputError(f"{name} must be {what}, got {value!r}", argument=name, value=value)
 
 
 def as_offset(offset: Any, n_rows: int, name: str = "offset", *,
@@ -196,12 +209,16 @@ def as_offset(offset: Any, n_rows: int, name: str = "offset", *,
     if offset is None:
         return 0.0
     if np.ndim(offset) == 0:
+        _check_not_text_or_bool(offset, name, "a number")
         value = as_shift(offset, name)  # a number, not NaN
         if np.isinf(value):
             raise InputError(f"{name} = {value} leaves no shift to fit", argument=name,
                              value=value)
         return value
     offsets = as_numeric(offset, name)
+    if offsets.dtype.kind == "b":
+        raise InputError(f"{name} is boolean: offsets are raw scores (log-odds), not a mask",
+                         argument=name)
     _check_length(offsets, name, n_rows)
     if check_values:
         _check_no_nan(offsets, name)
@@ -217,6 +234,11 @@ def as_weight(weight: Any, n_rows: int | None, name: str = "weight", *,
     """
     if weight is None:
         return None
+    # Not np.ndim: it would convert (or dispatch) an array-like before as_numeric does.
+    if n_rows is not None and isinstance(weight, (numbers.Number, str, bytes, np.generic)):
+        _check_not_text_or_bool(weight, name, "an array of one weight per row")
+        raise InputError(f"{name} = {weight!r} must be an array with one weight per row",
+                         argument=name, value=weight)
     weights = as_numeric(weight, name, one_dimensional=n_rows is not None)
     if n_rows is not None:
         _check_length(weights, name, n_rows)

@@ -34,7 +34,7 @@ import numpy as np
 
 from ._fit import fit
 from ._result import ShiftFit
-from ._validate import InputError
+from ._validate import InputError, rows
 
 if TYPE_CHECKING:
     import lightgbm
@@ -223,8 +223,9 @@ def shift_dataset(
     Raises
     ------
     InputError
-        ``dataset`` is not a Dataset, has no label (see Notes), or has a 2-D label or init
-        score (multi-class models); every label is 0 (or 1), so the shift would be infinite
+        ``dataset`` is not a Dataset, has no label (see Notes), has a label of zeros on every
+        row (what LightGBM gives a Dataset constructed without one), or has a 2-D label or
+        init score (multi-class models); every label is 0 (or 1), so the shift would be infinite
         (pass ``pseudo_count``). Bad values raise :func:`logitshift.fit`'s errors, which name
         the label ``y``, the init score ``offset`` and the weight ``weight``.
     ImportError
@@ -269,6 +270,17 @@ def shift_dataset(
         raise InputError(
             "dataset has no label until it is constructed (the label is in a file, or it is a "
             "subset): call dataset.construct() first, with the parameters you will train with",
+            argument="dataset")
+    # LightGBM gives a Dataset constructed without a label a label of zeros, and once it is
+    # constructed nothing tells that apart from labels that are all 0; either way no finite
+    # shift is right (all-0 labels put it at -inf), so neither is fitted.
+    values = np.asarray(_on_host(label))
+    if values.size and values.dtype.kind in "biuf" and not values.any():
+        raise InputError(
+            f"every label of dataset is 0: LightGBM gives a Dataset constructed without a "
+            f"label zeros, so it may have none ({rows(values.size)}). Pass label= to "
+            "lightgbm.Dataset (or call set_label); for labels that truly are all 0 the "
+            "optimal shift is -inf (logitshift.fit with pseudo_count > 0 gives a finite one)",
             argument="dataset")
     result, shifted = _fit_margin(
         label, _dataset_field(dataset, "weight"), _dataset_field(dataset, "init_score"),

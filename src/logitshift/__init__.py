@@ -5,7 +5,8 @@
 >>> result.shift, result.se, result.confint()            # doctest: +SKIP
 """
 
-from ._fit import fit, fit_file, fit_frame, fit_slope
+from ._fit import fit, fit_file, fit_frame, fit_slope, validate
+from ._report import CalibrationCurve, CalibrationReport, MillerTests
 from ._losses import gradient, hessian, loss, sigmoid
 from ._result import LRTest, ObservedExpected, ShiftFit
 from ._slope import SlopeFit, SlopeIntervals
@@ -19,6 +20,10 @@ __all__ = [
     "fit_frame",
     "fit_file",
     "fit_slope",
+    "validate",
+    "CalibrationReport",
+    "CalibrationCurve",
+    "MillerTests",
     "ShiftFit",
     "SlopeFit",
     "SlopeIntervals",

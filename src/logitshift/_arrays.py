@@ -9,6 +9,7 @@ the rows are validated in the kernels' pass, and phrased as the numpy validators
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -17,6 +18,7 @@ import numpy as np
 from . import _kernels
 from ._kernels import (N_STATS, S_ACTIVE_NEG, S_ACTIVE_POS, S_FIRST_BAD, S_OFFSET_MAX,
                        S_OFFSET_MIN, S_POSITIVES, S_WEIGHT, S_WEIGHTED_OFFSET)
+from ._report import c_statistic
 from ._rows import (Prepared, ScanTotals, in_threads, raise_for_bad_rows, row_ranges,
                     terms_from_sums)
 from ._sketch import CellBudgetExceeded, Sketch
@@ -24,8 +26,8 @@ from ._slope import ArraySlopeCurve
 from ._solve import ArrayCurve, Curve, Terms
 from ._validate import InputError, check_columns, column_roles
 
-__all__ = ["curve_of", "slope_curves_of", "frame_columns", "scan_totals", "ExactCurve",
-           "ConstantCurve"]
+__all__ = ["curve_of", "scored_arrays", "ScoredArrays", "frame_columns", "scan_totals",
+           "ExactCurve", "ConstantCurve"]
 
 
 def curve_of(y: Any, offset: Any, weight: Any, method: str) -> tuple[Curve, str]:
@@ -50,22 +52,33 @@ def curve_of(y: Any, offset: Any, weight: Any, method: str) -> tuple[Curve, str]
     return curve, "newton"
 
 
-def slope_curves_of(y: Any, offset: Any, weight: Any) -> tuple[Sketch, Any]:
-    """For logistic recalibration: the sketch of the arrays (one validating pass), and a
-    function that makes their exact curve (:class:`~logitshift._slope.ArraySlopeCurve`)
-    for slopes too steep for the sketch, or separation inside one of its cells."""
+@dataclass(frozen=True)
+class ScoredArrays:
+    """Labels with an array of raw scores in memory: their sketch, filled by the one pass
+    that validates them, and what only the rows themselves give."""
+
+    data: Prepared
+    sketch: Sketch
+
+    def exact_slope_curve(self) -> ArraySlopeCurve:
+        """The exact curve for slopes too steep for the sketch, or separation inside one of
+        its cells; its first pass is the sketch's."""
+        curve = ArraySlopeCurve(self.data.labels, self.data.offsets, self.data.weights)
+        curve.passes = 1
+        return curve
+
+    def c_statistic(self) -> float:
+        """The exact c-statistic of the rows (a sort)."""
+        return c_statistic(self.data.labels, self.data.offsets, self.data.weights)
+
+
+def scored_arrays(y: Any, offset: Any, weight: Any) -> ScoredArrays:
+    """:class:`ScoredArrays` of in-memory arrays, after one validating pass."""
     data = Prepared.of(y, offset, weight)
     if np.ndim(data.offsets) == 0:
         raise InputError("offset must be an array of raw scores: a recalibration slope needs "
                          "them to vary", argument="offset", value=data.offsets)
-    sketch = Sketch._from_prepared(data)
-
-    def exact() -> ArraySlopeCurve:
-        curve = ArraySlopeCurve(data.labels, data.offsets, data.weights)
-        curve.passes = 1  # the sketch's pass, which validated the rows
-        return curve
-
-    return sketch, exact
+    return ScoredArrays(data, Sketch._from_prepared(data))
 
 
 def frame_columns(frame: Any, label: Any, offset: Any = None, weight: Any = None

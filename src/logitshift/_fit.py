@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from . import _arrays
+from ._report import CalibrationReport
 from ._result import ShiftFit
 from ._shift import check_options, fit_curve
 from ._slope import MAX_TRUNCATION, SlopeFit, fit_slope_curve, warn_about
 from ._solve import Curve
-from ._validate import column_roles, library_of, naming_columns
+from ._validate import as_raw_scores, column_roles, library_of, naming_columns
 
-__all__ = ["fit", "fit_frame", "fit_file", "fit_slope"]
+__all__ = ["fit", "fit_frame", "fit_file", "fit_slope", "validate"]
 
 
 def fit(
@@ -300,8 +301,62 @@ def fit_slope(
     (0.8, True)
     """
     _options(None, 0.0, tol, max_iter)
-    sketch, exact = _arrays.slope_curves_of(y, offset, weight)
-    result = fit_slope_curve(sketch, method="sketch", tol=tol, max_iter=max_iter)
+    return warn_about(_slope_of(_arrays.scored_arrays(y, offset, weight), tol, max_iter))
+
+
+def _slope_of(scored: _arrays.ScoredArrays, tol: float | None, max_iter: int) -> SlopeFit:
+    """The slope from the sketch, or from exact passes where the sketch cannot vouch for
+    its sums."""
+    result = fit_slope_curve(scored.sketch, method="sketch", tol=tol, max_iter=max_iter)
     if result.status == "beyond_sketch" or result.truncation > MAX_TRUNCATION:
-        result = fit_slope_curve(exact(), method="exact", tol=tol, max_iter=max_iter)
-    return warn_about(result)
+        result = fit_slope_curve(scored.exact_slope_curve(), method="exact", tol=tol,
+                                 max_iter=max_iter)
+    return result
+
+
+def validate(
+    y: Any,
+    offset: Any,
+    weight: Any = None,
+    *,
+    offset_is: str = "logit",
+    bins: int = 10,
+    level: float = 0.95,
+) -> CalibrationReport:
+    """The calibration report of a model's scores: what R's ``rms::val.prob`` prints, and
+    the calibration in the large, from one pass over the data.
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+        Labels in [0, 1].
+    offset : array_like, shape (n,)
+        The model's raw scores (log-odds), or its predicted probabilities with
+        ``offset_is="probability"`` (0 and 1 become ``-inf`` and ``+inf``, which must agree
+        with their labels).
+    weight : array_like, shape (n,), optional
+        Non-negative frequency weights.
+    offset_is : {"logit", "probability"}
+    bins : int, default 10
+        Bins of the calibration curve, of about equal weight.
+    level : float, default 0.95
+        Coverage of the curve's intervals.
+
+    Returns
+    -------
+    CalibrationReport
+        The shift (calibration in the large) and the slope (weak calibration) with their
+        inference, Miller's tests, Spiegelhalter's z, the Brier score, the log loss, the
+        exact c-statistic, the binned curve and ICI / E50 / E90.
+
+    Notes
+    -----
+    One pass fills a :class:`Sketch`; every statistic but the c-statistic is a Taylor series
+    on its tables (exact to rounding), the c-statistic one sort of the rows. The slope is
+    refitted with exact passes where the sketch cannot vouch for its sums (see
+    :func:`fit_slope`).
+    """
+    offset = as_raw_scores(offset, offset_is)
+    scored = _arrays.scored_arrays(y, offset, weight)
+    slope = warn_about(_slope_of(scored, None, 100))
+    return scored.sketch._report(slope, (scored.c_statistic(), 0.0), bins=bins, level=level)

@@ -24,7 +24,7 @@ import numpy as np
 __all__ = [
     "N_STATS", "N_TERMS", "N_SLOPE_TERMS", "totals", "fill", "fill_unweighted",
     "count_labels", "exact_terms", "sketch_terms", "slope_terms", "derivative_coefficients",
-    "compile_vectorized",
+    "compile_vectorized", "polynomial_derivatives", "sketch_polynomials",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -738,4 +738,61 @@ def slope_terms(centres, tables, width, intercept, slope, coefficients, factoria
         values[7] = c * c * h_k[0] + 2.0 * c * h_k[1] + h_k[2]
         for i in range(N_SLOPE_TERMS):
             out[i, 0], out[i, 1] = _add(out[i, 0], out[i, 1], values[i])
+    return out
+
+
+def polynomial_derivatives(polynomial: np.ndarray, count: int) -> np.ndarray:
+    """The derivatives of ``g(z) = P(σ(z))`` for ``P`` of coefficients ``polynomial`` (by
+    power), each side written in the variable that is small there: ``out[0, j]`` holds
+    ``g^(j)`` as a polynomial in ``σ(z)`` (for ``z <= 0``) and ``out[1, j]`` as one in
+    ``σ(-z)`` (for ``z > 0``), ``j < count``; exact for integer coefficients.
+
+    From ``σ' = σ(1 - σ)``: ``d/dz Q(σ) = Q'(σ)(σ - σ²)``; with ``s = σ(-z) = 1 - σ``,
+    ``d/dz R(s) = -R'(s)(s - s²)`` and ``R_0(s) = P(1 - s)``.
+    """
+    degree = polynomial.size - 1
+    size = degree + count + 1
+    out = np.zeros((2, count, size))
+    out[0, 0, :polynomial.size] = polynomial
+    for k, coefficient in enumerate(polynomial):  # P(1 - s) = Σ_k p_k Σ_i C(k, i) (-s)^i
+        for i in range(k + 1):
+            out[1, 0, i] += coefficient * math.comb(k, i) * (-1.0) ** i
+    for side, sign in ((0, 1.0), (1, -1.0)):
+        for j in range(1, count):
+            derivative = np.arange(1, size) * out[side, j - 1, 1:]  # Q', degree one less
+            out[side, j, 1:] += sign * derivative
+            out[side, j, 2:] -= sign * derivative[:-1]
+    return out
+
+
+@nb.njit(**_OPTIONS)
+def sketch_polynomials(centres, tables, shift, negative, positive, factorials, per_cell):
+    """``Σ w (1 - y) P(σ(z))`` and ``Σ w y Q(σ(z))`` with ``z = offset + shift``, from the
+    Taylor tables alone: each cell's part is ``Σ_j g^(j)(u) / j! · tables[b, ·, j]``.
+
+    ``negative`` and ``positive`` are `polynomial_derivatives` of ``P`` and ``Q``: every
+    derivative is evaluated at ``σ(-|u|) <= 1/2`` in the variable small on ``u``'s side, so
+    terms near 0 or 1 keep their relative accuracy. Returns ``(2, 2)``: the two sums and
+    their compensations; unless ``per_cell`` is empty it gets each cell's two parts.
+    """
+    n_cells, _, order = tables.shape
+    keep_cells = per_cell.shape[0] > 0
+    out = np.zeros((2, 2))
+    size = negative.shape[2]
+    for b in range(n_cells):
+        u = centres[b] + shift
+        tail = math.exp(-abs(u))
+        s = tail / (1.0 + tail)  # σ(-|u|)
+        side = 1 if u > 0 else 0
+        for label in range(2):
+            derivatives = negative if label == 0 else positive
+            total = 0.0
+            for j in range(order):
+                p = 0.0
+                for k in range(size - 1, -1, -1):
+                    p = p * s + derivatives[side, j, k]
+                total += p * tables[b, label, j] / factorials[j]
+            if keep_cells:
+                per_cell[b, label] = total
+            out[label, 0], out[label, 1] = _add(out[label, 0], out[label, 1], total)
     return out

@@ -25,6 +25,7 @@ import numpy as np
 from . import _kernels
 from ._kernels import (N_STATS, S_ANCHOR, S_FIRST_BAD, S_HIGH, S_LOW, S_OFFSET_MAX,
                        S_OFFSET_MIN, S_OVERFLOW, S_POSITIVES, S_WEIGHT)
+from ._report import CalibrationReport, build_report, c_statistic_of_cells
 from ._result import ShiftFit
 from ._rows import (NO_ROWS, Prepared, ScanTotals, in_threads, raise_for_bad_rows,
                     row_ranges, terms_from_sums)
@@ -506,6 +507,41 @@ class Sketch:
         if positive[-1] < negative[0]:
             return -1
         return 0
+
+    def polynomial_sums(self, negative: np.ndarray, positive: np.ndarray,
+                        shift: float = 0.0) -> tuple[float, float]:
+        """``Σ w (1 - y) P(p)`` and ``Σ w y Q(p)`` with ``p = σ(offset + shift)``, for
+        polynomials ``P`` and ``Q`` (coefficients by power), from the tables alone: each is a
+        Taylor series around the cell centres, exact to rounding like every other sum. Rows of
+        infinite offset are in no cell (``p`` is their label there)."""
+        parts = []
+        for polynomial in (negative, positive):
+            parts.append(_kernels.polynomial_derivatives(np.asarray(polynomial, float),
+                                                         self.order))
+        sums = _kernels.sketch_polynomials(self._centres, self._tables, float(shift), *parts,
+                                           _FACTORIALS, _NO_CELLS)
+        return float(sums[0, 0] + sums[0, 1]), float(sums[1, 0] + sums[1, 1])
+
+    def validate(self, *, bins: int = 10, level: float = 0.95) -> CalibrationReport:
+        """The :class:`CalibrationReport` of the rows seen so far, from the tables alone.
+
+        The c-statistic comes with a bound (pairs of rows that share a cell are not
+        ordered); see :func:`logitshift.validate` for arrays in memory, where it is exact.
+        """
+        cells = self.cells(0.0)
+        return self._report(self.solve_slope(),
+                            c_statistic_of_cells(cells.weight - cells.observed, cells.observed),
+                            bins=bins, level=level)
+
+    def _report(self, slope: SlopeFit, c: tuple[float, float], *, bins: int,
+                level: float) -> CalibrationReport:
+        """The report with this sketch's shift, sums and cells, and the given slope fit and
+        c-statistic (exact ones, where the caller has the rows)."""
+        bins = as_positive_int(bins, "bins")
+        cells = self.cells(0.0)
+        return build_report(self.solve(), slope, self,
+                            (cells.weight, cells.observed, cells.expected), c, bins=bins,
+                            level=level)
 
     def solve_slope(self, *, tol: float | None = None, max_iter: int = 100) -> SlopeFit:
         """The :class:`SlopeFit` (logistic recalibration, ``y ~ σ(a + b · offset)``) of the

@@ -20,7 +20,7 @@ import numpy as np
 __all__ = [
     "InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float",
     "as_positive_int", "as_shift", "check_infinite_offsets", "check_columns", "column_roles",
-    "naming_columns", "prefixing", "rows", "warn",
+    "naming_columns", "prefixing", "rows", "warn", "as_raw_scores",
 ]
 
 
@@ -257,6 +257,26 @@ def as_weight(weight: Any, n_rows: int | None, name: str = "weight", *,
     if n_rows is not None and not weights.any():
         raise InputError(f"{name} is zero on every row", argument=name)
     return weights
+
+
+def as_raw_scores(offset: Any, offset_is: str, name: str = "offset") -> Any:
+    """Raw scores from ``offset``: as they are for ``offset_is="logit"``; for
+    ``"probability"``, probabilities in [0, 1] turned into log-odds (a new float64 array;
+    0 and 1 become ``-inf`` and ``+inf``)."""
+    if offset_is == "logit":
+        return offset
+    if offset_is != "probability":
+        raise InputError(f"offset_is = {offset_is!r} must be 'logit' or 'probability'",
+                         argument="offset_is", value=offset_is)
+    probability = as_numeric(offset, name).astype(np.float64)
+    _check_no_nan(probability, name)
+    outside = (probability < 0) | (probability > 1)
+    if outside.any():
+        i = _first(outside)
+        raise InputError(f"probability {name}[{i}] = {float(probability[i])!r} is outside [0, 1]",
+                         argument=name, index=i, value=float(probability[i]))
+    with np.errstate(divide="ignore"):
+        return np.log(probability) - np.log1p(-probability)
 
 
 def as_nonnegative_float(value: Any, name: str) -> float:

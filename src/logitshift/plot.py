@@ -25,6 +25,7 @@ try:
 except ImportError as exc:
     raise ImportError('plotting needs matplotlib: pip install "logitshift[plot]"') from exc
 
+from ._report import equal_weight_groups
 from ._result import ShiftFit
 from ._sketch import Sketch
 from ._validate import InputError, as_positive_int, as_shift
@@ -131,16 +132,6 @@ def _as_sketch(y: Any, offset: Any, weight: Any) -> Sketch:
     return y
 
 
-def _equal_weight_groups(weight: np.ndarray, bins: int) -> np.ndarray:
-    """Group numbers ``0, 1, ...`` of consecutive cells, about ``1 / bins`` of the total
-    weight each: a cell joins the group in which its middle falls."""
-    cumulative = np.cumsum(weight)
-    middle = (cumulative - 0.5 * weight) / cumulative[-1]
-    group = np.minimum((middle * bins).astype(np.intp), bins - 1)
-    # A cell heavier than a group's share leaves groups empty: number the rest consecutively.
-    return np.unique(group, return_inverse=True)[1]
-
-
 def reliability(
     y: Any,
     offset: Any,
@@ -194,7 +185,7 @@ def reliability(
     if not np.sum(before.weight) > 0:
         raise InputError("no row has positive weight and a finite offset: nothing to bin",
                          argument="y")
-    group = _equal_weight_groups(before.weight, bins)
+    group = equal_weight_groups(before.weight, bins)
 
     def per_bin(values: np.ndarray) -> np.ndarray:
         return np.bincount(group, weights=values)

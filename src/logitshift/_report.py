@@ -1,0 +1,277 @@
+"""The calibration report: the shift, the slope, Miller's tests, Spiegelhalter's z, the Brier
+score, the c-statistic and a binned calibration curve, from one summary of the data.
+
+Every statistic but the c-statistic is a sum over rows of an analytic function of the offset,
+split by label, so a sketch gives it exactly (a Taylor series on its tables, to rounding).
+The c-statistic needs the order of rows within a cell: exact from arrays in memory (a sort),
+and from a sketch only up to the pairs that share a cell, with that bound reported beside it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, NamedTuple, Protocol
+
+import numpy as np
+
+from ._result import ShiftFit, normal_quantile
+from ._slope import SlopeFit
+
+__all__ = ["CalibrationReport", "CalibrationCurve", "MillerTests", "PolynomialSums",
+           "build_report", "c_statistic", "c_statistic_of_cells", "equal_weight_groups",
+           "BRIER_NEGATIVE", "BRIER_POSITIVE", "SPIEGELHALTER_NEGATIVE",
+           "SPIEGELHALTER_POSITIVE", "SPIEGELHALTER_VARIANCE"]
+
+# Polynomials in p = σ(offset), by power, summed over each label part (y = 0, y = 1):
+# the Brier score's (y - p)², Spiegelhalter's (y - p)(1 - 2p) and its variance
+# (1 - 2p)² p (1 - p).
+BRIER_NEGATIVE = np.array([0.0, 0.0, 1.0])
+BRIER_POSITIVE = np.array([1.0, -2.0, 1.0])
+SPIEGELHALTER_NEGATIVE = np.array([0.0, -1.0, 2.0])
+SPIEGELHALTER_POSITIVE = np.array([1.0, -3.0, 2.0])
+SPIEGELHALTER_VARIANCE = np.array([0.0, 1.0, -5.0, 8.0, -4.0])
+
+
+class PolynomialSums(Protocol):
+    def polynomial_sums(self, negative: np.ndarray, positive: np.ndarray
+                        ) -> tuple[float, float]: ...
+
+
+class MillerTests(NamedTuple):
+    """Miller's likelihood-ratio tests of the recalibration line ``a + b · offset``:
+    ``a = 0, b = 1`` jointly (2 df), ``a = 0`` given ``b = 1`` (1 df, the shift's own
+    test) and ``b = 1`` with ``a`` free (1 df). Each statistic is a difference of
+    deviances (twice the total loss)."""
+
+    joint: float
+    joint_pvalue: float
+    intercept: float
+    intercept_pvalue: float
+    slope: float
+    slope_pvalue: float
+
+
+@dataclass(frozen=True)
+class CalibrationCurve:
+    """Observed against predicted positives in bins of about equal weight (consecutive
+    cells of the sketch), with Wilson score intervals of the observed rate."""
+
+    predicted: np.ndarray
+    observed: np.ndarray
+    weight: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    level: float
+
+
+@dataclass(frozen=True, repr=False)
+class CalibrationReport:
+    """Where a model's raw scores stand against the labels, in van Calster's hierarchy.
+
+    Attributes
+    ----------
+    shift : ShiftFit
+        Calibration in the large: the shift of the scores with slope 1 (``fit``), with its
+        interval, likelihood-ratio test and O/E.
+    slope : SlopeFit
+        Weak calibration: the logistic recalibration ``a + b · offset``. Its ``intercept``
+        is what R's ``val.prob`` prints as "Intercept", not the calibration in the large.
+    miller : MillerTests
+    spiegelhalter_z, spiegelhalter_pvalue : float
+        ``Σ w (y - p)(1 - 2p) / sqrt(Σ w (1 - 2p)² p (1 - p))`` with ``p = σ(offset)``,
+        two-sided.
+    brier : float
+        ``Σ w (y - p)² / Σ w`` (for soft labels, its expectation over labels drawn with
+        probability ``y``: ``Σ w [(1 - y) p² + y (1 - p)²] / Σ w``).
+    brier_scaled : float
+        ``1 - brier / (ȳ (1 - ȳ))``, against predicting the mean label everywhere.
+    log_loss : float
+        Weighted mean cross-entropy of the scores as they are.
+    c_statistic : float
+        The area under the ROC curve, ties counting one half (Harrell's C, scikit-learn's
+        ``roc_auc_score``, ``Hmisc::somers2``).
+    c_statistic_bound : float
+        Its largest possible error: 0 when computed from the rows (in memory); from a sketch,
+        half the share of positive-negative pairs that share a cell.
+    curve : CalibrationCurve
+    ici, e50, e90 : float
+        The weighted mean, median and 90th percentile of ``|observed - predicted|`` over the
+        bins of ``curve``. Loess-based tools (``val.prob``'s ``Eavg`` / ``E90``,
+        ``CalibrationCurves``) smooth the rows instead and give somewhat different values.
+    """
+
+    shift: ShiftFit
+    slope: SlopeFit
+    miller: MillerTests
+    spiegelhalter_z: float
+    spiegelhalter_pvalue: float
+    brier: float
+    brier_scaled: float
+    log_loss: float
+    c_statistic: float
+    c_statistic_bound: float
+    curve: CalibrationCurve
+    ici: float
+    e50: float
+    e90: float
+
+    @property
+    def n_rows(self) -> int:
+        return self.shift.n_rows
+
+    def to_dict(self) -> dict[str, Any]:
+        """The statistics as plain Python values (the curve as lists)."""
+        low, high = self.shift.confint()
+        return {
+            "n_rows": self.n_rows, "weight_sum": self.shift.weight_sum,
+            "positives": self.shift.positives,
+            "calibration_in_the_large": self.shift.shift, "shift_se": self.shift.se,
+            "shift_ci_low": low, "shift_ci_high": high,
+            "observed_expected": self.shift.observed_expected.ratio,
+            "intercept": self.slope.intercept, "slope": self.slope.slope,
+            "se_intercept": self.slope.se_intercept, "se_slope": self.slope.se_slope,
+            "slope_status": self.slope.status,
+            **{f"miller_{name}": value for name, value in self.miller._asdict().items()},
+            "spiegelhalter_z": self.spiegelhalter_z,
+            "spiegelhalter_pvalue": self.spiegelhalter_pvalue,
+            "brier": self.brier, "brier_scaled": self.brier_scaled, "log_loss": self.log_loss,
+            "c_statistic": self.c_statistic, "c_statistic_bound": self.c_statistic_bound,
+            "dxy": 2.0 * self.c_statistic - 1.0,
+            "ici": self.ici, "e50": self.e50, "e90": self.e90,
+            "curve": {name: getattr(self.curve, name).tolist()
+                      for name in ("predicted", "observed", "weight", "low", "high")},
+        }
+
+    def __repr__(self) -> str:
+        c = f"{self.c_statistic:.6g}"
+        if self.c_statistic_bound > 0:
+            c += f" ± {self.c_statistic_bound:.2g}"
+        rows = [
+            ("Dxy", f"{2.0 * self.c_statistic - 1.0:.6g}"), ("C (ROC)", c),
+            ("Brier", f"{self.brier:.6g}"), ("Brier scaled", f"{self.brier_scaled:.6g}"),
+            ("Log loss", f"{self.log_loss:.6g}"),
+            ("In the large", f"{self.shift.shift:.6g} (se {self.shift.se:.3g})"),
+            ("O/E", f"{self.shift.observed_expected.ratio:.6g}"),
+            ("Intercept", f"{self.slope.intercept:.6g}"), ("Slope", f"{self.slope.slope:.6g}"),
+            ("Miller a=0,b=1", f"{self.miller.joint:.6g} (p = {self.miller.joint_pvalue:.3g})"),
+            ("Miller a=0|b=1", f"{self.miller.intercept:.6g} "
+                               f"(p = {self.miller.intercept_pvalue:.3g})"),
+            ("Miller b=1", f"{self.miller.slope:.6g} (p = {self.miller.slope_pvalue:.3g})"),
+            ("S:z", f"{self.spiegelhalter_z:.6g}"), ("S:p", f"{self.spiegelhalter_pvalue:.3g}"),
+            ("ICI", f"{self.ici:.6g}"), ("E50", f"{self.e50:.6g}"), ("E90", f"{self.e90:.6g}"),
+        ]
+        width = max(len(name) for name, _ in rows)
+        return "CalibrationReport(\n" + "\n".join(
+            f"  {name.ljust(width)}  {value}" for name, value in rows) + "\n)"
+
+
+def _chi_square_pvalue(statistic: float, df: int) -> float:
+    if df == 1:
+        return math.erfc(math.sqrt(0.5 * statistic))
+    if df == 2:
+        return math.exp(-0.5 * statistic)
+    raise ValueError(df)  # pragma: no cover
+
+
+def miller_tests(shift: ShiftFit, slope: SlopeFit) -> MillerTests:
+    """Miller's three tests from the total losses at ``(0, 1)``, ``(shift, 1)`` and the
+    recalibration line."""
+    total = shift.weight_sum
+    at_identity, in_the_large = 2 * total * shift.loss_at_zero, 2 * total * shift.loss
+    recalibrated = 2 * total * slope.loss if slope.converged else math.nan
+    joint = max(0.0, at_identity - recalibrated)
+    intercept = max(0.0, at_identity - in_the_large)
+    line = max(0.0, in_the_large - recalibrated)
+    return MillerTests(joint, _chi_square_pvalue(joint, 2), intercept,
+                       _chi_square_pvalue(intercept, 1), line, _chi_square_pvalue(line, 1))
+
+
+def equal_weight_groups(weight: np.ndarray, bins: int) -> np.ndarray:
+    """Group numbers ``0, 1, ...`` of consecutive cells, about ``1 / bins`` of the total
+    weight each: a cell joins the group in which its middle falls."""
+    cumulative = np.cumsum(weight)
+    middle = (cumulative - 0.5 * weight) / cumulative[-1]
+    group = np.minimum((middle * bins).astype(np.intp), bins - 1)
+    # A cell heavier than a group's share leaves groups empty: number the rest consecutively.
+    return np.unique(group, return_inverse=True)[1]
+
+
+def _wilson(observed: np.ndarray, weight: np.ndarray, z: float
+            ) -> tuple[np.ndarray, np.ndarray]:
+    rate = observed / weight
+    centre = (rate + z * z / (2 * weight)) / (1 + z * z / weight)
+    spread = z / (1 + z * z / weight) * np.sqrt(rate * (1 - rate) / weight
+                                                + z * z / (4 * weight * weight))
+    return np.maximum(centre - spread, 0.0), np.minimum(centre + spread, 1.0)
+
+
+def calibration_curve(weight: np.ndarray, observed: np.ndarray, expected: np.ndarray,
+                      bins: int, level: float) -> CalibrationCurve:
+    """The binned curve from per-cell weights, observed and expected positives."""
+    group = equal_weight_groups(weight, bins)
+    bin_weight = np.bincount(group, weights=weight)
+    bin_observed = np.bincount(group, weights=observed)
+    low, high = _wilson(bin_observed, bin_weight, normal_quantile(level))
+    return CalibrationCurve(predicted=np.bincount(group, weights=expected) / bin_weight,
+                            observed=bin_observed / bin_weight, weight=bin_weight, low=low,
+                            high=high, level=level)
+
+
+def _weighted_quantile(values: np.ndarray, weight: np.ndarray, share: float) -> float:
+    order = np.argsort(values)
+    cumulative = np.cumsum(weight[order])
+    return float(values[order][np.searchsorted(cumulative, share * cumulative[-1])])
+
+
+def c_statistic(labels: np.ndarray, offsets: np.ndarray, weights: np.ndarray | None
+                ) -> float:
+    """The exact tie-aware area under the ROC curve of ``offsets`` for ``labels``:
+    ``Σ_{positive i, negative j} w_i w_j ([f_i > f_j] + [f_i = f_j] / 2) / (P N)``, a soft
+    label counting as a positive of weight ``w y`` and a negative of weight ``w (1 - y)``.
+    One sort, O(n log n)."""
+    y = np.asarray(labels, dtype=np.float64)
+    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
+    order = np.argsort(offsets, kind="stable")
+    f = np.asarray(offsets, dtype=np.float64)[order]
+    positive, negative = (w * y)[order], (w - w * y)[order]
+    starts = np.flatnonzero(np.concatenate([[True], f[1:] != f[:-1]]))
+    tied_positive = np.add.reduceat(positive, starts)
+    tied_negative = np.add.reduceat(negative, starts)
+    below = np.cumsum(tied_negative) - tied_negative
+    pairs = float(np.sum(tied_positive * (below + 0.5 * tied_negative)))
+    return pairs / (float(np.sum(positive)) * float(np.sum(negative)))
+
+
+def c_statistic_of_cells(negative: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
+    """The c-statistic from label weights per cell (cells in increasing offset), and its
+    largest error: pairs in different cells are ordered, pairs within a cell are counted
+    one half, so the error is at most half their share."""
+    below = np.cumsum(negative) - negative
+    total = float(np.sum(positive)) * float(np.sum(negative))
+    same_cell = float(np.sum(positive * negative))
+    return (float(np.sum(positive * (below + 0.5 * negative))) / total,
+            0.5 * same_cell / total)
+
+
+def build_report(shift: ShiftFit, slope: SlopeFit, sums: PolynomialSums,
+                 cells: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 c: tuple[float, float], *, bins: int, level: float) -> CalibrationReport:
+    """The report from the two fits, the polynomial sums at the offsets as they are, the
+    per-cell weight, observed and expected positives, and the c-statistic with its bound."""
+    total = shift.weight_sum
+    brier = sum(sums.polynomial_sums(BRIER_NEGATIVE, BRIER_POSITIVE)) / total
+    mean = shift.positives / total
+    numerator = sum(sums.polynomial_sums(SPIEGELHALTER_NEGATIVE, SPIEGELHALTER_POSITIVE))
+    variance = sum(sums.polynomial_sums(SPIEGELHALTER_VARIANCE, SPIEGELHALTER_VARIANCE))
+    z = numerator / math.sqrt(variance) if variance > 0 else math.nan
+    curve = calibration_curve(*cells, bins=bins, level=level)
+    error = np.abs(curve.observed - curve.predicted)
+    return CalibrationReport(
+        shift=shift, slope=slope, miller=miller_tests(shift, slope),
+        spiegelhalter_z=z, spiegelhalter_pvalue=math.erfc(abs(z) / math.sqrt(2.0)),
+        brier=brier, brier_scaled=1.0 - brier / (mean * (1.0 - mean)),
+        log_loss=shift.loss_at_zero, c_statistic=c[0], c_statistic_bound=c[1], curve=curve,
+        ici=float(np.sum(curve.weight * error) / np.sum(curve.weight)),
+        e50=_weighted_quantile(error, curve.weight, 0.5),
+        e90=_weighted_quantile(error, curve.weight, 0.9))

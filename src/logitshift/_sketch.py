@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from functools import partial
 from typing import Any
 
@@ -24,10 +24,10 @@ from . import _kernels
 from ._kernels import (N_STATS, S_ANCHOR, S_FIRST_BAD, S_HIGH, S_LOW, S_OFFSET_MAX,
                        S_OFFSET_MIN, S_OVERFLOW, S_POSITIVES, S_WEIGHT)
 from ._result import ShiftFit
-from ._rows import (NO_ROWS, Prepared, ScanTotals, in_threads, raise_for_bad_rows,
-                    row_ranges, terms_from_sums)
+from ._rows import (NO_ROWS, Prepared, ScanTotals, in_threads, log_parts_from_states,
+                    raise_for_bad_rows, rescaled_pass, row_ranges, terms_from_sums)
 from ._shift import fit_curve
-from ._solve import CurveTotals, Terms
+from ._solve import CurveTotals, LogPart, Terms, ldexp, with_log_parts
 from ._validate import InputError, as_positive_int
 
 __all__ = ["Sketch", "CellRates", "scan_arrays", "fill_reference", "DEFAULT_WIDTH",
@@ -101,6 +101,18 @@ def scan_arrays(data: Prepared, width: float, order: int, threads: int | None = 
     return totals, centres, tables
 
 
+def scan_in_units(data: Prepared, width: float, order: int, threads: int | None = None
+                  ) -> tuple[ScanTotals, np.ndarray, np.ndarray]:
+    """`scan_arrays`, and where the weights' sum is not ordinary, again in units that make it
+    so (`_rows.rescaled_pass`); the totals say which."""
+    (scanned, centres, tables), exponent = rescaled_pass(
+        data, partial(scan_arrays, width=width, order=order, threads=threads),
+        lambda result: result[0].weight_sum)
+    if exponent:
+        scanned = replace(scanned, scale_exponent=exponent)
+    return scanned, centres, tables
+
+
 def _weighted_offset(centres: np.ndarray, tables: np.ndarray) -> float:
     """``Σ w f`` from the tables (nan where offsets of ±1e306 overflow it: `mean_within`
     copes)."""
@@ -156,6 +168,15 @@ def fill_reference(labels: np.ndarray, offsets: np.ndarray, weights: np.ndarray 
     powers = (f - centres)[:, None] ** np.arange(order)
     rows = np.stack([(w - w * y)[:, None] * powers, (w * y)[:, None] * powers], axis=1)
     return _combine(centres, rows)
+
+
+def _in_units(tables: np.ndarray, exponent: int, target: int) -> np.ndarray:
+    """Tables in units of ``2**exponent`` expressed in units of ``2**target`` (exact, but for
+    what falls below the smallest double)."""
+    if exponent == target:
+        return tables
+    with np.errstate(over="ignore", under="ignore"):
+        return np.ldexp(tables, exponent - target)
 
 
 def _combine(cells: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -243,20 +264,24 @@ class Sketch:
             threads = as_positive_int(threads, "threads")
         if data.labels.shape[0] == 0:
             return self
-        self._absorb(*scan_arrays(data, self.width, self.order, threads))
+        self._absorb(*scan_in_units(data, self.width, self.order, threads))
         return self
 
     @classmethod
     def _from_prepared(cls, data: Prepared) -> Sketch:
         """The sketch (default grid) of arrays already checked for type and shape."""
         sketch = cls()
-        sketch._absorb(*scan_arrays(data, sketch.width, sketch.order))
+        sketch._absorb(*scan_in_units(data, sketch.width, sketch.order))
         return sketch
 
     def _absorb(self, scanned: ScanTotals, centres: np.ndarray, tables: np.ndarray) -> None:
+        # Tables in different units add in the larger (a power of two apart: exact).
+        exponent = self._scanned.common_exponent(scanned)
+        mine = _in_units(self._tables, self._scanned.scale_exponent, exponent)
+        theirs = _in_units(tables, scanned.scale_exponent, exponent)
         self._scanned = self._scanned + scanned
         self._centres, self._tables = _combine(np.concatenate([self._centres, centres]),
-                                             np.concatenate([self._tables, tables]))
+                                             np.concatenate([mine, theirs]))
 
     def merge(self, other: Sketch) -> Sketch:
         """A new sketch of both sketches' rows."""
@@ -290,21 +315,33 @@ class Sketch:
         return self._centres.size
 
     def evaluate(self, shift: float) -> Terms:
-        return terms_from_sums(_kernels.sketch_terms(
+        """The sums at ``shift``, in the units of ``totals`` (the curve protocol)."""
+        terms = terms_from_sums(_kernels.sketch_terms(
             self._centres, self._tables, self.width, float(shift), _COEFFICIENTS, _FACTORIALS,
             _NO_CELLS))
+        return with_log_parts(terms, float(shift), self._scanned.weight_sum, self._log_parts)
+
+    def _log_parts(self, shift: float, scale: float, exponent: int
+                   ) -> tuple[LogPart | None, LogPart | None]:
+        state = np.zeros(_kernels.N_LOG)
+        _kernels.sketch_log_parts(self._centres, self._tables, self.width, shift, _COEFFICIENTS,
+                                  _FACTORIALS, scale, state)
+        return log_parts_from_states(state, exponent)
+
+    def _in_users_units(self, value: float) -> float:
+        return ldexp(value, self._scanned.scale_exponent)
 
     def loss(self, shift: float) -> float:
         """Total weighted cross-entropy ``Σ w BCE(y, offset + shift)``."""
-        return self.evaluate(shift).loss
+        return self._in_users_units(self.evaluate(shift).loss)
 
     def gradient(self, shift: float) -> float:
         """Its derivative ``Σ w (σ(offset + shift) - y)``."""
-        return self.evaluate(shift).gradient
+        return self._in_users_units(self.evaluate(shift).gradient)
 
     def hessian(self, shift: float) -> float:
         """Its second derivative ``Σ w σ(z) σ(-z)``, the observed information."""
-        return self.evaluate(shift).hessian
+        return self._in_users_units(self.evaluate(shift).hessian)
 
     def cells(self, shift: float = 0.0) -> CellRates:
         """Observed and expected positives per occupied cell at ``shift``.
@@ -321,8 +358,11 @@ class Sketch:
         negatives, positives = self._tables[:, 0, 0], self._tables[:, 1, 0]
         # Σ w σ(z) = Σ w (1 - y) σ(z) + Σ w y - Σ w y σ(-z)
         expected = parts[:, 0] + (positives - parts[:, 1])
-        return CellRates(centre=self._centres.copy(), weight=negatives + positives,
-                         observed=positives.copy(), expected=expected)
+        exponent = self._scanned.scale_exponent
+        return CellRates(centre=self._centres.copy(),
+                         weight=_in_units(negatives + positives, 0, -exponent),
+                         observed=_in_units(positives, 0, -exponent).copy(),
+                         expected=_in_units(expected, 0, -exponent))
 
     def solve(self, **fit_options: Any) -> ShiftFit:
         """The :class:`ShiftFit` of the rows seen so far; ``pseudo_count``, ``tol`` and
@@ -350,8 +390,10 @@ class Sketch:
             raise InputError(f"unknown sketch version {data.get('version')!r}",
                              argument="data")
         sketch = cls(data["width"], data["order"])
+        # Dicts written before the weights had units are in units of 1.
         sketch._scanned = ScanTotals(**{
-            field.name: (int if field.name == "n_rows" else float)(data[field.name])
+            field.name: (int if field.name in ("n_rows", "scale_exponent") else float)(
+                data.get(field.name, 0) if field.name == "scale_exponent" else data[field.name])
             for field in fields(ScanTotals)})
         sketch._centres = np.asarray(data["centres"], dtype=np.float64).reshape(-1)
         sketch._tables = np.asarray(data["tables"], dtype=np.float64).reshape(

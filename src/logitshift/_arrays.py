@@ -57,7 +57,7 @@ def frame_columns(frame: Any, label: Any, offset: Any = None, weight: Any = None
 def scan_totals(data: Prepared) -> ScanTotals:
     """One pass: validate and total, without tables; a second only for weights whose sum
     is not ordinary (`_rows.rescaled_pass`), the totals then in the units it gives."""
-    scanned, exponent = rescaled_pass(data, _scan_totals, lambda totals: totals.weight_sum)
+    scanned, exponent = rescaled_pass(data, _scan_totals, lambda totals: totals)
     return replace(scanned, scale_exponent=exponent)
 
 

@@ -182,14 +182,17 @@ _WEIGHTED = ("weight_sum", "positives", "active_negatives", "active_positives",
 
 
 def rescaled_pass(data: Prepared, scan: Callable[[Prepared], Any],
-                  weight_sum: Callable[[Any], float]) -> tuple[Any, int]:
+                  totals_of: Callable[[Any], ScanTotals]) -> tuple[Any, int]:
     """``scan(data)``, and where the weights' sum is not ordinary (it overflows, or is below
-    2**-500), the same pass again over the weights in units that make it ordinary: the
-    common case makes one pass and no copy. Returns what the last pass returned and the
-    exponent of its units."""
+    2**-500, see `_solve.weight_exponent`), the same pass again over the weights in units
+    that make it ordinary: the common case makes one pass and no copy. Returns what the last
+    pass returned and the exponent of its units."""
     with np.errstate(over="ignore", invalid="ignore"):  # sums that overflow are redone
         scanned = scan(data)
-    exponent = weight_exponent(weight_sum(scanned), data.largest_weight)
+    totals = totals_of(scanned)
+    exponent = weight_exponent(
+        totals.weight_sum, (totals.positives, totals.active_positives, totals.active_negatives),
+        data.largest_weight)
     if exponent:
         scanned = scan(data.in_units(exponent))
     return scanned, exponent

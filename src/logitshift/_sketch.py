@@ -107,7 +107,7 @@ def scan_in_units(data: Prepared, width: float, order: int, threads: int | None 
     so (`_rows.rescaled_pass`); the totals say which."""
     (scanned, centres, tables), exponent = rescaled_pass(
         data, partial(scan_arrays, width=width, order=order, threads=threads),
-        lambda result: result[0].weight_sum)
+        lambda result: result[0])
     if exponent:
         scanned = replace(scanned, scale_exponent=exponent)
     return scanned, centres, tables

@@ -64,18 +64,24 @@ def log_ratio(a: float, b: float) -> float:
     return math.log(mantissa_a / mantissa_b) + (exponent_a - exponent_b) * _LN2
 
 
-def weight_exponent(weight_sum: float, largest_weight: Callable[[], float]) -> int:
+def weight_exponent(weight_sum: float, label_totals: tuple[float, ...],
+                    largest_weight: Callable[[], float]) -> int:
     """The power of two ``k`` whose units the weights are summed in: 0 where their sum is
     ordinary (in ``[2**-500, 2**500]``, or 0), which is nearly always; else ``k`` such that
     the weights divided by ``2**k`` have a sum near 1, from the sum where it is finite and
-    otherwise from the largest weight (``largest_weight()``, called only then).
+    otherwise from the largest weight (``largest_weight()``, called only then: a pass).
 
     Dividing by a power of two is exact, so the shift does not depend on the units; they keep
     the sums clear of overflow (weights of 1e308) and of underflow (weights of 5e-324, whose
-    products with σ would lose their digits).
+    products with σ would lose their digits). A label total (``Σ w y``, ``Σ w (1 - y)``)
+    below :data:`TINY`, or 0, may have lost digits too (soft labels of 1e-287 times weights
+    of 2**-81): where the weights' sum is below 1/2, units that raise it to 1 restore them.
     """
-    if weight_sum == 0 or (2.0 ** -ORDINARY_EXPONENT <= weight_sum
-                           <= 2.0 ** ORDINARY_EXPONENT):
+    ordinary = weight_sum == 0 or (2.0 ** -ORDINARY_EXPONENT <= weight_sum
+                                   <= 2.0 ** ORDINARY_EXPONENT)
+    if ordinary:
+        if weight_sum < 0.5 and any(total < TINY for total in label_totals):
+            return math.frexp(weight_sum)[1]
         return 0
     if math.isfinite(weight_sum):
         return math.frexp(weight_sum)[1]
@@ -278,7 +284,8 @@ class ArrayCurve:
         w = np.ones_like(y) if weights is None else weights.astype(np.float64, copy=False)
         if scale_exponent is None:
             with np.errstate(over="ignore"):
-                scale_exponent = weight_exponent(_sum(w), lambda: float(np.max(w)))
+                scale_exponent = weight_exponent(
+                    _sum(w), (_sum(w * y), _sum(w * (1.0 - y))), lambda: float(np.max(w)))
             if scale_exponent:
                 w = np.ldexp(w, -scale_exponent)
         n_rows = y.shape[0]
@@ -574,12 +581,14 @@ def profile_bound(
         terms = curve.evaluate(anchor + direction * distance)
         return terms, terms.loss - loss - half_quantile
 
-    inner, outer = 0.0, start  # distances from the anchor: D <= 0 at inner, D > 0 at outer
+    # Distances from the anchor: D <= 0 at inner, D > 0 at outer. An infinite shift has no
+    # inner point: the anchor is merely a place to start from.
+    inner, outer = (-math.inf if math.isinf(shift) else 0.0), start
     terms, excess = at(outer)
     for _ in range(2100):
         if excess > 0:
             break
-        inner, outer = outer, 2.0 * outer
+        inner, outer = max(inner, outer), 2.0 * outer
         terms, excess = at(outer)
     else:  # pragma: no cover - the loss grows at least linearly away from its minimum
         return direction * math.inf

@@ -90,6 +90,20 @@ def test_equal_weights_at_any_scale_give_the_unweighted_shift(name, method):
 
 
 @pytest.mark.parametrize("method", ["auto", "newton"])
+@pytest.mark.parametrize("light", [0, 1])
+def test_weights_beyond_any_common_unit_are_refused(light, method):
+    # Every positive (negative) lighter than 2**-1074 of the heaviest row: the fit gave
+    # shift -inf, "all_negative", as if there were none.
+    labels = np.full(1000, 1 - light)
+    labels[:3] = light
+    weights = np.full(1000, 1e308)
+    weights[:3] = 5e-324
+    with pytest.raises(logitshift.InputError, match="range of doubles") as error:
+        logitshift.fit(labels, np.linspace(-1, 1, 1000), weights, method=method)
+    assert error.value.argument == "weight" and error.value.value == 1e308
+
+
+@pytest.mark.parametrize("method", ["auto", "newton"])
 def test_two_rows_of_weight_1e308(method):
     # Reported weight_sum=inf and loss=0.
     result = logitshift.fit([0, 1], [0.0, 0.5], [1e308, 1e308], method=method)

@@ -195,7 +195,20 @@ def rescaled_pass(data: Prepared, scan: Callable[[Prepared], Any],
         data.largest_weight)
     if exponent:
         scanned = scan(data.in_units(exponent))
+        _check_nothing_vanished(data, totals, totals_of(scanned))
     return scanned, exponent
+
+
+def _check_nothing_vanished(data: Prepared, before: ScanTotals, after: ScanTotals) -> None:
+    """Weights more than 2**1074 apart have no common unit: a label whose every weight is
+    that much lighter than the heaviest vanishes, and the shift would come out infinite."""
+    for name, label in (("active_positives", "1"), ("active_negatives", "0")):
+        if getattr(before, name) > 0 and getattr(after, name) == 0:
+            raise InputError(
+                f"weight spans more than the range of doubles: every row labelled {label} "
+                f"weighs less than 2**-1074 of the heaviest row ({data.largest_weight()!r}), "
+                f"so their total vanishes beside it", argument="weight",
+                value=data.largest_weight())
 
 
 NO_ROWS = ScanTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, math.inf, -math.inf)

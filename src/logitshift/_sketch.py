@@ -391,10 +391,10 @@ class Sketch:
                              argument="data")
         sketch = cls(data["width"], data["order"])
         # Dicts written before the weights had units are in units of 1.
+        values = {"scale_exponent": 0, **data}
         sketch._scanned = ScanTotals(**{
             field.name: (int if field.name in ("n_rows", "scale_exponent") else float)(
-                data.get(field.name, 0) if field.name == "scale_exponent" else data[field.name])
-            for field in fields(ScanTotals)})
+                values[field.name]) for field in fields(ScanTotals)})
         sketch._centres = np.asarray(data["centres"], dtype=np.float64).reshape(-1)
         sketch._tables = np.asarray(data["tables"], dtype=np.float64).reshape(
             sketch._centres.size, 2, sketch.order)

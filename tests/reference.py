@@ -77,3 +77,59 @@ def shift(labels, offsets=0.0, weights=None) -> mp.mpf:
         else:  # pragma: no cover
             raise RuntimeError("reference Newton did not converge")
         return +x
+
+
+def _working_bits(rows) -> int:
+    """Bits that hold ``offset + shift`` exactly enough for any offset of these rows: at
+    offsets of 1e300 the sum of 1e300 and a shift of order 1 needs ~1000 bits more than 53."""
+    largest = max((abs(f) for f, y, w in rows), default=mp.mpf(1))
+    return 53 + 4 * DIGITS + max(0, int(mp.log(max(largest, 1), 2)) + 1)
+
+
+def shift_any_offsets(labels, offsets=0.0, weights=None) -> mp.mpf:
+    """The optimal shift to ``DIGITS`` digits for offsets of any finite size (1e300 included).
+
+    Newton on ``log(negative part) - log(positive part)``, whose slope is in (0, 2), in enough
+    bits that ``offset + shift`` is exact; mpmath's exponents are unbounded, so
+    ``σ(-1e300)`` is an ordinary number here.
+    """
+    rows = groups(labels, offsets, weights)
+    with mp.workprec(_working_bits(rows)):
+        rows = [(mp.mpf(f), mp.mpf(y), mp.mpf(w)) for f, y, w in rows]
+        positives = mp.fsum(w * y for f, y, w in rows)
+        total = mp.fsum(w for f, y, w in rows)
+        center = mp.log(positives) - mp.log(total - positives)
+        lo = center - max(f for f, y, w in rows)
+        hi = center - min(f for f, y, w in rows)
+        x = center - mp.fsum(w * f for f, y, w in rows) / total
+        for _ in range(5000):
+            up = [(w, _sigmoid(f + x), _sigmoid(-(f + x)), y) for f, y, w in rows]
+            negative = mp.fsum(w * (1 - y) * s for w, s, t, y in up)
+            positive = mp.fsum(w * y * t for w, s, t, y in up)
+            slope = (mp.fsum(w * (1 - y) * s * t for w, s, t, y in up) / negative
+                     + mp.fsum(w * y * s * t for w, s, t, y in up) / positive)
+            phi = mp.log(negative) - mp.log(positive)
+            if phi > 0:
+                hi = x
+            else:
+                lo = x
+            step = -phi / slope
+            if not lo < x + step < hi:  # safeguard: bisect
+                step = (lo + hi) / 2 - x
+            x += step
+            if abs(step) < mp.mpf(10) ** (-DIGITS - 5) * max(1, abs(x)):
+                break
+        else:  # pragma: no cover
+            raise RuntimeError("reference Newton did not converge")
+        return +x
+
+
+def sums_any_offsets(labels, offsets, weights, shift) -> dict[str, mp.mpf]:
+    """Hessian and total loss at ``shift`` (an mpf), for offsets of any finite size."""
+    rows = groups(labels, offsets, weights)
+    with mp.workprec(_working_bits(rows)):
+        x = mp.mpf(shift)
+        hessian = mp.fsum(w * _sigmoid(f + x) * _sigmoid(-(f + x)) for f, y, w in rows)
+        loss = mp.fsum(w * ((1 - y) * mp.log1p(mp.exp(f + x)) + y * mp.log1p(mp.exp(-(f + x))))
+                       for f, y, w in rows)
+        return {"hessian": +hessian, "loss": +loss}

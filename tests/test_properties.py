@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import warnings
+
 import numpy as np
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
@@ -98,3 +101,33 @@ def test_flipping_labels_and_offsets_negates_the_shift(problem):
     base = logitshift.fit(labels, offsets, weights)
     mirrored = logitshift.fit(1 - labels, -offsets, weights)
     assert close(mirrored.shift, -base.shift)
+
+
+def _shift_by(how: str, labels, offsets, weights, unit: int) -> float:
+    """The shift by one path, the weights (and the pseudo-count) times ``2**unit``."""
+    w = np.ldexp(weights.astype(np.float64), unit)
+    if how == "closed_form":
+        return logitshift.fit(labels, 0.75, w).shift
+    if how == "pseudo_count":
+        return logitshift.fit(labels, offsets, w, pseudo_count=math.ldexp(1.5, unit)).shift
+    if how == "chunks":
+        half = labels.size // 2
+        first = logitshift.Sketch().update(labels[:half], offsets[:half], w[:half])
+        second = logitshift.Sketch().update(labels[half:], offsets[half:], w[half:])
+        streamed = logitshift.Sketch().update(labels[:half], offsets[:half], w[:half])
+        streamed.update(labels[half:], offsets[half:], w[half:])
+        merged = (first + second).solve().shift
+        assert streamed.solve().shift == merged
+        return merged
+    return logitshift.fit(labels, offsets, w, method=how).shift
+
+
+@given(problems(), st.integers(-1072, 1021),
+       st.sampled_from(["auto", "newton", "closed_form", "pseudo_count", "chunks"]))
+def test_scaling_the_weights_by_a_power_of_two_leaves_the_shift_to_the_bit(problem, unit, how):
+    # Integer weights up to 4 times 2**unit stay finite and non-zero, and exact.
+    labels, offsets, weights = problem
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # degenerate halves of a stream
+        assert (_shift_by(how, labels, offsets, weights, unit)
+                == _shift_by(how, labels, offsets, weights, 0))

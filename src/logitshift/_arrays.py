@@ -9,7 +9,7 @@ the rows are validated in the kernels' pass, and phrased as the numpy validators
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -19,11 +19,11 @@ from . import _kernels
 from ._kernels import (N_STATS, S_ACTIVE_NEG, S_ACTIVE_POS, S_FIRST_BAD, S_OFFSET_MAX,
                        S_OFFSET_MIN, S_POSITIVES, S_WEIGHT, S_WEIGHTED_OFFSET)
 from ._report import c_statistic
-from ._rows import (Prepared, ScanTotals, in_threads, raise_for_bad_rows, row_ranges,
-                    terms_from_sums)
+from ._rows import (Prepared, ScanTotals, exact_log_parts, in_threads, raise_for_bad_rows,
+                    rescaled_pass, row_ranges, terms_from_sums)
 from ._sketch import CellBudgetExceeded, Sketch
 from ._slope import ArraySlopeCurve
-from ._solve import ArrayCurve, Curve, Terms
+from ._solve import ArrayCurve, Curve, Terms, with_log_parts
 from ._validate import InputError, check_columns, column_roles
 
 __all__ = ["curve_of", "scored_arrays", "ScoredArrays", "frame_columns", "scan_totals",
@@ -113,7 +113,13 @@ def frame_columns(frame: Any, label: Any, offset: Any = None, weight: Any = None
 
 
 def scan_totals(data: Prepared) -> ScanTotals:
-    """One pass: validate and total, without tables."""
+    """One pass: validate and total, without tables; a second only for weights whose sum
+    is not ordinary (`_rows.rescaled_pass`), the totals then in the units it gives."""
+    scanned, exponent = rescaled_pass(data, _scan_totals, lambda totals: totals)
+    return replace(scanned, scale_exponent=exponent)
+
+
+def _scan_totals(data: Prepared) -> ScanTotals:
     ranges = row_ranges(data.n_rows)
     if data.weights is None and np.ndim(data.offsets) == 0 and data.labels.dtype.kind in "biu":
         return _count_labels(data, ranges)
@@ -154,6 +160,7 @@ class ExactCurve:
 
     def __init__(self, data: Prepared) -> None:
         scanned = scan_totals(data)
+        data = data.in_units(scanned.scale_exponent)
         self._arguments = data.kernel_arguments
         self._ranges = row_ranges(data.n_rows)
         self.totals = scanned.curve_totals()
@@ -165,8 +172,10 @@ class ExactCurve:
         parts = np.zeros((len(self._ranges), 2 * n))
         in_threads([partial(_kernels.exact_terms, *self._arguments, float(shift), start, stop,
                             parts[t]) for t, (start, stop) in enumerate(self._ranges)])
-        return terms_from_sums(np.stack([parts[:, :n].sum(axis=0), parts[:, n:].sum(axis=0)],
-                                        axis=1))
+        terms = terms_from_sums(np.stack([parts[:, :n].sum(axis=0), parts[:, n:].sum(axis=0)],
+                                         axis=1))
+        return with_log_parts(terms, float(shift), self.totals.weight_sum, partial(
+            exact_log_parts, self._arguments, self._ranges))
 
 
 class ConstantCurve:
@@ -174,7 +183,8 @@ class ConstantCurve:
 
     def __init__(self, totals: ScanTotals, offset: float) -> None:
         self._rows = ArrayCurve(np.array([1.0, 0.0]), np.full(2, offset),
-                                np.array([totals.active_positives, totals.active_negatives]))
+                                np.array([totals.active_positives, totals.active_negatives]),
+                                scale_exponent=totals.scale_exponent)
         self.totals = totals.curve_totals()
         self.passes = 1
 

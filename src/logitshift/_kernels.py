@@ -22,9 +22,10 @@ import numba as nb
 import numpy as np
 
 __all__ = [
-    "N_STATS", "N_TERMS", "N_SLOPE_TERMS", "totals", "fill", "fill_unweighted",
-    "count_labels", "exact_terms", "sketch_terms", "slope_terms", "derivative_coefficients",
-    "compile_vectorized", "polynomial_derivatives", "sketch_polynomials",
+    "N_STATS", "N_TERMS", "N_LOG", "N_SLOPE_TERMS", "totals", "fill", "fill_unweighted",
+    "count_labels", "exact_terms", "sketch_terms", "exact_log_parts", "sketch_log_parts",
+    "slope_terms", "derivative_coefficients", "compile_vectorized", "polynomial_derivatives",
+    "sketch_polynomials",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -49,6 +50,18 @@ N_STATS = 17
 #: negative, positive, gradient (certain part), gradient (tails), negative and positive
 #: curvature, loss: the fields of `_solve.Terms`, the gradient in two parts.
 N_TERMS = 7
+
+#: The log passes write, per label part (negative, then positive), a log-sum-exp in progress:
+#: anchor, residual (the pivot's), the sum of the terms over the pivot and its compensation,
+#: the same sum weighted by the slopes and its compensation.
+N_LOG = 12
+_LOG_FIELDS = 6
+#: As `_solve._DEEP`: below it, log σ(x) is kept as its anchor (an offset) plus the rest.
+_DEEP = -700.0
+# The log passes run only on separable data, where they are the whole cost of an evaluation;
+# IEEE semantics are what their exactness rests on.
+_LOG_OPTIONS = dict(_OPTIONS, fastmath=False)
+_LOG_HELPER = dict(_LOG_OPTIONS, inline="always")
 
 
 @nb.njit(**_HELPER)
@@ -796,3 +809,150 @@ def sketch_polynomials(centres, tables, shift, negative, positive, factorials, p
                 per_cell[b, label] = total
             out[label, 0], out[label, 1] = _add(out[label, 0], out[label, 1], total)
     return out
+
+
+@nb.njit(**_LOG_HELPER)
+def _log_add(state, base, anchor, residual, slope):
+    """Add ``exp(anchor + residual)`` (and that times ``slope``) to the log-sum-exp at
+    ``state[base:base + 6]``: its pivot (the largest term so far, as anchor and residual) and
+    the compensated sums of the terms over the pivot. Anchors are subtracted apart from
+    residuals, so that equal anchors of 1e300 cancel exactly."""
+    if state[base + 2] == 0.0:
+        state[base] = anchor
+        state[base + 1] = residual
+        state[base + 2] = 1.0
+        state[base + 3] = 0.0
+        state[base + 4] = slope
+        state[base + 5] = 0.0
+        return
+    gap = (anchor - state[base]) + (residual - state[base + 1])
+    if not math.isfinite(gap):  # anchors 3e308 apart: their rounded sums will do
+        gap = (anchor + residual) - (state[base] + state[base + 1])
+    if gap > 0.0:
+        # A new pivot: rescale what was summed over the old one.
+        factor = math.exp(-gap)
+        state[base] = anchor
+        state[base + 1] = residual
+        state[base + 2] *= factor
+        state[base + 3] *= factor
+        state[base + 4] *= factor
+        state[base + 5] *= factor
+        term = 1.0
+    else:
+        term = math.exp(gap)
+    state[base + 2], state[base + 3] = _add(state[base + 2], state[base + 3], term)
+    state[base + 4], state[base + 5] = _add(state[base + 4], state[base + 5], term * slope)
+
+
+@nb.njit(**_LOG_HELPER)
+def _log_sigmoid_pieces(offset, shift, side):
+    """``log σ(x)`` for ``x = side · (offset + shift)`` as (anchor, residual): far below σ's
+    range the anchor is ``side · offset`` and the residual keeps the shift; elsewhere the
+    anchor is 0. Also returns ``σ(-x)``, the curvature over σ(x)."""
+    x = side * (offset + shift)
+    e = math.exp(-abs(x))
+    near = 1.0 / (1.0 + e)
+    far = e * near
+    if x < _DEEP:
+        return side * offset, side * shift - math.log1p(math.exp(x)), near
+    # log σ(x) = -softplus(-x)
+    return 0.0, -(max(-x, 0.0) + math.log1p(e)), far if x > 0 else near
+
+
+@nb.njit(**_LOG_OPTIONS)
+def exact_log_parts(offsets, has_offsets, constant_offset, labels, weights, has_weights,
+                    shift, scale, start, stop, out):
+    """The logarithms of the two label parts of the gradient at ``shift`` over rows
+    ``[start, stop)``, by log-sum-exp of ``log(w scale) + log σ(±z)``; into ``out[N_LOG]``
+    (see `N_LOG`). Only for parts that underflow (`_solve.with_log_parts`); the numpy
+    reference is `_solve.log_parts`."""
+    out[:] = 0.0
+    for i in range(start, stop):
+        f = float(offsets[i]) if has_offsets else constant_offset
+        w = (float(weights[i]) if has_weights else 1.0) * scale
+        if w == 0.0 or not math.isfinite(f):
+            continue
+        y = float(labels[i])
+        neg = w - w * y
+        pos = w * y
+        if neg > 0.0:
+            anchor, residual, slope = _log_sigmoid_pieces(f, shift, 1.0)
+            _log_add(out, 0, anchor, residual + math.log(neg), slope)
+        if pos > 0.0:
+            anchor, residual, slope = _log_sigmoid_pieces(f, shift, -1.0)
+            _log_add(out, _LOG_FIELDS, anchor, residual + math.log(pos), slope)
+
+
+@nb.njit(**_LOG_OPTIONS)
+def sketch_log_parts(centres, tables, width, shift, coefficients, factorials, scale, out):
+    """The logarithms of the two label parts of the gradient at ``shift`` from the Taylor
+    tables, by log-sum-exp over cells; into ``out[N_LOG]`` (see `N_LOG`).
+
+    With ``u = c + shift`` and ``s = σ(-|u|)``, a cell's negative part is, for ``u <= 0``,
+    ``σ(u) Σ_j Q_j(s) M_j / j!`` with ``Q_j = σ^(j) / σ``, the polynomial ``P_j(s) / s`` (the
+    rows ``P_j`` of ``coefficients`` have no constant term): ``log σ(u)`` plus the logarithm
+    of a bounded series, ``Σ w e^d`` far out. Its curvature is ``σ(u) Σ_j Q_(j+1)(s) M_j / j!``.
+    For ``u > 0`` the part is at least half the cell's weight and its linear series is
+    accurate (as in `sketch_terms`). The positive part mirrors this.
+    """
+    n_cells, _, order = tables.shape
+    out[:] = 0.0
+    q = np.empty(order + 1)
+    derivatives = np.empty(order + 1)
+    for b in range(n_cells):
+        c = centres[b]
+        u = c + shift
+        tail = math.exp(-abs(u))
+        s = tail / (1.0 + tail)  # σ(-|u|)
+        for j in range(order + 1):
+            r = 0.0
+            for k in range(order + 1, 0, -1):
+                r = r * s + coefficients[j, k]  # Q_j: P_j without its factor s
+            q[j] = r
+            derivatives[j] = r * s  # P_j(s) = σ^(j)(-|u|): coefficients[j, 0] is 0
+        for label in range(2):
+            if tables[b, label, 0] == 0.0:
+                continue
+            # side +1: the negative part, σ(u); side -1: the positive part, σ(-u).
+            side = 1.0 if label == 0 else -1.0
+            x = side * u
+            if x <= 0.0:
+                # σ(x) · Σ_j (±1)^j Q_j(s) M_j / j!: for the positive part the derivatives
+                # of σ(-·) alternate in sign.
+                series = 0.0
+                curvature = 0.0
+                sign = 1.0
+                for j in range(order):
+                    m = tables[b, label, j] / factorials[j] * scale
+                    series += sign * q[j] * m
+                    curvature += sign * q[j + 1] * m
+                    sign *= side
+                if not series > 0.0:
+                    continue
+                if x < _DEEP:
+                    anchor = side * c
+                    residual = side * shift - math.log1p(tail)
+                else:
+                    anchor = 0.0
+                    residual = x - math.log1p(tail)
+                _log_add(out, label * _LOG_FIELDS, anchor, residual + math.log(series),
+                         curvature / series)
+            else:
+                # The far side of 0: σ(x) >= 1/2, the part is linear and near M_0.
+                part = (1.0 - derivatives[0]) * tables[b, label, 0]
+                curvature = derivatives[1] * tables[b, label, 0]
+                sign = 1.0
+                for j in range(1, order):
+                    m = tables[b, label, j] / factorials[j]
+                    sign = -sign  # (-1)^j
+                    # σ^(j)(x) for x > 0 is (-1)^(j+1) D_j, and the positive part's
+                    # derivatives in u carry (-1)^j more.
+                    part_sign = -sign if label == 0 else -1.0
+                    curv_sign = sign if label == 0 else 1.0
+                    part += part_sign * derivatives[j] * m
+                    curvature += curv_sign * derivatives[j + 1] * m
+                part *= scale
+                curvature *= scale
+                if not part > 0.0:
+                    continue
+                _log_add(out, label * _LOG_FIELDS, 0.0, math.log(part), curvature / part)

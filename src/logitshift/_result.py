@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ._solve import Curve, profile_bound
+from ._solve import Curve, ldexp, profile_bound
 from ._validate import InputError, as_shift
 
 __all__ = ["ShiftFit", "LRTest", "ObservedExpected"]
@@ -183,10 +183,14 @@ class ShiftFit:
     status : str
         ``"closed_form"`` (constant offset: ``log(m / k) - offset``), ``"converged"``
         (Newton), ``"all_negative"`` / ``"all_positive"`` (degenerate labels: the shift is
-        infinite), or ``"max_iter"`` (Newton stopped without converging).
+        infinite), ``"max_iter"`` (Newton stopped without converging), or
+        ``"not_identifiable"`` (both parts of the gradient underflow and cannot be compared
+        in double precision, so ``shift`` is only the last point tried; the sources of this
+        package give the logarithms of the parts wherever they underflow, so it marks a curve
+        that does not).
     converged : bool
         Whether ``shift`` is the answer to working precision (True for every status but
-        ``"max_iter"``).
+        ``"max_iter"`` and ``"not_identifiable"``).
     iterations : int
         Newton iterations (0 for the closed form and the degenerate cases).
     n_rows : int
@@ -201,7 +205,9 @@ class ShiftFit:
         The same with the offsets unchanged (shift 0).
     se : float
         Standard error of the shift, ``1 / sqrt(Σ w σ(z)σ(-z))`` at the shift (the observed
-        information; ``inf`` when the shift is infinite).
+        information; ``inf`` when the shift is infinite). Where the information underflows
+        (data separated by a gap beyond σ's range) it comes from its logarithm: finite where
+        the true value is a double, ``inf`` beyond.
     pseudo_count : float
         The weight of each of the two pseudo-rows added to the data (0 for none). With a
         pseudo-count, ``se``, the intervals and the test use the likelihood that includes
@@ -233,6 +239,8 @@ class ShiftFit:
     _objective_loss: float = field(default=math.nan, compare=False)
     _objective_loss_at_zero: float = field(default=math.nan, compare=False)
     _expected: float = field(default=math.nan, compare=False)
+    # The private sums above and the curves' are in units of 2**_scale_exponent of the weights.
+    _scale_exponent: int = field(default=0, compare=False)
 
     def confint(self, level: float = 0.95, method: str = "profile") -> tuple[float, float]:
         """Confidence interval for the shift.
@@ -270,15 +278,20 @@ class ShiftFit:
         if method != "profile":
             raise InputError(f"method = {method!r} must be 'profile' or 'wald'",
                              argument="method", value=method)
-        half_quantile = 0.5 * z * z
+        # The curve's sums are in units of 2**scale_exponent of the weights: so is the rise
+        # z² / 2 of the total loss, which is z_units² / 2 in those units.
+        units = self._scale_exponent
+        half_quantile = ldexp(0.5 * z * z, -units)
+        z_units = ldexp(z, -(units // 2)) * (math.sqrt(0.5) if units % 2 else 1.0)
         if math.isinf(self.shift):
             finite = -1 if self.shift > 0 else 1
-            end = _degenerate_bound(self._objective, finite, 2.0 * math.log(z) - math.log(2.0))
+            end = _degenerate_bound(self._objective, finite, 2.0 * math.log(z_units)
+                                    - math.log(2.0))
             return (end, self.shift) if finite < 0 else (self.shift, end)
         # A difference of two total losses is accurate to about eps · |loss|; where that is
         # not far below the rise it is to find, sum the Hessians instead.
         if not 1e12 * _EPSILON * abs(self._objective_loss) < half_quantile:
-            near = _bound_near_minimum(self._objective, self.shift, z)
+            near = _bound_near_minimum(self._objective, self.shift, z_units)
             if near is not None:
                 return near
         start = 1.5 * z * self.se if math.isfinite(self.se) else 1.0
@@ -307,11 +320,12 @@ class ShiftFit:
         -------
         float
         """
-        return self._data.evaluate(as_shift(shift)).loss / self.weight_sum
+        return self._data.evaluate(as_shift(shift)).loss / self._data.totals.weight_sum
 
     def lr_test(self) -> LRTest:
         """Likelihood-ratio test that the shift is 0, chi-square with 1 degree of freedom."""
-        statistic = max(0.0, 2.0 * (self._objective_loss_at_zero - self._objective_loss))
+        statistic = max(0.0, ldexp(2.0 * (self._objective_loss_at_zero - self._objective_loss),
+                                   self._scale_exponent))
         return LRTest(statistic, math.erfc(math.sqrt(0.5 * statistic)))
 
     @property
@@ -322,14 +336,24 @@ class ShiftFit:
     def observed_expected_at(self, level: float) -> ObservedExpected:
         """Observed / expected positives at shift 0 with an interval of the given level."""
         z = normal_quantile(level)
-        observed, expected = self.positives, self._expected
+        # In the sums' units: the ratio does not depend on them, the spread as 1 / sqrt.
+        exponent = self._scale_exponent
+        observed = ldexp(self.positives, -exponent)
+        weight_sum = ldexp(self.weight_sum, -exponent)
+        if exponent and self._data is not None:
+            observed, weight_sum = self._data.totals.positives, self._data.totals.weight_sum
+        expected = self._expected
         ratio = observed / expected if expected > 0 else math.inf
         if observed > 0:
-            spread = z * math.sqrt(max(0.0, 1.0 - observed / self.weight_sum) / observed)
-            low, high = ratio * math.exp(-spread), ratio * math.exp(spread)
+            spread = z * ldexp(math.sqrt(max(0.0, 1.0 - observed / weight_sum) / observed
+                                         * 2.0 ** (exponent % 2)), -(exponent // 2 + exponent % 2))
+            # Weights of 5e-324 carry almost no information: the interval is (0, inf).
+            low = ratio * math.exp(-spread)
+            high = ratio * math.exp(spread) if spread < 700 else math.inf
         else:
             low, high = 0.0, math.inf
-        return ObservedExpected(ratio, observed, expected, low, high, level)
+        return ObservedExpected(ratio, self.positives, ldexp(expected, exponent), low, high,
+                                level)
 
     def to_dict(self, level: float = 0.95) -> dict[str, Any]:
         """The result as plain Python values, with the profile interval, the likelihood-ratio

@@ -16,18 +16,20 @@ import re
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, fields
-from functools import cached_property
+from dataclasses import dataclass, fields, replace
+from functools import cached_property, partial
 from typing import Any
 
 import numba
 import numpy as np
 
-from ._solve import CurveTotals, Terms, mean_within
+from . import _kernels
+from ._solve import CurveTotals, LogPart, Terms, ldexp, mean_within, weight_exponent
 from ._validate import InputError, as_labels, as_offset, as_weight, check_infinite_offsets
 
 __all__ = ["Prepared", "ScanTotals", "NO_ROWS", "max_threads", "row_ranges", "in_threads",
-           "raise_for_bad_rows", "terms_from_sums"]
+           "raise_for_bad_rows", "terms_from_sums", "rescaled_pass", "log_parts_from_states",
+           "exact_log_parts"]
 
 #: Fewer rows than this per thread are not worth a thread.
 _ROWS_PER_THREAD = 1 << 16
@@ -89,6 +91,17 @@ class Prepared:
         raise InputError(f"row {row + self.first_row} is invalid",  # pragma: no cover
                          index=row + self.first_row)
 
+    def in_units(self, exponent: int) -> Prepared:
+        """The same rows with every weight divided by ``2**exponent`` (exact, but for weights
+        more than 2**1074 below the largest, which underflow). A copy of the weights: only
+        for weights at the ends of the double range."""
+        if exponent == 0 or self.weights is None:
+            return self
+        return replace(self, weights=np.ldexp(self.weights.astype(np.float64), -exponent))
+
+    def largest_weight(self) -> float:
+        return float(np.max(self.weights)) if self.weights is not None else 1.0
+
     @cached_property
     def kernel_arguments(self) -> tuple:
         """The kernels' leading arguments; made once, since a dtype the kernels do not read
@@ -123,6 +136,8 @@ class ScanTotals:
     weighted_offset: float
     offset_min: float
     offset_max: float
+    #: The weighted totals are in units of ``2**scale_exponent`` (see `_solve.weight_exponent`).
+    scale_exponent: int = 0
 
     def curve_totals(self) -> CurveTotals:
         active = self.active_negatives + self.active_positives
@@ -132,14 +147,68 @@ class ScanTotals:
             active_positives=self.active_positives, active_negatives=self.active_negatives,
             offset_min=self.offset_min, offset_max=self.offset_max,
             offset_mean=mean_within(mean, self.offset_min, self.offset_max),
+            scale_exponent=self.scale_exponent,
         )
 
+    def common_exponent(self, other: ScanTotals) -> int:
+        """The units two totals add in: the larger, so that nothing overflows (totals of no
+        weight take the other's)."""
+        if other.weight_sum == 0:
+            return self.scale_exponent
+        if self.weight_sum == 0:
+            return other.scale_exponent
+        return max(self.scale_exponent, other.scale_exponent)
+
+    def in_units(self, exponent: int) -> ScanTotals:
+        """The same totals in units of ``2**exponent``."""
+        change = self.scale_exponent - exponent
+        if change == 0:
+            return self
+        return replace(self, scale_exponent=exponent, **{
+            name: ldexp(getattr(self, name), change) for name in _WEIGHTED})
+
     def __add__(self, other: ScanTotals) -> ScanTotals:
-        combine = {"offset_min": min, "offset_max": max}
+        exponent = self.common_exponent(other)
+        mine, theirs = self.in_units(exponent), other.in_units(exponent)
+        combine = {"offset_min": min, "offset_max": max, "scale_exponent": max}
         return ScanTotals(**{
-            field.name: combine.get(field.name, operator.add)(getattr(self, field.name),
-                                                              getattr(other, field.name))
+            field.name: combine.get(field.name, operator.add)(getattr(mine, field.name),
+                                                              getattr(theirs, field.name))
             for field in fields(ScanTotals)})
+
+
+_WEIGHTED = ("weight_sum", "positives", "active_negatives", "active_positives",
+             "weighted_offset")
+
+
+def rescaled_pass(data: Prepared, scan: Callable[[Prepared], Any],
+                  totals_of: Callable[[Any], ScanTotals]) -> tuple[Any, int]:
+    """``scan(data)``, and where the weights' sum is not ordinary (it overflows, or is below
+    2**-500, see `_solve.weight_exponent`), the same pass again over the weights in units
+    that make it ordinary: the common case makes one pass and no copy. Returns what the last
+    pass returned and the exponent of its units."""
+    with np.errstate(over="ignore", invalid="ignore"):  # sums that overflow are redone
+        scanned = scan(data)
+    totals = totals_of(scanned)
+    exponent = weight_exponent(
+        totals.weight_sum, (totals.positives, totals.active_positives, totals.active_negatives),
+        data.largest_weight)
+    if exponent:
+        scanned = scan(data.in_units(exponent))
+        _check_nothing_vanished(data, totals, totals_of(scanned))
+    return scanned, exponent
+
+
+def _check_nothing_vanished(data: Prepared, before: ScanTotals, after: ScanTotals) -> None:
+    """Weights more than 2**1074 apart have no common unit: a label whose every weight is
+    that much lighter than the heaviest vanishes, and the shift would come out infinite."""
+    for name, label in (("active_positives", "1"), ("active_negatives", "0")):
+        if getattr(before, name) > 0 and getattr(after, name) == 0:
+            raise InputError(
+                f"weight spans more than the range of doubles: every row labelled {label} "
+                f"weighs less than 2**-1074 of the heaviest row ({data.largest_weight()!r}), "
+                f"so their total vanishes beside it", argument="weight",
+                value=data.largest_weight())
 
 
 NO_ROWS = ScanTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, math.inf, -math.inf)
@@ -151,6 +220,35 @@ def terms_from_sums(sums: np.ndarray) -> Terms:
     value = (sums[:, 0] + np.where(np.isfinite(sums[:, 0]), sums[:, 1], 0.0)).tolist()
     return Terms(negative=value[0], positive=value[1], gradient=value[2] + value[3],
                  negative_curvature=value[4], positive_curvature=value[5], loss=value[6])
+
+
+def log_parts_from_states(states: np.ndarray, exponent: int
+                          ) -> tuple[LogPart | None, LogPart | None]:
+    """The two parts' logarithms from the log-sum-exp states a log pass wrote, one row per
+    range (see `_kernels.N_LOG`), their weights in units of ``2**exponent``."""
+    parts: list[LogPart | None] = []
+    half = _kernels.N_LOG // 2
+    for base in (0, half):
+        total = None
+        for state in np.atleast_2d(states)[:, base:base + half]:
+            anchor, residual, value, value_c, slope, slope_c = state.tolist()
+            if value == 0.0:
+                continue
+            value += value_c
+            part = LogPart(anchor, residual + math.log(value), (slope + slope_c) / value,
+                           exponent)
+            total = part if total is None else total + part
+        parts.append(total)
+    return parts[0], parts[1]
+
+
+def exact_log_parts(arguments: tuple, ranges: list[tuple[int, int]], shift: float,
+                    scale: float, exponent: int) -> tuple[LogPart | None, LogPart | None]:
+    """The log pass over rows (`_kernels.exact_log_parts`), one range per thread."""
+    states = np.zeros((len(ranges), _kernels.N_LOG))
+    in_threads([partial(_kernels.exact_log_parts, *arguments, shift, scale, start, stop,
+                        states[t]) for t, (start, stop) in enumerate(ranges)])
+    return log_parts_from_states(states, exponent)
 
 
 def max_threads() -> int:

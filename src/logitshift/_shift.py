@@ -12,7 +12,8 @@ from dataclasses import replace
 from typing import Any
 
 from ._result import ShiftFit
-from ._solve import DEFAULT_TOL, ArrayCurve, Curve, Terms, pseudo_rows, solve_curve
+from ._solve import (DEFAULT_TOL, TINY, ArrayCurve, Curve, Terms, ldexp, pseudo_rows,
+                     solve_curve)
 from ._validate import InputError, as_nonnegative_float, as_positive_int, warn
 
 __all__ = ["fit_curve", "check_options", "METHODS"]
@@ -92,18 +93,21 @@ def fit_curve(
     if pseudo is not None:
         objective_at_shift = at_shift + pseudo.evaluate(shift)
         objective_at_zero = at_zero + pseudo.evaluate(0.0)
-    information = objective_at_shift.hessian
+    # The sums are in units of 2**exponent of the weights: totals go back to the user's
+    # units (weight_sum is inf where the true sum is beyond the doubles), means and ratios
+    # need not.
+    exponent = data.totals.scale_exponent
     result = ShiftFit(
         shift=shift,
         status=status,
         converged=converged,
         iterations=iterations,
         n_rows=data.totals.n_rows,
-        weight_sum=data.totals.weight_sum,
-        positives=data.totals.positives,
+        weight_sum=ldexp(data.totals.weight_sum, exponent),
+        positives=ldexp(data.totals.positives, exponent),
         loss=at_shift.loss / data.totals.weight_sum,
         loss_at_zero=at_zero.loss / data.totals.weight_sum,
-        se=1.0 / math.sqrt(information) if information > 0 else math.inf,
+        se=standard_error(objective_at_shift, exponent),
         pseudo_count=pseudo_count,
         method="closed_form" if status == "closed_form" else method,
         passes=data.passes,
@@ -113,9 +117,27 @@ def fit_curve(
         _objective_loss_at_zero=objective_at_zero.loss,
         # Rows with infinite offsets expect what they observe, so O - E = -gradient(0).
         _expected=data.totals.positives + at_zero.gradient,
+        _scale_exponent=exponent,
     )
     _warn_about(result, objective_at_shift.gradient)
     return result
+
+
+def standard_error(terms: Terms, exponent: int) -> float:
+    """``1 / sqrt(H)`` with ``H`` the Hessian in units of ``2**exponent``. Where ``H``
+    underflows (separable data), from ``log H``, which the logarithms of the gradient's parts
+    give: finite where the true value is a double, ``inf`` beyond."""
+    information = terms.hessian
+    if information >= TINY:
+        half, odd = divmod(exponent, 2)
+        return ldexp(1.0 / math.sqrt(ldexp(information, odd)), -half)
+    log_information = terms.log_hessian()
+    if log_information == -math.inf:
+        return math.inf
+    try:
+        return math.exp(-0.5 * (log_information + exponent * math.log(2.0)))
+    except OverflowError:
+        return math.inf
 
 
 def _warn_about(result: ShiftFit, gradient: float) -> None:
@@ -123,6 +145,9 @@ def _warn_about(result: ShiftFit, gradient: float) -> None:
         which = "0" if result.status == "all_negative" else "1"
         warn(f"every label is {which} (of the rows with weight and a finite offset): the "
              f"optimal shift is {result.shift}; pass pseudo_count > 0 for a finite one")
+    elif result.status == "not_identifiable":
+        warn(f"both parts of the gradient underflow at shift {result.shift!r} and cannot be "
+             f"compared in double precision: the shift is not identifiable from these sums")
     elif not result.converged:
         warn(f"did not converge after {result.iterations} iterations; last shift "
              f"{result.shift!r}, gradient {gradient:.3g}")

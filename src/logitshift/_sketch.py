@@ -16,7 +16,7 @@ from collections.abc import Callable
 import math
 import struct
 import zlib
-from dataclasses import MISSING, asdict, dataclass, fields
+from dataclasses import MISSING, asdict, dataclass, fields, replace
 from functools import partial
 from typing import Any
 
@@ -27,11 +27,11 @@ from ._kernels import (N_STATS, S_ANCHOR, S_FIRST_BAD, S_HIGH, S_LOW, S_OFFSET_M
                        S_OFFSET_MIN, S_OVERFLOW, S_POSITIVES, S_WEIGHT)
 from ._report import CalibrationReport, build_report, c_statistic_of_cells
 from ._result import ShiftFit
-from ._rows import (NO_ROWS, Prepared, ScanTotals, in_threads, raise_for_bad_rows,
-                    row_ranges, terms_from_sums)
+from ._rows import (NO_ROWS, Prepared, ScanTotals, in_threads, log_parts_from_states,
+                    raise_for_bad_rows, rescaled_pass, row_ranges, terms_from_sums)
 from ._shift import fit_curve
 from ._slope import SlopeFit, SlopeTerms, fit_slope_curve, scaled_totals, warn_about
-from ._solve import CurveTotals, Terms
+from ._solve import CurveTotals, LogPart, Terms, ldexp, with_log_parts
 from ._validate import InputError, as_positive_int, as_shift
 
 __all__ = ["Sketch", "CellRates", "CellBudgetExceeded", "scan_arrays", "fill_reference",
@@ -147,6 +147,19 @@ def _fill_kernel(arguments: tuple) -> tuple[Callable[..., None], tuple]:
     return _kernels.fill, arguments
 
 
+def scan_in_units(data: Prepared, width: float, order: int, threads: int | None = None,
+                  max_cells: int | None = None) -> tuple[ScanTotals, np.ndarray, np.ndarray]:
+    """`scan_arrays`, and where the weights' sum is not ordinary, again in units that make it
+    so (`_rows.rescaled_pass`); the totals say which."""
+    (scanned, centres, tables), exponent = rescaled_pass(
+        data, partial(scan_arrays, width=width, order=order, threads=threads,
+                      max_cells=max_cells),
+        lambda result: result[0])
+    if exponent:
+        scanned = replace(scanned, scale_exponent=exponent)
+    return scanned, centres, tables
+
+
 def _weighted_offset(centres: np.ndarray, tables: np.ndarray) -> float:
     """``Σ w f`` from the tables (nan where offsets of ±1e306 overflow it: `mean_within`
     copes)."""
@@ -250,6 +263,15 @@ def fill_reference(labels: np.ndarray, offsets: np.ndarray, weights: np.ndarray 
     powers = (f - centres)[:, None] ** np.arange(order)
     rows = np.stack([(w - w * y)[:, None] * powers, (w * y)[:, None] * powers], axis=1)
     return _combine(centres, rows)
+
+
+def _in_units(tables: np.ndarray, exponent: int, target: int) -> np.ndarray:
+    """Tables in units of ``2**exponent`` expressed in units of ``2**target`` (exact, but for
+    what falls below the smallest double)."""
+    if exponent == target:
+        return tables
+    with np.errstate(over="ignore", under="ignore"):
+        return np.ldexp(tables, exponent - target)
 
 
 def _combine(cells: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -366,7 +388,7 @@ class Sketch:
             threads = as_positive_int(threads, "threads")
         if data.labels.shape[0] == 0:
             return self
-        self._absorb(*scan_arrays(data, self.width, self.order, threads, self.max_cells))
+        self._absorb(*scan_in_units(data, self.width, self.order, threads, self.max_cells))
         return self
 
     @classmethod
@@ -374,14 +396,18 @@ class Sketch:
         """The sketch (default grid) of arrays already checked for type and shape; raises
         :class:`CellBudgetExceeded` past the default budget."""
         sketch = cls()
-        sketch._absorb(*scan_arrays(data, sketch.width, sketch.order,
-                                    max_cells=sketch.max_cells))
+        sketch._absorb(*scan_in_units(data, sketch.width, sketch.order,
+                                      max_cells=sketch.max_cells))
         return sketch
 
     def _absorb(self, scanned: ScanTotals, centres: np.ndarray, tables: np.ndarray) -> None:
+        # Tables in different units add in the larger (a power of two apart: exact).
+        exponent = self._scanned.common_exponent(scanned)
+        mine = _in_units(self._tables, self._scanned.scale_exponent, exponent)
+        theirs = _in_units(tables, scanned.scale_exponent, exponent)
         total = self._scanned + scanned
         centres, tables = _combine(np.concatenate([self._centres, centres]),
-                                   np.concatenate([self._tables, tables]))
+                                   np.concatenate([mine, theirs]))
         if centres.size > self.max_cells:
             raise CellBudgetExceeded(centres.size, self.max_cells, total.offset_min,
                                      total.offset_max, self.width, self.order)
@@ -425,22 +451,35 @@ class Sketch:
         return self._centres.size
 
     def evaluate(self, shift: float) -> Terms:
-        """Every sum at ``shift`` (any float but NaN, ``±inf`` included)."""
-        return terms_from_sums(_kernels.sketch_terms(
-            self._centres, self._tables, self.width, as_shift(shift), _COEFFICIENTS,
-            _FACTORIALS, _NO_CELLS))
+        """Every sum at ``shift`` (any float but NaN, ``±inf`` included), in the units of
+        ``totals`` (the curve protocol)."""
+        shift = as_shift(shift)
+        terms = terms_from_sums(_kernels.sketch_terms(
+            self._centres, self._tables, self.width, shift, _COEFFICIENTS, _FACTORIALS,
+            _NO_CELLS))
+        return with_log_parts(terms, shift, self._scanned.weight_sum, self._log_parts)
+
+    def _log_parts(self, shift: float, scale: float, exponent: int
+                   ) -> tuple[LogPart | None, LogPart | None]:
+        state = np.zeros(_kernels.N_LOG)
+        _kernels.sketch_log_parts(self._centres, self._tables, self.width, shift, _COEFFICIENTS,
+                                  _FACTORIALS, scale, state)
+        return log_parts_from_states(state, exponent)
+
+    def _in_users_units(self, value: float) -> float:
+        return ldexp(value, self._scanned.scale_exponent)
 
     def loss(self, shift: float) -> float:
         """Total weighted cross-entropy ``Σ w BCE(y, offset + shift)``."""
-        return self.evaluate(shift).loss
+        return self._in_users_units(self.evaluate(shift).loss)
 
     def gradient(self, shift: float) -> float:
         """Its derivative ``Σ w (σ(offset + shift) - y)``."""
-        return self.evaluate(shift).gradient
+        return self._in_users_units(self.evaluate(shift).gradient)
 
     def hessian(self, shift: float) -> float:
         """Its second derivative ``Σ w σ(z) σ(-z)``, the observed information."""
-        return self.evaluate(shift).hessian
+        return self._in_users_units(self.evaluate(shift).hessian)
 
     def cells(self, shift: float = 0.0) -> CellRates:
         """Observed and expected positives per occupied cell at ``shift``.
@@ -457,8 +496,11 @@ class Sketch:
         negatives, positives = self._tables[:, 0, 0], self._tables[:, 1, 0]
         # Σ w σ(z) = Σ w (1 - y) σ(z) + Σ w y - Σ w y σ(-z)
         expected = parts[:, 0] + (positives - parts[:, 1])
-        return CellRates(centre=self._centres.copy(), weight=negatives + positives,
-                         observed=positives.copy(), expected=expected)
+        exponent = self._scanned.scale_exponent
+        return CellRates(centre=self._centres.copy(),
+                         weight=_in_units(negatives + positives, 0, -exponent),
+                         observed=_in_units(positives, 0, -exponent).copy(),
+                         expected=_in_units(expected, 0, -exponent))
 
     def solve(self, **fit_options: Any) -> ShiftFit:
         """The :class:`ShiftFit` of the rows seen so far; ``pseudo_count``, ``tol`` and
@@ -513,14 +555,16 @@ class Sketch:
         """``Σ w (1 - y) P(p)`` and ``Σ w y Q(p)`` with ``p = σ(offset + shift)``, for
         polynomials ``P`` and ``Q`` (coefficients by power), from the tables alone: each is a
         Taylor series around the cell centres, exact to rounding like every other sum. Rows of
-        infinite offset are in no cell (``p`` is their label there)."""
+        infinite offset are in no cell (``p`` is their label there). In the user's units, as
+        :meth:`loss`."""
         parts = []
         for polynomial in (negative, positive):
             parts.append(_kernels.polynomial_derivatives(np.asarray(polynomial, float),
                                                          self.order))
         sums = _kernels.sketch_polynomials(self._centres, self._tables, float(shift), *parts,
                                            _FACTORIALS, _NO_CELLS)
-        return float(sums[0, 0] + sums[0, 1]), float(sums[1, 0] + sums[1, 1])
+        return (self._in_users_units(float(sums[0, 0] + sums[0, 1])),
+                self._in_users_units(float(sums[1, 0] + sums[1, 1])))
 
     def validate(self, *, bins: int = 10, level: float = 0.95) -> CalibrationReport:
         """The :class:`CalibrationReport` of the rows seen so far, from the tables alone.

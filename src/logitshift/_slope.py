@@ -10,14 +10,14 @@ reference over arrays, is another.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
 from ._losses import sigmoid_pair, softplus, times
 from ._result import normal_quantile
-from ._solve import DEFAULT_TOL, ArrayCurve, Curve, CurveTotals, solve_curve
+from ._solve import DEFAULT_TOL, ArrayCurve, Curve, CurveTotals, ldexp, solve_curve
 from ._validate import InputError, as_numeric, as_positive_int, check_infinite_offsets, warn
 
 __all__ = ["SlopeTerms", "SlopeCurve", "ArraySlopeCurve", "SlopeFit", "SlopeIntervals",
@@ -54,11 +54,8 @@ class SlopeCurve(Protocol):
 def scaled_totals(totals: CurveTotals, slope: float) -> CurveTotals:
     """The totals of the offsets ``slope · offset``: what the shift's bracket needs."""
     low, high = sorted((slope * totals.offset_min, slope * totals.offset_max))
-    return CurveTotals(
-        n_rows=totals.n_rows, weight_sum=totals.weight_sum, positives=totals.positives,
-        active_positives=totals.active_positives, active_negatives=totals.active_negatives,
-        offset_min=low, offset_max=high, offset_mean=min(max(slope * totals.offset_mean, low),
-                                                         high))
+    return replace(totals, offset_min=low, offset_max=high,
+                   offset_mean=min(max(slope * totals.offset_mean, low), high))
 
 
 class ArraySlopeCurve:
@@ -76,6 +73,10 @@ class ArraySlopeCurve:
         w = np.ones_like(y) if weights is None else weights.astype(np.float64, copy=False)
         f = np.asarray(offsets, dtype=np.float64)
         whole = ArrayCurve(labels, offsets, weights)
+        # The sums are in the units of the totals: 2**scale_exponent of the user's weights.
+        self._exponent = whole.totals.scale_exponent
+        if self._exponent:
+            w = np.ldexp(w, -self._exponent)
         keep = np.isfinite(f) & (w > 0)
         self._labels, self._offsets, self._weights = y[keep], f[keep], w[keep]
         self.totals = whole.totals
@@ -110,7 +111,8 @@ class ArraySlopeCurve:
         )
 
     def at_slope(self, slope: float) -> Curve:
-        return ArrayCurve(self._labels, slope * self._offsets, self._weights)
+        return ArrayCurve(self._labels, slope * self._offsets, self._weights,
+                          scale_exponent=self._exponent)
 
     def truncation(self, slope: float) -> float:
         return 0.0
@@ -176,6 +178,8 @@ class SlopeFit:
     _curve: SlopeCurve = field(default=None, compare=False)  # type: ignore[assignment]
     _total_loss: float = field(default=math.nan, compare=False)
     _tol: float = field(default=DEFAULT_TOL, compare=False)
+    # The curve's sums, and `_total_loss`, are in units of 2**_scale_exponent of the weights.
+    _scale_exponent: int = field(default=0, compare=False)
 
     @property
     def se_intercept(self) -> float:
@@ -219,7 +223,7 @@ class SlopeFit:
             return SlopeIntervals(
                 (self.intercept - z * self.se_intercept, self.intercept + z * self.se_intercept),
                 (self.slope - z * self.se_slope, self.slope + z * self.se_slope), level)
-        target = self._total_loss + 0.5 * z * z
+        target = self._total_loss + ldexp(0.5 * z * z, -self._scale_exponent)
         intercept = tuple(
             _profile_root(self._intercept_profile(), self.intercept, target, direction,
                           1.5 * z * self.se_intercept)
@@ -337,6 +341,7 @@ def fit_slope_curve(curve: SlopeCurve, *, method: str, tol: float | None = None,
     tol = DEFAULT_TOL if tol is None else tol
     max_iter = as_positive_int(max_iter, "max_iter")
     totals = curve.totals
+    exponent = totals.scale_exponent
     if totals.n_rows == 0:
         raise InputError("y is empty", argument="y")
     if totals.weight_sum == 0:
@@ -348,14 +353,18 @@ def fit_slope_curve(curve: SlopeCurve, *, method: str, tol: float | None = None,
             raise InputError(
                 f"rows of infinite offset fit only a positive slope, but the other rows' "
                 f"slope is {slope!r}: no slope fits both", argument="offset")
-        covariance = (np.full((2, 2), math.inf) if terms is None else _covariance(terms))
+        # The curve's sums are in units of 2**exponent of the weights: the information
+        # scales with them, the mean loss does not.
+        covariance = (np.full((2, 2), math.inf) if terms is None
+                      else np.ldexp(_covariance(terms), -exponent))
         loss = math.nan if terms is None else terms.loss
         return SlopeFit(
             intercept=intercept, slope=slope, covariance=covariance, status=status,
             converged=status == "converged", iterations=iterations, n_rows=totals.n_rows,
-            weight_sum=totals.weight_sum, loss=loss / totals.weight_sum,
+            weight_sum=ldexp(totals.weight_sum, exponent), loss=loss / totals.weight_sum,
             truncation=curve.truncation(slope) if math.isfinite(slope) else math.inf,
-            method=method, passes=curve.passes, _curve=curve, _total_loss=loss, _tol=tol)
+            method=method, passes=curve.passes, _curve=curve, _total_loss=loss, _tol=tol,
+            _scale_exponent=exponent)
 
     # Rows of infinite offset (agreeing with their label) have no loss at any positive slope:
     # they are in no sum, but they rule out a slope <= 0. (The tolerance covers the rounding

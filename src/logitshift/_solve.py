@@ -10,7 +10,8 @@ and one result type serve them all.
 from __future__ import annotations
 
 import math
-from dataclasses import astuple, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 import numpy as np
@@ -18,11 +19,133 @@ import numpy as np
 from ._losses import sigmoid_abs, softplus, times
 from ._validate import check_infinite_offsets
 
-__all__ = ["Terms", "CurveTotals", "Curve", "ArrayCurve", "solve_curve", "DEFAULT_TOL"]
+__all__ = ["Terms", "LogPart", "CurveTotals", "Curve", "ArrayCurve", "solve_curve",
+           "DEFAULT_TOL", "TINY", "weight_exponent", "ldexp", "log_ratio"]
 
 #: Newton stops once a step is below ``DEFAULT_TOL * max(1, |shift|)``. Newton converges
 #: quadratically, so the step applied last leaves an error far below this.
 DEFAULT_TOL = 1e-14
+
+#: A label part of the gradient below this (about 1e-271) may hold underflowed terms: the
+#: curves then add its logarithm (:class:`LogPart`), and the solver steps on that.
+TINY = 2.0 ** -900
+
+#: Weight sums in ``[2**-ORDINARY_EXPONENT, 2**ORDINARY_EXPONENT]`` are summed as they come;
+#: beyond, the weights are rescaled by a power of two first (see :func:`weight_exponent`).
+ORDINARY_EXPONENT = 500
+
+#: Where ``log σ(z)`` is written ``z - log1p(e^z)`` with ``z = offset + shift`` kept in two
+#: pieces (see :class:`LogPart`): below this, ``σ(z)`` is near or beyond the end of the doubles.
+_DEEP = -700.0
+_LN2 = math.log(2.0)
+
+
+def ldexp(value: float, exponent: int) -> float:
+    """``value * 2**exponent``, exact unless it leaves the range of doubles, where it is
+    ``±inf`` or (gradually) 0 rather than an error."""
+    if exponent == 0 or value == 0 or not math.isfinite(value):
+        return value
+    try:
+        return math.ldexp(value, exponent)
+    except OverflowError:
+        return math.copysign(math.inf, value)
+
+
+def log_ratio(a: float, b: float) -> float:
+    """``log(a / b)`` for positive ``a``, ``b``, unchanged to the bit when both are multiplied
+    by the same power of two, and finite where ``a / b`` would overflow."""
+    ratio = a / b
+    if 0.5 <= ratio <= 2.0:
+        return math.log1p((a - b) / b)  # a - b is exact here (Sterbenz)
+    if 2.0 ** -1000 < ratio < 2.0 ** 1000:
+        return math.log(ratio)
+    mantissa_a, exponent_a = math.frexp(a)
+    mantissa_b, exponent_b = math.frexp(b)
+    return math.log(mantissa_a / mantissa_b) + (exponent_a - exponent_b) * _LN2
+
+
+def weight_exponent(weight_sum: float, label_totals: tuple[float, ...],
+                    largest_weight: Callable[[], float]) -> int:
+    """The power of two ``k`` whose units the weights are summed in: 0 where their sum is
+    ordinary (in ``[2**-500, 2**500]``, or 0), which is nearly always; else ``k`` such that
+    the weights divided by ``2**k`` have a sum near 1, from the sum where it is finite and
+    otherwise from the largest weight (``largest_weight()``, called only then: a pass).
+
+    Dividing by a power of two is exact, so the shift does not depend on the units; they keep
+    the sums clear of overflow (weights of 1e308) and of underflow (weights of 5e-324, whose
+    products with σ would lose their digits). A label total (``Σ w y``, ``Σ w (1 - y)``)
+    below :data:`TINY`, or 0, may have lost digits too (soft labels of 1e-287 times weights
+    of 2**-81): where the weights' sum is below 1/2, units that raise it to 1 restore them.
+    """
+    ordinary = weight_sum == 0 or (2.0 ** -ORDINARY_EXPONENT <= weight_sum
+                                   <= 2.0 ** ORDINARY_EXPONENT)
+    if ordinary:
+        if weight_sum < 0.5 and any(total < TINY for total in label_totals):
+            return math.frexp(weight_sum)[1]
+        return 0
+    if math.isfinite(weight_sum):
+        return math.frexp(weight_sum)[1]
+    return math.frexp(largest_weight())[1]
+
+
+@dataclass(frozen=True)
+class LogPart:
+    """The logarithm of a label part of the gradient where the part itself underflows:
+    ``part = 2**exponent · exp(anchor + residual)``, and ``slope = curvature / part``.
+
+    ``anchor`` is an offset of the data (or 0) and ``residual`` the rest, shift included: at
+    offsets of ±1e300, ``offset + shift`` rounds to the offset, but the two parts' anchors are
+    offsets themselves and cancel exactly in their difference, which leaves the shift whole.
+    ``exponent`` carries the units of the weights, so that the residual does not depend on
+    them.
+    """
+
+    anchor: float
+    residual: float
+    slope: float
+    exponent: int = 0
+
+    @classmethod
+    def of(cls, part: float, curvature: float) -> LogPart | None:
+        """From a linear part (None for a part that is 0 or not finite)."""
+        if not (part > 0 and math.isfinite(part)):
+            return None
+        mantissa, exponent = math.frexp(part)
+        return cls(0.0, math.log(mantissa), curvature / part, exponent)
+
+    def value(self) -> float:
+        """``log(part)`` as one number (rounded: differences of them lose the shift)."""
+        return self.anchor + self.residual + self.exponent * _LN2
+
+    def __add__(self, other: LogPart | None) -> LogPart:
+        """The logarithm of the sum of two parts (log-sum-exp)."""
+        if other is None:
+            return self
+        exponent = max(self.exponent, other.exponent)
+        mine = self.residual + (self.exponent - exponent) * _LN2
+        theirs = other.residual + (other.exponent - exponent) * _LN2
+        gap = (self.anchor - other.anchor) + (mine - theirs)
+        if not math.isfinite(gap):  # anchors 3e308 apart: their rounded sums will do
+            gap = (self.anchor + mine) - (other.anchor + theirs)
+        if math.isnan(gap):
+            return LogPart(math.nan, math.nan, math.nan, exponent)
+        big, small = (self, other) if gap >= 0 else (other, self)
+        residual = mine if gap >= 0 else theirs
+        share = math.exp(-abs(gap))  # the smaller part over the larger
+        return LogPart(big.anchor, residual + math.log1p(share),
+                       big.slope + (small.slope - big.slope) * share / (1.0 + share), exponent)
+
+    __radd__ = __add__
+
+
+def log_difference(negative: LogPart, positive: LogPart) -> float:
+    """``log(negative part) - log(positive part)``, the anchors subtracted first."""
+    units = (negative.exponent - positive.exponent) * _LN2
+    difference = (negative.anchor - positive.anchor) + (negative.residual - positive.residual)
+    if not math.isfinite(difference):  # anchors 3e308 apart
+        difference = ((negative.anchor + negative.residual)
+                      - (positive.anchor + positive.residual))
+    return difference + units
 
 
 @dataclass(frozen=True)
@@ -33,6 +156,10 @@ class Terms:
     gradient; ``gradient`` is their difference, computed without subtracting them (see
     :meth:`ArrayCurve.evaluate`); ``*_curvature`` are ``Σ w(1-y) σ(z)σ(-z)`` and
     ``Σ w y σ(z)σ(-z)``; ``loss`` is the total (not mean) weighted cross-entropy.
+
+    Where a part is below :data:`TINY` (every row of that label is far beyond σ's range on
+    its right side: data separated by a gap of more than ~1400 logits), the curve adds its
+    logarithm, ``log_negative`` / ``log_positive``; otherwise they are None.
     """
 
     negative: float
@@ -41,14 +168,55 @@ class Terms:
     negative_curvature: float
     positive_curvature: float
     loss: float
+    log_negative: LogPart | None = field(default=None, compare=False)
+    log_positive: LogPart | None = field(default=None, compare=False)
 
     @property
     def hessian(self) -> float:
         """``d² loss / d shift² = Σ w σ(z) σ(-z)``: the observed information."""
         return self.negative_curvature + self.positive_curvature
 
+    @property
+    def in_log_space(self) -> bool:
+        return self.log_negative is not None or self.log_positive is not None
+
+    def negative_log(self) -> LogPart | None:
+        """The logarithm of the negative part: the curve's own where it gave one."""
+        if self.log_negative is not None:
+            return self.log_negative
+        return LogPart.of(self.negative, self.negative_curvature)
+
+    def positive_log(self) -> LogPart | None:
+        if self.log_positive is not None:
+            return self.log_positive
+        return LogPart.of(self.positive, self.positive_curvature)
+
+    def log_hessian(self) -> float:
+        """``log(hessian)``, from the parts' logarithms where the Hessian underflows."""
+        if self.hessian >= TINY or not self.in_log_space:
+            return math.log(self.hessian) if self.hessian > 0 else -math.inf
+        total = None
+        for part in (self.negative_log(), self.positive_log()):
+            if part is not None and part.slope > 0:
+                mantissa, exponent = math.frexp(part.slope)
+                scaled = LogPart(part.anchor, part.residual + math.log(mantissa), 0.0,
+                                 part.exponent + exponent)
+                total = scaled if total is None else total + scaled
+        return -math.inf if total is None else total.value()
+
     def __add__(self, other: Terms) -> Terms:
-        return Terms(*(mine + theirs for mine, theirs in zip(astuple(self), astuple(other))))
+        linear = [getattr(self, f.name) + getattr(other, f.name) for f in fields(Terms)
+                  if f.compare]
+        log_negative = log_positive = None
+        if self.log_negative is not None or other.log_negative is not None:
+            log_negative = _add_logs(self.negative_log(), other.negative_log())
+        if self.log_positive is not None or other.log_positive is not None:
+            log_positive = _add_logs(self.positive_log(), other.positive_log())
+        return Terms(*linear, log_negative=log_negative, log_positive=log_positive)
+
+
+def _add_logs(a: LogPart | None, b: LogPart | None) -> LogPart | None:
+    return b if a is None else a + b
 
 
 @dataclass(frozen=True)
@@ -68,9 +236,15 @@ class CurveTotals:
     offset_min: float
     offset_max: float
     offset_mean: float  # weighted by w
+    #: Every weighted total here and every sum of :class:`Terms` is in units of
+    #: ``2**scale_exponent`` of the user's weights (0 but for weights at the ends of the
+    #: double range, see :func:`weight_exponent`).
+    scale_exponent: int = 0
 
 
 class Curve(Protocol):
+    """``totals`` and ``evaluate(shift)``, both in units of ``2**totals.scale_exponent``."""
+
     totals: CurveTotals
     passes: int  # passes over the data so far
 
@@ -94,7 +268,8 @@ class ArrayCurve:
     """The numpy reference curve over in-memory arrays (every evaluation is one pass).
 
     ``labels``, ``offsets`` and ``weights`` must already be validated; ``offsets`` may be a
-    scalar. The arrays are read, never written.
+    scalar. The arrays are read, never written. The weights are in the user's units unless
+    ``scale_exponent`` is given, when they are already in units of ``2**scale_exponent``.
     """
 
     def __init__(
@@ -102,9 +277,17 @@ class ArrayCurve:
         labels: np.ndarray,
         offsets: np.ndarray | float,
         weights: np.ndarray | None,
+        *,
+        scale_exponent: int | None = None,
     ) -> None:
         y = labels.astype(np.float64, copy=False)
         w = np.ones_like(y) if weights is None else weights.astype(np.float64, copy=False)
+        if scale_exponent is None:
+            with np.errstate(over="ignore"):
+                scale_exponent = weight_exponent(
+                    _sum(w), (_sum(w * y), _sum(w * (1.0 - y))), lambda: float(np.max(w)))
+            if scale_exponent:
+                w = np.ldexp(w, -scale_exponent)
         n_rows = y.shape[0]
         weight_sum = _sum(w)
         positives = _sum(w * y)
@@ -125,7 +308,8 @@ class ArrayCurve:
         elif active_weight > 0:
             used = f[w > 0]
             offset_min, offset_max = float(used.min()), float(used.max())
-            offset_mean = mean_within(_sum(w * f) / active_weight, offset_min, offset_max)
+            with np.errstate(over="ignore", invalid="ignore"):
+                offset_mean = mean_within(_sum(w * f) / active_weight, offset_min, offset_max)
         else:  # nothing to fit; fit_curve says so
             offset_min, offset_max, offset_mean = math.inf, -math.inf, math.nan
         self._offsets = f
@@ -139,6 +323,7 @@ class ArrayCurve:
             offset_min=offset_min,
             offset_max=offset_max,
             offset_mean=offset_mean,
+            scale_exponent=scale_exponent,
         )
 
     def evaluate(self, shift: float) -> Terms:
@@ -151,7 +336,8 @@ class ArrayCurve:
         exact for integer weights) apart from the tails (``±w t``) keeps the gradient accurate
         to ulps of ``Σ w t <= 2 Σ w σ(z)σ(-z)``: the root is then accurate to a few ulps
         even when confident mistakes on both sides (``σ ≈ 1`` against ``σ ≈ 1``) would cancel
-        in ``negative - positive``.
+        in ``negative - positive``. A part below :data:`TINY` gets its logarithm too
+        (:func:`log_parts`).
         """
         self.passes += 1
         z = self._offsets + shift
@@ -160,7 +346,7 @@ class ArrayCurve:
         a, b, w = self._negative_weight, self._positive_weight, self._weights
         curvature = near * tail
         loss = times(a, softplus(z)) + times(b, softplus(-z))
-        return Terms(
+        terms = Terms(
             negative=_sum(a * np.where(right, near, tail)),
             positive=_sum(b * np.where(right, tail, near)),
             gradient=_sum(np.where(right, a, -b)) + _sum(np.where(right, -tail, tail) * w),
@@ -168,12 +354,83 @@ class ArrayCurve:
             positive_curvature=_sum(b * curvature),
             loss=_sum(loss),
         )
+        return with_log_parts(terms, shift, self.totals.weight_sum, self._log_parts)
+
+    def _log_parts(self, shift: float, scale: float, exponent: int
+                   ) -> tuple[LogPart | None, LogPart | None]:
+        f = np.broadcast_to(self._offsets, self._weights.shape)
+        with np.errstate(divide="ignore"):
+            return (log_parts(f, self._negative_weight * scale, shift, 1.0, exponent),
+                    log_parts(f, self._positive_weight * scale, shift, -1.0, exponent))
+
+
+def with_log_parts(terms: Terms, shift: float, weight_sum: float,
+                   compute: Callable[[float, float, int], tuple[LogPart | None, LogPart | None]]
+                   ) -> Terms:
+    """``terms`` with the logarithms of its parts where a part is below :data:`TINY`.
+
+    ``compute(shift, scale, exponent)`` gives them from the weights times ``scale =
+    2**-exponent``, the exponent making ``weight_sum`` near 1: residuals that do not depend on
+    the units of the weights.
+    """
+    if not (math.isfinite(shift) and (terms.negative < TINY or terms.positive < TINY)):
+        return terms
+    exponent = math.frexp(weight_sum)[1] if weight_sum > 0 else 0
+    log_negative, log_positive = compute(shift, ldexp(1.0, -exponent), exponent)
+    return Terms(terms.negative, terms.positive, terms.gradient, terms.negative_curvature,
+                 terms.positive_curvature, terms.loss,
+                 log_negative=log_negative if terms.negative < TINY else None,
+                 log_positive=log_positive if terms.positive < TINY else None)
+
+
+def log_parts(offsets: np.ndarray, weights: np.ndarray, shift: float, side: float,
+              exponent: int) -> LogPart | None:
+    """The logarithm of ``Σ w σ(side · (f + shift))`` (the negative part for ``side = 1``,
+    the positive for ``side = -1``) by log-sum-exp over rows: the numpy reference of the
+    kernels' log pass.
+
+    With ``x = side · (f + shift)``, ``log σ(x) = x - log1p(e^x)``. Where ``x`` is far below
+    σ's range, ``x`` is kept as ``(side · f) + (side · shift)``, the offset being the row's
+    anchor: at offsets of 1e300 the shift would vanish in their sum. Elsewhere the anchor
+    is 0 and the residual ``log σ(x)``.
+    """
+    used = weights > 0
+    if not used.any():
+        return None
+    f, w = offsets[used], weights[used]
+    x = side * (f + shift)
+    deep = x < _DEEP
+    near, tail = sigmoid_abs(x)
+    log_sigmoid = -softplus(-x)
+    anchors = np.where(deep, side * f, 0.0)
+    deep_rest = side * shift - np.log1p(np.exp(np.minimum(x, _DEEP)))
+    residuals = np.log(w) + np.where(deep, deep_rest, log_sigmoid)
+    slopes = np.where(x > 0, tail, near)  # σ(-x), the curvature over the part
+    with np.errstate(over="ignore", invalid="ignore"):
+        values = anchors + residuals
+        pivot = int(np.argmax(values))
+        for _ in range(4):
+            # The rounded values may tie where the terms differ by 1e250; their gaps, with the
+            # anchors subtracted first, tell them apart: pivot again on the largest gap.
+            gaps = (anchors - anchors[pivot]) + (residuals - residuals[pivot])
+            # Anchors 3e308 apart overflow their difference; the rounded values then do.
+            gaps = np.where(np.isfinite(gaps), gaps, values - values[pivot])
+            if not gaps.max() > 0:
+                break
+            pivot = int(np.argmax(gaps))
+        gaps = np.exp(gaps)
+    total = _sum(gaps)
+    return LogPart(float(anchors[pivot]), float(residuals[pivot]) + math.log(total),
+                   _sum(gaps * slopes) / total, exponent)
 
 
 def pseudo_rows(totals: CurveTotals, pseudo_count: float) -> ArrayCurve:
-    """One positive and one negative row of weight ``pseudo_count`` at the mean offset."""
+    """One positive and one negative row of weight ``pseudo_count`` at the mean offset, in
+    the units of ``totals``."""
     offset = np.full(2, totals.offset_mean)
-    return ArrayCurve(np.array([1.0, 0.0]), offset, np.full(2, pseudo_count))
+    weight = ldexp(pseudo_count, -totals.scale_exponent)
+    return ArrayCurve(np.array([1.0, 0.0]), offset, np.full(2, weight),
+                      scale_exponent=totals.scale_exponent)
 
 
 @dataclass(frozen=True)
@@ -203,8 +460,28 @@ def _log_ratio_step(terms: Terms) -> float:
         return math.nan
     # log(a / b) = log1p(gradient / b), which keeps the accuracy of the gradient near the root.
     ratio = terms.gradient / b
-    log_ratio = math.log1p(ratio) if abs(ratio) < 0.5 else math.log(a) - math.log(b)
-    return -log_ratio / slope
+    return -(math.log1p(ratio) if abs(ratio) < 0.5 else log_ratio(a, b)) / slope
+
+
+def _direction_and_step(terms: Terms) -> tuple[float, float]:
+    """The sign of the gradient (as a float, 0 at a root) and the Newton step on the
+    log-ratio; ``(nan, nan)`` where the parts cannot be compared in doubles.
+
+    Where a part is below :data:`TINY` the curve gave its logarithm, and both come from the
+    logarithms: the linear sums there have lost their digits, or are both 0.
+    """
+    if not terms.in_log_space:
+        if terms.negative == 0 and terms.positive == 0:
+            return math.nan, math.nan  # both underflowed and no logarithms to compare
+        return float(np.sign(terms.gradient)), _log_ratio_step(terms)
+    negative, positive = terms.negative_log(), terms.positive_log()
+    if negative is None or positive is None:  # a part is exactly 0: the other dominates
+        return (1.0 if positive is None else -1.0), math.nan
+    difference = log_difference(negative, positive)
+    slope = negative.slope + positive.slope
+    if not (math.isfinite(difference) and slope > 0):
+        return math.nan, math.nan
+    return float(np.sign(difference)), -difference / slope
 
 
 def _split(lo: float, hi: float) -> float:
@@ -237,10 +514,11 @@ def solve_curve(
     the step before last, is replaced by bisection (geometric while the bracket spans orders of
     magnitude), and every evaluation shrinks the bracket.
     It stops when a step is below ``tol * max(1, |shift|)`` or the bracket is narrower than
-    that. Each iteration is one evaluation of the curve.
+    that. Each iteration is one evaluation of the curve. Where both parts underflow and the
+    curve gives no logarithms of them, the root cannot be located: ``"not_identifiable"``.
     """
     totals = curve.totals
-    center = math.log(totals.active_positives) - math.log(totals.active_negatives)
+    center = log_ratio(totals.active_positives, totals.active_negatives)
     lo = center - totals.offset_max
     hi = center - totals.offset_min
     if lo == hi:  # constant offset: the closed form
@@ -251,13 +529,15 @@ def solve_curve(
     for iteration in range(1, max_iter + 1):
         terms = curve.evaluate(shift)
         gradient = terms.gradient
-        if gradient == 0:
+        direction, newton = _direction_and_step(terms)
+        if math.isnan(direction):
+            return Solution(shift, "not_identifiable", False, iteration, gradient)
+        if direction == 0:
             return Solution(shift, "converged", True, iteration, gradient)
-        if gradient > 0:
+        if direction > 0:
             hi = shift
         else:
             lo = shift
-        newton = _log_ratio_step(terms)
         target = shift + newton
         if abs(newton) <= tol * max(1.0, abs(shift)):
             # Converged: the last step may be below the spacing of doubles, so that the
@@ -296,24 +576,42 @@ def profile_bound(
         anchor = -curve.totals.offset_mean
     else:
         anchor = shift
-    distance = start
-    point = anchor + direction * distance
-    excess = curve.evaluate(point).loss - loss - half_quantile
+
+    def at(distance: float) -> tuple[Terms, float]:
+        terms = curve.evaluate(anchor + direction * distance)
+        return terms, terms.loss - loss - half_quantile
+
+    # Distances from the anchor: D <= 0 at inner, D > 0 at outer. An infinite shift has no
+    # inner point: the anchor is merely a place to start from.
+    inner, outer = (-math.inf if math.isinf(shift) else 0.0), start
+    terms, excess = at(outer)
     for _ in range(2100):
         if excess > 0:
             break
-        distance *= 2.0
-        point = anchor + direction * distance
-        excess = curve.evaluate(point).loss - loss - half_quantile
+        inner, outer = max(inner, outer), 2.0 * outer
+        terms, excess = at(outer)
     else:  # pragma: no cover - the loss grows at least linearly away from its minimum
         return direction * math.inf
     for _ in range(max_iter):
-        terms = curve.evaluate(point)
-        excess = terms.loss - loss - half_quantile
-        step = -excess / terms.gradient
+        step = -excess / (direction * terms.gradient) if terms.gradient != 0 else math.nan
         # On the far side of a convex function the steps point back towards the root; one
         # that does not, or that vanishes, means rounding has taken over.
-        if not (step * direction < 0) or abs(step) <= 1e-15 * max(1.0, abs(point)):
+        if not step < 0 or abs(step) <= 1e-15 * max(1.0, abs(anchor + direction * outer)):
             break
-        point += step
-    return point
+        target = outer + step
+        if not target > inner:
+            # Rounding overshot the root (far out, where a step of 1e216 lands on the flat
+            # part of separable data): bisect, geometrically while the bracket is wide.
+            target = (math.sqrt(max(inner, 1.0)) * math.sqrt(outer)
+                      if outer > 4.0 * max(inner, 1.0) else 0.5 * (inner + outer))
+            if not inner < target < outer:
+                break
+        candidate, candidate_excess = at(target)
+        if candidate_excess > 0:
+            outer, terms, excess = target, candidate, candidate_excess
+        else:
+            inner = target
+    point = anchor + direction * outer
+    # Where the interval is narrower than the spacing of doubles at the shift (weights of
+    # 1e308 make it so), rounding may leave the point on the wrong side of it.
+    return max(point, shift) if direction > 0 else min(point, shift)

@@ -177,3 +177,20 @@ def test_curve_and_its_summaries():
     record = report.to_dict()
     assert record["spiegelhalter_z"] == report.spiegelhalter_z
     assert record["calibration_in_the_large"] == report.shift.shift
+
+
+@pytest.mark.parametrize("power", [-1070, 1000])
+def test_weights_at_any_scale_give_the_same_report(power):
+    y, f, w = dataset("synthetic")
+    base = logitshift.validate(y, f, w)
+    scaled = logitshift.validate(y, f, np.ldexp(w, power))
+    for name in ("brier", "brier_scaled", "log_loss", "c_statistic", "ici", "e90"):
+        assert getattr(scaled, name) == pytest.approx(getattr(base, name), rel=1e-12)
+    # Frequency weights count rows: z grows with their square root.
+    assert scaled.spiegelhalter_z == pytest.approx(base.spiegelhalter_z * 2.0 ** (power / 2),
+                                                   rel=1e-12)
+    streamed = logitshift.Sketch().update(y, f, np.ldexp(w, power)).validate()
+    assert streamed.brier == pytest.approx(base.brier, rel=1e-12)
+    if power > 0:  # (below, the statistic itself is subnormal)
+        assert scaled.miller.joint == pytest.approx(np.ldexp(base.miller.joint, power),
+                                                    rel=1e-9)

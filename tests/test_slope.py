@@ -235,3 +235,33 @@ def test_result_methods():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert "slope=" in repr(fit)
+
+
+@pytest.mark.parametrize("power", [-60, 0, 600, 1000])
+def test_weights_at_any_scale_move_only_the_covariance(power):
+    """Multiplying every weight by 2**power leaves the line as it is and divides the
+    covariance by 2**power, at both ends of the double range."""
+    y, f, w = dataset("synthetic", True)
+    base = logitshift.fit_slope(y, f, w)
+    scaled = logitshift.fit_slope(y, f, np.ldexp(w, power))
+    assert scaled.converged
+    assert scaled.intercept == pytest.approx(base.intercept, rel=1e-12)
+    assert scaled.slope == pytest.approx(base.slope, rel=1e-12)
+    assert scaled.loss == pytest.approx(base.loss, rel=1e-12)
+    assert scaled.covariance == pytest.approx(np.ldexp(base.covariance, -power), rel=1e-10)
+    # The weights count rows: 2**power times as many rows narrow the interval by 2**(power/2).
+    low, high = scaled.confint().slope
+    assert low <= scaled.slope <= high
+    half_width = 0.5 * (high - low)
+    base_low, base_high = base.confint().slope
+    if power <= 0:
+        assert half_width > 0.5 * (base_high - base_low) * 2.0 ** (-power / 2) * 0.5
+    else:
+        assert half_width <= 0.5 * (base_high - base_low)
+    exact = fit_exactly(y, f, np.ldexp(w, power))
+    assert exact.slope == pytest.approx(base.slope, rel=1e-12)
+
+
+def fit_exactly(y, f, w):
+    from logitshift._slope import fit_slope_curve
+    return fit_slope_curve(ArraySlopeCurve(y, f, w), method="exact")

@@ -17,6 +17,7 @@ import numpy as np
 
 from ._result import ShiftFit, normal_quantile
 from ._slope import SlopeFit
+from ._solve import CurveTotals, ldexp
 
 __all__ = ["CalibrationReport", "CalibrationCurve", "MillerTests", "PolynomialSums",
            "build_report", "c_statistic", "c_statistic_of_cells", "equal_weight_groups",
@@ -34,8 +35,9 @@ SPIEGELHALTER_VARIANCE = np.array([0.0, 1.0, -5.0, 8.0, -4.0])
 
 
 class PolynomialSums(Protocol):
-    def polynomial_sums(self, negative: np.ndarray, positive: np.ndarray
-                        ) -> tuple[float, float]: ...
+    """``(Σ w (1 - y) P(p), Σ w y Q(p))`` for polynomials ``P``, ``Q`` in ``p = σ(offset)``."""
+
+    def __call__(self, negative: np.ndarray, positive: np.ndarray) -> tuple[float, float]: ...
 
 
 class MillerTests(NamedTuple):
@@ -199,11 +201,13 @@ def equal_weight_groups(weight: np.ndarray, bins: int) -> np.ndarray:
 
 def _wilson(observed: np.ndarray, weight: np.ndarray, z: float
             ) -> tuple[np.ndarray, np.ndarray]:
+    """Wilson score intervals of ``observed / weight``, written to stay finite for weights
+    of any size: ``(n p + z²/2 ± z sqrt(n p (1 - p) + z²/4)) / (n + z²)``."""
     rate = observed / weight
-    centre = (rate + z * z / (2 * weight)) / (1 + z * z / weight)
-    spread = z / (1 + z * z / weight) * np.sqrt(rate * (1 - rate) / weight
-                                                + z * z / (4 * weight * weight))
-    return np.maximum(centre - spread, 0.0), np.minimum(centre + spread, 1.0)
+    centre = observed + 0.5 * z * z
+    spread = z * np.sqrt(observed * (1.0 - rate) + 0.25 * z * z)
+    total = weight + z * z
+    return np.maximum((centre - spread) / total, 0.0), np.minimum((centre + spread) / total, 1.0)
 
 
 def calibration_curve(weight: np.ndarray, observed: np.ndarray, expected: np.ndarray,
@@ -231,7 +235,7 @@ def c_statistic(labels: np.ndarray, offsets: np.ndarray, weights: np.ndarray | N
     label counting as a positive of weight ``w y`` and a negative of weight ``w (1 - y)``.
     One sort, O(n log n)."""
     y = np.asarray(labels, dtype=np.float64)
-    w = np.ones_like(y) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = np.ones_like(y) if weights is None else _unit_scale(np.asarray(weights, np.float64))
     order = np.argsort(offsets, kind="stable")
     f = np.asarray(offsets, dtype=np.float64)[order]
     positive, negative = (w * y)[order], (w - w * y)[order]
@@ -243,10 +247,21 @@ def c_statistic(labels: np.ndarray, offsets: np.ndarray, weights: np.ndarray | N
     return pairs / (float(np.sum(positive)) * float(np.sum(negative)))
 
 
+def _unit_scale(weights: np.ndarray) -> np.ndarray:
+    """The weights times the power of two that brings the largest near 1 (exact): products
+    of two weights then neither overflow nor underflow, whatever the weights' scale."""
+    largest = float(np.max(weights)) if weights.size else 0.0
+    if not 0 < largest < math.inf:
+        return weights
+    return np.ldexp(weights, -math.frexp(largest)[1])
+
+
 def c_statistic_of_cells(negative: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
     """The c-statistic from label weights per cell (cells in increasing offset), and its
     largest error: pairs in different cells are ordered, pairs within a cell are counted
     one half, so the error is at most half their share."""
+    both = _unit_scale(np.concatenate([negative, positive]))
+    negative, positive = both[:negative.size], both[negative.size:]
     below = np.cumsum(negative) - negative
     total = float(np.sum(positive)) * float(np.sum(negative))
     same_cell = float(np.sum(positive * negative))
@@ -255,16 +270,20 @@ def c_statistic_of_cells(negative: np.ndarray, positive: np.ndarray) -> tuple[fl
 
 
 def build_report(shift: ShiftFit, slope: SlopeFit, sums: PolynomialSums,
-                 cells: tuple[np.ndarray, np.ndarray, np.ndarray],
+                 totals: CurveTotals, cells: tuple[np.ndarray, np.ndarray, np.ndarray],
                  c: tuple[float, float], *, bins: int, level: float) -> CalibrationReport:
     """The report from the two fits, the polynomial sums at the offsets as they are, the
-    per-cell weight, observed and expected positives, and the c-statistic with its bound."""
-    total = shift.weight_sum
-    brier = sum(sums.polynomial_sums(BRIER_NEGATIVE, BRIER_POSITIVE)) / total
-    mean = shift.positives / total
-    numerator = sum(sums.polynomial_sums(SPIEGELHALTER_NEGATIVE, SPIEGELHALTER_POSITIVE))
-    variance = sum(sums.polynomial_sums(SPIEGELHALTER_VARIANCE, SPIEGELHALTER_VARIANCE))
-    z = numerator / math.sqrt(variance) if variance > 0 else math.nan
+    totals and per-cell weight, observed and expected positives in the same units as those
+    sums (2**scale_exponent of the weights), and the c-statistic with its bound."""
+    total = totals.weight_sum
+    brier = sum(sums(BRIER_NEGATIVE, BRIER_POSITIVE)) / total
+    mean = totals.positives / total
+    numerator = sum(sums(SPIEGELHALTER_NEGATIVE, SPIEGELHALTER_POSITIVE))
+    variance = sum(sums(SPIEGELHALTER_VARIANCE, SPIEGELHALTER_VARIANCE))
+    # z grows with the square root of the weights' units: frequency weights count rows.
+    units = totals.scale_exponent
+    root_units = ldexp(1.0, units // 2) * (math.sqrt(2.0) if units % 2 else 1.0)
+    z = numerator / math.sqrt(variance) * root_units if variance > 0 else math.nan
     curve = calibration_curve(*cells, bins=bins, level=level)
     error = np.abs(curve.observed - curve.predicted)
     return CalibrationReport(

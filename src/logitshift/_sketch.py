@@ -490,17 +490,22 @@ class Sketch:
         tables, exact to rounding like every other sum. Rows of infinite offset (certain,
         and agreeing with their label) are in no cell.
         """
+        rates = self._cells(shift)
+        exponent = self._scanned.scale_exponent
+        return CellRates(centre=rates.centre, weight=_in_units(rates.weight, 0, -exponent),
+                         observed=_in_units(rates.observed, 0, -exponent).copy(),
+                         expected=_in_units(rates.expected, 0, -exponent))
+
+    def _cells(self, shift: float) -> CellRates:
+        """:meth:`cells` in the units of ``totals``."""
         parts = np.empty((self.n_cells, 2))
         _kernels.sketch_terms(self._centres, self._tables, self.width, as_shift(shift),
                               _COEFFICIENTS, _FACTORIALS, parts)
         negatives, positives = self._tables[:, 0, 0], self._tables[:, 1, 0]
         # Σ w σ(z) = Σ w (1 - y) σ(z) + Σ w y - Σ w y σ(-z)
         expected = parts[:, 0] + (positives - parts[:, 1])
-        exponent = self._scanned.scale_exponent
-        return CellRates(centre=self._centres.copy(),
-                         weight=_in_units(negatives + positives, 0, -exponent),
-                         observed=_in_units(positives, 0, -exponent).copy(),
-                         expected=_in_units(expected, 0, -exponent))
+        return CellRates(centre=self._centres.copy(), weight=negatives + positives,
+                         observed=positives.copy(), expected=expected)
 
     def solve(self, **fit_options: Any) -> ShiftFit:
         """The :class:`ShiftFit` of the rows seen so far; ``pseudo_count``, ``tol`` and
@@ -557,14 +562,17 @@ class Sketch:
         Taylor series around the cell centres, exact to rounding like every other sum. Rows of
         infinite offset are in no cell (``p`` is their label there). In the user's units, as
         :meth:`loss`."""
-        parts = []
-        for polynomial in (negative, positive):
-            parts.append(_kernels.polynomial_derivatives(np.asarray(polynomial, float),
-                                                         self.order))
-        sums = _kernels.sketch_polynomials(self._centres, self._tables, float(shift), *parts,
-                                           _FACTORIALS, _NO_CELLS)
-        return (self._in_users_units(float(sums[0, 0] + sums[0, 1])),
-                self._in_users_units(float(sums[1, 0] + sums[1, 1])))
+        sums = self._polynomial_sums(negative, positive, shift)
+        return self._in_users_units(sums[0]), self._in_users_units(sums[1])
+
+    def _polynomial_sums(self, negative: np.ndarray, positive: np.ndarray,
+                         shift: float = 0.0) -> tuple[float, float]:
+        """:meth:`polynomial_sums` in the units of ``totals``."""
+        parts = [_kernels.polynomial_derivatives(np.asarray(polynomial, float), self.order)
+                 for polynomial in (negative, positive)]
+        sums = _kernels.sketch_polynomials(self._centres, self._tables, as_shift(shift),
+                                           *parts, _FACTORIALS, _NO_CELLS)
+        return float(sums[0, 0] + sums[0, 1]), float(sums[1, 0] + sums[1, 1])
 
     def validate(self, *, bins: int = 10, level: float = 0.95) -> CalibrationReport:
         """The :class:`CalibrationReport` of the rows seen so far, from the tables alone.
@@ -572,7 +580,7 @@ class Sketch:
         The c-statistic comes with a bound (pairs of rows that share a cell are not
         ordered); see :func:`logitshift.validate` for arrays in memory, where it is exact.
         """
-        cells = self.cells(0.0)
+        cells = self._cells(0.0)
         return self._report(self.solve_slope(),
                             c_statistic_of_cells(cells.weight - cells.observed, cells.observed),
                             bins=bins, level=level)
@@ -582,8 +590,8 @@ class Sketch:
         """The report with this sketch's shift, sums and cells, and the given slope fit and
         c-statistic (exact ones, where the caller has the rows)."""
         bins = as_positive_int(bins, "bins")
-        cells = self.cells(0.0)
-        return build_report(self.solve(), slope, self,
+        cells = self._cells(0.0)  # ratios of sums in the sketch's units: no subnormals
+        return build_report(self.solve(), slope, self._polynomial_sums, self.totals,
                             (cells.weight, cells.observed, cells.expected), c, bins=bins,
                             level=level)
 

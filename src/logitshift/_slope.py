@@ -17,7 +17,8 @@ import numpy as np
 
 from ._losses import sigmoid_pair, softplus, times
 from ._result import normal_quantile
-from ._solve import DEFAULT_TOL, ArrayCurve, Curve, CurveTotals, ldexp, solve_curve
+from ._solve import (DEFAULT_TOL, ArrayCurve, Curve, CurveTotals, ldexp, profile_bound,
+                     solve_curve)
 from ._validate import InputError, as_numeric, as_positive_int, check_infinite_offsets, warn
 
 __all__ = ["SlopeTerms", "SlopeCurve", "ArraySlopeCurve", "SlopeFit", "SlopeIntervals",
@@ -25,6 +26,7 @@ __all__ = ["SlopeTerms", "SlopeCurve", "ArraySlopeCurve", "SlopeFit", "SlopeInte
 
 #: The largest relative truncation error of a sketch's sums that a fit accepts as exact.
 MAX_TRUNCATION = 1e-12
+_EPSILON = 2.0 ** -52
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,10 @@ class SlopeFit:
             ``"profile"``: for each parameter, the values where twice the rise of the loss,
             minimised over the other parameter, equals the chi-square(1) quantile (as R's
             ``confint`` on a ``glm``, which interpolates the same profile on a grid).
-            ``"wald"``: estimate ± z · se.
+            ``"wald"``: estimate ± z · se. Where the rise ``z² / 2`` is below what a
+            difference of two total losses resolves (``1e8`` times their rounding: tiny
+            levels, or weights so heavy that the interval is a few ulps wide), the profile
+            ends are the Wald ends, to ``O(z · se)`` relative.
 
         Returns
         -------
@@ -223,14 +228,21 @@ class SlopeFit:
             return SlopeIntervals(
                 (self.intercept - z * self.se_intercept, self.intercept + z * self.se_intercept),
                 (self.slope - z * self.se_slope, self.slope + z * self.se_slope), level)
-        target = self._total_loss + ldexp(0.5 * z * z, -self._scale_exponent)
+        wald = self.confint(level, method="wald")
+        half_quantile = ldexp(0.5 * z * z, -self._scale_exponent)  # in the curve's units
+        if not 1e8 * _EPSILON * abs(self._total_loss) < half_quantile:
+            # A rise this far below the loss's rounding (a tiny level, or weights so heavy
+            # that the interval is narrower than a few ulps) cannot be told from a difference
+            # of two losses; the profile ends are then the Wald ends to O(z · se) relative.
+            return wald
         intercept = tuple(
-            _profile_root(self._intercept_profile(), self.intercept, target, direction,
+            profile_bound(_Profile(self._intercept_profile()), self.intercept,
+                          self._total_loss, half_quantile, direction,
                           1.5 * z * self.se_intercept)
             for direction in (-1, 1))
         slope = tuple(
-            _profile_root(self._slope_profile(), self.slope, target, direction,
-                          1.5 * z * self.se_slope)
+            profile_bound(_Profile(self._slope_profile()), self.slope, self._total_loss,
+                          half_quantile, direction, 1.5 * z * self.se_slope)
             for direction in (-1, 1))
         return SlopeIntervals(intercept, slope, level)  # type: ignore[arg-type]
 
@@ -253,6 +265,8 @@ class SlopeFit:
             slope = start
             terms = curve.evaluate_slope(intercept, slope)
             for _ in range(100):
+                if not terms.hessian[2] > 0:  # far out, where every row is certain
+                    break
                 step = -terms.gradient[1] / terms.hessian[2]
                 # The loss is convex in the slope: halve a step that would raise it.
                 for _ in range(60):
@@ -294,29 +308,20 @@ class SlopeFit:
                 f"loss={self.loss:.6g})")
 
 
-def _profile_root(profile, estimate: float, target: float, direction: int,
-                  start: float, max_iter: int = 200) -> float:
-    """The point on side ``direction`` of ``estimate`` where the convex ``profile`` (value
-    and derivative) reaches ``target``: from beyond the root, found by doubling ``start``,
-    Newton moves monotonically back to it."""
-    distance = start if start > 0 and math.isfinite(start) else 1.0
-    point = estimate + direction * distance
-    value, slope = profile(point)
-    for _ in range(2100):
-        if value > target:
-            break
-        distance *= 2.0
-        point = estimate + direction * distance
-        value, slope = profile(point)
-    else:  # pragma: no cover - the loss grows at least linearly away from its minimum
-        return direction * math.inf
-    for _ in range(max_iter):
-        step = -(value - target) / slope
-        if not (step * direction < 0) or abs(step) <= 1e-15 * max(1.0, abs(point)):
-            break
-        point += step
-        value, slope = profile(point)
-    return point
+class _Value(NamedTuple):
+    loss: float
+    gradient: float
+
+
+class _Profile:
+    """A profiled loss (value and derivative of one parameter, the other minimised out) as
+    the curve that the shift's `profile_bound` walks."""
+
+    def __init__(self, profile) -> None:
+        self._profile = profile
+
+    def evaluate(self, point: float) -> _Value:
+        return _Value(*self._profile(point))
 
 
 def _covariance(terms: SlopeTerms) -> np.ndarray:
@@ -355,8 +360,9 @@ def fit_slope_curve(curve: SlopeCurve, *, method: str, tol: float | None = None,
                 f"slope is {slope!r}: no slope fits both", argument="offset")
         # The curve's sums are in units of 2**exponent of the weights: the information
         # scales with them, the mean loss does not.
-        covariance = (np.full((2, 2), math.inf) if terms is None
-                      else np.ldexp(_covariance(terms), -exponent))
+        with np.errstate(over="ignore"):  # beyond the doubles, the covariance is inf
+            covariance = (np.full((2, 2), math.inf) if terms is None
+                          else np.ldexp(_covariance(terms), -exponent))
         loss = math.nan if terms is None else terms.loss
         return SlopeFit(
             intercept=intercept, slope=slope, covariance=covariance, status=status,

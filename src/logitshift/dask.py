@@ -37,7 +37,7 @@ from ._result import ShiftFit
 from ._shift import check_options, fit_curve
 from ._sketch import Sketch
 from ._validate import (InputError, as_numeric, as_offset, check_columns, column_roles,
-                        naming_columns, prefixing)
+                        naming_columns, prefixing, rows)
 
 __all__ = ["fit_arrays", "fit_frame", "sketch_arrays", "sketch_frame"]
 
@@ -228,7 +228,7 @@ def _aligned(values: da.Array, labels: da.Array, name: str) -> da.Array:
     """``values`` in the chunks of ``labels``."""
     if not any(math.isnan(size) for size in values.chunks[0] + labels.chunks[0]):
         if values.shape[0] != labels.shape[0]:
-            raise InputError(f"{name} has {values.shape[0]} rows, y has {labels.shape[0]}",
+            raise InputError(f"{name} has {rows(values.shape[0])}, y has {labels.shape[0]}",
                              argument=name)
         return values.rechunk(labels.chunks)
     # Sizes Dask does not know cannot be rechunked to; each chunk compares its own lengths.

@@ -347,7 +347,7 @@ def _csv_batches(source: Any, columns: Sequence[str],
             if codec is None:
                 raise
             # A corrupt or truncated compressed file: zlib and its kind do not say which.
-            after = f" after {rows:,} rows" if rows else ""
+            after = f" after {rows:,} row{'' if rows == 1 else 's'}" if rows else ""
             raise InputError(f"cannot read {where}: its {codec} stream is corrupt or "
                              f"truncated{after} ({_one_line(exc)})", argument="path",
                              value=str(source) if not _is_file_object(source) else None

@@ -516,6 +516,22 @@ def exact_terms(offsets, has_offsets, constant_offset, labels, weights, has_weig
             out[j], out[N_TERMS + j] = _add(out[j], out[N_TERMS + j], sums[j])
 
 
+@nb.njit(**_HELPER)
+def _derivatives_at(u, coefficients, derivatives):
+    """Fill ``derivatives[j] = σ^(j)(-|u|)`` for ``j < len(derivatives)``, each a polynomial
+    in ``σ(-|u|) <= 1/2`` (rows of `derivative_coefficients`, by Horner's rule), and return
+    ``exp(-|u|)``."""
+    tail = math.exp(-abs(u))
+    s = tail / (1.0 + tail)  # σ(-|u|)
+    count = derivatives.shape[0]
+    for j in range(count):
+        p = 0.0
+        for k in range(count, -1, -1):
+            p = p * s + coefficients[j, k]
+        derivatives[j] = p
+    return tail
+
+
 def derivative_coefficients(count: int) -> np.ndarray:
     """``C[j, k]``: ``σ^(j)(z) = Σ_k C[j, k] σ(z)^k`` for ``j < count`` (exact integers).
 
@@ -553,13 +569,7 @@ def sketch_terms(centres, tables, width, shift, coefficients, factorials, per_ce
     half_width = 0.5 * width
     for b in range(n_cells):
         u = centres[b] + shift
-        tail = math.exp(-abs(u))
-        s = tail / (1.0 + tail)  # σ(-|u|)
-        for j in range(order + 1):
-            p = 0.0
-            for k in range(order + 1, -1, -1):
-                p = p * s + coefficients[j, k]
-            derivatives[j] = p
+        tail = _derivatives_at(u, coefficients, derivatives)
         right = u > 0
         negative = 0.0
         positive = 0.0
@@ -683,13 +693,7 @@ def slope_terms(centres, tables, width, intercept, slope, coefficients, factoria
     for b in range(n_cells):
         c = centres[b]
         u = intercept + slope * c
-        tail = math.exp(-abs(u))
-        s = tail / (1.0 + tail)  # σ(-|u|)
-        for j in range(order + 1):
-            p = 0.0
-            for k in range(order + 1, -1, -1):
-                p = p * s + coefficients[j, k]
-            derivatives[j] = p
+        tail = _derivatives_at(u, coefficients, derivatives)
         right = u > 0
         for label in range(2):
             for j in range(order):

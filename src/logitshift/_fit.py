@@ -566,10 +566,10 @@ def validate_frame(
     Examples
     --------
     >>> import pandas as pd, logitshift
-    >>> frame = pd.DataFrame({"died": [0, 1, 0, 0, 1, 1], "risk": [.1, .8, .3, .2, .4, .7]})
+    >>> frame = pd.DataFrame({"died": [0, 1, 0, 0, 1, 1], "risk": [.1, .8, .3, .5, .4, .7]})
     >>> report = logitshift.validate_frame(frame, "died", "risk", offset_is="probability")
-    >>> report.c_statistic
-    1.0
+    >>> round(report.c_statistic, 4)     # 8 of the 9 pairs in order
+    0.8889
     """
     _report_options(offset_is, bins, level)
     _check_offset_column(offset)

@@ -1,4 +1,5 @@
-"""The ``logitshift`` command line: ``demo`` and ``fit``, in-process and as a real process."""
+"""The ``logitshift`` command line: ``demo``, ``fit`` and ``validate``, in-process and as a
+real process."""
 
 from __future__ import annotations
 
@@ -443,7 +444,15 @@ def _plot_error(capsys, argv) -> str:
     return captured.err
 
 
-@pytest.mark.parametrize("command", ["demo", "fit"])
+def _plot_argv(command: str, path) -> list[str]:
+    if command == "demo":
+        return ["demo"]
+    if command == "fit":
+        return ["fit", str(path), "--label", "clicked"]
+    return ["validate", str(path), "--label", "clicked", "--offset", "margin"]
+
+
+@pytest.mark.parametrize("command", ["demo", "fit", "validate"])
 def test_plot_without_matplotlib_exits_2_naming_the_extra(tmp_path, capsys, monkeypatch,
                                                            data, command):
     # As if matplotlib were not installed: its modules cannot be imported, nor can ours that
@@ -456,18 +465,17 @@ def test_plot_without_matplotlib_exits_2_naming_the_extra(tmp_path, capsys, monk
     path = tmp_path / "scores.csv"
     _write_csv(path, data)
     out = tmp_path / "out.png"
-    argv = ["demo"] if command == "demo" else ["fit", str(path), "--label", "clicked"]
-    err = _plot_error(capsys, [*argv, "--plot", str(out)])
+    err = _plot_error(capsys, [*_plot_argv(command, path), "--plot", str(out)])
     assert "matplotlib" in err and 'pip install "logitshift[plot]"' in err
     assert not out.exists()
 
 
-@pytest.mark.parametrize("command", ["demo", "fit"])
+@pytest.mark.parametrize("command", ["demo", "fit", "validate"])
 def test_plot_to_an_unwritable_path_exits_2(tmp_path, capsys, data, command):
     _needs_matplotlib()
     path = tmp_path / "scores.csv"
     _write_csv(path, data)
-    argv = ["demo"] if command == "demo" else ["fit", str(path), "--label", "clicked"]
+    argv = _plot_argv(command, path)
     out = tmp_path / "no-such-folder" / "out.png"
     err = _plot_error(capsys, [*argv, "--plot", str(out)])
     assert str(out) in err
@@ -486,3 +494,199 @@ def test_a_closed_pipe_ends_quietly(tmp_path):
         os.close(write_end)
     assert done.stderr == b""
     assert done.returncode == 1
+
+
+# -- validate -------------------------------------------------------------------------------------
+
+#: The statistics ``val.prob`` prints, by its names, that the text report lists.
+VAL_PROB_NAMES = ("Dxy", "C (ROC)", "U:Chi-sq", "U:p", "Brier", "Intercept", "Slope", "E90",
+                  "S:z", "S:p")
+
+
+@pytest.fixture(scope="module")
+def risks(data) -> dict[str, np.ndarray]:
+    """The fixture's scores as probabilities, with a few certain ones that agree with their
+    labels."""
+    p = 1 / (1 + np.exp(-data["margin"]))
+    labels = data["clicked"]
+    p[:6] = labels[:6].astype(float)
+    return {"clicked": labels, "margin": data["margin"], "risk": p, "w": data["w"]}
+
+
+def _report_lines(text: str) -> dict[str, str]:
+    lines = {}
+    for line in text.splitlines():
+        name, _, value = line.strip().partition("  ")
+        lines[name] = value.strip()
+    return lines
+
+
+@pytest.mark.parametrize("filename", list(WRITERS), ids=["csv", "parquet"])
+def test_validate_json_is_the_streamed_report(tmp_path, capsys, risks, filename):
+    path = tmp_path / filename
+    WRITERS[filename](path, risks)
+    assert _run(["validate", str(path), "--label", "clicked", "--offset", "risk", "--weight",
+                 "w", "--offset-is", "probability", "--bins", "6", "--level", "0.9",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert captured.out.count("\n") == 1
+    record = _strict_json(captured.out)
+    expected = logitshift.validate_file(path, "clicked", "risk", "w", offset_is="probability",
+                                        bins=6, level=0.9)
+    for key, value in expected.to_dict().items():
+        if key not in ("shift_ci_low", "shift_ci_high"):  # at --level, below
+            assert record[key] == value, key
+    assert record["level"] == 0.9 and len(record["curve"]["weight"]) == 6
+    assert (record["shift_ci_low"], record["shift_ci_high"]) == expected.shift.confint(0.9)
+    intervals = expected.slope.confint(0.9)
+    assert (record["slope_low"], record["slope_high"]) == intervals.slope
+    assert (record["intercept_low"], record["intercept_high"]) == intervals.intercept
+    # And the arrays in memory, to 1e-12 (the c-statistic within its bound).
+    in_memory = logitshift.validate(risks["clicked"], risks["risk"], risks["w"],
+                                    offset_is="probability", bins=6, level=0.9)
+    for key in ("brier", "spiegelhalter_z", "intercept", "slope", "miller_joint",
+                "calibration_in_the_large"):
+        assert record[key] == pytest.approx(in_memory.to_dict()[key], rel=1e-12), key
+    assert abs(record["c_statistic"] - in_memory.c_statistic) <= record["c_statistic_bound"]
+
+
+def test_validate_text_lists_the_statistics_as_val_prob_does(tmp_path, capsys, risks):
+    path = tmp_path / "scores.parquet"
+    _write_parquet(path, risks)
+    assert _run(["validate", str(path), "--label", "clicked", "--offset", "margin"]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    lines = _report_lines(captured.out)
+    for name in VAL_PROB_NAMES:
+        assert name in lines, name
+    names = [name for name in lines if name in VAL_PROB_NAMES]
+    assert names == list(VAL_PROB_NAMES)  # in val.prob's order
+    report = logitshift.validate_file(path, "clicked", "margin")
+    assert float(lines["Brier"]) == pytest.approx(report.brier, rel=1e-5)
+    assert float(lines["Slope"].split()[0]) == pytest.approx(report.slope.slope, rel=1e-5)
+    assert float(lines["U:Chi-sq"]) == pytest.approx(report.miller.joint, rel=1e-5)
+    assert lines["C (ROC)"].startswith(f"{report.c_statistic:.6g} ± ")
+    intervals = report.slope.confint()
+    assert "[{:.6g}, {:.6g}]".format(*intervals.intercept) in lines["Intercept"]
+    assert "[{:.6g}, {:.6g}]".format(*intervals.slope) in lines["Slope"]
+    assert "Miller a=0,b=1" in lines and "In the large" in lines
+    assert "calibration curve (10 bins of about equal weight, 95% Wilson intervals):" in lines
+
+
+def test_validate_from_stdin(tmp_path, risks):
+    source = tmp_path / "scores.csv"
+    _write_csv(source, risks)
+    done = _subprocess(["validate", "-", "--label", "clicked", "--offset", "risk",
+                        "--offset-is", "probability", "--json"], tmp_path,
+                       stdin=source.read_bytes())
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == b""
+    record = _strict_json(done.stdout.decode())
+    expected = logitshift.validate(risks["clicked"], risks["risk"], offset_is="probability")
+    assert record["n_rows"] == 300
+    assert record["brier"] == pytest.approx(expected.brier, rel=1e-12)
+    assert record["slope"] == pytest.approx(expected.slope.slope, rel=1e-12)
+
+
+def test_validate_of_one_class_reports_nan_as_strings(tmp_path, capsys):
+    path = tmp_path / "flat.csv"
+    _write_csv(path, {"clicked": np.zeros(4, dtype=np.int64),
+                      "margin": np.array([0.5, -1.0, 2.0, 0.0])})
+    assert _run(["validate", str(path), "--label", "clicked", "--offset", "margin",
+                 "--json"]) == 0
+    captured = capsys.readouterr()
+    record = _strict_json(captured.out)
+    assert record["c_statistic"] == "nan" and record["miller_joint"] == "nan"
+    assert record["calibration_in_the_large"] == "-inf" and record["slope_status"] == "all_negative"
+    assert "every label is 0" in captured.err
+    assert all(line.startswith("logitshift: warning:") for line in captured.err.splitlines())
+
+
+def test_fit_takes_probabilities(tmp_path, capsys, risks):
+    path = tmp_path / "scores.parquet"
+    _write_parquet(path, risks)
+    assert _run(["fit", str(path), "--label", "clicked", "--offset", "risk", "--weight", "w",
+                 "--offset-is", "probability", "--json"]) == 0
+    report = _strict_json(capsys.readouterr().out)
+    expected = logitshift.fit(risks["clicked"], risks["risk"], risks["w"],
+                              offset_is="probability")
+    assert report["shift"] == pytest.approx(expected.shift, rel=1e-13)
+    assert report["se"] == pytest.approx(expected.se, rel=1e-12)
+
+
+@pytest.fixture
+def bad_risks(tmp_path):
+    _write_csv(tmp_path / "risks.csv", {"clicked": np.array([0, 1, 1, 0]),
+                                        "risk": np.array([0.1, 0.7, 1.5, 0.2])})
+    _write_csv(tmp_path / "certain.csv", {"clicked": np.array([0, 1, 1, 0]),
+                                          "risk": np.array([0.1, 0.7, 0.5, 1.0])})
+    _write_csv(tmp_path / "ok.csv", {"clicked": np.array([0, 1, 1, 0]),
+                                     "risk": np.array([0.1, 0.7, 0.5, 0.2])})
+    return tmp_path
+
+
+VALIDATE_ERRORS = [
+    pytest.param(["validate", "ok.csv", "--label", "clicked"], "--offset", id="no-offset"),
+    pytest.param(["validate", "ok.csv", "--label", "clicked", "--offset", "risk", "--bins", "0"],
+                 "--bins 0 must be a positive integer", id="zero-bins"),
+    pytest.param(["validate", "ok.csv", "--label", "clicked", "--offset", "risk", "--bins",
+                  "many"], "--bins", id="bins-not-a-number"),
+    pytest.param(["validate", "ok.csv", "--label", "clicked", "--offset", "risk", "--level",
+                  "1"], "level", id="level-one"),
+    pytest.param(["validate", "ok.csv", "--label", "clicked", "--offset", "risk",
+                  "--offset-is", "odds"], "--offset-is", id="unknown-offset-is"),
+    pytest.param(["validate", "risks.csv", "--label", "clicked", "--offset", "risk",
+                  "--offset-is", "probability"],
+                 "column 'risk': probability offset[2] = 1.5 is outside [0, 1]",
+                 id="probability-above-1"),
+    pytest.param(["validate", "certain.csv", "--label", "clicked", "--offset", "risk",
+                  "--offset-is", "probability"],
+                 "column 'risk': offset[3] = inf with label y[3] = 0", id="certain-but-wrong"),
+    pytest.param(["validate", "absent.csv", "--label", "clicked", "--offset", "risk"],
+                 "absent.csv", id="missing-file"),
+    pytest.param(["validate", "ok.csv", "--label", "clicked", "--offset", "score"],
+                 "no column 'score'", id="missing-column"),
+    pytest.param(["fit", "ok.csv", "--label", "clicked", "--offset-is", "probability"],
+                 "--offset-is probability needs --offset", id="fit-probability-without-offset"),
+    pytest.param(["fit", "risks.csv", "--label", "clicked", "--offset", "risk", "--offset-is",
+                  "probability"], "probability offset[2] = 1.5", id="fit-probability-above-1"),
+]
+
+
+@pytest.mark.parametrize(("argv", "fragment"), VALIDATE_ERRORS)
+def test_validate_errors_exit_2_with_one_line(bad_risks, capsys, monkeypatch, argv, fragment):
+    monkeypatch.chdir(bad_risks)
+    assert _run(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.endswith("\n") and captured.err.count("\n") == 1, captured.err
+    assert captured.err.startswith("logitshift")
+    assert "Traceback" not in captured.err
+    assert fragment in captured.err
+
+
+def test_validate_plot_writes_the_report_figure(tmp_path, capsys, risks):
+    _needs_matplotlib()
+    path = tmp_path / "scores.parquet"
+    _write_parquet(path, risks)
+    out = tmp_path / "report.png"
+    assert _run(["validate", str(path), "--label", "clicked", "--offset", "risk",
+                 "--offset-is", "probability", "--json", "--plot", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == ""
+    assert _strict_json(captured.out)["n_rows"] == 300
+    assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_validate_plot_is_checked_before_the_pass(tmp_path, capsys, risks, monkeypatch):
+    _needs_matplotlib()
+    path = tmp_path / "scores.csv"
+    _write_csv(path, risks)
+    monkeypatch.setattr(logitshift.io, "sketch_file",
+                        lambda *args, **kwargs: pytest.fail("the pass began"))
+    argv = ["validate", str(path), "--label", "clicked", "--offset", "margin"]
+    err = _plot_error(capsys, [*argv, "--plot", str(tmp_path / "no-such-folder" / "a.png")])
+    assert "no-such-folder" in err
+    err = _plot_error(capsys, [*argv, "--plot", str(tmp_path / "out.frobnicate")])
+    assert "--plot" in err and "'frobnicate'" in err

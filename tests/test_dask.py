@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 
 import logitshift  # noqa: E402
 import logitshift.dask  # noqa: E402
+from test_report_sources import assert_same_report, assert_same_slope  # noqa: E402
 
 N_ROWS = 60_000
 
@@ -338,6 +339,73 @@ def test_without_dask_the_import_error_names_the_extra():
     assert 'ImportError: logitshift.dask needs dask: pip install "logitshift[dask]"' in run.stderr
 
 
+# -- the calibration report and the slope ---------------------------------------------------------
+
+
+def recalibration_data(seed, n=N_ROWS):
+    """Scores off in the large and in slope (intercept 0.4, slope 0.8), weighted."""
+    rng = np.random.default_rng(seed)
+    scores = rng.normal(-0.5, 1.8, n)
+    labels = (rng.random(n) < 1 / (1 + np.exp(-(0.4 + 0.8 * scores)))).astype(np.int8)
+    return labels, scores, rng.exponential(1.0, n) * (rng.random(n) > 0.1)
+
+
+def test_validate_and_fit_slope_on_dask_arrays_equal_them_in_memory(tmp_path):
+    labels, scores, weights = recalibration_data(seed=31)
+    p = 1 / (1 + np.exp(-scores))
+    report = logitshift.validate(*loaded(tmp_path, labels, p, weights, UNEVEN),
+                                 offset_is="probability", bins=12)
+    assert reads(tmp_path) == len(UNEVEN)  # each chunk once
+    assert report.shift.passes == 1 and report.slope.method == "sketch"
+    assert_same_report(report, logitshift.validate(labels, p, weights, offset_is="probability",
+                                                   bins=12))
+    assert 0 < report.c_statistic_bound < 0.01
+    slope = logitshift.fit_slope(da.from_array(labels, chunks=7_000),
+                                 da.from_array(scores, chunks=7_000),
+                                 da.from_array(weights, chunks=7_000))
+    assert_same_slope(slope, logitshift.fit_slope(labels, scores, weights))
+    assert logitshift.fit(da.from_array(labels, chunks=7_000), da.from_array(p, chunks=7_000),
+                          offset_is="probability").shift == pytest.approx(
+        logitshift.fit(labels, p, offset_is="probability").shift, rel=1e-13)
+
+
+def test_validate_frame_on_a_dask_frame_reads_the_named_columns_once(tmp_path):
+    labels, scores, weights = recalibration_data(seed=32)
+    frame = frame_of(labels, 1 / (1 + np.exp(-scores)), weights)
+    report = logitshift.validate_frame(loaded_frame(tmp_path, frame, 6), "y", "f", "w",
+                                       offset_is="probability")
+    assert (tmp_path / "reads.log").read_text().splitlines() == ["y,f,w"] * 6
+    assert_same_report(report, logitshift.validate_frame(frame, "y", "f", "w",
+                                                         offset_is="probability"))
+    slope = logitshift.fit_slope_frame(dd.from_pandas(frame, npartitions=4), "y", "f",
+                                       offset_is="probability")
+    assert_same_slope(slope, logitshift.fit_slope_frame(frame, "y", "f",
+                                                        offset_is="probability"))
+
+
+def test_probabilities_are_checked_in_their_chunk_with_the_global_row():
+    labels, scores, _ = recalibration_data(seed=33)
+    p = 1 / (1 + np.exp(-scores))
+    row = 20_017
+    p[row] = 1.5
+    with pytest.raises(logitshift.InputError,
+                       match=rf"^probability offset\[{row}\] = 1.5 is outside") as caught:
+        logitshift.validate(da.from_array(labels, chunks=9_000), da.from_array(p, chunks=9_000),
+                            offset_is="probability")
+    assert caught.value.index == row
+    p[row] = 1.0  # certain, but its label is 0
+    labels[row] = 0
+    with pytest.raises(logitshift.InputError, match=rf"offset\[{row}\] = inf with label"):
+        logitshift.fit_slope(da.from_array(labels, chunks=9_000), da.from_array(p, chunks=9_000),
+                             offset_is="probability")
+    frame = dd.from_pandas(frame_of(labels, p, None), npartitions=3)
+    with pytest.raises(logitshift.InputError, match=r"^partition \d: column 'f': offset\[\d+\] "
+                                                    r"= inf with label"):
+        logitshift.validate_frame(frame, "y", "f", offset_is="probability")
+    with pytest.raises(logitshift.InputError, match="offset must be an array"):
+        logitshift.validate(da.from_array(labels, chunks=9_000), 0.3)
+
+
 # -- on a cluster of worker processes --------------------------------------------------------
 
 
@@ -385,3 +453,10 @@ def test_cluster_bad_chunk_raises_input_error_on_the_client(client, tmp_path):
         logitshift.dask.fit_arrays(*loaded(tmp_path, labels, offsets, weights, UNEVEN))
     assert str(caught.value) == f"offset[{row}] is nan"
     assert (caught.value.argument, caught.value.index) == ("offset", row)
+
+
+def test_cluster_validate_frame(client):
+    labels, scores, weights = recalibration_data(seed=34)
+    frame = frame_of(labels, scores, weights)
+    report = logitshift.validate_frame(dd.from_pandas(frame, npartitions=9), "y", "f", "w")
+    assert_same_report(report, logitshift.validate(labels, scores, weights))

@@ -303,3 +303,117 @@ def test_figure_of_degenerate_labels_from_a_sketch(tmp_path):
     figure = plot.figure(result, sketch)
     figure.savefig(tmp_path / "flat.png")
     assert_png(tmp_path / "flat.png")
+
+
+# -- the calibration report -----------------------------------------------------------------------
+
+
+def interval_segments(ax):
+    (collection,) = [c for c in ax.collections if c.get_gid() == "interval"]
+    segments = np.array(collection.get_segments())  # (bins, 2 ends, x and y)
+    return segments[:, 0, 0], segments[:, 0, 1], segments[:, 1, 1]
+
+
+def test_calibration_draws_the_curve_its_intervals_and_both_recalibrations(tmp_path):
+    labels, offsets, weights = recalibration_data()
+    report = logitshift.validate(labels, offsets, weights, bins=8, level=0.9)
+    ax = plot.calibration(report)
+    observed = by_gid(ax.get_lines(), "observed")
+    np.testing.assert_array_equal(observed.get_xdata(), report.curve.predicted)
+    np.testing.assert_array_equal(observed.get_ydata(), report.curve.observed)
+    x, low, high = interval_segments(ax)
+    np.testing.assert_array_equal(x, report.curve.predicted)
+    np.testing.assert_array_equal(low, report.curve.low)
+    np.testing.assert_array_equal(high, report.curve.high)
+
+    shift = by_gid(ax.get_lines(), "shift")
+    p = shift.get_xdata()
+    scores = np.log(p) - np.log1p(-p)
+    np.testing.assert_allclose(shift.get_ydata(), logitshift.sigmoid(scores + report.shift.shift),
+                               rtol=1e-13)
+    slope = by_gid(ax.get_lines(), "slope")
+    np.testing.assert_array_equal(slope.get_xdata(), p)
+    np.testing.assert_allclose(
+        slope.get_ydata(),
+        logitshift.sigmoid(report.slope.intercept + report.slope.slope * scores), rtol=1e-13)
+    # Over the probabilities the points and intervals span, on the axes' range.
+    left, right = ax.get_xlim()
+    assert left <= p.min() <= report.curve.predicted.min()
+    assert report.curve.predicted.max() <= p.max() <= right
+    assert ax.get_ylim() == (left, right)
+    assert list(by_gid(ax.get_lines(), "diagonal").get_xdata()) == [left, right]
+    ax.figure.savefig(tmp_path / "calibration.png")
+    assert_png(tmp_path / "calibration.png")
+
+
+def test_calibration_leaves_out_the_fits_that_did_not_converge():
+    offsets = np.linspace(-2, 2, 40)
+    separated = (offsets > 0).astype(float)  # the slope is infinite
+    with pytest.warns(RuntimeWarning, match="separate"):
+        report = logitshift.validate(separated, offsets)
+    gids = {line.get_gid() for line in plot.calibration(report).get_lines()}
+    assert gids == {"diagonal", "shift", "observed"}
+    with pytest.warns(RuntimeWarning):
+        report = logitshift.validate(np.zeros(40), offsets)
+    gids = {line.get_gid() for line in plot.calibration(report).get_lines()}
+    assert gids == {"diagonal", "observed"}
+
+
+def histogram_bars(ax):
+    up = [bar for bar in ax.patches if bar.get_gid() == "positives"]
+    down = [bar for bar in ax.patches if bar.get_gid() == "negatives"]
+    edges = np.array([bar.get_x() for bar in up] + [up[-1].get_x() + up[-1].get_width()])
+    return (edges, np.array([bar.get_height() for bar in up]),
+            -np.array([bar.get_height() for bar in down]))
+
+
+@pytest.mark.parametrize("bins", [50, 7])
+def test_prediction_histogram_holds_the_weights_by_label(bins):
+    labels, offsets, weights = recalibration_data()
+    offsets[:5], labels[:5] = np.inf, 1.0  # certain, and right: predicted 1
+    offsets[5:8], labels[5:8] = -np.inf, 0.0
+    weights[:8] = 2.0
+    report = logitshift.validate(labels, offsets, weights)
+    edges, up, down = histogram_bars(plot.prediction_histogram(report, bins=bins))
+    np.testing.assert_allclose(edges, np.linspace(0, 1, bins + 1), rtol=1e-15, atol=1e-15)
+    assert np.all(up >= 0) and np.all(down >= 0)
+    assert up.sum() == pytest.approx(np.sum(weights * labels), rel=1e-12)
+    assert down.sum() == pytest.approx(np.sum(weights * (1 - labels)), rel=1e-12)
+    assert up[-1] >= 10.0 and down[0] >= 6.0  # the certain rows at the ends
+    # Against the rows: a bin is off by at most the cells that straddle its two edges.
+    p = logitshift.sigmoid(offsets)
+    width = logitshift.Sketch().width
+    cell = np.floor(offsets[8:] / width)
+    for heights, part in ((up, weights * labels), (down, weights * (1 - labels))):
+        exact = np.histogram(p, edges, weights=part)[0]
+        for k in range(bins):
+            straddling = np.zeros(offsets.size - 8, dtype=bool)
+            for edge in edges[k:k + 2]:
+                if 0 < edge < 1:
+                    straddling |= cell == np.floor(np.log(edge / (1 - edge)) / width)
+            assert abs(heights[k] - exact[k]) <= np.sum(part[8:][straddling]) + 1e-9
+
+
+def test_report_figure_of_a_streamed_report(tmp_path):
+    labels, offsets, weights = recalibration_data()
+    sketch = logitshift.Sketch()
+    for part in np.array_split(np.arange(labels.size), 4):
+        sketch.update(labels[part], offsets[part], weights[part])
+    streamed = sketch.validate()
+    figure = plot.report_figure(streamed)
+    assert isinstance(figure, Figure)
+    top, bottom = figure.axes
+    np.testing.assert_array_equal(by_gid(top.get_lines(), "observed").get_ydata(),
+                                  streamed.curve.observed)
+    in_memory = histogram_bars(plot.prediction_histogram(logitshift.validate(labels, offsets,
+                                                                             weights)))
+    for got, expected in zip(histogram_bars(bottom), in_memory):
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    figure.savefig(tmp_path / "report.png")
+    assert_png(tmp_path / "report.png")
+
+
+def test_prediction_histogram_input_errors():
+    report = logitshift.validate(*recalibration_data(n=300))
+    with pytest.raises(logitshift.InputError, match="bins"):
+        plot.prediction_histogram(report, bins=0)

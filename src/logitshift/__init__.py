@@ -5,7 +5,8 @@
 >>> result.shift, result.se, result.confint()            # doctest: +SKIP
 """
 
-from ._fit import fit, fit_file, fit_frame, fit_slope, validate
+from ._fit import (fit, fit_file, fit_frame, fit_slope, fit_slope_file, fit_slope_frame,
+                   validate, validate_file, validate_frame)
 from ._report import CalibrationCurve, CalibrationReport, MillerTests
 from ._losses import gradient, hessian, loss, sigmoid
 from ._result import LRTest, ObservedExpected, ShiftFit
@@ -20,7 +21,11 @@ __all__ = [
     "fit_frame",
     "fit_file",
     "fit_slope",
+    "fit_slope_frame",
+    "fit_slope_file",
     "validate",
+    "validate_frame",
+    "validate_file",
     "CalibrationReport",
     "CalibrationCurve",
     "MillerTests",

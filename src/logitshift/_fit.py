@@ -5,15 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from . import _arrays
 from ._report import CalibrationReport
-from ._result import ShiftFit
+from ._result import ShiftFit, normal_quantile
 from ._shift import check_options, fit_curve
+from ._sketch import Sketch
 from ._slope import MAX_TRUNCATION, SlopeFit, fit_slope_curve, warn_about
 from ._solve import Curve
-from ._validate import as_raw_scores, column_roles, library_of, naming_columns
+from ._validate import (InputError, as_positive_int, as_raw_scores, check_offset_is,
+                        column_roles, library_of, naming_columns)
 
-__all__ = ["fit", "fit_frame", "fit_file", "fit_slope", "validate"]
+__all__ = ["fit", "fit_frame", "fit_file", "fit_slope", "fit_slope_frame", "fit_slope_file",
+           "validate", "validate_frame", "validate_file"]
 
 
 def fit(
@@ -25,6 +30,7 @@ def fit(
     pseudo_count: float = 0.0,
     tol: float | None = None,
     max_iter: int = 100,
+    offset_is: str = "logit",
 ) -> ShiftFit:
     """The constant shift of the raw scores that minimises the binary cross-entropy.
 
@@ -60,6 +66,10 @@ def fit(
         Newton stops when a step is below ``tol * max(1, |shift|)`` (default 1e-14).
     max_iter : int, default 100
         The most Newton iterations.
+    offset_is : {"logit", "probability"}, default "logit"
+        What ``offset`` holds: raw scores (log-odds), or a model's predicted probabilities,
+        turned into log-odds before the fit (0 and 1 become ``-inf`` and ``+inf``, which
+        must agree with their labels).
 
     Returns
     -------
@@ -97,13 +107,20 @@ def fit(
     True
     """
     options = _options(method, pseudo_count, tol, max_iter)
-    if any(library_of(values) == "dask" for values in (y, offset, weight)):
+    check_offset_is(offset_is)
+    if _in_dask(y, offset, weight):
         from . import dask
 
         dask.check_method(method)
-        return _estimate(dask.sketch_arrays(y, offset, weight), "sketch", {}, options)
-    curve, method = _arrays.curve_of(y, offset, weight, method)
+        return _estimate(dask.sketch_arrays(y, offset, weight, offset_is=offset_is),
+                         "sketch", {}, options)
+    curve, method = _arrays.curve_of(y, as_raw_scores(offset, offset_is), weight, method)
     return _estimate(curve, method, {}, options)
+
+
+def _in_dask(*values: Any) -> bool:
+    """Whether any of the arrays is a Dask collection: then the Dask source reads them."""
+    return any(library_of(value) == "dask" for value in values)
 
 
 def _options(method: str | None, pseudo_count: Any, tol: Any, max_iter: Any
@@ -130,6 +147,7 @@ def fit_frame(
     pseudo_count: float = 0.0,
     tol: float | None = None,
     max_iter: int = 100,
+    offset_is: str = "logit",
 ) -> ShiftFit:
     """:func:`fit` on the named columns of a table.
 
@@ -142,7 +160,7 @@ def fit_frame(
         :func:`logitshift.dask.fit_frame`: one pass, partition by partition.
     label, offset, weight : str
         Column names: the labels, and optionally the offsets and the weights.
-    method, pseudo_count, tol, max_iter
+    method, pseudo_count, tol, max_iter, offset_is
         As for :func:`fit`.
 
     Returns
@@ -165,17 +183,26 @@ def fit_frame(
     True
     """
     options = _options(method, pseudo_count, tol, max_iter)
+    check_offset_is(offset_is)
     if library_of(frame) == "dask":
         from . import dask
 
         dask.check_method(method)
         roles, _ = column_roles(label, offset, weight)
-        return _estimate(dask.sketch_frame(frame, label, offset, weight), "sketch", roles,
-                         options)
-    roles, columns = _arrays.frame_columns(frame, label, offset, weight)
+        return _estimate(dask.sketch_frame(frame, label, offset, weight, offset_is=offset_is),
+                         "sketch", roles, options)
+    roles, (y, scores, weights) = _frame_columns(frame, label, offset, weight, offset_is)
     with naming_columns(roles):
-        curve, method = _arrays.curve_of(*columns, method)
+        curve, method = _arrays.curve_of(y, scores, weights, method)
     return _estimate(curve, method, roles, options)
+
+
+def _frame_columns(frame: Any, label: Any, offset: Any, weight: Any, offset_is: str
+                   ) -> tuple[dict[str, Any], list[Any]]:
+    """The roles and columns of an in-memory table, the offsets as raw scores."""
+    roles, (y, scores, weights) = _arrays.frame_columns(frame, label, offset, weight)
+    with naming_columns(roles):
+        return roles, [y, as_raw_scores(scores, offset_is), weights]
 
 
 def fit_file(
@@ -190,6 +217,7 @@ def fit_file(
     pseudo_count: float = 0.0,
     tol: float | None = None,
     max_iter: int = 100,
+    offset_is: str = "logit",
 ) -> ShiftFit:
     """:func:`fit` on columns of CSV or Parquet files of any size, in one pass.
 
@@ -213,8 +241,9 @@ def fit_file(
         A progress line on standard error; by default only when it is a terminal.
     format : {"csv", "parquet"}, optional
         Where a name does not tell it; a file object without one is told by its first bytes.
-    pseudo_count, tol, max_iter
-        As for :func:`fit`.
+    pseudo_count, tol, max_iter, offset_is
+        As for :func:`fit`; probabilities become log-odds a batch at a time, as they are
+        read.
 
     Returns
     -------
@@ -234,7 +263,7 @@ def fit_file(
 
     options = _options(None, pseudo_count, tol, max_iter)
     sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
-                         progress=progress, format=format)
+                         progress=progress, format=format, offset_is=offset_is)
     return _estimate(sketch, "sketch", column_roles(label, offset, weight)[0], options)
 
 
@@ -243,6 +272,7 @@ def fit_slope(
     offset: Any,
     weight: Any = None,
     *,
+    offset_is: str = "logit",
     tol: float | None = None,
     max_iter: int = 100,
 ) -> SlopeFit:
@@ -255,12 +285,15 @@ def fit_slope(
     Parameters
     ----------
     y : array_like, shape (n,)
-        Labels in [0, 1] (soft labels allowed).
+        Labels in [0, 1] (soft labels allowed). A Dask array goes to the Dask source (one
+        pass over its chunks), as for :func:`fit`.
     offset : array_like, shape (n,)
         The model's raw scores (log-odds). ``+inf`` is allowed on a row labelled 1 and
         ``-inf`` on a row labelled 0.
     weight : array_like, shape (n,), optional
         Non-negative frequency weights.
+    offset_is : {"logit", "probability"}, default "logit"
+        As for :func:`fit`: ``"probability"`` reads ``offset`` as predicted probabilities.
     tol : float, optional
         Newton stops when both steps are below ``tol · max(1, |value|)`` (default 1e-14).
     max_iter : int, default 100
@@ -288,7 +321,8 @@ def fit_slope(
     ``(|b| · width / 2π)^order``: below 1e-15 for ``|b| <= 1.3`` and 1e-12 for ``|b| <= 3.2``
     at the default grid. Where that bound exceeds 1e-12 at the answer, or the labels may be
     separated inside one cell, the fit is redone with exact passes over the arrays
-    (``method="exact"``, a pass per iteration).
+    (``method="exact"``, a pass per iteration). Dask arrays have no such second chance: the
+    fit then says ``status="beyond_sketch"`` (see :meth:`Sketch.solve_slope`).
 
     Examples
     --------
@@ -300,8 +334,127 @@ def fit_slope(
     >>> round(result.slope, 1), result.converged
     (0.8, True)
     """
+    _slope_options(offset_is, tol, max_iter)
+    if _in_dask(y, offset, weight):
+        from . import dask
+
+        _check_scores(offset)
+        return _slope_of_sketch(dask.sketch_arrays(y, offset, weight, offset_is=offset_is),
+                                {}, tol, max_iter)
+    scored = _arrays.scored_arrays(y, as_raw_scores(offset, offset_is), weight)
+    return warn_about(_slope_of(scored, tol, max_iter))
+
+
+def fit_slope_frame(
+    frame: Any,
+    label: str,
+    offset: str,
+    weight: str | None = None,
+    *,
+    offset_is: str = "logit",
+    tol: float | None = None,
+    max_iter: int = 100,
+) -> SlopeFit:
+    """:func:`fit_slope` on the named columns of a table.
+
+    Parameters
+    ----------
+    frame : table
+        As for :func:`fit_frame`: pandas, polars, pyarrow, a mapping, or a Dask DataFrame
+        (one pass over its partitions).
+    label, offset, weight : str
+        Column names: the labels, the raw scores (or probabilities, with
+        ``offset_is="probability"``) and optionally the weights.
+    offset_is, tol, max_iter
+        As for :func:`fit_slope`.
+
+    Returns
+    -------
+    SlopeFit
+
+    Raises
+    ------
+    InputError
+        As :func:`fit_frame`: errors name the column.
+    """
+    _slope_options(offset_is, tol, max_iter)
+    _check_offset_column(offset)
+    if library_of(frame) == "dask":
+        from . import dask
+
+        roles, _ = column_roles(label, offset, weight)
+        return _slope_of_sketch(dask.sketch_frame(frame, label, offset, weight,
+                                                  offset_is=offset_is), roles, tol, max_iter)
+    roles, columns = _frame_columns(frame, label, offset, weight, offset_is)
+    with naming_columns(roles):
+        return warn_about(_slope_of(_arrays.scored_arrays(*columns), tol, max_iter))
+
+
+def fit_slope_file(
+    source: Any,
+    label: str,
+    offset: str,
+    weight: str | None = None,
+    *,
+    offset_is: str = "logit",
+    batch_rows: int | None = None,
+    progress: bool | None = None,
+    format: str | None = None,
+    tol: float | None = None,
+    max_iter: int = 100,
+) -> SlopeFit:
+    """:func:`fit_slope` on columns of CSV or Parquet files of any size, in one pass.
+
+    The rows are streamed through a :class:`Sketch` (:func:`logitshift.io.sketch_file`),
+    then :meth:`Sketch.solve_slope` fits on its tables.
+
+    Parameters
+    ----------
+    source, batch_rows, progress, format
+        As for :func:`fit_file`.
+    label, offset, weight : str
+        Column names: the labels, the raw scores (or probabilities, with
+        ``offset_is="probability"``, converted a batch at a time) and optionally the
+        weights.
+    offset_is, tol, max_iter
+        As for :func:`fit_slope`.
+
+    Returns
+    -------
+    SlopeFit
+        With ``method="sketch"`` and ``passes=1``. There is no exact pass to fall back on:
+        where the slope is too steep for the sketch's grid, ``status="beyond_sketch"``.
+
+    Raises
+    ------
+    InputError, OSError
+        As :func:`fit_file`.
+    """
+    from .io import sketch_file
+
+    _slope_options(offset_is, tol, max_iter)
+    _check_offset_column(offset)
+    sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
+                         progress=progress, format=format, offset_is=offset_is)
+    return _slope_of_sketch(sketch, column_roles(label, offset, weight)[0], tol, max_iter)
+
+
+def _slope_options(offset_is: str, tol: float | None, max_iter: int) -> None:
     _options(None, 0.0, tol, max_iter)
-    return warn_about(_slope_of(_arrays.scored_arrays(y, offset, weight), tol, max_iter))
+    check_offset_is(offset_is)
+
+
+def _check_scores(offset: Any) -> None:
+    """A slope needs offsets that vary: an array, not a constant or none."""
+    if offset is None or np.ndim(offset) == 0:
+        raise InputError("offset must be an array of raw scores: a recalibration slope needs "
+                         "them to vary", argument="offset", value=offset)
+
+
+def _check_offset_column(offset: Any) -> None:
+    if offset is None:
+        raise InputError("offset must name the column of raw scores: a recalibration slope "
+                         "needs them", argument="offset")
 
 
 def _slope_of(scored: _arrays.ScoredArrays, tol: float | None, max_iter: int) -> SlopeFit:
@@ -312,6 +465,14 @@ def _slope_of(scored: _arrays.ScoredArrays, tol: float | None, max_iter: int) ->
         result = fit_slope_curve(scored.exact_slope_curve(), method="exact", tol=tol,
                                  max_iter=max_iter)
     return result
+
+
+def _slope_of_sketch(sketch: Sketch, roles: dict[str, Any], tol: float | None,
+                     max_iter: int) -> SlopeFit:
+    """The slope of a streamed sketch, from its tables alone (there are no rows to redo
+    it from); errors about the whole name the columns of ``roles``."""
+    with naming_columns(roles):
+        return sketch.solve_slope(tol=tol, max_iter=max_iter)
 
 
 def validate(
@@ -329,7 +490,7 @@ def validate(
     Parameters
     ----------
     y : array_like, shape (n,)
-        Labels in [0, 1].
+        Labels in [0, 1]. A Dask array goes to the Dask source (one pass over its chunks).
     offset : array_like, shape (n,)
         The model's raw scores (log-odds), or its predicted probabilities with
         ``offset_is="probability"`` (0 and 1 become ``-inf`` and ``+inf``, which must agree
@@ -347,16 +508,151 @@ def validate(
     CalibrationReport
         The shift (calibration in the large) and the slope (weak calibration) with their
         inference, Miller's tests, Spiegelhalter's z, the Brier score, the log loss, the
-        exact c-statistic, the binned curve and ICI / E50 / E90.
+        c-statistic, the binned curve and ICI / E50 / E90.
 
     Notes
     -----
     One pass fills a :class:`Sketch`; every statistic but the c-statistic is a Taylor series
-    on its tables (exact to rounding), the c-statistic one sort of the rows. The slope is
-    refitted with exact passes where the sketch cannot vouch for its sums (see
-    :func:`fit_slope`).
+    on its tables (exact to rounding). In memory the c-statistic is exact (one sort of the
+    rows, ``c_statistic_bound == 0``), and the slope is refitted with exact passes where the
+    sketch cannot vouch for its sums (see :func:`fit_slope`). From Dask arrays, as from
+    files (:func:`validate_file`), the report is :meth:`Sketch.validate`'s: the same
+    numbers to rounding, but the c-statistic from the sketch's cells, with the bound on its
+    error in ``c_statistic_bound``.
     """
-    offset = as_raw_scores(offset, offset_is)
-    scored = _arrays.scored_arrays(y, offset, weight)
+    _report_options(offset_is, bins, level)
+    if _in_dask(y, offset, weight):
+        from . import dask
+
+        _check_scores(offset)
+        return _report_of_sketch(dask.sketch_arrays(y, offset, weight, offset_is=offset_is),
+                                 {}, bins, level)
+    scored = _arrays.scored_arrays(y, as_raw_scores(offset, offset_is), weight)
+    return _report_of(scored, bins, level)
+
+
+def validate_frame(
+    frame: Any,
+    label: str,
+    offset: str,
+    weight: str | None = None,
+    *,
+    offset_is: str = "logit",
+    bins: int = 10,
+    level: float = 0.95,
+) -> CalibrationReport:
+    """:func:`validate` on the named columns of a table.
+
+    Parameters
+    ----------
+    frame : table
+        As for :func:`fit_frame`: pandas, polars, pyarrow, a mapping, or a Dask DataFrame
+        (one pass over its partitions; the c-statistic then carries its bound).
+    label, offset, weight : str
+        Column names: the labels, the raw scores (or probabilities, with
+        ``offset_is="probability"``) and optionally the weights.
+    offset_is, bins, level
+        As for :func:`validate`.
+
+    Returns
+    -------
+    CalibrationReport
+
+    Raises
+    ------
+    InputError
+        As :func:`fit_frame`: errors name the column.
+
+    Examples
+    --------
+    >>> import pandas as pd, logitshift
+    >>> frame = pd.DataFrame({"died": [0, 1, 0, 0, 1, 1], "risk": [.1, .8, .3, .5, .4, .7]})
+    >>> report = logitshift.validate_frame(frame, "died", "risk", offset_is="probability")
+    >>> round(report.c_statistic, 4)     # 8 of the 9 pairs in order
+    0.8889
+    """
+    _report_options(offset_is, bins, level)
+    _check_offset_column(offset)
+    if library_of(frame) == "dask":
+        from . import dask
+
+        roles, _ = column_roles(label, offset, weight)
+        return _report_of_sketch(dask.sketch_frame(frame, label, offset, weight,
+                                                   offset_is=offset_is), roles, bins, level)
+    roles, columns = _frame_columns(frame, label, offset, weight, offset_is)
+    with naming_columns(roles):
+        return _report_of(_arrays.scored_arrays(*columns), bins, level)
+
+
+def validate_file(
+    source: Any,
+    label: str,
+    offset: str,
+    weight: str | None = None,
+    *,
+    offset_is: str = "logit",
+    bins: int = 10,
+    level: float = 0.95,
+    batch_rows: int | None = None,
+    progress: bool | None = None,
+    format: str | None = None,
+) -> CalibrationReport:
+    """:func:`validate` on columns of CSV or Parquet files of any size, or standard input,
+    in one pass.
+
+    The rows are streamed a batch at a time through a :class:`Sketch`
+    (:func:`logitshift.io.sketch_file`), and :meth:`Sketch.validate` reports from its tables.
+
+    Parameters
+    ----------
+    source, batch_rows, progress, format
+        As for :func:`fit_file` (``"-"`` reads CSV from standard input).
+    label, offset, weight : str
+        Column names: the labels, the raw scores (or probabilities, with
+        ``offset_is="probability"``, converted a batch at a time) and optionally the
+        weights.
+    offset_is, bins, level
+        As for :func:`validate`.
+
+    Returns
+    -------
+    CalibrationReport
+        The numbers of :func:`validate` on the same rows in memory, to rounding, but for the
+        c-statistic, which comes from the sketch's cells: pairs of rows within one cell are
+        not ordered, and ``c_statistic_bound`` bounds the error that leaves. The slope has no
+        exact pass to fall back on: where it is too steep for the sketch's grid, its status
+        is ``"beyond_sketch"``.
+
+    Raises
+    ------
+    InputError, OSError
+        As :func:`fit_file`.
+    """
+    from .io import sketch_file
+
+    _report_options(offset_is, bins, level)
+    _check_offset_column(offset)
+    sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
+                         progress=progress, format=format, offset_is=offset_is)
+    return _report_of_sketch(sketch, column_roles(label, offset, weight)[0], bins, level)
+
+
+def _report_options(offset_is: str, bins: int, level: float) -> None:
+    """The report's options, checked before any pass over the data."""
+    check_offset_is(offset_is)
+    as_positive_int(bins, "bins")
+    normal_quantile(level)
+
+
+def _report_of(scored: _arrays.ScoredArrays, bins: int, level: float) -> CalibrationReport:
+    """The report of rows in memory: the exact c-statistic, and the slope refitted exactly
+    where the sketch cannot vouch for it."""
     slope = warn_about(_slope_of(scored, None, 100))
     return scored.sketch._report(slope, (scored.c_statistic(), 0.0), bins=bins, level=level)
+
+
+def _report_of_sketch(sketch: Sketch, roles: dict[str, Any], bins: int, level: float
+                      ) -> CalibrationReport:
+    """The report of a streamed sketch, from its tables alone."""
+    with naming_columns(roles):
+        return sketch.validate(bins=bins, level=level)

@@ -182,9 +182,13 @@ def miller_tests(shift: ShiftFit, slope: SlopeFit) -> MillerTests:
     total = shift.weight_sum
     at_identity, in_the_large = 2 * total * shift.loss_at_zero, 2 * total * shift.loss
     recalibrated = 2 * total * slope.loss if slope.converged else math.nan
-    joint = max(0.0, at_identity - recalibrated)
+    # Rounding can make a difference of deviances a hair negative; NaN (no slope fit) stays
+    # NaN, where max(0.0, nan) would say 0.
+    joint = at_identity - recalibrated
+    joint = 0.0 if joint < 0 else joint
     intercept = max(0.0, at_identity - in_the_large)
-    line = max(0.0, in_the_large - recalibrated)
+    line = in_the_large - recalibrated
+    line = 0.0 if line < 0 else line
     return MillerTests(joint, _chi_square_pvalue(joint, 2), intercept,
                        _chi_square_pvalue(intercept, 1), line, _chi_square_pvalue(line, 1))
 
@@ -244,7 +248,8 @@ def c_statistic(labels: np.ndarray, offsets: np.ndarray, weights: np.ndarray | N
     tied_negative = np.add.reduceat(negative, starts)
     below = np.cumsum(tied_negative) - tied_negative
     pairs = float(np.sum(tied_positive * (below + 0.5 * tied_negative)))
-    return pairs / (float(np.sum(positive)) * float(np.sum(negative)))
+    total = float(np.sum(positive)) * float(np.sum(negative))
+    return pairs / total if total > 0 else math.nan  # one class only: no pairs to order
 
 
 def _unit_scale(weights: np.ndarray) -> np.ndarray:
@@ -265,6 +270,8 @@ def c_statistic_of_cells(negative: np.ndarray, positive: np.ndarray) -> tuple[fl
     below = np.cumsum(negative) - negative
     total = float(np.sum(positive)) * float(np.sum(negative))
     same_cell = float(np.sum(positive * negative))
+    if not total > 0:  # one class only: no pairs to order
+        return math.nan, math.nan
     return (float(np.sum(positive * (below + 0.5 * negative))) / total,
             0.5 * same_cell / total)
 
@@ -289,7 +296,8 @@ def build_report(shift: ShiftFit, slope: SlopeFit, sums: PolynomialSums,
     return CalibrationReport(
         shift=shift, slope=slope, miller=miller_tests(shift, slope),
         spiegelhalter_z=z, spiegelhalter_pvalue=math.erfc(abs(z) / math.sqrt(2.0)),
-        brier=brier, brier_scaled=1.0 - brier / (mean * (1.0 - mean)),
+        brier=brier,
+        brier_scaled=1.0 - brier / (mean * (1.0 - mean)) if 0 < mean < 1 else math.nan,
         log_loss=shift.loss_at_zero, c_statistic=c[0], c_statistic_bound=c[1], curve=curve,
         ici=float(np.sum(curve.weight * error) / np.sum(curve.weight)),
         e50=_weighted_quantile(error, curve.weight, 0.5),

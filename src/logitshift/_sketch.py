@@ -580,9 +580,17 @@ class Sketch:
         The c-statistic comes with a bound (pairs of rows that share a cell are not
         ordered); see :func:`logitshift.validate` for arrays in memory, where it is exact.
         """
-        cells = self._cells(0.0)
-        return self._report(self.solve_slope(),
-                            c_statistic_of_cells(cells.weight - cells.observed, cells.observed),
+        cells = self._cells(0.0)  # in the units of the totals below
+        negative, positive = cells.weight - cells.observed, cells.observed
+        # Rows of infinite offset are in no cell, yet they are pairs to order: -inf rows
+        # (label 0) below every cell, +inf rows (label 1) above.
+        totals = self._scanned
+        below = totals.weight_sum - totals.positives - totals.active_negatives
+        above = totals.positives - totals.active_positives
+        floor = 1e-12 * (totals.active_negatives + totals.active_positives)  # rounding
+        negative = np.concatenate([[below if below > floor else 0.0], negative, [0.0]])
+        positive = np.concatenate([[0.0], positive, [above if above > floor else 0.0]])
+        return self._report(self.solve_slope(), c_statistic_of_cells(negative, positive),
                             bins=bins, level=level)
 
     def _report(self, slope: SlopeFit, c: tuple[float, float], *, bins: int,

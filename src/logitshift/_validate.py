@@ -20,7 +20,8 @@ import numpy as np
 __all__ = [
     "InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float",
     "as_positive_int", "as_shift", "check_infinite_offsets", "check_columns", "column_roles",
-    "naming_columns", "prefixing", "rows", "warn", "as_raw_scores",
+    "naming_columns", "prefixing", "rows", "warn", "as_raw_scores", "check_offset_is",
+    "OFFSET_KINDS",
 ]
 
 
@@ -259,24 +260,49 @@ def as_weight(weight: Any, n_rows: int | None, name: str = "weight", *,
     return weights
 
 
-def as_raw_scores(offset: Any, offset_is: str, name: str = "offset") -> Any:
-    """Raw scores from ``offset``: as they are for ``offset_is="logit"``; for
-    ``"probability"``, probabilities in [0, 1] turned into log-odds (a new float64 array;
-    0 and 1 become ``-inf`` and ``+inf``)."""
-    if offset_is == "logit":
-        return offset
-    if offset_is != "probability":
+OFFSET_KINDS = ("logit", "probability")
+
+
+def check_offset_is(offset_is: Any) -> str:
+    """``offset_is=`` names what the offsets are: ``"logit"`` (raw scores) or
+    ``"probability"``."""
+    if not isinstance(offset_is, str) or offset_is not in OFFSET_KINDS:
         raise InputError(f"offset_is = {offset_is!r} must be 'logit' or 'probability'",
                          argument="offset_is", value=offset_is)
-    probability = as_numeric(offset, name).astype(np.float64)
-    _check_no_nan(probability, name)
-    outside = (probability < 0) | (probability > 1)
-    if outside.any():
-        i = _first(outside)
-        raise InputError(f"probability {name}[{i}] = {float(probability[i])!r} is outside [0, 1]",
-                         argument=name, index=i, value=float(probability[i]))
+    return offset_is
+
+
+def as_raw_scores(offset: Any, offset_is: str, name: str = "offset", *,
+                  first_row: int = 0) -> Any:
+    """Raw scores from ``offset``: as they are for ``offset_is="logit"`` (and for None); for
+    ``"probability"``, probabilities in [0, 1] turned into log-odds (a new float64 array, or
+    a float for a scalar; 0 and 1 become ``-inf`` and ``+inf``, which the pass that follows
+    checks against the labels). A stream converts each batch, its rows numbered from
+    ``first_row`` in messages."""
+    if check_offset_is(offset_is) == "logit" or offset is None:
+        return offset
+    scalar = np.ndim(offset) == 0 and isinstance(offset, (numbers.Real, np.generic))
+    if scalar:
+        _check_not_text_or_bool(offset, name, "a probability")
+        probability = np.array([offset], dtype=np.float64)
+    else:
+        values = as_numeric(offset, name)
+        if values.dtype.kind == "b":
+            raise InputError(f"{name} is boolean: probabilities are numbers in [0, 1], not a "
+                             "mask", argument=name)
+        probability = values.astype(np.float64)
+    nan = np.isnan(probability)
+    bad = nan | (probability < 0) | (probability > 1)
+    if bad.any():
+        i = _first(bad)
+        where = name if scalar else f"{name}[{i + first_row}]"
+        value = float(probability[i])
+        raise InputError(f"{where} is nan" if nan[i] else
+                         f"probability {where} = {value!r} is outside [0, 1]",
+                         argument=name, index=None if scalar else i + first_row, value=value)
     with np.errstate(divide="ignore"):
-        return np.log(probability) - np.log1p(-probability)
+        scores = np.log(probability) - np.log1p(-probability)
+    return float(scores[0]) if scalar else scores
 
 
 def as_nonnegative_float(value: Any, name: str) -> float:

@@ -1,4 +1,4 @@
-"""The ``logitshift`` command: ``demo`` and ``fit``.
+"""The ``logitshift`` command: ``demo``, ``fit`` and ``validate``.
 
 Errors a user can act on (bad input, a missing file or column, a ``--plot`` file that cannot
 be written) end with one line on stderr and exit status 2; messages and warnings name the
@@ -22,10 +22,11 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
-from ._fit import fit
+from ._fit import fit, validate_file
+from ._report import CalibrationReport
 from ._result import ShiftFit, normal_quantile
 from ._shift import check_options
-from ._validate import InputError, column_roles, naming_columns
+from ._validate import InputError, as_positive_int, column_roles, naming_columns
 
 __all__ = ["main"]
 
@@ -36,7 +37,8 @@ EXIT_INTERNAL = 1
 EXIT_INTERRUPTED = 130
 _PROG = "logitshift"
 #: Python arguments and the flags that set them, for messages raised by the library.
-_FLAGS = {"pseudo_count": "--pseudo-count", "level": "--level", "format": "--format"}
+_FLAGS = {"pseudo_count": "--pseudo-count", "level": "--level", "format": "--format",
+          "offset_is": "--offset-is", "bins": "--bins"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,6 +50,8 @@ def _jsonable(value: Any) -> Any:
     """Floats for JSON: ``inf``/``-inf``/``nan`` become strings, never bare ``Infinity``."""
     if isinstance(value, dict):
         return {key: _jsonable(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_jsonable(item) for item in value]
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value
@@ -162,10 +166,14 @@ def _fit(args: argparse.Namespace) -> int:
     roles, _ = column_roles(args.label, args.offset, args.weight)
     check_options(None, args.pseudo_count, None, 1)
     normal_quantile(args.level)
+    if args.offset_is == "probability" and args.offset is None:
+        raise InputError("--offset-is probability needs --offset, the column of "
+                         "probabilities", argument="--offset-is")
     plot = _plotting(args.plot)
     # One pass, a batch at a time: memory stays bounded whatever the files' size.
     sketch = sketch_file(args.paths, args.label, args.offset, args.weight,
-                         progress=False if args.quiet else None, format=args.format)
+                         progress=False if args.quiet else None, format=args.format,
+                         offset_is=args.offset_is)
     with naming_columns(roles):
         result = sketch.solve(pseudo_count=args.pseudo_count)
     if plot is not None:
@@ -176,6 +184,116 @@ def _fit(args: argparse.Namespace) -> int:
     else:
         print("\n".join(_describe(result, args.level, details=True)))
     return 0
+
+
+def _interval(bounds: tuple[float, float]) -> str:
+    return f"[{bounds[0]:.6g}, {bounds[1]:.6g}]"
+
+
+def _describe_report(report: CalibrationReport, level: float) -> list[str]:
+    """The report as ``val.prob`` lists its statistics (its names where it has them), then
+    the calibration in the large, Miller's tests and the curve."""
+    shift, slope, miller = report.shift, report.slope, report.miller
+    percent = f"{level:.0%}"
+    c = f"{report.c_statistic:.6g}"
+    if report.c_statistic_bound > 0:
+        c += f" ± {report.c_statistic_bound:.2g} (from the sketch's cells)"
+    if slope.converged:
+        intervals = slope.confint(level)
+        intercept = (f"{slope.intercept:.6g} (se {slope.se_intercept:.3g}, {percent} CI "
+                     f"{_interval(intervals.intercept)})")
+        line = (f"{slope.slope:.6g} (se {slope.se_slope:.3g}, {percent} CI "
+                f"{_interval(intervals.slope)})")
+    else:
+        intercept = f"{slope.intercept:.6g} ({slope.status})"
+        line = f"{slope.slope:.6g} ({slope.status})"
+    rows = [
+        ("n", f"{report.n_rows} (weight {shift.weight_sum:.10g}, "
+              f"positives {shift.positives:.10g})"),
+        ("Dxy", f"{2.0 * report.c_statistic - 1.0:.6g}"),
+        ("C (ROC)", c),
+        ("U:Chi-sq", f"{miller.joint:.6g}"), ("U:p", f"{miller.joint_pvalue:.3g}"),
+        ("Brier", f"{report.brier:.6g}"), ("Brier scaled", f"{report.brier_scaled:.6g}"),
+        ("Intercept", intercept), ("Slope", line),
+        ("E90", f"{report.e90:.6g}"), ("ICI", f"{report.ici:.6g}"),
+        ("E50", f"{report.e50:.6g}"),
+        ("S:z", f"{report.spiegelhalter_z:.6g}"), ("S:p", f"{report.spiegelhalter_pvalue:.3g}"),
+        ("Log loss", f"{report.log_loss:.6g}"),
+    ]
+    if math.isfinite(shift.shift):
+        oe = shift.observed_expected_at(level)
+        rows += [
+            ("In the large", f"{shift.shift:.6g} (se {shift.se:.3g}, {percent} CI "
+                             f"{_interval(shift.confint(level))})"),
+            ("O/E", f"{oe.ratio:.6g} {_interval((oe.low, oe.high))}"),
+        ]
+    else:
+        rows.append(("In the large", f"{shift.shift} ({shift.status})"))
+    rows += [
+        ("Miller a=0,b=1", f"{miller.joint:.6g} (2 df, p = {miller.joint_pvalue:.3g})"),
+        ("Miller a=0|b=1", f"{miller.intercept:.6g} (1 df, p = {miller.intercept_pvalue:.3g})"),
+        ("Miller b=1|a", f"{miller.slope:.6g} (1 df, p = {miller.slope_pvalue:.3g})"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"  {name.ljust(width)}  {value}" for name, value in rows]
+    curve = report.curve
+    lines.append(f"  calibration curve ({curve.weight.size} bins of about equal weight, "
+                 f"{percent} Wilson intervals):")
+    lines.append("    predicted  observed  interval              weight")
+    for predicted, observed, low, high, weight in zip(curve.predicted, curve.observed,
+                                                      curve.low, curve.high, curve.weight):
+        lines.append(f"    {predicted:9.4f}  {observed:8.4f}  [{low:.4f}, {high:.4f}]"
+                     f"  {weight:10.6g}")
+    return lines
+
+
+def _report_record(report: CalibrationReport, level: float) -> dict[str, Any]:
+    """``report.to_dict()``, with every interval at ``level``."""
+    record = {**report.to_dict(), "level": level}
+    if math.isfinite(report.shift.shift):
+        record["shift_ci_low"], record["shift_ci_high"] = report.shift.confint(level)
+        oe = report.shift.observed_expected_at(level)
+        record["observed_expected_low"], record["observed_expected_high"] = oe.low, oe.high
+    if report.slope.converged:
+        intervals = report.slope.confint(level)
+        record["intercept_low"], record["intercept_high"] = intervals.intercept
+        record["slope_low"], record["slope_high"] = intervals.slope
+    return record
+
+
+def _validate(args: argparse.Namespace) -> int:
+    # Options are checked before the pass, not after it.
+    column_roles(args.label, args.offset, args.weight)
+    normal_quantile(args.level)
+    as_positive_int(args.bins, "bins")
+    plot = _plotting(args.plot)
+    report = validate_file(args.paths, args.label, args.offset, args.weight,
+                           offset_is=args.offset_is, bins=args.bins, level=args.level,
+                           progress=False if args.quiet else None, format=args.format)
+    if plot is not None:
+        # Before the report, so that a path that cannot be written leaves stdout empty.
+        figure = plot.report_figure(report)
+        figure.savefig(args.plot, format=Path(args.plot).suffix.lower().lstrip(".") or "png")
+    if args.json:
+        print(json.dumps(_jsonable(_report_record(report, args.level)), allow_nan=False))
+    else:
+        print("\n".join(_describe_report(report, args.level)))
+    return 0
+
+
+def _add_input_flags(command: argparse.ArgumentParser, offset_help: str,
+                     offset_required: bool) -> None:
+    """The flags that say where the rows are, shared by ``fit`` and ``validate``."""
+    command.add_argument("paths", metavar="PATH", nargs="+",
+                         help="a .csv or .parquet file, a directory of Parquet files, a glob "
+                              "pattern, or - for CSV on standard input")
+    command.add_argument("--label", required=True, metavar="COL", help="labels in [0, 1]")
+    command.add_argument("--offset", required=offset_required, metavar="COL", help=offset_help)
+    command.add_argument("--weight", metavar="COL", help="non-negative frequency weights")
+    command.add_argument("--offset-is", choices=["logit", "probability"], default="logit",
+                         help="what the --offset column holds: raw scores (log-odds, the "
+                              "default) or predicted probabilities (0 and 1 must agree with "
+                              "their labels)")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -198,12 +316,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Fit the shift for columns of CSV or Parquet files (chosen by each "
                     "file's extension), in one pass; PATH '-' reads CSV from standard input.",
     )
-    run.add_argument("paths", metavar="PATH", nargs="+",
-                     help="a .csv or .parquet file, a directory of Parquet files, a glob "
-                          "pattern, or - for CSV on standard input")
-    run.add_argument("--label", required=True, metavar="COL", help="labels in [0, 1]")
-    run.add_argument("--offset", metavar="COL", help="fixed raw scores the shift is added to")
-    run.add_argument("--weight", metavar="COL", help="non-negative frequency weights")
+    _add_input_flags(run, "fixed raw scores the shift is added to", offset_required=False)
     run.add_argument("--pseudo-count", type=float, default=0.0, metavar="A",
                      help="add a positive and a negative row of weight A at the mean offset")
     run.add_argument("--level", type=float, default=0.95,
@@ -217,6 +330,32 @@ def _parser() -> argparse.ArgumentParser:
                      help="also draw the loss curve and reliability diagram into FILE "
                           "(.png, .pdf, .svg, ...; needs logitshift[plot])")
     run.set_defaults(run=_fit)
+
+    check = commands.add_parser(
+        "validate", help="the calibration report of a model's scores in a CSV or Parquet file",
+        description="The calibration report of a model's scores (rms::val.prob's statistics, "
+                    "the calibration in the large, Miller's tests and the binned curve), "
+                    "from columns of CSV or Parquet files in one pass; PATH '-' reads CSV "
+                    "from standard input. The c-statistic comes from the sketch's cells, "
+                    "with a bound on its error.",
+    )
+    _add_input_flags(check, "the model's raw scores (log-odds), or its probabilities with "
+                            "--offset-is probability", offset_required=True)
+    check.add_argument("--bins", type=int, default=10, metavar="N",
+                       help="bins of the calibration curve, of about equal weight "
+                            "(default 10)")
+    check.add_argument("--level", type=float, default=0.95,
+                       help="confidence level of the intervals (default 0.95)")
+    check.add_argument("--format", choices=["csv", "parquet"],
+                       help="the format of every PATH, where its extension does not tell it")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("--quiet", action="store_true",
+                       help="no progress line (shown only when standard error is a terminal)")
+    check.add_argument("--plot", metavar="FILE",
+                       help="also draw the calibration curve, both recalibrations and the "
+                            "predictions by label into FILE (.png, .pdf, .svg, ...; needs "
+                            "logitshift[plot])")
+    check.set_defaults(run=_validate)
     return parser
 
 

@@ -36,8 +36,8 @@ except ImportError as exc:
 from ._result import ShiftFit
 from ._shift import check_options, fit_curve
 from ._sketch import Sketch
-from ._validate import (InputError, as_numeric, as_offset, check_columns, column_roles,
-                        naming_columns, prefixing, rows)
+from ._validate import (InputError, as_numeric, as_offset, as_raw_scores, check_columns,
+                        check_offset_is, column_roles, naming_columns, prefixing, rows)
 
 __all__ = ["fit_arrays", "fit_frame", "sketch_arrays", "sketch_frame"]
 
@@ -108,16 +108,22 @@ def fit_arrays(
                   max_iter=max_iter)
 
 
-def sketch_arrays(y: Any, offset: Any = None, weight: Any = None) -> Sketch:
+def sketch_arrays(y: Any, offset: Any = None, weight: Any = None, *,
+                  offset_is: str = "logit") -> Sketch:
     """The :class:`~logitshift.Sketch` of Dask arrays, in one pass over their chunks.
 
     Arguments and errors as for :func:`fit_arrays`: one task per chunk fills its sketch
     where the chunk lies, the sketches merge in a tree, and only the last one reaches the
-    client.
+    client. ``offset_is="probability"``: the offsets are predicted probabilities, turned
+    into log-odds in each chunk's task (0 and 1 become ``-inf`` and ``+inf``, which must
+    agree with their labels).
     """
+    check_offset_is(offset_is)
     labels = _as_dask(y, "y")
     if offset is None or np.ndim(offset) == 0:
-        offset = as_offset(offset, 0)  # a constant: checked here, the same in every chunk
+        # A constant: checked here, the same in every chunk.
+        offset = as_offset(as_raw_scores(offset, offset_is), 0)
+        offset_is = "logit"
         offsets = [offset] * labels.numblocks[0]
     else:
         offsets = _aligned(_as_dask(offset, "offset"), labels, "offset").to_delayed(
@@ -133,7 +139,7 @@ def sketch_arrays(y: Any, offset: Any = None, weight: Any = None) -> Sketch:
     sketches = [
         dask.delayed(_sketch)(labels_block, offset_block, weight_block,
                               first_row=int(first_row), where=None if known else f"chunk {i}",
-                              roles={})
+                              roles={}, offset_is=offset_is)
         for i, (labels_block, offset_block, weight_block, first_row) in enumerate(
             zip(labels.to_delayed(optimize_graph=False), offsets, weights, first_rows))
     ]
@@ -189,17 +195,22 @@ def fit_frame(
                   max_iter=max_iter)
 
 
-def sketch_frame(frame: Any, label: Any, offset: Any = None, weight: Any = None) -> Sketch:
+def sketch_frame(frame: Any, label: Any, offset: Any = None, weight: Any = None, *,
+                 offset_is: str = "logit") -> Sketch:
     """The :class:`~logitshift.Sketch` of the named columns of a Dask DataFrame, in one pass
-    over its partitions; arguments and errors as for :func:`fit_frame`."""
+    over its partitions; arguments and errors as for :func:`fit_frame`, ``offset_is`` as
+    for :func:`sketch_arrays`."""
     import dask.dataframe as dd
+
+    check_offset_is(offset_is)
 
     if not isinstance(frame, dd.DataFrame):
         raise InputError(f"frame must be a dask DataFrame, got {type(frame).__name__}; "
                          "for a table in memory use logitshift.fit_frame", argument="frame")
     roles, columns = column_roles(label, offset, weight)
     check_columns(columns, list(frame.columns), "the frame")
-    return _merged([dask.delayed(_partition_sketch)(part, roles, where=f"partition {i}")
+    return _merged([dask.delayed(_partition_sketch)(part, roles, where=f"partition {i}",
+                                                    offset_is=offset_is)
                     for i, part in enumerate(frame[columns].to_delayed())])
 
 
@@ -241,17 +252,20 @@ def _aligned(values: da.Array, labels: da.Array, name: str) -> da.Array:
 
 
 def _sketch(y: Any, offset: Any, weight: Any, *, first_row: int, where: str | None,
-            roles: Mapping[str, Any]) -> Sketch:
+            roles: Mapping[str, Any], offset_is: str = "logit") -> Sketch:
     """The sketch of one chunk; errors name the chunk (``where``) when its rows are numbered
-    from its own start, and the column when the arrays are a frame's (``roles``)."""
+    from its own start, and the column when the arrays are a frame's (``roles``).
+    Probabilities become log-odds here, in the chunk's task."""
     with prefixing(where) if where is not None else nullcontext(), naming_columns(roles):
+        offset = as_raw_scores(offset, offset_is, first_row=first_row)
         return Sketch().update(y, offset, weight, first_row=first_row)
 
 
-def _partition_sketch(part: Any, roles: Mapping[str, Any], where: str) -> Sketch:
+def _partition_sketch(part: Any, roles: Mapping[str, Any], where: str,
+                      offset_is: str = "logit") -> Sketch:
     """The sketch of one partition (a pandas DataFrame) of a Dask DataFrame."""
     return _sketch(*(None if name is None else part[name] for name in roles.values()),
-                   first_row=0, where=where, roles=roles)
+                   first_row=0, where=where, roles=roles, offset_is=offset_is)
 
 
 def _merge(*sketches: Sketch) -> Sketch:

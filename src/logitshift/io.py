@@ -31,8 +31,8 @@ import pyarrow.parquet as pq
 
 from ._rows import max_threads
 from ._sketch import Sketch
-from ._validate import (InputError, as_positive_int, check_columns, column_roles,
-                        naming_columns, prefixing)
+from ._validate import (InputError, as_positive_int, as_raw_scores, check_columns,
+                        check_offset_is, column_roles, naming_columns, prefixing)
 
 __all__ = ["iter_batches", "read_columns", "sketch_file", "expand_sources", "check_format",
            "DEFAULT_BATCH_ROWS", "FORMATS"]
@@ -636,6 +636,7 @@ def sketch_file(
     batch_rows: int | None = None,
     progress: bool | None = None,
     format: str | None = None,
+    offset_is: str = "logit",
 ) -> Sketch:
     """Stream the named columns of files through a :class:`~logitshift.Sketch`, in one pass.
 
@@ -657,6 +658,10 @@ def sketch_file(
     format : {"csv", "parquet"}, optional
         The format of every file, where their names do not tell it (see
         :func:`iter_batches`).
+    offset_is : {"logit", "probability"}, default "logit"
+        What the offset column holds: raw scores (log-odds), or predicted probabilities,
+        turned into log-odds a batch at a time as they are read (0 and 1 become ``-inf``
+        and ``+inf``, which must agree with their labels).
 
     Raises
     ------
@@ -666,6 +671,7 @@ def sketch_file(
         each file.
     """
     roles, columns = column_roles(label, offset, weight)
+    check_offset_is(offset_is)
     batch_rows = DEFAULT_BATCH_ROWS if batch_rows is None else as_positive_int(batch_rows,
                                                                                "batch_rows")
     check_format(format)
@@ -689,8 +695,12 @@ def sketch_file(
                 closing(_read_ahead(batches)) as ahead:
             for batch in ahead:
                 with prefixing(_where(path)), naming_columns(roles):
-                    sketch.update(*(batch[name] if name is not None else None
-                                    for name in roles.values()), first_row=first_row,
+                    y, scores, weights = (batch[name] if name is not None else None
+                                          for name in roles.values())
+                    # Probabilities become log-odds here, a batch at a time: what the
+                    # offsets mean is the source's to say; the sketch holds raw scores.
+                    scores = as_raw_scores(scores, offset_is, first_row=first_row)
+                    sketch.update(y, scores, weights, first_row=first_row,
                                   threads=fill_threads)
                 first_row += batch[label].shape[0]
                 position.rows = first_row

@@ -1,15 +1,20 @@
-"""Pictures of a fit: the loss around the shift, and calibration before and after it.
+"""Pictures of a fit: the loss around the shift, calibration before and after it, and the
+calibration report.
 
-Needs matplotlib (``pip install "logitshift[plot]"``). :func:`loss_curve` and
-:func:`reliability` draw on the Axes they are given, or on a new
-:class:`matplotlib.figure.Figure`, and return the Axes (``ax.figure`` is its figure);
-:func:`figure` returns a Figure with both. Figures are made without pyplot: no global state,
+Needs matplotlib (``pip install "logitshift[plot]"``). :func:`loss_curve`,
+:func:`reliability`, :func:`calibration` and :func:`prediction_histogram` draw on the Axes
+they are given, or on a new :class:`matplotlib.figure.Figure`, and return the Axes
+(``ax.figure`` is its figure); :func:`figure` returns a Figure with the first two, and
+:func:`report_figure` one with the last two, for a
+:class:`~logitshift.CalibrationReport`. Figures are made without pyplot: no global state,
 no backend chosen, nothing shown. Save one with ``savefig``, or, in a notebook with
 matplotlib's inline backend, leave it as a cell's value to see it.
 
 >>> import logitshift, logitshift.plot                          # doctest: +SKIP
 >>> result = logitshift.fit(labels, offsets)                    # doctest: +SKIP
 >>> logitshift.plot.figure(result, labels, offsets).savefig("shift.png")  # doctest: +SKIP
+>>> report = logitshift.validate(labels, offsets)               # doctest: +SKIP
+>>> logitshift.plot.report_figure(report).savefig("report.png")  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,15 +30,19 @@ try:
 except ImportError as exc:
     raise ImportError('plotting needs matplotlib: pip install "logitshift[plot]"') from exc
 
-from ._report import equal_weight_groups
+from ._losses import sigmoid
+from ._report import CalibrationReport, equal_weight_groups
 from ._result import ShiftFit
 from ._sketch import Sketch
 from ._validate import InputError, as_positive_int, as_shift
 
-__all__ = ["loss_curve", "reliability", "figure"]
+__all__ = ["loss_curve", "reliability", "figure", "calibration", "prediction_histogram",
+           "report_figure"]
 
 #: Points on the loss curve (besides the shift and 0, which are always on it).
 _CURVE_POINTS = 201
+#: Bins of predicted probability in the histogram of predictions by label.
+HISTOGRAM_BINS = 50
 
 
 def _new_axes(ax: Axes | None) -> Axes:
@@ -250,4 +259,166 @@ def figure(fit: ShiftFit, y: Any, offset: Any = None, *, weight: Any = None,
     left, right = fig.subplots(1, 2)
     loss_curve(fit, ax=left, level=level)
     reliability(y, offset, fit.shift, weight=weight, ax=right)
+    return fig
+
+
+# -- the calibration report ---------------------------------------------------------------------
+
+
+def _logit(probability: np.ndarray) -> np.ndarray:
+    with np.errstate(divide="ignore"):
+        return np.log(probability) - np.log1p(-probability)
+
+
+def _probability_range(report: CalibrationReport) -> tuple[float, float]:
+    """Probabilities to draw: the curve's points and intervals, with a margin, within
+    [0, 1]."""
+    curve = report.curve
+    values = np.concatenate([curve.predicted, curve.observed, curve.low, curve.high])
+    low, high = float(values.min()), float(values.max())
+    margin = 0.05 * (high - low) or 0.05
+    return max(0.0, low - margin), min(1.0, high + margin)
+
+
+def calibration(report: CalibrationReport, *, ax: Axes | None = None) -> Axes:
+    """The reliability curve of a calibration report, with its intervals, and the two
+    recalibrations of the model: shift only, and slope and intercept.
+
+    Parameters
+    ----------
+    report : CalibrationReport
+        From :func:`logitshift.validate` (or its frame, file and sketch forms).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default on a new figure.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The line with gid ``"observed"`` holds the curve's points, ``x = report.curve
+        .predicted`` and ``y = report.curve.observed``, one per bin; the vertical lines of
+        the collection with gid ``"interval"`` span each bin's interval (``curve.low`` to
+        ``curve.high``, Wilson, at ``curve.level``). The line with gid ``"shift"`` is the
+        calibration in the large, ``σ(f + shift)`` against ``σ(f)``; the line with gid
+        ``"slope"`` is the logistic recalibration, ``σ(intercept + slope · f)`` against
+        ``σ(f)`` (left out where that fit did not converge; so is ``"shift"`` where the shift
+        is infinite). The line with gid ``"diagonal"`` is perfect calibration.
+
+    Notes
+    -----
+    The two recalibrated curves are what the model's probabilities would be after
+    refitting: where the shift's curve follows the points better than the diagonal, the
+    model is off only in the large; where the slope's curve is steeper or flatter than the
+    diagonal, its scores are too weak or too extreme. Both are drawn over the probabilities
+    the points span; no data are read again.
+    """
+    curve = report.curve
+    low, high = _probability_range(report)
+    probability = np.linspace(max(low, 1e-9), min(high, 1.0 - 1e-9), _CURVE_POINTS)
+    scores = _logit(probability)
+
+    ax = _new_axes(ax)
+    ax.plot([low, high], [low, high], color="0.6", linestyle=":", label="perfectly calibrated",
+            gid="diagonal")
+    shift, slope = report.shift, report.slope
+    if math.isfinite(shift.shift):
+        ax.plot(probability, sigmoid(scores + shift.shift), color="C1",
+                label=f"shift only: σ(f {shift.shift:+.3g})", gid="shift")
+    if slope.converged:
+        ax.plot(probability, sigmoid(slope.intercept + slope.slope * scores), color="C2",
+                label=f"slope and intercept: σ({slope.intercept:.3g} + {slope.slope:.3g} f)",
+                gid="slope")
+    ax.vlines(curve.predicted, curve.low, curve.high, color="C0", linewidth=1.5,
+              label=f"{_percent(curve.level)} interval (Wilson)", gid="interval")
+    ax.plot(curve.predicted, curve.observed, "o", color="C0",
+            label=f"observed ({curve.weight.size} bins of about equal weight)",
+            gid="observed")
+    ax.set_xlim(low, high)
+    ax.set_ylim(low, high)
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed proportion")
+    ax.set_title(f"Calibration: C = {report.c_statistic:.3f}, "
+                 f"slope {slope.slope:.3g}, in the large {shift.shift:.3g}")
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def _report_cells(report: CalibrationReport) -> tuple[Sketch, Any]:
+    """The sketch of the report's rows and its cells."""
+    # The report's shift was solved on the sketch of its rows: its data curve is that sketch.
+    sketch = getattr(report.shift, "_data", None)
+    if not isinstance(sketch, Sketch):
+        raise InputError("the report holds no sketch of its rows to draw the histogram from",
+                         argument="report")
+    return sketch, sketch.cells(0.0)
+
+
+def prediction_histogram(report: CalibrationReport, *, ax: Axes | None = None,
+                         bins: int = HISTOGRAM_BINS) -> Axes:
+    """The predicted probabilities of the report's rows, by label: weight of label 1 above
+    the axis, of label 0 below it (as ``val.prob`` draws them).
+
+    Parameters
+    ----------
+    report : CalibrationReport
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default on a new figure.
+    bins : int, default 50
+        Bins of equal width in predicted probability, over [0, 1].
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The bars with gid ``"positives"`` hold ``Σ w y`` per bin (heights up), those with gid
+        ``"negatives"`` ``Σ w (1 - y)`` (heights down, negative); soft labels count in both.
+
+    Notes
+    -----
+    The rows come from the sketch's cells (offsets on a grid of width ``Sketch.width``, 1/16
+    of a logit by default), which do not say where in its cell a row lies: a cell that
+    straddles a bin edge is shared between the two bins in proportion to the length of the
+    cell (in logits) on either side. The totals by label are exact; a bin's weight is off
+    by at most the weight of the two cells at its edges. Rows of infinite offset (predicted
+    0 or 1, agreeing with their labels) are in the first and last bins.
+    """
+    bins = as_positive_int(bins, "bins")
+    sketch, cells = _report_cells(report)
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    # The share of each cell below each edge, the cell's rows spread evenly over its width.
+    below = np.clip((_logit(edges)[None, :] - cells.centre[:, None]) / sketch.width + 0.5,
+                    0.0, 1.0)
+    share = np.diff(below, axis=1)
+    up = cells.observed @ share
+    down = (cells.weight - cells.observed) @ share
+    # Rows of offset ±inf are in no cell: -inf rows are negatives predicted 0, +inf rows
+    # positives predicted 1.
+    up[-1] += max(0.0, report.shift.positives - float(np.sum(cells.observed)))
+    down[0] += max(0.0, report.shift.weight_sum - report.shift.positives
+                   - float(np.sum(cells.weight - cells.observed)))
+    ax = _new_axes(ax)
+    width = np.diff(edges)
+    ax.bar(edges[:-1], up, width=width, align="edge", color="C3", alpha=0.6,
+           label="label 1", gid="positives")
+    ax.bar(edges[:-1], -down, width=width, align="edge", color="C0", alpha=0.6,
+           label="label 0", gid="negatives")
+    ax.axhline(0.0, color="0.3", linewidth=0.8)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("weight (label 1 up, label 0 down)")
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def report_figure(report: CalibrationReport) -> Figure:
+    """The calibration report in one figure: :func:`calibration` above, and below it
+    :func:`prediction_histogram`, the predictions by label over [0, 1].
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A figure made without pyplot, with the two panels as its two Axes, in that order.
+    """
+    fig = Figure(figsize=(6.5, 8.0), layout="constrained")
+    top, bottom = fig.subplots(2, 1, height_ratios=[3, 1.3])
+    calibration(report, ax=top)
+    prediction_histogram(report, ax=bottom)
     return fig

@@ -690,3 +690,15 @@ def test_validate_plot_is_checked_before_the_pass(tmp_path, capsys, risks, monke
     assert "no-such-folder" in err
     err = _plot_error(capsys, [*argv, "--plot", str(tmp_path / "out.frobnicate")])
     assert "--plot" in err and "'frobnicate'" in err
+
+
+@pytest.mark.parametrize("level, label", [("0.9999999999999999", "99.99999999999999% CI"),
+                                          ("0.95", "95% CI"), ("1e-8", "0.000001% CI")])
+def test_the_level_is_printed_with_the_digits_it_was_given(tmp_path, capsys, level, label):
+    path = tmp_path / "rows.csv"
+    path.write_text("y,f\n0,0.1\n1,0.5\n0,-0.3\n1,1.2\n0,0.2\n")
+    assert _run(["fit", str(path), "--label", "y", "--offset", "f", "--level", level]) == 0
+    lines = [line for line in capsys.readouterr().out.splitlines() if " CI " in line]
+    assert len(lines) == 1 and lines[0].split()[0] + " CI" == label
+    low, high = (float(v) for v in lines[0].split("[")[1].split("]")[0].split(","))
+    assert low <= high

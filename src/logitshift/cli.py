@@ -9,6 +9,7 @@ a Python traceback: see :func:`main` for the last resort.
 from __future__ import annotations
 
 import argparse
+from decimal import Decimal
 import json
 import math
 import os
@@ -73,7 +74,7 @@ def _describe(result: ShiftFit, level: float, details: bool) -> list[str]:
     lines = [
         f"  shift         {result.shift!r}",
         f"  se            {result.se:.6g}",
-        f"  {level:.0%} CI        [{low:.6g}, {high:.6g}] (profile likelihood)",
+        f"  {_percent(level)} CI        [{low:.6g}, {high:.6g}] (profile likelihood)",
         f"  loss          {result.loss_at_zero:.6g} at shift 0 -> {result.loss:.6g} at the shift",
         f"  iterations    {result.iterations} ({result.status})",
     ]
@@ -190,11 +191,17 @@ def _interval(bounds: tuple[float, float]) -> str:
     return f"[{bounds[0]:.6g}, {bounds[1]:.6g}]"
 
 
+def _percent(level: float) -> str:
+    """The level as a percentage with the digits it was given: ``95%`` for 0.95, and
+    ``99.99999999999999%`` (not 100%) for 0.9999999999999999."""
+    return f"{(Decimal(repr(float(level))) * 100).normalize():f}%"
+
+
 def _describe_report(report: CalibrationReport, level: float) -> list[str]:
     """The report as ``val.prob`` lists its statistics (its names where it has them), then
     the calibration in the large, Miller's tests and the curve."""
     shift, slope, miller = report.shift, report.slope, report.miller
-    percent = f"{level:.0%}"
+    percent = _percent(level)
     c = f"{report.c_statistic:.6g}"
     if report.c_statistic_bound > 0:
         c += f" ± {report.c_statistic_bound:.2g} (from the sketch's cells)"

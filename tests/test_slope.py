@@ -265,3 +265,19 @@ def test_weights_at_any_scale_move_only_the_covariance(power):
 def fit_exactly(y, f, w):
     from logitshift._slope import fit_slope_curve
     return fit_slope_curve(ArraySlopeCurve(y, f, w), method="exact")
+
+
+def test_offsets_beyond_the_cell_budget_are_fitted_exactly_in_memory():
+    """Offsets too spread to sketch: fit_slope makes exact passes, as fit does; a stream,
+    which cannot, says why."""
+    rng = np.random.default_rng(10)
+    f = rng.uniform(-1e6, 1e6, 200_000)
+    y = (rng.random(f.size) < 1 / (1 + np.exp(-(0.2 + 3e-6 * f)))).astype(int)
+    fit = logitshift.fit_slope(y, f)
+    glm = sm.GLM(y, sm.add_constant(f), family=sm.families.Binomial()).fit(tol=1e-14)
+    assert fit.method == "exact" and fit.converged
+    assert fit.slope == pytest.approx(glm.params[1], rel=1e-9)
+    with pytest.raises(logitshift.InputError, match="offset spans"):
+        logitshift.validate(y, f)
+    with pytest.raises(logitshift.InputError, match="offset spans"):
+        logitshift.Sketch().update(y, f)

@@ -58,7 +58,14 @@ class ScoredArrays:
     that validates them, and what only the rows themselves give."""
 
     data: Prepared
-    sketch: Sketch
+    sketch: Sketch | None  # None where the offsets outgrow the sketch's cell budget
+    too_wide: CellBudgetExceeded | None = None
+
+    def sketched(self) -> Sketch:
+        """The sketch, or the budget's error where there is none."""
+        if self.sketch is None:
+            raise self.too_wide  # type: ignore[misc]
+        return self.sketch
 
     def exact_slope_curve(self) -> ArraySlopeCurve:
         """The exact curve for slopes too steep for the sketch, or separation inside one of
@@ -78,7 +85,12 @@ def scored_arrays(y: Any, offset: Any, weight: Any) -> ScoredArrays:
     if np.ndim(data.offsets) == 0:
         raise InputError("offset must be an array of raw scores: a recalibration slope needs "
                          "them to vary", argument="offset", value=data.offsets)
-    return ScoredArrays(data, Sketch._from_prepared(data))
+    try:
+        return ScoredArrays(data, Sketch._from_prepared(data))
+    except CellBudgetExceeded as error:
+        # Offsets too spread to sketch: the slope's exact passes need no sketch (its pass,
+        # given up, validated the rows); the report, which needs the cells, says so.
+        return ScoredArrays(data, None, error)
 
 
 def frame_columns(frame: Any, label: Any, offset: Any = None, weight: Any = None

@@ -460,6 +460,9 @@ def _check_offset_column(offset: Any) -> None:
 def _slope_of(scored: _arrays.ScoredArrays, tol: float | None, max_iter: int) -> SlopeFit:
     """The slope from the sketch, or from exact passes where the sketch cannot vouch for
     its sums."""
+    if scored.sketch is None:  # offsets beyond the cell budget
+        return fit_slope_curve(scored.exact_slope_curve(), method="exact", tol=tol,
+                               max_iter=max_iter)
     result = fit_slope_curve(scored.sketch, method="sketch", tol=tol, max_iter=max_iter)
     if result.status == "beyond_sketch" or result.truncation > MAX_TRUNCATION:
         result = fit_slope_curve(scored.exact_slope_curve(), method="exact", tol=tol,
@@ -647,8 +650,9 @@ def _report_options(offset_is: str, bins: int, level: float) -> None:
 def _report_of(scored: _arrays.ScoredArrays, bins: int, level: float) -> CalibrationReport:
     """The report of rows in memory: the exact c-statistic, and the slope refitted exactly
     where the sketch cannot vouch for it."""
+    sketch = scored.sketched()  # the report's sums and curve come from the sketch's cells
     slope = warn_about(_slope_of(scored, None, 100))
-    return scored.sketch._report(slope, (scored.c_statistic(), 0.0), bins=bins, level=level)
+    return sketch._report(slope, (scored.c_statistic(), 0.0), bins=bins, level=level)
 
 
 def _report_of_sketch(sketch: Sketch, roles: dict[str, Any], bins: int, level: float

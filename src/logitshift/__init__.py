@@ -5,7 +5,8 @@
 >>> result.shift, result.se, result.confint()            # doctest: +SKIP
 """
 
-from ._fit import fit, fit_file, fit_frame, fit_slope, validate
+from ._fit import fit, fit_file, fit_frame, fit_groups, fit_slope, validate
+from ._groups import GroupShiftFit
 from ._report import CalibrationCurve, CalibrationReport, MillerTests
 from ._losses import gradient, hessian, loss, sigmoid
 from ._result import LRTest, ObservedExpected, ShiftFit
@@ -20,6 +21,8 @@ __all__ = [
     "fit_frame",
     "fit_file",
     "fit_slope",
+    "fit_groups",
+    "GroupShiftFit",
     "validate",
     "CalibrationReport",
     "CalibrationCurve",

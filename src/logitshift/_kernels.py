@@ -25,6 +25,7 @@ __all__ = [
     "N_STATS", "N_TERMS", "N_SLOPE_TERMS", "totals", "fill", "fill_unweighted",
     "count_labels", "exact_terms", "sketch_terms", "slope_terms", "derivative_coefficients",
     "compile_vectorized", "polynomial_derivatives", "sketch_polynomials",
+    "group_scan", "group_fill", "group_terms",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -796,3 +797,127 @@ def sketch_polynomials(centres, tables, shift, negative, positive, factorials, p
                 per_cell[b, label] = total
             out[label, 0], out[label, 1] = _add(out[label, 0], out[label, 1], total)
     return out
+
+
+# -- per-group kernels: the tables keyed by (group, cell) ---------------------------------------
+
+@nb.njit(**_OPTIONS)
+def group_scan(codes, base, n_codes, offsets, has_offsets, constant_offset, labels, weights,
+               has_weights, start, stop, count, weight, positives, offset_min, offset_max,
+               out):
+    """Validate rows ``[start, stop)`` and add each row to its group's totals.
+
+    A row's group is ``codes[i] - base``, which must lie in ``[0, n_codes)``. Per group:
+    rows, ``Σ w``, ``Σ w y`` (every row, infinite offsets included) and the least and
+    greatest finite offset of a row of positive weight, which size the group's table
+    window. ``out[0]`` gets the first bad row (a bad label, weight, offset or group code),
+    or -1; the rows before it are counted.
+    """
+    first_bad = -1
+    for i in range(start, stop):
+        row = np.uint64(i)
+        code = np.int64(codes[row]) - base
+        y = float(labels[row])
+        f = float(offsets[row]) if has_offsets else constant_offset
+        w = float(weights[row]) if has_weights else 1.0
+        if not (code >= 0 and code < n_codes and _valid(y, f, w)):
+            first_bad = i
+            break
+        count[code] += 1
+        weight[code] += w
+        positives[code] += w * y
+        if w > 0.0 and math.isfinite(f):
+            if f < offset_min[code]:
+                offset_min[code] = f
+            if f > offset_max[code]:
+                offset_max[code] = f
+    out[0] = first_bad
+
+
+@nb.njit(**_OPTIONS)
+def group_fill(codes, base, offsets, has_offsets, constant_offset, labels, weights,
+               has_weights, start, stop, code_low, code_high, inv_width, width, order,
+               cell_low, window_start, table):
+    """Add rows ``[start, stop)`` of the groups ``[code_low, code_high)`` to their windows.
+
+    Group ``g`` owns the cells ``cell_low[g] + k``, ``0 <= k < span``, of its own offset
+    range, stored from cell ``window_start[g]`` of ``table`` (``window_start[g] < 0``: the
+    group is filled elsewhere); cell ``c`` holds at ``(2 c + label) * order + j`` the
+    moments ``Σ w_label d^j`` exactly as `fill` forms them. Rows must have passed
+    `group_scan`: rows of zero weight or an infinite offset add nothing here. Threads own
+    disjoint ranges of groups, so each reads every row but writes only its own windows.
+    """
+    for i in range(start, stop):
+        row = np.uint64(i)
+        code = np.int64(codes[row]) - base
+        if code < code_low or code >= code_high:
+            continue
+        first_cell = window_start[code]
+        if first_cell < 0:
+            continue
+        f = float(offsets[row]) if has_offsets else constant_offset
+        w = float(weights[row]) if has_weights else 1.0
+        if w == 0.0 or not math.isfinite(f):
+            continue
+        y = float(labels[row])
+        cell = np.floor(f * inv_width)
+        d = f - (cell + 0.5) * width
+        k = first_cell + np.int64(cell - cell_low[code])
+        pos = w * y
+        neg = w - pos
+        where = 2 * k * order
+        if pos == 0.0 or neg == 0.0:
+            where += order * int(pos != 0.0)
+            d2 = d * d
+            if order == 8:
+                d4 = d2 * d2
+                p1 = w * d
+                p2 = w * d2
+                p3 = p1 * d2
+                table[where] += w
+                table[where + 1] += p1
+                table[where + 2] += p2
+                table[where + 3] += p3
+                table[where + 4] += w * d4
+                table[where + 5] += p1 * d4
+                table[where + 6] += p2 * d4
+                table[where + 7] += p3 * d4
+                continue
+            even = w
+            odd = w * d
+            for j in range(0, order - 1, 2):
+                table[where + j] += even
+                table[where + j + 1] += odd
+                even *= d2
+                odd *= d2
+            if order % 2:
+                table[where + order - 1] += even
+        else:
+            power = 1.0
+            for j in range(order):
+                table[where + j] += neg * power
+                table[where + order + j] += pos * power
+                power *= d
+
+
+@nb.njit(**_OPTIONS)
+def group_terms(group_start, centres, tables, width, shifts, wanted, coefficients,
+                factorials, first, stop, out):
+    """`sketch_terms` of each group ``g`` in ``[first, stop)`` with ``wanted[g]``, on its
+    own cells ``group_start[g]:group_start[g + 1]`` at its own shift ``shifts[g]``.
+
+    ``out[g]`` gets the `N_TERMS` sums, each value plus its compensation (the value alone
+    where it is not finite), as `_rows.terms_from_sums` forms them before it splits the
+    gradient.
+    """
+    no_cells = np.empty((0, 2))
+    for g in range(first, stop):
+        if not wanted[g]:
+            continue
+        low = group_start[g]
+        high = group_start[g + 1]
+        sums = sketch_terms(centres[low:high], tables[low:high], width, shifts[g],
+                            coefficients, factorials, no_cells)
+        for i in range(N_TERMS):
+            value = sums[i, 0]
+            out[g, i] = value + sums[i, 1] if math.isfinite(value) else value

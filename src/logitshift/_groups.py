@@ -187,6 +187,13 @@ class _Solutions:
 
 def _solve_groups(evaluate: Any, totals: GroupTotals, todo: np.ndarray, tol: float,
                   max_iter: int) -> _Solutions:
+    # Brackets of groups that are done may be infinite: their arithmetic is not looked at.
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _solve_groups_in(evaluate, totals, todo, tol, max_iter)
+
+
+def _solve_groups_in(evaluate: Any, totals: GroupTotals, todo: np.ndarray, tol: float,
+                     max_iter: int) -> _Solutions:
     """`_solve.solve_curve` on every group of ``todo`` at once (each must have positives and
     negatives): the same bracket, start, steps and stopping rule, one evaluation of the
     groups still iterating per step."""

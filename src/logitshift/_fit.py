@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 
 from . import _arrays
+from ._group_sketch import GroupSketch
+from ._groups import GroupShiftFit, check_group_options, fit_group_curves
 from ._report import CalibrationReport
 from ._result import ShiftFit, normal_quantile
 from ._shift import check_options, fit_curve
@@ -18,7 +20,7 @@ from ._validate import (InputError, as_positive_int, as_raw_scores, check_offset
                         column_roles, library_of, naming_columns)
 
 __all__ = ["fit", "fit_frame", "fit_file", "fit_slope", "fit_slope_frame", "fit_slope_file",
-           "validate", "validate_frame", "validate_file"]
+           "validate", "validate_frame", "validate_file", "fit_groups"]
 
 
 def fit(
@@ -660,3 +662,91 @@ def _report_of_sketch(sketch: Sketch, roles: dict[str, Any], bins: int, level: f
     """The report of a streamed sketch, from its tables alone."""
     with naming_columns(roles):
         return sketch.validate(bins=bins, level=level)
+
+
+def fit_groups(
+    y: Any,
+    group: Any,
+    offset: Any = None,
+    weight: Any = None,
+    *,
+    shrinkage: str | None = None,
+    nagq: int = 1,
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+    levels: Any = None,
+) -> GroupShiftFit:
+    """The shift of every group, and optionally the random-intercept model, from one pass.
+
+    ``shrinkage=None``: each group's maximum-likelihood shift, ``argmin_s Σ_{i in g} w_i
+    BCE(y_i, offset_i + s)``, exactly as :func:`fit` on that group's rows.
+    ``shrinkage="random"``: also the random-intercept model ``y ~ Bernoulli(σ(offset + μ +
+    u_g))``, ``u_g ~ N(0, τ²)``, by maximum marginal likelihood: what R's
+    ``lme4::glmer(y ~ 1 + (1 | group) + offset(offset), family = binomial, nAGQ = nagq)``
+    fits.
+
+    Parameters
+    ----------
+    y, offset, weight
+        As for :func:`fit`.
+    group : array_like, shape (n,)
+        Each row's group: integers, strings, floats, bools, a pandas Categorical, a polars or
+        pyarrow dictionary column (anything hashable that sorts; keys that do not sort
+        together keep their order of first appearance). With ``levels``, integer codes into
+        them.
+    shrinkage : {None, "random"}
+    nagq : int, default 1
+        ``shrinkage="random"``: 1 for the Laplace approximation, ``k > 1`` for adaptive
+        Gauss-Hermite quadrature with ``k`` points per group.
+    pseudo_count : float, default 0
+        Added to each group's maximum-likelihood fit, as for :func:`fit` (the
+        random-intercept model needs none).
+    tol, max_iter
+        As for :func:`fit`; ``max_iter`` also bounds the random-intercept model's Newton
+        iterations.
+    levels : array_like, optional
+        The labels of integer codes ``0, 1, ...`` in ``group``.
+
+    Returns
+    -------
+    GroupShiftFit
+
+    Raises
+    ------
+    InputError
+        Any error of :func:`fit`; a missing or NaN group (naming the row), a 2-D group
+        column or one of another length, a code outside ``levels``.
+
+    Warns
+    -----
+    RuntimeWarning
+        Once, counting the groups whose labels are all 0 or all 1 (their shift is
+        ``∓inf``); once for groups that did not converge.
+
+    Notes
+    -----
+    One pass fills a :class:`~logitshift._group_sketch.GroupSketch`, the Taylor tables of
+    :class:`Sketch` keyed by (group, cell); every group's curve comes from its own rows of
+    them. Per-group shifts are found by the shift's Newton, all groups at once. The random
+    intercepts integrate each group on its own curve: its mode by safeguarded Newton, its
+    curvature from the curve's Hessian; ``(μ, log τ)`` by Newton with difference
+    derivatives and a line search.
+
+    Examples
+    --------
+    >>> import numpy as np, logitshift
+    >>> rng = np.random.default_rng(0)
+    >>> group = rng.integers(0, 5, 2000)
+    >>> y = rng.random(2000) < 1 / (1 + np.exp(-(group - 2) / 2))
+    >>> result = logitshift.fit_groups(y, group)
+    >>> result.groups.tolist(), bool(result.shift[0] < result.shift[4])
+    ([0, 1, 2, 3, 4], True)
+    """
+    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+    sketch = GroupSketch().update(y, group, offset, weight, levels=levels)
+    if sketch.n_groups == 0:
+        from ._validate import InputError
+
+        raise InputError("y is empty", argument="y")
+    return fit_group_curves(sketch, **options)

@@ -25,7 +25,8 @@ __all__ = [
     "N_STATS", "N_TERMS", "N_LOG", "N_SLOPE_TERMS", "totals", "fill", "fill_unweighted",
     "count_labels", "exact_terms", "sketch_terms", "exact_log_parts", "sketch_log_parts",
     "slope_terms", "derivative_coefficients", "compile_vectorized", "polynomial_derivatives",
-    "sketch_polynomials",
+    "sketch_polynomials", "group_scan", "group_scatter", "group_cell_counts", "group_fill",
+    "group_terms",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -960,3 +961,180 @@ def sketch_log_parts(centres, tables, width, shift, coefficients, factorials, sc
                 if not part > 0.0:
                     continue
                 _log_add(out, label * _LOG_FIELDS, 0.0, math.log(part), curvature / part)
+# -- per-group kernels: the tables keyed by (group, cell) ---------------------------------------
+
+@nb.njit(**_OPTIONS)
+def group_scan(codes, base, n_codes, offsets, has_offsets, constant_offset, labels, weights,
+               has_weights, start, stop, count, tabled, weight, positives, offset_min,
+               offset_max, out):
+    """Validate rows ``[start, stop)`` and add each row to its group's totals.
+
+    A row's group is ``codes[i] - base``, which must lie in ``[0, n_codes)``. Per group:
+    rows, rows that go into the tables (positive weight, finite offset), ``Σ w``, ``Σ w y``
+    (every row, infinite offsets included) and the least and greatest offset of a tabled
+    row. ``out[0]`` gets the first bad row (a bad label, weight, offset or group code), or
+    -1; the rows before it are counted.
+    """
+    first_bad = -1
+    for i in range(start, stop):
+        row = np.uint64(i)
+        code = np.int64(codes[row]) - base
+        y = float(labels[row])
+        f = float(offsets[row]) if has_offsets else constant_offset
+        w = float(weights[row]) if has_weights else 1.0
+        if not (code >= 0 and code < n_codes and _valid(y, f, w)):
+            first_bad = i
+            break
+        count[code] += 1
+        weight[code] += w
+        positives[code] += w * y
+        if w > 0.0 and math.isfinite(f):
+            tabled[code] += 1
+            if f < offset_min[code]:
+                offset_min[code] = f
+            if f > offset_max[code]:
+                offset_max[code] = f
+    out[0] = first_bad
+
+
+@nb.njit(**_OPTIONS)
+def group_scatter(codes, base, offsets, has_offsets, constant_offset, labels, weights,
+                  has_weights, start, stop, cursor, sorted_offsets, sorted_labels,
+                  sorted_weights):
+    """Copy the tabled rows of ``[start, stop)`` (positive weight, finite offset) to their
+    group's slots: row ``i`` of group ``g`` goes to ``cursor[g]``, which then moves on.
+
+    With each thread's cursors starting where the rows of the threads before it end, the
+    copies come out grouped, in row order within each group: a counting sort. Its writes
+    go to one stream per group, so a group's rows are then read contiguously, and its
+    table window stays in cache while they fill it.
+    """
+    for i in range(start, stop):
+        row = np.uint64(i)
+        f = float(offsets[row]) if has_offsets else constant_offset
+        w = float(weights[row]) if has_weights else 1.0
+        if w == 0.0 or not math.isfinite(f):
+            continue
+        code = np.int64(codes[row]) - base
+        slot = cursor[code]
+        cursor[code] = slot + 1
+        sorted_offsets[slot] = f
+        sorted_labels[slot] = float(labels[row])
+        if has_weights:
+            sorted_weights[slot] = w
+
+
+@nb.njit(**_OPTIONS)
+def group_cell_counts(sorted_offsets, row_start, cell_low, span, first, stop, inv_width,
+                      used, cells):
+    """For each group ``g`` in ``[first, stop)`` with ``span[g] > 0``: how many distinct
+    cells its rows ``row_start[g]:row_start[g + 1]`` occupy, into ``cells[g]``. ``used``
+    is scratch of at least ``max(span)`` zeros, left zero."""
+    for g in range(first, stop):
+        width_cells = span[g]
+        if width_cells <= 0:
+            continue
+        distinct = 0
+        for r in range(row_start[g], row_start[g + 1]):
+            k = np.int64(np.floor(sorted_offsets[r] * inv_width) - cell_low[g])
+            if not used[k]:
+                used[k] = True
+                distinct += 1
+        cells[g] = distinct
+        for r in range(row_start[g], row_start[g + 1]):
+            used[np.int64(np.floor(sorted_offsets[r] * inv_width) - cell_low[g])] = False
+
+
+@nb.njit(**_OPTIONS)
+def group_fill(sorted_offsets, sorted_labels, sorted_weights, has_weights, row_start,
+               cell_low, span, cell_start, first, stop, inv_width, width, order, window,
+               centres, tables):
+    """Fill the tables of each group ``g`` in ``[first, stop)`` with ``span[g] > 0`` from
+    its rows ``row_start[g]:row_start[g + 1]`` (grouped by `group_scatter`), and write its
+    occupied cells, in increasing offset, from ``cell_start[g]`` of ``centres`` and
+    ``tables`` (``(cells, 2 * order)``).
+
+    A group's rows are added to a dense window of its ``span[g]`` cells from
+    ``cell_low[g]`` (``window``: scratch zeros of at least ``max(span) * 2 * order``, left
+    zero), cell ``k`` holding at ``(2 k + label) * order + j`` the moments ``Σ w_label d^j``
+    formed as `fill` forms them; then its occupied cells are copied out.
+    """
+    for g in range(first, stop):
+        width_cells = span[g]
+        if width_cells <= 0:
+            continue
+        low = cell_low[g]
+        for r in range(row_start[g], row_start[g + 1]):
+            f = sorted_offsets[r]
+            y = sorted_labels[r]
+            w = sorted_weights[r] if has_weights else 1.0
+            cell = np.floor(f * inv_width)
+            d = f - (cell + 0.5) * width
+            pos = w * y
+            neg = w - pos
+            where = 2 * np.int64(cell - low) * order
+            if pos == 0.0 or neg == 0.0:
+                where += order * int(pos != 0.0)
+                d2 = d * d
+                if order == 8:
+                    d4 = d2 * d2
+                    p1 = w * d
+                    p2 = w * d2
+                    p3 = p1 * d2
+                    window[where] += w
+                    window[where + 1] += p1
+                    window[where + 2] += p2
+                    window[where + 3] += p3
+                    window[where + 4] += w * d4
+                    window[where + 5] += p1 * d4
+                    window[where + 6] += p2 * d4
+                    window[where + 7] += p3 * d4
+                    continue
+                even = w
+                odd = w * d
+                for j in range(0, order - 1, 2):
+                    window[where + j] += even
+                    window[where + j + 1] += odd
+                    even *= d2
+                    odd *= d2
+                if order % 2:
+                    window[where + order - 1] += even
+            else:
+                power = 1.0
+                for j in range(order):
+                    window[where + j] += neg * power
+                    window[where + order + j] += pos * power
+                    power *= d
+        out = cell_start[g]
+        row_floats = 2 * order
+        for k in range(width_cells):
+            at = k * row_floats
+            if window[at] != 0.0 or window[at + order] != 0.0:
+                centres[out] = (low + k + 0.5) * width
+                for j in range(row_floats):
+                    tables[out, j] = window[at + j]
+                    window[at + j] = 0.0
+                out += 1
+
+
+@nb.njit(**_OPTIONS)
+def group_terms(group_start, centres, tables, width, shifts, wanted, coefficients,
+                factorials, first, stop, out):
+    """`sketch_terms` of each group ``g`` in ``[first, stop)`` with ``wanted[g]``, on its
+    own cells ``group_start[g]:group_start[g + 1]`` at its own shift ``shifts[g]``.
+
+    ``out[g]`` gets the `N_TERMS` sums, each value plus its compensation (the value alone
+    where it is not finite), as `_rows.terms_from_sums` forms them before it splits the
+    gradient.
+    """
+    no_cells = np.empty((0, 2))
+    for g in range(first, stop):
+        if not wanted[g]:
+            continue
+        low = group_start[g]
+        high = group_start[g + 1]
+        sums = sketch_terms(centres[low:high], tables[low:high], width, shifts[g],
+                            coefficients, factorials, no_cells)
+        for i in range(N_TERMS):
+            value = sums[i, 0]
+            out[g, i] = value + sums[i, 1] if math.isfinite(value) else value

@@ -1,0 +1,145 @@
+"""Per-group shifts: logitshift.fit_groups against ungrouped logitshift.fit, and the
+random-intercept model against lme4's glmer.
+
+1. ``--rows`` rows (default 1e7), offsets ~ N(0, 1), labels from σ(offset - 1 + u_g), with
+   1e3 and 1e5 groups: the median of ``--repeats`` runs of ``logitshift.fit(y, offset)`` and
+   of ``logitshift.fit_groups(y, group, offset)`` on the same arrays, in this process, and
+   their ratio (targets: at most 2× with 1e3 groups, 4× with 1e5); also the time of the
+   group sketch's fill alone and its size.
+2. ``--glmer-rows`` rows (default 1e6) in ``--glmer-groups`` groups (default 2000), u_g ~
+   N(0, 0.6²): ``fit_groups(..., shrinkage="random")`` with the Laplace approximation and
+   with nagq=9, against ``Rscript`` running ``glmer(y ~ 1 + (1 | g) + offset(f), binomial,
+   nAGQ = 1 / 9)`` on the same rows written to a CSV file (R's time excludes reading it),
+   with both times and the differences of μ̂, τ̂ and the log-likelihood. Skipped where
+   Rscript or lme4 is missing.
+
+    python benchmarks/groups.py
+    python benchmarks/groups.py --rows 1e6 --glmer-rows 1e5 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+import logitshift
+from logitshift._group_sketch import GroupSketch
+
+_R = r"""
+suppressPackageStartupMessages(library(lme4))
+args <- commandArgs(trailingOnly = TRUE)
+data <- read.csv(args[1])
+data$g <- factor(data$g)
+for (nagq in c(1, 9)) {
+  start <- proc.time()[["elapsed"]]
+  m <- glmer(y ~ 1 + (1 | g) + offset(f), data = data, family = binomial, nAGQ = nagq)
+  elapsed <- proc.time()[["elapsed"]] - start
+  cat(nagq, sprintf("%.17g", c(elapsed, fixef(m)[[1]],
+                               attr(VarCorr(m)[[1]], "stddev")[[1]],
+                               as.numeric(logLik(m)))), "\n")
+}
+"""
+
+
+def _data(rows: int, groups: int, tau: float, seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    group = rng.integers(0, groups, rows)
+    offset = rng.normal(0.0, 1.0, rows)
+    effect = rng.normal(0.0, tau, groups)
+    y = (rng.random(rows) < 1.0 / (1.0 + np.exp(-(offset - 1.0 + effect[group])))).astype(
+        np.int8)
+    return y, group, offset
+
+
+def _median(function, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def grouped_against_fit(rows: int, repeats: int) -> None:
+    print(f"**fit_groups against fit, n = {rows:.0e}: median of {repeats} runs, seconds**\n")
+    print("| groups | fit | fit_groups | ratio | fill alone | (group, cell) pairs |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for groups in (1_000, 100_000):
+        y, group, offset = _data(rows, groups, 0.3, 1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            logitshift.fit_groups(y[:5000], group[:5000], offset[:5000])  # compile
+            logitshift.fit(y, offset)
+            plain = _median(lambda: logitshift.fit(y, offset), repeats)
+            grouped = _median(lambda: logitshift.fit_groups(y, group, offset), repeats)
+        fill = _median(lambda: GroupSketch().update(y, group, offset), repeats)
+        pairs = GroupSketch().update(y, group, offset).n_cells
+        print(f"| {groups:,} | {plain:.3f} | {grouped:.3f} | {grouped / plain:.1f} | "
+              f"{fill:.3f} | {pairs:,} |")
+    print()
+
+
+def against_glmer(rows: int, groups: int) -> None:
+    print(f"**Random intercepts, n = {rows:.0e}, {groups:,} groups, τ = 0.6: fit_groups "
+          f"against glmer (Rscript), seconds**\n")
+    if shutil.which("Rscript") is None:
+        print("Rscript not found: skipped.\n")
+        return
+    y, group, offset = _data(rows, groups, 0.6, 2)
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "data.csv"
+        np.savetxt(path, np.column_stack([y, group, offset]), delimiter=",",
+                   header="y,g,f", comments="", fmt=["%d", "%d", "%.17g"])
+        script = Path(folder) / "glmer.R"
+        script.write_text(_R)
+        run = subprocess.run(["Rscript", str(script), str(path)], capture_output=True,
+                             text=True)
+    if run.returncode:
+        print(f"Rscript failed: {run.stderr.strip().splitlines()[-1:]}\n")
+        return
+    r = {int(line.split()[0]): [float(v) for v in line.split()[1:]]
+         for line in run.stdout.strip().splitlines()}
+    print("| nagq | glmer | fit_groups | speed-up | μ̂ − glmer | τ̂ − glmer | log L − glmer |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        logitshift.fit_groups(y[:5000], group[:5000], offset[:5000], shrinkage="random")
+        for nagq in (1, 9):
+            start = time.perf_counter()
+            result = logitshift.fit_groups(y, group, offset, shrinkage="random", nagq=nagq)
+            elapsed = time.perf_counter() - start
+            seconds, mean, tau, loglik = r[nagq]
+            print(f"| {nagq} | {seconds:.2f} | {elapsed:.2f} | {seconds / elapsed:.0f}× | "
+                  f"{result.mean - mean:.1e} | {result.tau - tau:.1e} | "
+                  f"{result.loglik - loglik:.1e} |")
+    print()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=float, default=1e7)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--glmer-rows", type=float, default=1e6)
+    parser.add_argument("--glmer-groups", type=int, default=2000)
+    args = parser.parse_args()
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
+          f"{sys.version.split()[0]}, numpy {np.__version__}\n")
+    grouped_against_fit(int(args.rows), args.repeats)
+    against_glmer(int(args.glmer_rows), args.glmer_groups)
+    print("Load average at the end (1, 5, 15 min): "
+          + " ".join(f"{v:.2f}" for v in os.getloadavg()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,747 @@
+"""The sketch keyed by group: for each group, the two Taylor tables of `Sketch` and its totals.
+
+Rows are keyed by ``(group, cell)``: each group's cells are those its own offsets occupy, so
+the sketch holds one row of ``2 * order`` moments per occupied ``(group, cell)`` pair, never
+``groups × window``. It fills in one pass over the data (two reads of a chunk in memory:
+the groups' offset ranges, then the tables), merges with ``+`` and serialises with a version
+and a checksum, like :class:`~logitshift.Sketch`. Each group's loss, gradient and Hessian at
+any shift are `_kernels.sketch_terms` on that group's slice of the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import struct
+import zlib
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+from . import _kernels
+from ._groups import GroupTerms, GroupTotals
+from ._rows import (Prepared, ScanTotals, in_threads, max_threads, row_ranges,
+                    terms_from_sums)
+from ._sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAULT_WIDTH,
+                      MAX_ORDER, Sketch, fill_reference)
+from ._solve import CurveTotals, Terms
+from ._validate import InputError, as_shift, library_of, rows
+
+__all__ = ["GroupSketch", "GroupCodes", "group_codes", "GROUP_FORMAT_VERSION"]
+
+#: Integer group labels within this many of each other (or of 4 per row) are their own
+#: codes: no factorisation, the kernels read them in place.
+_DIRECT_SPAN = 1 << 20
+
+#: A group whose offsets span more cells than ``_WINDOW_ROWS`` per row (and more than
+#: ``_WINDOW_CELLS``) is filled by the sparse path, so that a few far-apart rows cannot make
+#: the fill's windows larger than the data.
+_WINDOW_ROWS = 2
+_WINDOW_CELLS = 256
+#: The widest window (±2048 logits at the default width): a thread's scratch, 8 MB.
+_MAX_WINDOW = 1 << 16
+
+
+@dataclass(frozen=True)
+class GroupCodes:
+    """Groups as integer codes the kernels read in place: row ``i`` is in group
+    ``codes[i] - base``, whose key is ``levels[codes[i] - base]``."""
+
+    codes: np.ndarray
+    base: int
+    levels: np.ndarray
+
+    @property
+    def n_codes(self) -> int:
+        return len(self.levels)
+
+
+def _missing(index: int, name: str) -> InputError:
+    return InputError(f"{name}[{index}] is missing: every row needs a group", argument=name,
+                      index=index)
+
+
+def _first_null(array: Any) -> int:
+    import pyarrow as pa
+
+    mask = np.asarray(array.is_null()) if not isinstance(array, pa.ChunkedArray) else \
+        np.concatenate([np.asarray(c.is_null()) for c in array.chunks])
+    return int(np.flatnonzero(mask)[0])
+
+
+def _from_arrow(array: Any, n_rows: int, name: str) -> GroupCodes:
+    """Codes of a pyarrow Array or ChunkedArray: its dictionary's indices, or (for any other
+    type) those of its dictionary encoding, a hash pass."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(array) != n_rows:
+        raise InputError(f"{name} has {rows(len(array))}, y has {n_rows}", argument=name)
+    if array.null_count:
+        raise _missing(_first_null(array), name)
+    kind = array.type
+    if not pa.types.is_dictionary(kind):
+        if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+            values = array.to_numpy() if isinstance(array, pa.ChunkedArray) else \
+                array.to_numpy(zero_copy_only=False)
+            return _from_numpy(np.asarray(values), n_rows, name)
+        array = pc.dictionary_encode(array)
+    if isinstance(array, pa.ChunkedArray):
+        if array.num_chunks == 0:
+            return GroupCodes(np.empty(0, np.int64), 0, np.empty(0, object))
+        array = array.unify_dictionaries()
+        dictionary = array.chunk(0).dictionary
+        indices = np.concatenate([np.asarray(c.indices) for c in array.chunks])
+    else:
+        dictionary, indices = array.dictionary, np.asarray(array.indices)
+    return GroupCodes(indices, 0, np.asarray(dictionary.to_pylist(), dtype=object))
+
+
+def _factorised(values: np.ndarray, name: str) -> GroupCodes:
+    """Codes of any 1-D array by sorting (``np.unique``) or, for keys that do not sort
+    together (mixed types), by hashing, in order of first appearance."""
+    try:
+        levels, inverse = np.unique(values, return_inverse=True)
+        return GroupCodes(inverse.ravel(), 0, levels)
+    except TypeError:
+        pass
+    seen: dict[Any, int] = {}
+    try:
+        codes = np.fromiter((seen.setdefault(value, len(seen)) for value in values.tolist()),
+                            dtype=np.int64, count=values.size)
+    except TypeError as exc:
+        raise InputError(f"{name} must hold hashable labels: {exc}", argument=name) from None
+    return GroupCodes(codes, 0, np.array(list(seen), dtype=object))
+
+
+def _from_numpy(values: np.ndarray, n_rows: int, name: str) -> GroupCodes:
+    if values.ndim != 1:
+        raise InputError(f"{name} must be 1-D, got shape {values.shape}: one group per row",
+                         argument=name)
+    if values.shape[0] != n_rows:
+        raise InputError(f"{name} has {rows(values.shape[0])}, y has {n_rows}", argument=name)
+    kind = values.dtype.kind
+    if kind == "b":
+        return GroupCodes(values.view(np.uint8), 0, np.array([False, True]))
+    if kind in "iu":
+        if n_rows == 0:
+            return GroupCodes(values, 0, values[:0])
+        low, high = int(values.min()), int(values.max())
+        if high - low < max(_DIRECT_SPAN, 4 * n_rows):
+            return GroupCodes(values, low, np.arange(low, high + 1, dtype=values.dtype))
+        return _factorised(values, name)
+    if kind == "f":
+        nan = np.isnan(values)
+        if nan.any():
+            index = int(np.flatnonzero(nan)[0])
+            raise InputError(f"{name}[{index}] is nan: every row needs a group",
+                             argument=name, index=index, value=math.nan)
+        return _factorised(values, name)
+    if kind in "US":
+        import pyarrow as pa
+
+        return _from_arrow(pa.array(values), n_rows, name)
+    if kind == "O":
+        for index, value in enumerate(values.tolist()):
+            if value is None or (isinstance(value, float) and value != value):
+                raise _missing(index, name)
+        try:
+            import pyarrow as pa
+
+            return _from_arrow(pa.array(values), n_rows, name)
+        except (TypeError, ValueError, ArithmeticError, ImportError):
+            # pyarrow's own errors derive from these: mixed types, objects it cannot hold.
+            return _factorised(values, name)
+    return _factorised(values, name)
+
+
+def group_codes(group: Any, n_rows: int, levels: Any = None, name: str = "group"
+                ) -> GroupCodes:
+    """The :class:`GroupCodes` of a column of group labels with ``n_rows`` rows.
+
+    Integer labels are their own codes; a pandas, polars or pyarrow categorical
+    (dictionary) column gives its codes and categories; anything else is factorised once.
+    With ``levels``, ``group`` holds integer codes into them. Raises :class:`InputError` for
+    a missing or NaN label (naming the row), a 2-D column, or a length other than ``n_rows``.
+    """
+    if levels is not None:
+        keys = np.asarray(levels)
+        if keys.ndim != 1:
+            raise InputError(f"levels must be 1-D, got shape {keys.shape}", argument="levels")
+        if len(set(keys.tolist())) != keys.size:
+            raise InputError("levels must be distinct", argument="levels")
+        codes = np.asarray(group)
+        if codes.dtype.kind not in "iu":
+            raise InputError(f"with levels, {name} must hold integer codes, got dtype "
+                             f"{codes.dtype}", argument=name)
+        checked = _from_numpy(codes, n_rows, name)
+        return GroupCodes(checked.codes, 0, keys)
+    library = library_of(group)
+    if library == "pandas":
+        if hasattr(group, "cat") or hasattr(group, "categories"):
+            categorical = group.cat if hasattr(group, "cat") else group
+            codes = np.asarray(categorical.codes)
+            if codes.ndim == 1 and codes.shape[0] == n_rows and (codes < 0).any():
+                raise _missing(int(np.flatnonzero(codes < 0)[0]), name)
+            if codes.ndim == 1 and codes.shape[0] == n_rows:
+                return GroupCodes(codes, 0, np.asarray(categorical.categories, dtype=object))
+        if hasattr(group, "isna") and getattr(group, "ndim", 1) == 1:
+            missing = np.asarray(group.isna(), dtype=bool)
+            if missing.any():
+                raise _missing(int(np.flatnonzero(missing)[0]), name)
+        return _from_numpy(np.asarray(group), n_rows, name)
+    if library == "polars" and hasattr(group, "to_arrow"):
+        return _from_arrow(group.to_arrow(), n_rows, name)
+    if library == "pyarrow" and hasattr(group, "null_count"):
+        return _from_arrow(group, n_rows, name)
+    try:
+        values = np.asarray(group)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} cannot be read as an array: {exc}", argument=name) from None
+    return _from_numpy(values, n_rows, name)
+
+
+class _GroupCurve:
+    """One group of a :class:`GroupSketch` as a curve: its totals and its sums at any shift,
+    `_kernels.sketch_terms` on its own cells."""
+
+    passes = 1
+
+    def __init__(self, centres: np.ndarray, tables: np.ndarray, width: float,
+                 totals: CurveTotals) -> None:
+        self._centres, self._tables, self._width = centres, tables, width
+        self.totals = totals
+
+    def evaluate(self, shift: float) -> Terms:
+        return terms_from_sums(_kernels.sketch_terms(
+            self._centres, self._tables, self._width, as_shift(shift), _COEFFICIENTS,
+            _FACTORIALS, _NO_CELLS))
+
+
+class GroupSketch:
+    """A mergeable one-pass summary of ``(y, group, offset, weight)``: for each group, the
+    Taylor tables of :class:`~logitshift.Sketch` and its totals.
+
+    Parameters
+    ----------
+    width : float, default 2**-4
+        Grid width of the offsets, a power of two.
+    order : int, default 8
+        Taylor terms per cell.
+
+    Notes
+    -----
+    Memory is ``8 + 16 * order`` bytes per occupied ``(group, cell)`` pair plus five numbers
+    per group. ``update`` reads a chunk twice in memory (numba, a thread per core): once to
+    validate it and find each group's offset range, once to fill each group's window of
+    cells, threads owning disjoint ranges of groups; then the empty cells are dropped.
+    Sketches of disjoint rows merge (``a + b``, ``sum(sketches)``) into the sketch of all
+    of them; ``to_bytes`` / ``from_bytes`` move one between processes. Group keys are kept
+    sorted (in order of first appearance where they do not sort together).
+    """
+
+    def __init__(self, width: float = DEFAULT_WIDTH, order: int = DEFAULT_ORDER) -> None:
+        grid = Sketch(width, order)  # checks them
+        self.width, self.order = grid.width, grid.order
+        self._keys = np.empty(0, dtype=object)
+        self._start = np.zeros(1, dtype=np.int64)
+        self._centres = np.empty(0)
+        self._tables = np.empty((0, 2, self.order))
+        self._n_rows = np.zeros(0, dtype=np.int64)
+        self._sums = np.zeros((0, 2))  # Σ w, Σ w y
+        self._range = np.zeros((0, 2))  # least and greatest finite offset
+
+    # -- building ----------------------------------------------------------------------------
+
+    def update(self, y: Any, group: Any, offset: Any = None, weight: Any = None, *,
+               levels: Any = None, first_row: int = 0, threads: int | None = None
+               ) -> GroupSketch:
+        """Add rows: labels ``y``, their groups, offsets (array, scalar or None) and optional
+        weights, checked as :func:`logitshift.fit_groups` checks them (rows numbered from
+        ``first_row``). ``levels``: ``group`` holds integer codes into them. Returns the
+        sketch itself."""
+        data = Prepared.of(y, offset, weight, allow_empty=True, first_row=first_row)
+        codes = group_codes(group, data.n_rows, levels)
+        if data.n_rows == 0:
+            return self
+        chunk = _filled(data, codes, self.width, self.order, threads)
+        merged = self.merge(chunk) if self.n_groups else chunk
+        self.__dict__.update(merged.__dict__)
+        return self
+
+    def merge(self, other: GroupSketch) -> GroupSketch:
+        """A new sketch of both sketches' rows."""
+        if not isinstance(other, GroupSketch):
+            return NotImplemented
+        if (other.width, other.order) != (self.width, self.order):
+            raise InputError(
+                f"cannot merge a group sketch of width {other.width} and order {other.order} "
+                f"into one of width {self.width} and order {self.order}", argument="other")
+        keys = np.concatenate([_as_object(self._keys), _as_object(other._keys)])
+        try:
+            unique, inverse = np.unique(keys, return_inverse=True)
+        except TypeError:
+            raise InputError("cannot merge group sketches whose group labels do not sort "
+                             "together (mixed types)", argument="other") from None
+        inverse = inverse.ravel()
+        group = np.concatenate([np.repeat(inverse[:self.n_groups], np.diff(self._start)),
+                                np.repeat(inverse[self.n_groups:], np.diff(other._start))])
+        merged = GroupSketch(self.width, self.order)
+        merged._keys = _compact_keys(unique)
+        n = unique.size
+        merged._n_rows = np.zeros(n, dtype=np.int64)
+        np.add.at(merged._n_rows, inverse, np.concatenate([self._n_rows, other._n_rows]))
+        merged._sums = np.zeros((n, 2))
+        np.add.at(merged._sums, inverse, np.concatenate([self._sums, other._sums]))
+        ranges = np.concatenate([self._range, other._range])
+        merged._range = np.column_stack([np.full(n, math.inf), np.full(n, -math.inf)])
+        np.minimum.at(merged._range[:, 0], inverse, ranges[:, 0])
+        np.maximum.at(merged._range[:, 1], inverse, ranges[:, 1])
+        merged._set_cells(group, np.concatenate([self._centres, other._centres]),
+                          np.concatenate([self._tables, other._tables]), n)
+        return merged
+
+    __add__ = merge
+
+    def __radd__(self, other: Any) -> GroupSketch:
+        """``0 + sketch``: a copy, so that ``sum(sketches)`` merges them."""
+        if isinstance(other, int) and not isinstance(other, bool) and other == 0:
+            return self.merge(GroupSketch(self.width, self.order))
+        return NotImplemented
+
+    def _set_cells(self, group: np.ndarray, centres: np.ndarray, tables: np.ndarray,
+                   n_groups: int) -> None:
+        """Cells of any order, their equal ``(group, centre)`` pairs added, sorted."""
+        if group.size and not np.all(group[1:] >= group[:-1]):
+            # A fill's cells come group by group: a stable sort of the groups (a merge of
+            # runs) orders them; a merge's interleave needs the full sort below.
+            order = np.argsort(group, kind="stable")
+            group, centres, tables = group[order], centres[order], tables[order]
+        same = group[1:] == group[:-1]
+        if group.size and (same & (centres[1:] <= centres[:-1])).any():
+            order = np.lexsort((centres, group))
+            group, centres, tables = group[order], centres[order], tables[order]
+            same = group[1:] == group[:-1]
+            new = np.ones(group.size, dtype=bool)
+            new[1:] = ~same | (centres[1:] != centres[:-1])
+            if not new.all():
+                first = np.flatnonzero(new)
+                tables = np.add.reduceat(tables, first, axis=0)
+                group, centres = group[first], centres[first]
+        self._centres, self._tables = centres, tables
+        self._start = np.searchsorted(group, np.arange(n_groups + 1)).astype(np.int64)
+
+    # -- what it holds ---------------------------------------------------------------------
+
+    @property
+    def keys(self) -> np.ndarray:
+        """The groups' labels, sorted."""
+        return self._keys.copy()
+
+    @property
+    def n_groups(self) -> int:
+        return self._keys.size
+
+    @property
+    def n_cells(self) -> int:
+        """Occupied ``(group, cell)`` pairs: the size of the sketch."""
+        return self._centres.size
+
+    @property
+    def n_rows(self) -> int:
+        return int(self._n_rows.sum())
+
+    def index_of(self, key: Any) -> int:
+        """The position of a group's key in :attr:`keys`; raises ``KeyError`` for an unseen
+        one."""
+        for index in np.flatnonzero(_equal_keys(self._keys, key)):
+            return int(index)
+        raise KeyError(key)
+
+    @property
+    def group_totals(self) -> GroupTotals:
+        """Each group's totals, as arrays in the order of :attr:`keys`."""
+        n = self.n_groups
+        t = self._tables
+        parts = np.column_stack([t[:, 0, 0], t[:, 1, 0],
+                                 self._centres * (t[:, 0, 0] + t[:, 1, 0]) + t[:, 0, 1]
+                                 + t[:, 1, 1]]) if t.size else np.zeros((0, 3))
+        sums = np.zeros((n, 3))
+        occupied = np.flatnonzero(np.diff(self._start) > 0)
+        if occupied.size:
+            sums[occupied] = np.add.reduceat(parts, self._start[occupied], axis=0)
+        active = sums[:, 0] + sums[:, 1]
+        low, high = self._range[:, 0], self._range[:, 1]
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            mean = sums[:, 2] / active
+            # `mean_within`, group by group: inside the range, the midpoint if not finite.
+            mean = np.where(np.isfinite(mean), np.minimum(np.maximum(mean, low), high),
+                            0.5 * low + 0.5 * high)
+        mean = np.where(active > 0, mean, math.nan)
+        return GroupTotals(n_rows=self._n_rows.copy(), weight_sum=self._sums[:, 0].copy(),
+                           positives=self._sums[:, 1].copy(), active_negatives=sums[:, 0],
+                           active_positives=sums[:, 1], offset_min=self._range[:, 0].copy(),
+                           offset_max=self._range[:, 1].copy(), offset_mean=mean)
+
+    def _scan_totals(self, index: int) -> ScanTotals:
+        low, high = self._start[index], self._start[index + 1]
+        t = self._tables[low:high]
+        return ScanTotals(
+            n_rows=int(self._n_rows[index]), weight_sum=float(self._sums[index, 0]),
+            positives=float(self._sums[index, 1]),
+            active_negatives=float(np.sum(t[:, 0, 0])),
+            active_positives=float(np.sum(t[:, 1, 0])),
+            weighted_offset=float(np.sum(self._centres[low:high] * (t[:, 0, 0] + t[:, 1, 0]))
+                                  + np.sum(t[:, :, 1])),
+            offset_min=float(self._range[index, 0]), offset_max=float(self._range[index, 1]))
+
+    def curve(self, index: int) -> _GroupCurve:
+        """Group ``index`` (its place in :attr:`keys`) as a curve: the shift estimator solves
+        it as it solves a :class:`~logitshift.Sketch` of the group's rows."""
+        low, high = self._start[index], self._start[index + 1]
+        return _GroupCurve(self._centres[low:high], self._tables[low:high], self.width,
+                           self._scan_totals(index).curve_totals())
+
+    def sketch_of(self, key: Any) -> Sketch:
+        """The :class:`~logitshift.Sketch` of one group's rows."""
+        index = self.index_of(key)
+        low, high = self._start[index], self._start[index + 1]
+        return _sketch_of(self.width, self.order, self._scan_totals(index),
+                          self._centres[low:high].copy(), self._tables[low:high].copy())
+
+    def pooled(self) -> Sketch:
+        """The :class:`~logitshift.Sketch` of every row, the groups ignored."""
+        # Equal centres added by a sort and reduceat (`_combine`'s np.add.at is slow).
+        order = np.argsort(self._centres, kind="stable")
+        centres, tables = self._centres[order], self._tables[order]
+        if centres.size:
+            first = np.flatnonzero(np.r_[True, centres[1:] != centres[:-1]])
+            centres, tables = centres[first], np.add.reduceat(tables, first, axis=0)
+        totals = ScanTotals(
+            n_rows=int(self._n_rows.sum()), weight_sum=float(self._sums[:, 0].sum()),
+            positives=float(self._sums[:, 1].sum()),
+            active_negatives=float(np.sum(tables[:, 0, 0])),
+            active_positives=float(np.sum(tables[:, 1, 0])),
+            weighted_offset=float(np.sum(centres * (tables[:, 0, 0] + tables[:, 1, 0]))
+                                  + np.sum(tables[:, :, 1])),
+            offset_min=float(self._range[:, 0].min(initial=math.inf)),
+            offset_max=float(self._range[:, 1].max(initial=-math.inf)))
+        return _sketch_of(self.width, self.order, totals, centres, tables)
+
+    def evaluate_groups(self, shifts: np.ndarray, wanted: np.ndarray | None = None,
+                        threads: int | None = None) -> GroupTerms:
+        """Every group's sums at its own shift (``shifts[g]``), for the groups ``wanted``
+        (the others' are 0): `_kernels.sketch_terms` on each group's cells, on every core."""
+        n = self.n_groups
+        shifts = np.ascontiguousarray(shifts, dtype=np.float64)
+        wanted = np.ones(n, dtype=bool) if wanted is None else np.ascontiguousarray(wanted)
+        out = np.zeros((n, _kernels.N_TERMS))
+        cells = np.diff(self._start) * wanted
+        bounds = _balanced(np.cumsum(cells), threads)
+        in_threads([partial(_kernels.group_terms, self._start, self._centres, self._tables,
+                            self.width, shifts, wanted, _COEFFICIENTS, _FACTORIALS, low, high,
+                            out) for low, high in bounds])
+        return GroupTerms(negative=out[:, 0], positive=out[:, 1], gradient=out[:, 2] + out[:, 3],
+                          negative_curvature=out[:, 4], positive_curvature=out[:, 5],
+                          loss=out[:, 6])
+
+    # -- moving it ---------------------------------------------------------------------------
+
+    def _header(self) -> dict[str, Any]:
+        return {"width": self.width, "order": self.order, "n_groups": self.n_groups,
+                "n_cells": self.n_cells, "key_type": _key_type(self._keys),
+                "keys": [_plain(key) for key in self._keys.tolist()]}
+
+    def _body(self) -> bytes:
+        text = json.dumps(self._header(), separators=(",", ":")).encode()
+        arrays = [np.diff(self._start).astype("<i8"), self._n_rows.astype("<i8"),
+                  self._sums.astype("<f8"), self._range.astype("<f8"),
+                  self._centres.astype("<f8"), self._tables.astype("<f8")]
+        return (_MAGIC + struct.pack("<II", GROUP_FORMAT_VERSION, len(text)) + text
+                + b"".join(array.tobytes() for array in arrays))
+
+    def to_bytes(self) -> bytes:
+        """A compact binary form, read by :meth:`from_bytes`.
+
+        ``b"LSGS"``, the format version and the header's length (two little-endian uint32),
+        the header (JSON: grid, counts, the keys and their type), then per group its number
+        of cells, rows, ``Σ w``, ``Σ w y`` and offset range, the cells' centres and tables
+        (little-endian int64 and float64), and the CRC-32 of everything before it (uint32).
+        Keys must be integers, floats, strings or bools.
+        """
+        body = self._body()
+        return body + struct.pack("<I", zlib.crc32(body))
+
+    @classmethod
+    def from_bytes(cls, blob: bytes) -> GroupSketch:
+        """The group sketch of a :meth:`to_bytes` blob. Raises :class:`InputError` for any
+        other blob: not a group sketch, a checksum mismatch, a newer format version, or
+        fields that do not agree."""
+        if not isinstance(blob, (bytes, bytearray, memoryview)):
+            raise InputError(f"blob must be bytes, got {type(blob).__name__}", argument="blob")
+        blob = bytes(blob)
+        if len(blob) < 16 or blob[:4] != _MAGIC:
+            raise InputError("not a logitshift group sketch: it does not start with b'LSGS'",
+                             argument="blob")
+        version, length = struct.unpack("<II", blob[4:12])
+        if version > GROUP_FORMAT_VERSION or version < 2:
+            raise InputError(f"group sketch written by format version {version}; this reads "
+                             f"version {GROUP_FORMAT_VERSION}", argument="blob", value=version)
+        body, (checksum,) = blob[:-4], struct.unpack("<I", blob[-4:])
+        if zlib.crc32(body) != checksum:
+            raise InputError("group sketch is corrupted: checksum mismatch", argument="blob")
+        try:
+            header = json.loads(blob[12:12 + length].decode("utf-8"))
+            width, order = float(header["width"]), int(header["order"])
+            n_groups, n_cells = int(header["n_groups"]), int(header["n_cells"])
+            keys = _keys_of(header["key_type"], header["keys"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InputError(f"group sketch is corrupted: its header ({exc})",
+                             argument="blob") from None
+        if not (2 <= order <= MAX_ORDER and 0 <= n_groups and 0 <= n_cells
+                and keys.size == n_groups):
+            raise InputError("group sketch is corrupted: its header's sizes", argument="blob")
+        expected = 12 + length + 8 * (6 * n_groups + n_cells * (1 + 2 * order)) + 4
+        if len(blob) != expected:
+            raise InputError(f"group sketch is corrupted: {len(blob)} bytes, where its header "
+                             f"says {expected}", argument="blob")
+        at = 12 + length
+
+        def take(count: int, dtype: str) -> np.ndarray:
+            nonlocal at
+            array = np.frombuffer(blob, dtype=dtype, count=count, offset=at)
+            at += 8 * count
+            return array.astype(np.int64 if dtype == "<i8" else np.float64)
+
+        counts, n_rows = take(n_groups, "<i8"), take(n_groups, "<i8")
+        sums, ranges = take(2 * n_groups, "<f8"), take(2 * n_groups, "<f8")
+        centres, tables = take(n_cells, "<f8"), take(n_cells * 2 * order, "<f8")
+        sketch = cls(width, order)
+        if (counts < 0).any() or counts.sum() != n_cells or (n_rows < 0).any():
+            raise InputError("group sketch is corrupted: its counts", argument="blob")
+        sketch._keys, sketch._n_rows = keys, n_rows
+        sketch._sums, sketch._range = sums.reshape(n_groups, 2), ranges.reshape(n_groups, 2)
+        sketch._centres, sketch._tables = centres, tables.reshape(n_cells, 2, order)
+        sketch._start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return sketch
+
+    def __repr__(self) -> str:
+        return (f"GroupSketch(groups={self.n_groups}, n_rows={self.n_rows}, "
+                f"cells={self.n_cells}, width={self.width}, order={self.order})")
+
+
+_MAGIC = b"LSGS"
+#: The format of :meth:`GroupSketch.to_bytes`: the version-2 design of the sketch's (magic,
+#: version, header length, JSON header, arrays, CRC-32), with its own magic.
+GROUP_FORMAT_VERSION = 2
+
+
+def _sketch_of(width: float, order: int, totals: ScanTotals, centres: np.ndarray,
+               tables: np.ndarray) -> Sketch:
+    sketch = Sketch(width, order, max_cells=max(centres.size, 1))
+    sketch._scanned, sketch._centres, sketch._tables = totals, centres, tables
+    return sketch
+
+
+def _balanced(cumulative: np.ndarray, threads: int | None) -> list[tuple[int, int]]:
+    """Contiguous ranges of groups with about equal work, ``cumulative`` its running sum."""
+    n = cumulative.size
+    total = int(cumulative[-1]) if n else 0
+    parts = max(1, min(max_threads() if threads is None else threads, total // 4096 or 1))
+    cuts = [0] + [int(np.searchsorted(cumulative, total * k / parts, side="left")) + 1
+                  for k in range(1, parts)] + [n]
+    cuts = sorted(set(min(max(c, 0), n) for c in cuts))
+    return [(low, high) for low, high in zip(cuts[:-1], cuts[1:]) if high > low] or [(0, n)]
+
+
+def _filled(data: Prepared, codes: GroupCodes, width: float, order: int,
+            threads: int | None) -> GroupSketch:
+    """The group sketch of one chunk in memory.
+
+    Four kernels: `group_scan` validates the rows and totals each group per thread;
+    `group_scatter` copies the tabled rows grouped (a counting sort, threads over rows);
+    `group_cell_counts` and `group_fill` (threads over ranges of groups) count each
+    group's occupied cells, then fill its window in cache and copy those cells out. Memory
+    beyond the output: the grouped copy (16 bytes a row, 24 with weights) and a window per
+    thread.
+    """
+    arguments = data.kernel_arguments
+    values = codes.codes
+    if values.dtype.kind not in "iu" or not values.dtype.isnative:
+        values = values.astype(np.int64)
+    n_codes = codes.n_codes
+    ranges = row_ranges(data.n_rows, threads)
+    t = len(ranges)
+    count = np.zeros((t, n_codes), dtype=np.int64)
+    tabled = np.zeros((t, n_codes), dtype=np.int64)
+    sums = np.zeros((t, 2, n_codes))
+    low = np.full((t, n_codes), math.inf)
+    high = np.full((t, n_codes), -math.inf)
+    first_bad = np.full(t, -1, dtype=np.int64)
+    in_threads([partial(_kernels.group_scan, values, codes.base, n_codes, *arguments, start,
+                        stop, count[k], tabled[k], sums[k, 0], sums[k, 1], low[k], high[k],
+                        first_bad[k:k + 1]) for k, (start, stop) in enumerate(ranges)])
+    if (first_bad >= 0).any():
+        row = int(first_bad[first_bad >= 0].min())
+        code = int(values[row]) - codes.base
+        if not 0 <= code < n_codes:
+            index = row + data.first_row
+            raise InputError(f"group[{index}] = {int(values[row])} is not a code of the "
+                             f"{n_codes} levels", argument="group", index=index,
+                             value=int(values[row]))
+        data.raise_for_values(row)
+    # Each thread's rows of group g go after those of the threads before it.
+    flat = tabled.T.ravel()  # group-major
+    cursor = (np.cumsum(flat) - flat).reshape(n_codes, t).T.copy()
+    rows_of = tabled.sum(axis=0)
+    row_start = np.zeros(n_codes + 1, dtype=np.int64)
+    np.cumsum(rows_of, out=row_start[1:])
+    n_tabled = int(row_start[-1])
+    sorted_offsets = np.empty(n_tabled)
+    sorted_labels = np.empty(n_tabled)
+    has_weights = data.weights is not None
+    sorted_weights = np.empty(n_tabled if has_weights else 0)
+    in_threads([partial(_kernels.group_scatter, values, codes.base, *arguments, start, stop,
+                        cursor[k], sorted_offsets, sorted_labels, sorted_weights)
+                for k, (start, stop) in enumerate(ranges)])
+    count, sums = count.sum(axis=0), sums.sum(axis=0)
+    low, high = low.min(axis=0), high.max(axis=0)
+    present = np.flatnonzero(count > 0)
+
+    inv_width = 1.0 / width
+    finite = high >= low
+    with np.errstate(over="ignore", invalid="ignore"):
+        cell_low = np.where(finite, np.floor(low * inv_width), 0.0)
+        span = np.where(finite, np.floor(high * inv_width) - cell_low + 1.0, 0.0)
+    dense = finite & (span <= np.maximum(_WINDOW_CELLS, np.minimum(_WINDOW_ROWS * rows_of,
+                                                                   _MAX_WINDOW)))
+    spans = np.where(dense, span, 0.0).astype(np.int64)
+    bounds = _balanced(np.cumsum(np.where(dense, rows_of, 0)), threads)
+    widest = int(spans.max(initial=0))
+    cells = np.zeros(n_codes, dtype=np.int64)
+    in_threads([partial(_kernels.group_cell_counts, sorted_offsets, row_start, cell_low,
+                        spans, first, stop, inv_width, np.zeros(widest, dtype=np.bool_),
+                        cells) for first, stop in bounds])
+    cell_start = np.zeros(n_codes + 1, dtype=np.int64)
+    np.cumsum(cells, out=cell_start[1:])
+    centres = np.empty(int(cell_start[-1]))
+    tables = np.empty((centres.size, 2 * order))
+    in_threads([partial(_kernels.group_fill, sorted_offsets, sorted_labels, sorted_weights,
+                        has_weights, row_start, cell_low, spans, cell_start, first, stop,
+                        inv_width, width, order, np.zeros(widest * 2 * order), centres,
+                        tables) for first, stop in bounds])
+    tables = tables.reshape(centres.size, 2, order)
+    cell_code = np.repeat(np.arange(n_codes), cells)
+    sparse = np.flatnonzero(finite & ~dense)
+    if sparse.size:
+        sparse_code, sparse_centres, sparse_tables = _fill_sparse(
+            sorted_offsets, sorted_labels, sorted_weights if has_weights else None, row_start,
+            sparse, width, order)
+        cell_code = np.concatenate([cell_code, sparse_code])
+        centres = np.concatenate([centres, sparse_centres])
+        tables = np.concatenate([tables, sparse_tables])
+    del sorted_offsets, sorted_labels, sorted_weights
+
+    # Only the groups with rows; then in the order of their keys.
+    position = np.full(n_codes, -1, dtype=np.int64)
+    position[present] = np.arange(present.size)
+    keys = codes.levels[present]
+    order_of_keys = _key_order(keys)
+    if order_of_keys is not None:
+        rank = np.empty(present.size, dtype=np.int64)
+        rank[order_of_keys] = np.arange(present.size)
+        position[present] = rank
+        present = present[order_of_keys]
+        keys = keys[order_of_keys]
+    sketch = GroupSketch(width, order)
+    sketch._keys = _compact_keys(keys)
+    sketch._n_rows = count[present]
+    sketch._sums = sums[:, present].T.copy()
+    sketch._range = np.column_stack([low[present], high[present]])
+    sketch._set_cells(position[cell_code], centres, tables, present.size)
+    return sketch
+
+
+def _fill_sparse(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray | None,
+                 row_start: np.ndarray, sparse: np.ndarray, width: float, order: int
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of groups too spread for a window, by numpy (`Sketch`'s reference fill):
+    their codes, centres and tables, sorted by (code, centre)."""
+    codes, centres, tables = [], [], []
+    for code in sparse.tolist():
+        rows = slice(row_start[code], row_start[code + 1])
+        c, t = fill_reference(labels[rows], offsets[rows],
+                              None if weights is None else weights[rows], width, order)
+        codes.append(np.full(c.size, code, dtype=np.int64))
+        centres.append(c)
+        tables.append(t)
+    return np.concatenate(codes), np.concatenate(centres), np.concatenate(tables)
+
+
+def _key_order(keys: np.ndarray) -> np.ndarray | None:
+    """The permutation that sorts the keys, None where they are sorted already or do not
+    sort together."""
+    try:
+        order = np.argsort(keys, kind="stable")
+    except TypeError:
+        return None
+    if np.array_equal(order, np.arange(keys.size)):
+        return None
+    return order
+
+
+def _as_object(keys: np.ndarray) -> np.ndarray:
+    return keys.astype(object) if keys.dtype.kind in "US" else keys
+
+
+def _compact_keys(keys: np.ndarray) -> np.ndarray:
+    """Keys as a numeric array where they are all numbers, else as objects."""
+    if keys.dtype != object or keys.size == 0:
+        return keys
+    values = keys.tolist()
+    for kind in (bool, int, float):
+        if all(type(value) is kind for value in values):
+            return np.array(values, dtype={bool: np.bool_, int: np.int64,
+                                           float: np.float64}[kind]) \
+                if kind is not int or all(-2**63 <= v < 2**63 for v in values) else keys
+    return keys
+
+
+def _equal_keys(keys: np.ndarray, key: Any) -> np.ndarray:
+    try:
+        equal = keys == key
+    except (TypeError, ValueError):
+        return np.array([k == key for k in keys.tolist()], dtype=bool)
+    return np.asarray(equal, dtype=bool).reshape(keys.shape) if np.ndim(equal) else \
+        np.zeros(keys.shape, dtype=bool)
+
+
+def _plain(key: Any) -> Any:
+    if isinstance(key, (bool, str)) or key is None:
+        return key
+    if isinstance(key, numbers.Integral):
+        return int(key)
+    if isinstance(key, numbers.Real):
+        return float(key)
+    raise InputError(f"group label {key!r} ({type(key).__name__}) cannot be written: "
+                     "only integers, floats, strings and bools can", argument="group",
+                     value=key)
+
+
+def _key_type(keys: np.ndarray) -> str:
+    kind = keys.dtype.kind
+    return {"b": "bool", "i": "int", "u": "int", "f": "float"}.get(kind, "object")
+
+
+def _keys_of(key_type: str, values: list[Any]) -> np.ndarray:
+    if not isinstance(values, list):
+        raise TypeError("keys is not a list")
+    dtype = {"bool": np.bool_, "int": np.int64, "float": np.float64}.get(key_type)
+    if key_type == "object":
+        return np.array(values + [None], dtype=object)[:-1]  # a 1-D array even of tuples
+    if dtype is None:
+        raise ValueError(f"key_type {key_type!r}")
+    return np.array(values, dtype=dtype)

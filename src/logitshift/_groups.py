@@ -1,0 +1,755 @@
+"""Per-group shifts: the maximum-likelihood shift of every group, and the random-intercept
+model ``y ~ Bernoulli(σ(offset + μ + u_g))``, ``u_g ~ N(0, τ²)``, from per-group curves.
+
+The estimator sees the data only through *group curves* (:class:`GroupCurves`): the groups'
+keys and totals, every group's sums at its own shift in one call, each group as a curve of
+its own (:class:`_solve.Curve`) and the curve of all rows together. Where they came from (a
+:class:`~logitshift._group_sketch.GroupSketch` of arrays, of a stream, of a cluster) is not
+this module's business.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from ._losses import sigmoid_abs, softplus
+from ._result import LRTest, ShiftFit, normal_quantile
+from ._shift import check_options, fit_curve
+from ._solve import Curve
+from ._validate import InputError, as_positive_int, warn
+
+__all__ = ["GroupTotals", "GroupTerms", "GroupCurves", "GroupShiftFit", "fit_group_curves",
+           "check_group_options", "SHRINKAGES", "chi2_sf"]
+
+SHRINKAGES = (None, "random")
+#: The most Gauss-Hermite points: beyond, the rule's weights underflow.
+MAX_NAGQ = 100
+
+
+@dataclass(frozen=True)
+class GroupTotals:
+    """Each group's totals, as arrays over the groups (the fields of `_solve.CurveTotals`)."""
+
+    n_rows: np.ndarray
+    weight_sum: np.ndarray
+    positives: np.ndarray
+    active_negatives: np.ndarray
+    active_positives: np.ndarray
+    offset_min: np.ndarray
+    offset_max: np.ndarray
+    offset_mean: np.ndarray
+
+
+@dataclass(frozen=True)
+class GroupTerms:
+    """Each group's sums at its own shift (the fields of `_solve.Terms`, as arrays)."""
+
+    negative: np.ndarray
+    positive: np.ndarray
+    gradient: np.ndarray
+    negative_curvature: np.ndarray
+    positive_curvature: np.ndarray
+    loss: np.ndarray
+
+    @property
+    def hessian(self) -> np.ndarray:
+        return self.negative_curvature + self.positive_curvature
+
+    def __add__(self, other: GroupTerms) -> GroupTerms:
+        return GroupTerms(*(getattr(self, name) + getattr(other, name) for name in _TERMS))
+
+
+_TERMS = ("negative", "positive", "gradient", "negative_curvature", "positive_curvature",
+          "loss")
+
+
+class GroupCurves(Protocol):
+    """What the per-group estimators need of the data."""
+
+    @property
+    def keys(self) -> np.ndarray: ...
+
+    @property
+    def group_totals(self) -> GroupTotals: ...
+
+    def evaluate_groups(self, shifts: np.ndarray, wanted: np.ndarray | None = None
+                        ) -> GroupTerms: ...
+
+    def curve(self, index: int) -> Curve: ...
+
+    def pooled(self) -> Curve: ...
+
+
+def check_group_options(shrinkage: Any, nagq: Any, pseudo_count: Any, tol: Any,
+                        max_iter: Any) -> dict[str, Any]:
+    """The options of :func:`logitshift.fit_groups`, checked before any pass."""
+    if shrinkage not in SHRINKAGES:
+        raise InputError(f"shrinkage = {shrinkage!r} must be None or 'random'",
+                         argument="shrinkage", value=shrinkage)
+    nagq = as_positive_int(nagq, "nagq")
+    if nagq > MAX_NAGQ:
+        raise InputError(f"nagq = {nagq} must be at most {MAX_NAGQ}", argument="nagq",
+                         value=nagq)
+    if shrinkage is None and nagq != 1:
+        raise InputError("nagq applies to shrinkage='random' only", argument="nagq",
+                         value=nagq)
+    pseudo_count, tol, max_iter = check_options(None, pseudo_count, tol, max_iter)
+    return {"shrinkage": shrinkage, "nagq": nagq, "pseudo_count": pseudo_count, "tol": tol,
+            "max_iter": max_iter}
+
+
+def chi2_sf(statistic: float, df: int) -> float:
+    """``P(χ²_df > statistic)``: the regularised upper incomplete gamma ``Q(df/2, x/2)``, by
+    its series below ``x/2 < df/2 + 1`` and its continued fraction (Lentz) above."""
+    if not statistic > 0:
+        return 1.0
+    if math.isinf(statistic):
+        return 0.0
+    a, x = 0.5 * df, 0.5 * statistic
+    log_prefix = -x + a * math.log(x) - math.lgamma(a)
+    if x < a + 1.0:
+        term = total = 1.0 / a
+        for n in range(1, 10_000):
+            term *= x / (a + n)
+            total += term
+            if abs(term) < abs(total) * 1e-17:
+                break
+        return max(0.0, 1.0 - total * math.exp(log_prefix))
+    tiny = 1e-300
+    b = x + 1.0 - a
+    c = 1.0 / tiny
+    d = 1.0 / b
+    h = d
+    for n in range(1, 10_000):
+        an = -n * (n - a)
+        b += 2.0
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-16:
+            break
+    return math.exp(log_prefix) * h
+
+
+def _pseudo_terms(mean: np.ndarray, pseudo_count: float, shifts: np.ndarray) -> GroupTerms:
+    """The two pseudo-rows of each group (labels 1 and 0, weight ``pseudo_count``, at its
+    mean offset), as `_solve.ArrayCurve` sums them."""
+    z = mean + shifts
+    right = z > 0
+    near, tail = sigmoid_abs(z)
+    a = pseudo_count
+    return GroupTerms(
+        negative=a * np.where(right, near, tail), positive=a * np.where(right, tail, near),
+        gradient=np.where(right, a, -a) + 2.0 * a * np.where(right, -tail, tail),
+        negative_curvature=a * (near * tail), positive_curvature=a * (near * tail),
+        loss=a * softplus(-z) + a * softplus(z))
+
+
+def _log_ratio_steps(terms: GroupTerms) -> np.ndarray:
+    """`_solve._log_ratio_step`, group by group (nan where it is undefined)."""
+    a, b = terms.negative, terms.positive
+    with np.errstate(all="ignore"):
+        slope = terms.negative_curvature / a + terms.positive_curvature / b
+        ratio = terms.gradient / b
+        log_ratio = np.where(np.abs(ratio) < 0.5, np.log1p(ratio), np.log(a) - np.log(b))
+        step = -log_ratio / slope
+    ok = (a > 0) & (b > 0) & np.isfinite(a) & np.isfinite(b) & (slope > 0)
+    return np.where(ok, step, math.nan)
+
+
+def _splits(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """`_solve._split`, group by group."""
+    with np.errstate(all="ignore"):
+        middle = 0.5 * lo + 0.5 * hi
+        up = np.sqrt(np.maximum(lo, 1.0)) * np.sqrt(np.abs(hi))
+        down = -np.sqrt(np.maximum(-hi, 1.0)) * np.sqrt(np.abs(lo))
+    return np.where((lo < -1.0) & (hi > 1.0), 0.0,
+                    np.where((lo >= 0.0) & (hi > 4.0 * np.maximum(lo, 1.0)), up,
+                             np.where((hi <= 0.0) & (-lo > 4.0 * np.maximum(-hi, 1.0)), down,
+                                      middle)))
+
+
+@dataclass
+class _Solutions:
+    shift: np.ndarray
+    status: np.ndarray
+    iterations: np.ndarray
+
+
+def _solve_groups(evaluate: Any, totals: GroupTotals, todo: np.ndarray, tol: float,
+                  max_iter: int) -> _Solutions:
+    # Brackets of groups that are done may be infinite: their arithmetic is not looked at.
+    with np.errstate(invalid="ignore", over="ignore"):
+        return _solve_groups_in(evaluate, totals, todo, tol, max_iter)
+
+
+def _solve_groups_in(evaluate: Any, totals: GroupTotals, todo: np.ndarray, tol: float,
+                     max_iter: int) -> _Solutions:
+    """`_solve.solve_curve` on every group of ``todo`` at once (each must have positives and
+    negatives): the same bracket, start, steps and stopping rule, one evaluation of the
+    groups still iterating per step."""
+    n = todo.size
+    shift = np.full(n, math.nan)
+    status = np.full(n, "", dtype=object)
+    iterations = np.zeros(n, dtype=np.int64)
+    with np.errstate(all="ignore"):
+        center = np.log(totals.active_positives) - np.log(totals.active_negatives)
+    lo, hi = center - totals.offset_max, center - totals.offset_min
+    closed = todo & (lo == hi)
+    shift[closed], status[closed] = lo[closed], "closed_form"
+    todo = todo & ~closed
+    x = np.where(todo, np.minimum(np.maximum(center - totals.offset_mean, lo), hi), 0.0)
+    step = np.full(n, math.inf)
+    older = np.full(n, math.inf)
+
+    def finish(which: np.ndarray, value: np.ndarray, iteration: int) -> None:
+        shift[which], status[which], iterations[which] = value[which], "converged", iteration
+
+    for iteration in range(1, max_iter + 1):
+        if not todo.any():
+            break
+        terms = evaluate(x, todo)
+        gradient = terms.gradient
+        zero = todo & (gradient == 0)
+        finish(zero, x, iteration)
+        todo = todo & ~zero
+        hi = np.where(todo & (gradient > 0), x, hi)
+        lo = np.where(todo & ~(gradient > 0), x, lo)
+        newton = _log_ratio_steps(terms)
+        with np.errstate(invalid="ignore"):
+            target = x + newton
+            small = todo & (np.abs(newton) <= tol * np.maximum(1.0, np.abs(x)))
+        finish(small, np.minimum(np.maximum(target, lo), hi), iteration)
+        todo = todo & ~small
+        with np.errstate(invalid="ignore"):
+            leave = ~((lo < target) & (target < hi)) | (np.abs(newton) > 0.5 * np.abs(older))
+        target = np.where(todo & leave, _splits(lo, hi), target)
+        older, step = np.where(todo, step, older), np.where(todo, target - x, step)
+        scale = tol * np.maximum(1.0, np.abs(target))
+        done = todo & ((np.abs(step) <= scale) | (hi - lo <= scale))
+        finish(done, target, iteration)
+        todo = todo & ~done
+        x = np.where(todo, target, x)
+    shift[todo], status[todo], iterations[todo] = x[todo], "max_iter", max_iter
+    return _Solutions(shift, status, iterations)
+
+
+# -- the random-intercept model -----------------------------------------------------------------
+
+class _Marginal:
+    """The negative log marginal likelihood of the random-intercept model, group by group:
+    each group's integral over its intercept on its own curve.
+
+    For a group with loss ``L(s)`` (its total cross-entropy at shift ``s``), the integrand
+    is ``exp(-h(u)) / sqrt(2π τ²)`` with ``h(u) = L(μ + u) + u² / (2τ²)``. Its mode ``û``
+    solves ``L'(μ + û) + û / τ² = 0`` (safeguarded Newton inside ``(-τ² N, τ² P)``, ``N``
+    and ``P`` the group's label weights), its curvature is ``L''(μ + û) + 1/τ²``. With
+    ``σ̂`` the inverse square root of that curvature, adaptive Gauss-Hermite with nodes
+    ``t_k`` and weights ``w_k`` (normalised to sum 1) gives
+
+        -log ∫ = h(û) + ½ log(1 + τ² L''(μ + û)) - log Σ_k w_k exp(h(û) - h(û + σ̂ t_k) + t_k²/2),
+
+    the Laplace approximation at one node (the last term vanishes).
+    """
+
+    def __init__(self, groups: GroupCurves, totals: GroupTotals, wanted: np.ndarray,
+                 nagq: int) -> None:
+        self.groups, self.wanted, self.nagq = groups, wanted, nagq
+        nodes, weights = np.polynomial.hermite_e.hermegauss(nagq)
+        self.nodes, self.weights = nodes, weights / weights.sum()
+        self.positives = totals.active_positives
+        self.negatives = totals.active_negatives
+        self.modes = np.zeros(wanted.size)
+        self.evaluations = 0
+
+    def _evaluate(self, shifts: np.ndarray, wanted: np.ndarray) -> GroupTerms:
+        self.evaluations += 1
+        return self.groups.evaluate_groups(shifts, wanted)
+
+    def modes_at(self, mean: float, tau: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The modes ``û`` and each group's loss and Hessian there."""
+        variance = tau * tau
+        lo = np.where(self.wanted, -variance * self.negatives, 0.0)
+        hi = np.where(self.wanted, variance * self.positives, 0.0)
+        u = np.minimum(np.maximum(self.modes, lo), hi)
+        loss = np.zeros(u.size)
+        hessian = np.zeros(u.size)
+        todo = self.wanted.copy()
+        for _ in range(200):
+            terms = self._evaluate(mean + u, todo)
+            # Kept at the last point evaluated: the mode to within the final (tiny) step.
+            loss = np.where(todo, terms.loss, loss)
+            hessian = np.where(todo, terms.hessian, hessian)
+            slope = terms.gradient + u / variance
+            hi = np.where(todo & (slope > 0), u, hi)
+            lo = np.where(todo & (slope < 0), u, lo)
+            step = -slope / (terms.hessian + 1.0 / variance)
+            new = u + step
+            # Converged before the bracket is asked: a last step below the spacing of
+            # doubles lands on a bracket end.
+            converged = (np.abs(step) <= 1e-13 * np.maximum(1.0, np.abs(u))) | (slope == 0)
+            new = np.where(converged | ((lo < new) & (new < hi)), new, 0.5 * lo + 0.5 * hi)
+            done = todo & (converged | (hi - lo <= 1e-15 * np.maximum(1.0, np.abs(u))))
+            u = np.where(todo & ~done, new, u)
+            todo = todo & ~done
+            if not todo.any():
+                break
+        self.modes = u
+        return u, loss, hessian
+
+    def per_group(self, mean: float, tau: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Each group's ``-log ∫``, its mode and its Hessian at the mode."""
+        variance = tau * tau
+        u, loss, hessian = self.modes_at(mean, tau)
+        at_mode = loss + u * u / (2.0 * variance)
+        value = at_mode + 0.5 * np.log1p(variance * hessian)
+        if self.nagq > 1:
+            spread = 1.0 / np.sqrt(hessian + 1.0 / variance)
+            total = np.zeros(u.size)
+            for node, weight in zip(self.nodes, self.weights):
+                if node == 0.0:
+                    total += weight
+                    continue
+                point = u + spread * node
+                at = self._evaluate(mean + point, self.wanted).loss + point * point / (
+                    2.0 * variance)
+                total += weight * np.exp(at_mode - at + 0.5 * node * node)
+            value = value - np.log(np.where(self.wanted, total, 1.0))
+        return np.where(self.wanted, value, 0.0), u, hessian
+
+    def __call__(self, mean: float, log_tau: float) -> float:
+        return float(np.sum(self.per_group(mean, math.exp(log_tau))[0]))
+
+
+def _derivatives(f: Any, point: np.ndarray, value: float, step: float
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences of a function of two variables: gradient and Hessian."""
+    h = step
+    e = [np.array([h, 0.0]), np.array([0.0, h])]
+    plus = [f(*(point + e_i)) for e_i in e]
+    minus = [f(*(point - e_i)) for e_i in e]
+    both = f(*(point + e[0] + e[1]))
+    gradient = np.array([(plus[i] - minus[i]) / (2 * h) for i in range(2)])
+    hessian = np.empty((2, 2))
+    for i in range(2):
+        hessian[i, i] = (plus[i] - 2 * value + minus[i]) / (h * h)
+    hessian[0, 1] = hessian[1, 0] = (both - plus[0] - plus[1] + value) / (h * h)
+    return gradient, hessian
+
+
+#: Below this τ the model is the single shift to rounding: the boundary.
+_TAU_FLOOR = 1e-6
+
+
+def _maximise(marginal: _Marginal, mean: float, tau: float, max_iter: int
+              ) -> tuple[float, float, float, bool, int]:
+    """Newton on ``(μ, log τ)`` with difference derivatives and a backtracking line
+    search; returns ``(μ̂, τ̂, -log L̂, converged, iterations)``."""
+    point = np.array([mean, math.log(tau)])
+    value = marginal(*point)
+    for iteration in range(1, max_iter + 1):
+        gradient, hessian = _derivatives(marginal, point, value, 1e-4)
+        try:
+            eigen = np.linalg.eigvalsh(hessian)
+            if eigen.min() > 0:
+                direction = -np.linalg.solve(hessian, gradient)
+            else:
+                direction = -gradient / np.maximum(np.abs(np.diag(hessian)), 1e-8)
+        except np.linalg.LinAlgError:
+            direction = -gradient / np.maximum(np.abs(np.diag(hessian)), 1e-8)
+        # A step in log τ beyond 3 is never trusted whole.
+        direction *= min(1.0, 3.0 / max(abs(direction[1]), 1e-300))
+        size = 1.0
+        while True:
+            trial = point + size * direction
+            trial_value = marginal(*trial)
+            if trial_value <= value + 1e-4 * size * float(gradient @ direction) or size < 1e-8:
+                break
+            size *= 0.5
+        moved = np.abs(trial - point)
+        if trial_value <= value:
+            point, value = trial, trial_value
+        if point[1] < math.log(_TAU_FLOOR):
+            return float(point[0]), 0.0, value, True, iteration
+        if (moved <= 1e-10 * np.maximum(1.0, np.abs(point))).all() or size < 1e-8:
+            return float(point[0]), math.exp(point[1]), value, True, iteration
+    return float(point[0]), math.exp(point[1]), value, False, max_iter
+
+
+@dataclass(frozen=True)
+class _RandomPart:
+    mean: float
+    mean_se: float
+    tau: float
+    loglik: float
+    shrunk: np.ndarray
+    shrunk_se: np.ndarray
+    converged: bool
+    iterations: int
+    nagq: int
+    marginal: _Marginal = field(repr=False, compare=False)
+
+
+def _fit_random(groups: GroupCurves, totals: GroupTotals, usable: np.ndarray, pooled: ShiftFit,
+                nagq: int, shift: np.ndarray, se: np.ndarray, max_iter: int) -> _RandomPart:
+    if not math.isfinite(pooled.shift):
+        raise InputError("every label is one class: the random-intercept model has no "
+                         "finite mean", argument="y")
+    marginal = _Marginal(groups, totals, usable, nagq)
+    finite = usable & np.isfinite(shift) & np.isfinite(se)
+    if finite.sum() >= 2:
+        spread = float(np.var(shift[finite]) - np.median(se[finite] ** 2))
+        tau = math.sqrt(max(spread, 0.04))
+    else:
+        tau = 0.5
+    mean, tau, value, converged, iterations = _maximise(marginal, pooled.shift, tau, max_iter)
+    pooled_loss = pooled.loss * pooled.weight_sum
+    if tau == 0.0 or pooled_loss <= value:
+        mean, tau, value = pooled.shift, 0.0, pooled_loss
+        shrunk = np.where(usable, mean, math.nan)
+        return _RandomPart(mean, pooled.se, 0.0, -value, shrunk, np.where(usable, 0.0, math.nan),
+                           converged, iterations, nagq, marginal)
+    _, modes, hessian = marginal.per_group(mean, tau)
+    step = 2e-3
+    _, curvature = _derivatives(marginal, np.array([mean, math.log(tau)]), marginal(
+        mean, math.log(tau)), step)
+    try:
+        covariance = np.linalg.inv(curvature)
+        mean_se = math.sqrt(covariance[0, 0]) if covariance[0, 0] > 0 else math.nan
+    except np.linalg.LinAlgError:
+        mean_se = math.nan
+    marginal.per_group(mean, tau)  # leave the modes at the optimum
+    shrunk = np.where(usable, mean + modes, math.nan)
+    shrunk_se = np.where(usable, 1.0 / np.sqrt(hessian + 1.0 / (tau * tau)), math.nan)
+    return _RandomPart(mean, mean_se, tau, -value, shrunk, shrunk_se, converged, iterations,
+                       nagq, marginal)
+
+
+# -- the result ---------------------------------------------------------------------------------
+
+@dataclass(frozen=True, repr=False)
+class GroupShiftFit:
+    """Per-group shifts: each group's maximum-likelihood shift and, with
+    ``shrinkage="random"``, the random-intercept model's mean, spread and shrunk shifts.
+
+    Attributes
+    ----------
+    groups : ndarray
+        The groups' labels, sorted; every other array is in this order.
+    shift, se : ndarray of float
+        Each group's maximum-likelihood shift, ``argmin_s Σ_{i in g} w BCE(y, offset + s)``
+        (``±inf`` for a group whose labels are all 1 or all 0, nan for a group without
+        weight), and its standard error ``1 / sqrt(Σ w σ(z) σ(-z))``.
+    n_rows, weight_sum, positives : ndarray
+        Rows, ``Σ w`` and ``Σ w y`` of each group.
+    loss, loss_at_zero : ndarray of float
+        Weighted mean cross-entropy of each group at its shift and at 0.
+    observed_expected : ndarray of float
+        ``Σ w y / Σ w σ(offset)`` of each group, at shift 0.
+    status : ndarray of str
+        Per group, as :attr:`ShiftFit.status` (``"converged"``, ``"closed_form"``,
+        ``"all_negative"``, ``"all_positive"``, ``"max_iter"``), or ``"no_weight"`` (every
+        row of weight 0) or ``"no_finite_offset"`` (every row certain).
+    shrinkage : None or "random"
+    pseudo_count : float
+        As for :func:`logitshift.fit`, added to each group's maximum-likelihood fit.
+    mean, mean_se, tau, loglik : float
+        ``shrinkage="random"`` only (nan otherwise): ``μ̂``, its standard error (from the
+        observed information of the marginal likelihood in ``(μ, log τ)``), ``τ̂`` and the
+        maximised log marginal likelihood ``log L = Σ_g log ∫ Π_{i in g} p(y_i | u) φ(u; 0,
+        τ²) du``, Laplace (``nagq = 1``) or adaptive Gauss-Hermite with ``nagq`` points.
+    shrunk, shrunk_se : ndarray of float or None
+        ``shrinkage="random"`` only: the conditional modes ``μ̂ + û_g`` and their conditional
+        standard deviations ``1 / sqrt(Σ w σ σ(-·) + 1/τ̂²)`` (lme4's ``ranef`` with
+        ``condVar``, plus ``μ̂``).
+    nagq : int
+    """
+
+    groups: np.ndarray
+    shift: np.ndarray
+    se: np.ndarray
+    n_rows: np.ndarray
+    weight_sum: np.ndarray
+    positives: np.ndarray
+    loss: np.ndarray
+    loss_at_zero: np.ndarray
+    observed_expected: np.ndarray
+    status: np.ndarray
+    iterations: np.ndarray
+    shrinkage: str | None
+    pseudo_count: float
+    nagq: int = 1
+    mean: float = math.nan
+    mean_se: float = math.nan
+    tau: float = math.nan
+    loglik: float = math.nan
+    shrunk: np.ndarray | None = None
+    shrunk_se: np.ndarray | None = None
+    converged: bool = True
+    _curves: Any = field(default=None, compare=False)
+    _pooled: ShiftFit | None = field(default=None, compare=False)
+    _random: _RandomPart | None = field(default=None, compare=False)
+    _options: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def n_groups(self) -> int:
+        return self.groups.size
+
+    def _index(self, key: Any) -> int:
+        matches = np.flatnonzero(_equal(self.groups, key))
+        if not matches.size:
+            raise KeyError(key)
+        return int(matches[0])
+
+    def fit_of(self, key: Any) -> ShiftFit:
+        """The group's full :class:`ShiftFit` (profile interval, LR test and the rest): the
+        shift estimator on the group's own curve, as :func:`logitshift.fit` on its rows."""
+        return fit_curve(self._curves.curve(self._index(key)), method="sketch",
+                         **self._options)
+
+    @property
+    def pooled(self) -> ShiftFit:
+        """The single shift of every row, the groups ignored."""
+        return self._pooled
+
+    def lr_test(self) -> LRTest:
+        """Likelihood-ratio test that every group has the same shift.
+
+        ``shrinkage=None``: against a shift per group, ``2 (loss of the pooled shift - Σ_g
+        loss of the group's shift)`` (total losses of the data rows), chi-square with
+        ``G - 1`` degrees of freedom, ``G`` the groups with weight. ``shrinkage="random"``:
+        ``τ = 0`` against the random-intercept model, ``2 (log L̂ - log L̂_{τ=0})``; ``τ = 0``
+        lies on the boundary of the parameter space, so the statistic is referred to the
+        50:50 mixture of χ²₀ and χ²₁ (Self & Liang 1987): ``p = P(χ²₁ > x) / 2``.
+        """
+        pooled_loss = self._pooled.loss * self._pooled.weight_sum
+        if self.shrinkage == "random":
+            statistic = max(0.0, 2.0 * (self.loglik + pooled_loss))
+            pvalue = 0.5 * math.erfc(math.sqrt(0.5 * statistic)) if statistic > 0 else 1.0
+            return LRTest(statistic, pvalue)
+        usable = np.isin(self.status, ("no_weight", "no_finite_offset"), invert=True)
+        total = float(np.sum((self.loss * self.weight_sum)[usable]))
+        statistic = max(0.0, 2.0 * (pooled_loss - total))
+        df = int(usable.sum()) - 1
+        return LRTest(statistic, chi2_sf(statistic, df) if df > 0 else 1.0)
+
+    def tau_confint(self, level: float = 0.95) -> tuple[float, float]:
+        """Profile-likelihood interval for ``τ`` (``shrinkage="random"``): the ``τ`` where
+        ``2 (log L̂ - max_μ log L(μ, τ))`` reaches the chi-square(1) quantile; the lower end is
+        0 where the profile at ``τ = 0`` stays below it."""
+        if self._random is None:
+            raise InputError("tau_confint needs shrinkage='random'", argument="shrinkage")
+        z = normal_quantile(level)
+        target = -self.loglik + 0.5 * z * z
+        marginal = self._random.marginal
+        mean = [self.mean]
+
+        def profile(log_tau: float) -> float:
+            # Newton in μ with difference derivatives, from the last μ.
+            m = mean[0]
+            for _ in range(30):
+                h = 1e-4
+                f0, fp, fm = (marginal(m, log_tau), marginal(m + h, log_tau),
+                              marginal(m - h, log_tau))
+                curvature = (fp - 2 * f0 + fm) / (h * h)
+                step = -((fp - fm) / (2 * h)) / curvature if curvature > 0 else 0.0
+                m += step
+                if abs(step) < 1e-9:
+                    break
+            mean[0] = m
+            return marginal(m, log_tau)
+
+        pooled_loss = self._pooled.loss * self._pooled.weight_sum
+        ends = []
+        for direction in (-1, 1):
+            if self.tau == 0 and direction < 0:
+                ends.append(0.0)
+                continue
+            if direction < 0 and pooled_loss <= target:
+                ends.append(0.0)
+                continue
+            inner = math.log(self.tau) if self.tau > 0 else math.log(_TAU_FLOOR)
+            outer = inner + direction * 0.5
+            mean[0] = self.mean
+            while profile(outer) < target:
+                inner, outer = outer, outer + direction * 1.0
+                if abs(outer) > 50:
+                    break
+            for _ in range(60):  # bisection in log τ
+                middle = 0.5 * (inner + outer)
+                if profile(middle) < target:
+                    inner = middle
+                else:
+                    outer = middle
+                if abs(outer - inner) < 1e-9:
+                    break
+            ends.append(math.exp(0.5 * (inner + outer)))
+        return (ends[0], ends[1])
+
+    def predict_shift(self, keys: Any) -> np.ndarray:
+        """The shift for each of ``keys``: the shrunk shift ``μ̂ + û_g`` of a group seen, ``μ̂``
+        for one not seen (``shrinkage="random"``); the maximum-likelihood shift, nan for an
+        unseen group, without shrinkage."""
+        values = self.shrunk if self.shrinkage == "random" else self.shift
+        default = self.mean if self.shrinkage == "random" else math.nan
+        lookup = {key: i for i, key in enumerate(self.groups.tolist())}
+        keys = np.asarray(keys, dtype=object).ravel().tolist()
+        out = np.full(len(keys), default)
+        for j, key in enumerate(keys):
+            i = lookup.get(key.item() if isinstance(key, np.generic) else key)
+            if i is not None:
+                out[j] = values[i]
+        return out
+
+    def _columns(self) -> dict[str, Any]:
+        columns = {"group": self.groups.tolist(), "n_rows": self.n_rows,
+                   "weight_sum": self.weight_sum, "positives": self.positives,
+                   "shift": self.shift, "se": self.se, "status": self.status.astype(str),
+                   "loss": self.loss, "loss_at_zero": self.loss_at_zero,
+                   "observed_expected": self.observed_expected}
+        if self.shrinkage == "random":
+            columns["shrunk"], columns["shrunk_se"] = self.shrunk, self.shrunk_se
+        return columns
+
+    def table(self) -> Any:
+        """One row per group: a pandas DataFrame where pandas is installed, else a pyarrow
+        Table."""
+        columns = self._columns()
+        try:
+            import pandas as pd
+        except ImportError:
+            import pyarrow as pa
+
+            return pa.table({name: list(value) if name == "group" else value
+                             for name, value in columns.items()})
+        return pd.DataFrame(columns)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain Python values: the per-group columns as lists, the test, and the
+        random-intercept fit where there is one."""
+        out: dict[str, Any] = {name: [_plain(v) for v in np.asarray(value, dtype=object)]
+                               if not isinstance(value, list) else value
+                               for name, value in self._columns().items()}
+        out["groups"] = out.pop("group")
+        test = self.lr_test()
+        out.update({"shrinkage": self.shrinkage, "pseudo_count": self.pseudo_count,
+                    "lr_statistic": test.statistic, "lr_pvalue": test.pvalue,
+                    "pooled_shift": self._pooled.shift})
+        if self.shrinkage == "random":
+            out.update({"nagq": self.nagq, "mean": self.mean, "mean_se": self.mean_se,
+                        "tau": self.tau, "loglik": self.loglik, "converged": self.converged})
+        return out
+
+    def __repr__(self) -> str:
+        degenerate = int(np.isin(self.status, ("all_negative", "all_positive")).sum())
+        text = (f"GroupShiftFit(groups={self.n_groups}, degenerate={degenerate}, "
+                f"pooled_shift={self._pooled.shift:.6g}")
+        if self.shrinkage == "random":
+            text += f", mean={self.mean:.6g}, tau={self.tau:.6g}, nagq={self.nagq}"
+        return text + ")"
+
+
+def _equal(keys: np.ndarray, key: Any) -> np.ndarray:
+    return np.array([k == key for k in keys.tolist()], dtype=bool)
+
+
+def _plain(value: Any) -> Any:
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq: int = 1,
+                     pseudo_count: float = 0.0, tol: float | None = None,
+                     max_iter: int = 100) -> GroupShiftFit:
+    """:class:`GroupShiftFit` of any group curves (options as :func:`logitshift.fit_groups`).
+    Warns once for the groups whose shift is infinite and once for those that did not
+    converge."""
+    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+    pseudo_count, tol, max_iter = (options["pseudo_count"], options["tol"],
+                                   options["max_iter"])
+    totals = groups.group_totals
+    n = totals.n_rows.size
+    if n == 0:
+        raise InputError("y is empty", argument="y")
+    if not totals.weight_sum.sum() > 0:
+        raise InputError("weight is zero on every row", argument="weight")
+    no_weight = totals.weight_sum == 0
+    active = totals.active_negatives + totals.active_positives
+    no_finite = ~no_weight & (active == 0)
+    usable = ~no_weight & ~no_finite
+    objective = totals
+    pseudo = None
+    if pseudo_count > 0:
+        objective = GroupTotals(**{**totals.__dict__,
+                                   "active_negatives": totals.active_negatives + pseudo_count,
+                                   "active_positives": totals.active_positives + pseudo_count})
+
+        def pseudo(shifts: np.ndarray) -> GroupTerms:
+            return _pseudo_terms(np.nan_to_num(totals.offset_mean), pseudo_count, shifts)
+
+    def evaluate(shifts: np.ndarray, wanted: np.ndarray) -> GroupTerms:
+        terms = groups.evaluate_groups(shifts, wanted)
+        return terms if pseudo is None else terms + pseudo(shifts)
+
+    all_negative = usable & (objective.active_positives == 0)
+    all_positive = usable & ~all_negative & (objective.active_negatives == 0)
+    solvable = usable & ~all_negative & ~all_positive
+    solutions = _solve_groups(evaluate, objective, solvable, tol, max_iter)
+    shift, status = solutions.shift, solutions.status
+    shift[all_negative], status[all_negative] = -math.inf, "all_negative"
+    shift[all_positive], status[all_positive] = math.inf, "all_positive"
+    status[no_weight], status[no_finite] = "no_weight", "no_finite_offset"
+
+    at_shift = groups.evaluate_groups(np.where(usable, shift, 0.0), usable)
+    at_zero = groups.evaluate_groups(np.zeros(n), usable)
+    information = at_shift.hessian
+    if pseudo is not None:
+        information = information + pseudo(np.where(usable, shift, 0.0)).hessian
+    with np.errstate(divide="ignore", invalid="ignore"):
+        se = np.where(information > 0, 1.0 / np.sqrt(information), math.inf)
+        weight = totals.weight_sum
+        loss = np.where(usable, at_shift.loss / weight, math.nan)
+        loss_at_zero = np.where(usable, at_zero.loss / weight, math.nan)
+        expected = totals.positives + at_zero.gradient
+        ratio = np.where(expected > 0, totals.positives / expected, math.inf)
+    se = np.where(usable, se, math.nan)
+    ratio = np.where(usable, ratio, math.nan)
+
+    degenerate = int((all_negative | all_positive).sum())
+    if degenerate:
+        warn(f"{degenerate} of {n} groups have labels of one class only (of the rows with "
+             "weight and a finite offset): their shift is infinite; pass pseudo_count > 0 for "
+             "finite ones, or shrinkage='random'")
+    stuck = int((status == "max_iter").sum())
+    if stuck:
+        warn(f"{stuck} of {n} groups did not converge after {max_iter} iterations")
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the groups' warning says it already
+        pooled = fit_curve(groups.pooled(), method="sketch", tol=tol, max_iter=max_iter)
+    fit_options = {"pseudo_count": pseudo_count, "tol": tol, "max_iter": max_iter}
+    result = dict(groups=groups.keys, shift=shift, se=se, n_rows=totals.n_rows,
+                  weight_sum=totals.weight_sum, positives=totals.positives, loss=loss,
+                  loss_at_zero=loss_at_zero, observed_expected=ratio, status=status,
+                  iterations=solutions.iterations, shrinkage=shrinkage,
+                  pseudo_count=pseudo_count, _curves=groups, _pooled=pooled,
+                  _options=fit_options)
+    if shrinkage == "random":
+        random = _fit_random(groups, totals, usable, pooled, options["nagq"], shift, se,
+                             max_iter)
+        if not random.converged:
+            warn(f"the random-intercept fit did not converge after {max_iter} iterations; "
+                 f"last mean {random.mean!r}, tau {random.tau!r}")
+        result.update(nagq=random.nagq, mean=random.mean, mean_se=random.mean_se,
+                      tau=random.tau, loglik=random.loglik, shrunk=random.shrunk,
+                      shrunk_se=random.shrunk_se, converged=random.converged,
+                      _random=random)
+    return GroupShiftFit(**result)

@@ -463,3 +463,22 @@ def test_group_codes_keep_integer_codes_in_place():
     groups = group_codes(codes, 4)
     assert groups.codes is codes and groups.base == 3 and groups.levels.tolist() == list(
         range(3, 10))
+
+
+def test_groups_beyond_what_the_group_sketch_resolves_say_so():
+    """No wrong number silently: separable groups with gaps of 1e4 logits are flagged (fit
+    solves them in log space), and weights summing beyond 2**500 are refused."""
+    rng = np.random.default_rng(21)
+    group = rng.integers(0, 3, 3000)
+    labels = (rng.random(3000) < 0.3).astype(int)
+    offsets = rng.normal(0, 1, 3000)
+    wide = np.where(labels == 1, 1e4, -1e4)
+    with pytest.warns(RuntimeWarning, match="underflows"):
+        flagged = logitshift.fit_groups(labels, group, np.where(group == 0, wide, offsets))
+    assert flagged.status[0] == "underflow" and math.isnan(flagged.shift[0])
+    for index in (1, 2):
+        rows = group == index
+        assert flagged.shift[index] == pytest.approx(
+            logitshift.fit(labels[rows], offsets[rows]).shift, rel=1e-13)
+    with pytest.raises(logitshift.InputError, match=r"beyond \[2\*\*-500, 2\*\*500\]"):
+        logitshift.fit_groups(labels, group, offsets, np.full(3000, 1e308))

@@ -366,13 +366,16 @@ class GroupSketch:
         """Each group's totals, as arrays in the order of :attr:`keys`."""
         n = self.n_groups
         t = self._tables
-        parts = np.column_stack([t[:, 0, 0], t[:, 1, 0],
-                                 self._centres * (t[:, 0, 0] + t[:, 1, 0]) + t[:, 0, 1]
-                                 + t[:, 1, 1]]) if t.size else np.zeros((0, 3))
-        sums = np.zeros((n, 3))
-        occupied = np.flatnonzero(np.diff(self._start) > 0)
-        if occupied.size:
-            sums[occupied] = np.add.reduceat(parts, self._start[occupied], axis=0)
+        # (Weights near the top of the double range overflow these sums to inf or nan; the
+        # estimator refuses such weights by name.)
+        with np.errstate(over="ignore", invalid="ignore"):
+            parts = np.column_stack([t[:, 0, 0], t[:, 1, 0],
+                                     self._centres * (t[:, 0, 0] + t[:, 1, 0]) + t[:, 0, 1]
+                                     + t[:, 1, 1]]) if t.size else np.zeros((0, 3))
+            sums = np.zeros((n, 3))
+            occupied = np.flatnonzero(np.diff(self._start) > 0)
+            if occupied.size:
+                sums[occupied] = np.add.reduceat(parts, self._start[occupied], axis=0)
         active = sums[:, 0] + sums[:, 1]
         low, high = self._range[:, 0], self._range[:, 1]
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):

@@ -64,6 +64,9 @@ class GroupTerms:
         return GroupTerms(*(getattr(self, name) + getattr(other, name) for name in _TERMS))
 
 
+#: A label part of the gradient below this share of its weight has lost its digits.
+_TINY = 2.0 ** -900
+
 _TERMS = ("negative", "positive", "gradient", "negative_curvature", "positive_curvature",
           "loss")
 
@@ -458,7 +461,9 @@ class GroupShiftFit:
     status : ndarray of str
         Per group, as :attr:`ShiftFit.status` (``"converged"``, ``"closed_form"``,
         ``"all_negative"``, ``"all_positive"``, ``"max_iter"``), or ``"no_weight"`` (every
-        row of weight 0) or ``"no_finite_offset"`` (every row certain).
+        row of weight 0), ``"no_finite_offset"`` (every row certain) or ``"underflow"``
+        (labels separated by a gap so wide that the gradient underflows at the shift: the
+        shift is nan; :func:`logitshift.fit` on the group's rows solves it in log space).
     shrinkage : None or "random"
     pseudo_count : float
         As for :func:`logitshift.fit`, added to each group's maximum-likelihood fit.
@@ -681,6 +686,14 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
         raise InputError("y is empty", argument="y")
     if not totals.weight_sum.sum() > 0:
         raise InputError("weight is zero on every row", argument="weight")
+    whole = float(np.sum(totals.weight_sum))
+    if not 2.0 ** -500 <= whole <= 2.0 ** 500:
+        # fit() keeps its sums in units of a power of two of the weights; the group sketch
+        # does not yet, and sums this far out overflow or lose their precision.
+        raise InputError(
+            f"the weights sum to {whole!r}, beyond [2**-500, 2**500], where fit_groups would "
+            "lose its sums' precision; divide every weight by the same power of two (the "
+            "shifts do not change)", argument="weight", value=whole)
     no_weight = totals.weight_sum == 0
     active = totals.active_negatives + totals.active_positives
     no_finite = ~no_weight & (active == 0)
@@ -709,6 +722,13 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
     status[no_weight], status[no_finite] = "no_weight", "no_finite_offset"
 
     at_shift = groups.evaluate_groups(np.where(usable, shift, 0.0), usable)
+    # Where a label part of the gradient underflows at the answer (labels separated by a gap
+    # of more than ~700 logits), its root is not the group's: fit() solves such rows in log
+    # space, the group sketch does not yet. Say so rather than give the number.
+    with np.errstate(invalid="ignore"):
+        lost = solvable & ((at_shift.negative < _TINY * objective.active_negatives)
+                           | (at_shift.positive < _TINY * objective.active_positives))
+    shift[lost], status[lost] = math.nan, "underflow"
     at_zero = groups.evaluate_groups(np.zeros(n), usable)
     information = at_shift.hessian
     if pseudo is not None:
@@ -728,6 +748,10 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
         warn(f"{degenerate} of {n} groups have labels of one class only (of the rows with "
              "weight and a finite offset): their shift is infinite; pass pseudo_count > 0 for "
              "finite ones, or shrinkage='random'")
+    if lost.any():
+        warn(f"{int(lost.sum())} of {n} groups have labels separated by a gap so wide that "
+             "the gradient underflows at their shift (status 'underflow', shift nan); fit "
+             "each such group's rows with logitshift.fit, which solves them in log space")
     stuck = int((status == "max_iter").sum())
     if stuck:
         warn(f"{stuck} of {n} groups did not converge after {max_iter} iterations")

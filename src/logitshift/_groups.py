@@ -725,9 +725,10 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
     # Where a label part of the gradient underflows at the answer (labels separated by a gap
     # of more than ~700 logits), its root is not the group's: fit() solves such rows in log
     # space, the group sketch does not yet. Say so rather than give the number.
+    parts = at_shift if pseudo is None else at_shift + pseudo(np.where(usable, shift, 0.0))
     with np.errstate(invalid="ignore"):
-        lost = solvable & ((at_shift.negative < _TINY * objective.active_negatives)
-                           | (at_shift.positive < _TINY * objective.active_positives))
+        lost = solvable & ((parts.negative < _TINY * objective.active_negatives)
+                           | (parts.positive < _TINY * objective.active_positives))
     shift[lost], status[lost] = math.nan, "underflow"
     at_zero = groups.evaluate_groups(np.zeros(n), usable)
     information = at_shift.hessian

@@ -1038,3 +1038,26 @@ def test_no_warning_on_separable_data():
         warnings.simplefilter("error")
         result = logitshift.fit(labels, offsets)
     assert result.converged
+
+
+@pytest.mark.parametrize("method", ["auto", "sketch", "newton"])
+def test_soft_labels_an_ulp_below_one_keep_their_negative_part(method):
+    """``w (1 - y)`` is exact where ``y`` is near 1; ``w - w y`` rounded 3 · 2**-53 to
+    4 · 2**-53 and moved the shift by log(4/3)."""
+    labels = np.array([1.0, 1.0 - 2.0 ** -53])
+    weights = np.array([3.0, 3.0])
+    closed = logitshift.fit(labels, None, weights)
+    assert closed.shift == pytest.approx(math.log((6.0 - 3.0 * 2.0 ** -53) / (3.0 * 2.0 ** -53)),
+                                         rel=1e-15)
+    offsets = np.array([0.5, -0.2])
+    mp.mp.dps = 50
+    negative = 3 * mp.mpf(2) ** -53
+
+    def gradient(shift):
+        return (negative / (1 + mp.exp(-(offsets[1] + shift)))
+                - 3 / (1 + mp.exp(offsets[0] + shift))
+                - (3 - negative) / (1 + mp.exp(offsets[1] + shift)))
+
+    truth = float(mp.findroot(gradient, 37))
+    assert logitshift.fit(labels, offsets, weights, method=method).shift == pytest.approx(
+        truth, rel=1e-14)

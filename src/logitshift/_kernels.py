@@ -109,7 +109,7 @@ def totals(offsets, has_offsets, constant_offset, labels, weights, has_weights, 
             b_positives += pos
             if w == 0.0 or not math.isfinite(f):
                 continue  # no weight, or a certain row that agrees with its label
-            b_neg += w - pos
+            b_neg += w * (1.0 - y)  # exact where y is near 1; w - w y is not
             b_pos += pos
             b_offset += w * f
             if f < offset_min:
@@ -256,7 +256,7 @@ def fill(offsets, has_offsets, constant_offset, labels, weights, has_weights, st
             offset_max = f
         d = f - (cell + 0.5) * width
         pos = w * y
-        neg = w - pos
+        neg = w * (1.0 - y)
         base = 2 * k * order
         if pos == 0.0 or neg == 0.0:
             # One label part: its half of the cell's row, chosen without a branch.
@@ -486,7 +486,7 @@ def exact_terms(offsets, has_offsets, constant_offset, labels, weights, has_weig
             if w == 0.0 or not math.isfinite(f):
                 continue
             y = float(labels[i])
-            neg = w - w * y
+            neg = w * (1.0 - y)
             pos = w * y
             z = f + shift
             e = math.exp(-abs(z))
@@ -878,7 +878,7 @@ def exact_log_parts(offsets, has_offsets, constant_offset, labels, weights, has_
         if w == 0.0 or not math.isfinite(f):
             continue
         y = float(labels[i])
-        neg = w - w * y
+        neg = w * (1.0 - y)
         pos = w * y
         if neg > 0.0:
             anchor, residual, slope = _log_sigmoid_pieces(f, shift, 1.0)
@@ -1071,7 +1071,7 @@ def group_fill(sorted_offsets, sorted_labels, sorted_weights, has_weights, row_s
             cell = np.floor(f * inv_width)
             d = f - (cell + 0.5) * width
             pos = w * y
-            neg = w - pos
+            neg = w * (1.0 - y)
             where = 2 * np.int64(cell - low) * order
             if pos == 0.0 or neg == 0.0:
                 where += order * int(pos != 0.0)

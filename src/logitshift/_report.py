@@ -242,7 +242,7 @@ def c_statistic(labels: np.ndarray, offsets: np.ndarray, weights: np.ndarray | N
     w = np.ones_like(y) if weights is None else _unit_scale(np.asarray(weights, np.float64))
     order = np.argsort(offsets, kind="stable")
     f = np.asarray(offsets, dtype=np.float64)[order]
-    positive, negative = (w * y)[order], (w - w * y)[order]
+    positive, negative = (w * y)[order], (w * (1.0 - y))[order]
     starts = np.flatnonzero(np.concatenate([[True], f[1:] != f[:-1]]))
     tied_positive = np.add.reduceat(positive, starts)
     tied_negative = np.add.reduceat(negative, starts)

@@ -261,7 +261,7 @@ def fill_reference(labels: np.ndarray, offsets: np.ndarray, weights: np.ndarray 
         centres = (np.floor(f / width) + 0.5) * width
     centres = np.where(np.isfinite(centres), centres, f)
     powers = (f - centres)[:, None] ** np.arange(order)
-    rows = np.stack([(w - w * y)[:, None] * powers, (w * y)[:, None] * powers], axis=1)
+    rows = np.stack([(w * (1.0 - y))[:, None] * powers, (w * y)[:, None] * powers], axis=1)
     return _combine(centres, rows)
 
 

@@ -303,6 +303,19 @@ def _add_input_flags(command: argparse.ArgumentParser, offset_help: str,
                               "their labels)")
 
 
+def _add_output_flags(command: argparse.ArgumentParser) -> None:
+    """The flags that say how to read the files and what to print, shared by ``fit`` and
+    ``validate``."""
+    command.add_argument("--level", type=float, default=0.95,
+                         help="confidence level of the intervals (default 0.95)")
+    command.add_argument("--format", choices=["csv", "parquet"],
+                         help="the format of every PATH, where its extension does not tell it")
+    command.add_argument("--json", action="store_true", help="print one JSON object")
+    command.add_argument("--quiet", action="store_true",
+                         help="no progress line (shown only when standard error is a "
+                              "terminal)")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=_PROG,
@@ -326,13 +339,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_input_flags(run, "fixed raw scores the shift is added to", offset_required=False)
     run.add_argument("--pseudo-count", type=float, default=0.0, metavar="A",
                      help="add a positive and a negative row of weight A at the mean offset")
-    run.add_argument("--level", type=float, default=0.95,
-                     help="confidence level of the intervals (default 0.95)")
-    run.add_argument("--format", choices=["csv", "parquet"],
-                     help="the format of every PATH, where its extension does not tell it")
-    run.add_argument("--json", action="store_true", help="print one JSON object")
-    run.add_argument("--quiet", action="store_true",
-                     help="no progress line (shown only when standard error is a terminal)")
+    _add_output_flags(run)
     run.add_argument("--plot", metavar="FILE",
                      help="also draw the loss curve and reliability diagram into FILE "
                           "(.png, .pdf, .svg, ...; needs logitshift[plot])")
@@ -351,13 +358,7 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--bins", type=int, default=10, metavar="N",
                        help="bins of the calibration curve, of about equal weight "
                             "(default 10)")
-    check.add_argument("--level", type=float, default=0.95,
-                       help="confidence level of the intervals (default 0.95)")
-    check.add_argument("--format", choices=["csv", "parquet"],
-                       help="the format of every PATH, where its extension does not tell it")
-    check.add_argument("--json", action="store_true", help="print one JSON object")
-    check.add_argument("--quiet", action="store_true",
-                       help="no progress line (shown only when standard error is a terminal)")
+    _add_output_flags(check)
     check.add_argument("--plot", metavar="FILE",
                        help="also draw the calibration curve, both recalibrations and the "
                             "predictions by label into FILE (.png, .pdf, .svg, ...; needs "

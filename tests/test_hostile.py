@@ -613,7 +613,7 @@ REFUSED = [
      "checksum mismatch", "blob"),
     ("bytes-newer", lambda: Sketch.from_bytes(_blob()[:4] + struct.pack("<I", 9)
                                               + _blob()[8:]),
-     "written by format version 9; this reads up to 2", "blob"),
+     "written by format version 9; this reads up to 3", "blob"),
     ("bytes-doubled", lambda: Sketch.from_bytes(_blob() * 2), "checksum mismatch", "blob"),
     ("bytes-v1-truncated", lambda: Sketch.from_bytes(_v1()[:-136]), "corrupted", "blob"),
     ("bytes-v1-padded", lambda: Sketch.from_bytes(_v1() + b"\0" * 3), "corrupted", "blob"),
@@ -630,7 +630,7 @@ REFUSED = [
     ("dict-checksum-string", lambda: Sketch.from_dict(
         _dict_with(checksum=str(_sketch().to_dict()["checksum"]))), "checksum mismatch",
      "data"),
-    ("dict-newer", lambda: Sketch.from_dict(_dict_with(version=3)), "format version 3", "data"),
+    ("dict-newer", lambda: Sketch.from_dict(_dict_with(version=4)), "format version 4", "data"),
     # -- boosting -----------------------------------------------------------------------------
     ("lightgbm-no-label", lambda: _shift_dataset(_lightgbm_dataset_without_label()),
      "every label of dataset is 0: LightGBM gives a Dataset constructed without a label",

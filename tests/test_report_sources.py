@@ -147,7 +147,8 @@ def test_validate_file_equals_validate_in_one_pass(tmp_path, data, counted_reads
                                       batch_rows=1_000)
     assert counted_reads == [N]  # one file, read once, every row
     assert report.n_rows == N and report.shift.passes == 1 and report.slope.passes == 1
-    assert 0 < report.c_statistic_bound < 0.01  # pairs share cells: the bound says so
+    # Pairs that share a sub-bin of the histogram are not ordered: the bound says so.
+    assert 0 < report.c_statistic_bound <= 1e-4
     assert_same_report(report, logitshift.validate(labels, offsets, weights,
                                                    offset_is=offset_is))
 

@@ -481,7 +481,7 @@ def test_a_field_with_a_default_may_be_absent(real_blob):
     (lambda b: b"", "not a logitshift sketch"),
     (lambda b: b"LSS", "not a logitshift sketch"),
     (lambda b: b"junk" + b[4:], "not a logitshift sketch"),
-    (lambda b: b[:4] + struct.pack("<I", 3) + b[8:], "format version 3; this reads up to 2"),
+    (lambda b: b[:4] + struct.pack("<I", 4) + b[8:], "format version 4; this reads up to 3"),
     (lambda b: b[:4] + struct.pack("<I", 0) + b[8:], "not a logitshift sketch"),
     (lambda b: b[:-1], "checksum mismatch"),
     (lambda b: b[:len(b) // 2], "checksum mismatch"),
@@ -586,7 +586,7 @@ def _fuzz_blobs() -> list[bytes]:
 
 @pytest.mark.parametrize("data, message", [
     ([1, 2], "not a logitshift sketch"),
-    ({"version": 3}, "format version 3"),
+    ({"version": 4}, "format version 4"),
     ({"version": "2"}, "not a logitshift sketch"),
     ({"version": 2}, "no field 'centres'"),
 ], ids=["list", "newer", "string-version", "no-fields"])

@@ -23,25 +23,30 @@ from ._rows import (Prepared, ScanTotals, exact_log_parts, in_threads, raise_for
                     rescaled_pass, row_ranges, terms_from_sums)
 from ._sketch import CellBudgetExceeded, Sketch
 from ._slope import ArraySlopeCurve
-from ._solve import ArrayCurve, Curve, Terms, with_log_parts
+from ._losses import sigmoid_pair
+from ._solve import ArrayCurve, Curve, Terms, squared_residuals, with_log_parts
 from ._validate import InputError, check_columns, column_roles
 
 __all__ = ["curve_of", "scored_arrays", "ScoredArrays", "frame_columns", "scan_totals",
            "ExactCurve", "ConstantCurve"]
 
 
-def curve_of(y: Any, offset: Any, weight: Any, method: str) -> tuple[Curve, str]:
+def curve_of(y: Any, offset: Any, weight: Any, method: str, *, robust: bool = False
+             ) -> tuple[Curve, str]:
     """The curve of in-memory arrays after one validating pass, and the method that names
     it in the result: ``"sketch"`` for ``"auto"``, or ``"newton"`` where the offsets are too
     spread for the sketch's cell budget; a constant offset keeps ``method``, as the
-    estimator reports it as ``"closed_form"``."""
+    estimator reports it as ``"closed_form"``. ``robust``: the curve also gives the w² sums
+    of robust standard errors (``robust_meat``)."""
     data = Prepared.of(y, offset, weight)
     if np.ndim(data.offsets) == 0:
-        return ConstantCurve(scan_totals(data), float(data.offsets)), method
+        totals = scan_totals(data)
+        squared = _squared_label_sums(data, totals.scale_exponent) if robust else None
+        return ConstantCurve(totals, float(data.offsets), squared), method
     if method == "newton":
         return ExactCurve(data), method
     try:
-        return Sketch._from_prepared(data), "sketch"
+        return Sketch._from_prepared(data, robust=robust), "sketch"
     except CellBudgetExceeded:
         if method == "sketch":
             raise
@@ -79,14 +84,15 @@ class ScoredArrays:
         return c_statistic(self.data.labels, self.data.offsets, self.data.weights)
 
 
-def scored_arrays(y: Any, offset: Any, weight: Any) -> ScoredArrays:
-    """:class:`ScoredArrays` of in-memory arrays, after one validating pass."""
+def scored_arrays(y: Any, offset: Any, weight: Any, *, robust: bool = False) -> ScoredArrays:
+    """:class:`ScoredArrays` of in-memory arrays, after one validating pass; ``robust``: the
+    sketch keeps the w² tables of robust standard errors."""
     data = Prepared.of(y, offset, weight)
     if np.ndim(data.offsets) == 0:
         raise InputError("offset must be an array of raw scores: a recalibration slope needs "
                          "them to vary", argument="offset", value=data.offsets)
     try:
-        return ScoredArrays(data, Sketch._from_prepared(data))
+        return ScoredArrays(data, Sketch._from_prepared(data, robust=robust))
     except CellBudgetExceeded as error:
         # Offsets too spread to sketch: the slope's exact passes need no sketch (its pass,
         # given up, validated the rows); the report, which needs the cells, says so.
@@ -173,6 +179,7 @@ class ExactCurve:
     def __init__(self, data: Prepared) -> None:
         scanned = scan_totals(data)
         data = data.in_units(scanned.scale_exponent)
+        self._data = data
         self._arguments = data.kernel_arguments
         self._ranges = row_ranges(data.n_rows)
         self.totals = scanned.curve_totals()
@@ -189,16 +196,52 @@ class ExactCurve:
         return with_log_parts(terms, float(shift), self.totals.weight_sum, partial(
             exact_log_parts, self._arguments, self._ranges))
 
+    def robust_meat(self, shift: float) -> float:
+        """``Σ w² (y - σ(offset + shift))²``, in numpy: one more pass."""
+        self.passes += 1
+        negative, positive = _label_parts(self._data)
+        return squared_residuals(negative, positive,
+                                 np.asarray(self._data.offsets, dtype=np.float64) + shift)
+
 
 class ConstantCurve:
     """A constant offset (none is 0): every sum in closed form from the two label totals."""
 
-    def __init__(self, totals: ScanTotals, offset: float) -> None:
+    def __init__(self, totals: ScanTotals, offset: float,
+                 squared: tuple[float, float, float] | None = None) -> None:
         self._rows = ArrayCurve(np.array([1.0, 0.0]), np.full(2, offset),
                                 np.array([totals.active_positives, totals.active_negatives]),
                                 scale_exponent=totals.scale_exponent)
         self.totals = totals.curve_totals()
         self.passes = 1
+        self._offset, self._squared = offset, squared
 
     def evaluate(self, shift: float) -> Terms:
         return self._rows.evaluate(shift)
+
+    def robust_meat(self, shift: float) -> float:
+        """``σ² Σ a² - 2 σ σ(-z) Σ a b + σ(-z)² Σ b²`` for the label parts ``a = w (1 - y)``,
+        ``b = w y``: the rows share ``z``, so three sums of squares serve every shift."""
+        if self._squared is None:
+            raise InputError("se_type='robust' needs the w² sums, which this curve was made "
+                             "without", argument="se_type", value="robust")
+        up, down = sigmoid_pair(self._offset + shift)
+        a, ab, b = self._squared
+        return float(up * up * a - 2.0 * up * down * ab + down * down * b)
+
+
+def _label_parts(data: Prepared) -> tuple[np.ndarray, np.ndarray]:
+    """``w (1 - y)`` and ``w y`` of every row, float64."""
+    y = data.labels.astype(np.float64, copy=False)
+    w = 1.0 if data.weights is None else data.weights.astype(np.float64, copy=False)
+    return w * (1.0 - y), w * y
+
+
+def _squared_label_sums(data: Prepared, exponent: int) -> tuple[float, float, float]:
+    """``Σ a², Σ a b, Σ b²`` of the label parts in units of ``2**exponent``: the w² sums of
+    a constant offset (rows of infinite offset agree with their label and add nothing)."""
+    negative, positive = _label_parts(data.in_units(exponent))
+    finite = np.isfinite(data.offsets) if np.ndim(data.offsets) else True
+    negative, positive = negative * finite, positive * finite
+    return (float(np.sum(negative * negative)), float(np.sum(negative * positive)),
+            float(np.sum(positive * positive)))

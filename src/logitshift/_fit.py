@@ -17,6 +17,7 @@ from ._sketch import Sketch
 from ._slope import MAX_TRUNCATION, SlopeFit, fit_slope_curve, warn_about
 from ._solve import Curve
 from ._validate import (InputError, as_positive_int, as_raw_scores, check_offset_is,
+                        check_se_type,
                         column_roles, library_of, naming_columns)
 
 __all__ = ["fit", "fit_frame", "fit_file", "fit_slope", "fit_slope_frame", "fit_slope_file",
@@ -33,6 +34,7 @@ def fit(
     tol: float | None = None,
     max_iter: int = 100,
     offset_is: str = "logit",
+    se_type: str = "model",
 ) -> ShiftFit:
     """The constant shift of the raw scores that minimises the binary cross-entropy.
 
@@ -72,6 +74,9 @@ def fit(
         What ``offset`` holds: raw scores (log-odds), or a model's predicted probabilities,
         turned into log-odds before the fit (0 and 1 become ``-inf`` and ``+inf``, which
         must agree with their labels).
+    se_type : {"model", "robust"}, default "model"
+        ``"robust"``: the sandwich (HC0) standard error, for sampling weights and soft labels
+        (see :class:`ShiftFit`); the sketch then also keeps its w² tables.
 
     Returns
     -------
@@ -108,15 +113,17 @@ def fit(
     >>> result.converged
     True
     """
-    options = _options(method, pseudo_count, tol, max_iter)
+    options = _options(method, pseudo_count, tol, max_iter, se_type)
     check_offset_is(offset_is)
+    robust = se_type == "robust"
     if _in_dask(y, offset, weight):
         from . import dask
 
         dask.check_method(method)
-        return _estimate(dask.sketch_arrays(y, offset, weight, offset_is=offset_is),
-                         "sketch", {}, options)
-    curve, method = _arrays.curve_of(y, as_raw_scores(offset, offset_is), weight, method)
+        return _estimate(dask.sketch_arrays(y, offset, weight, offset_is=offset_is,
+                                            robust=robust), "sketch", {}, options)
+    curve, method = _arrays.curve_of(y, as_raw_scores(offset, offset_is), weight, method,
+                                     robust=robust)
     return _estimate(curve, method, {}, options)
 
 
@@ -125,11 +132,12 @@ def _in_dask(*values: Any) -> bool:
     return any(library_of(value) == "dask" for value in values)
 
 
-def _options(method: str | None, pseudo_count: Any, tol: Any, max_iter: Any
-             ) -> dict[str, Any]:
+def _options(method: str | None, pseudo_count: Any, tol: Any, max_iter: Any,
+             se_type: Any = "model") -> dict[str, Any]:
     """The estimator's options, checked before any pass over the data."""
     check_options(method, pseudo_count, tol, max_iter)
-    return {"pseudo_count": pseudo_count, "tol": tol, "max_iter": max_iter}
+    return {"pseudo_count": pseudo_count, "tol": tol, "max_iter": max_iter,
+            "se_type": check_se_type(se_type)}
 
 
 def _estimate(curve: Curve, method: str, roles: dict[str, Any],
@@ -150,6 +158,7 @@ def fit_frame(
     tol: float | None = None,
     max_iter: int = 100,
     offset_is: str = "logit",
+    se_type: str = "model",
 ) -> ShiftFit:
     """:func:`fit` on the named columns of a table.
 
@@ -162,7 +171,7 @@ def fit_frame(
         :func:`logitshift.dask.fit_frame`: one pass, partition by partition.
     label, offset, weight : str
         Column names: the labels, and optionally the offsets and the weights.
-    method, pseudo_count, tol, max_iter, offset_is
+    method, pseudo_count, tol, max_iter, offset_is, se_type
         As for :func:`fit`.
 
     Returns
@@ -184,18 +193,19 @@ def fit_frame(
     >>> result.converged
     True
     """
-    options = _options(method, pseudo_count, tol, max_iter)
+    options = _options(method, pseudo_count, tol, max_iter, se_type)
     check_offset_is(offset_is)
+    robust = se_type == "robust"
     if library_of(frame) == "dask":
         from . import dask
 
         dask.check_method(method)
         roles, _ = column_roles(label, offset, weight)
-        return _estimate(dask.sketch_frame(frame, label, offset, weight, offset_is=offset_is),
-                         "sketch", roles, options)
+        return _estimate(dask.sketch_frame(frame, label, offset, weight, offset_is=offset_is,
+                                           robust=robust), "sketch", roles, options)
     roles, (y, scores, weights) = _frame_columns(frame, label, offset, weight, offset_is)
     with naming_columns(roles):
-        curve, method = _arrays.curve_of(y, scores, weights, method)
+        curve, method = _arrays.curve_of(y, scores, weights, method, robust=robust)
     return _estimate(curve, method, roles, options)
 
 
@@ -220,6 +230,7 @@ def fit_file(
     tol: float | None = None,
     max_iter: int = 100,
     offset_is: str = "logit",
+    se_type: str = "model",
 ) -> ShiftFit:
     """:func:`fit` on columns of CSV or Parquet files of any size, in one pass.
 
@@ -243,7 +254,7 @@ def fit_file(
         A progress line on standard error; by default only when it is a terminal.
     format : {"csv", "parquet"}, optional
         Where a name does not tell it; a file object without one is told by its first bytes.
-    pseudo_count, tol, max_iter, offset_is
+    pseudo_count, tol, max_iter, offset_is, se_type
         As for :func:`fit`; probabilities become log-odds a batch at a time, as they are
         read.
 
@@ -263,9 +274,10 @@ def fit_file(
     """
     from .io import sketch_file
 
-    options = _options(None, pseudo_count, tol, max_iter)
+    options = _options(None, pseudo_count, tol, max_iter, se_type)
     sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
-                         progress=progress, format=format, offset_is=offset_is)
+                         progress=progress, format=format, offset_is=offset_is,
+                         robust=se_type == "robust")
     return _estimate(sketch, "sketch", column_roles(label, offset, weight)[0], options)
 
 
@@ -277,6 +289,7 @@ def fit_slope(
     offset_is: str = "logit",
     tol: float | None = None,
     max_iter: int = 100,
+    se_type: str = "model",
 ) -> SlopeFit:
     """Logistic recalibration: the intercept and slope of ``y ~ Bernoulli(σ(a + b · offset))``.
 
@@ -300,6 +313,9 @@ def fit_slope(
         Newton stops when both steps are below ``tol · max(1, |value|)`` (default 1e-14).
     max_iter : int, default 100
         The most Newton iterations.
+    se_type : {"model", "robust"}, default "model"
+        ``"robust"``: the sandwich (HC0) covariance, for sampling weights and soft labels
+        (see :class:`SlopeFit`); the sketch then also keeps its w² tables.
 
     Returns
     -------
@@ -336,15 +352,16 @@ def fit_slope(
     >>> round(result.slope, 1), result.converged
     (0.8, True)
     """
-    _slope_options(offset_is, tol, max_iter)
+    _slope_options(offset_is, tol, max_iter, se_type)
+    robust = se_type == "robust"
     if _in_dask(y, offset, weight):
         from . import dask
 
         _check_scores(offset)
-        return _slope_of_sketch(dask.sketch_arrays(y, offset, weight, offset_is=offset_is),
-                                {}, tol, max_iter)
-    scored = _arrays.scored_arrays(y, as_raw_scores(offset, offset_is), weight)
-    return warn_about(_slope_of(scored, tol, max_iter))
+        return _slope_of_sketch(dask.sketch_arrays(y, offset, weight, offset_is=offset_is,
+                                                   robust=robust), {}, tol, max_iter, se_type)
+    scored = _arrays.scored_arrays(y, as_raw_scores(offset, offset_is), weight, robust=robust)
+    return warn_about(_slope_of(scored, tol, max_iter, se_type))
 
 
 def fit_slope_frame(
@@ -356,6 +373,7 @@ def fit_slope_frame(
     offset_is: str = "logit",
     tol: float | None = None,
     max_iter: int = 100,
+    se_type: str = "model",
 ) -> SlopeFit:
     """:func:`fit_slope` on the named columns of a table.
 
@@ -367,7 +385,7 @@ def fit_slope_frame(
     label, offset, weight : str
         Column names: the labels, the raw scores (or probabilities, with
         ``offset_is="probability"``) and optionally the weights.
-    offset_is, tol, max_iter
+    offset_is, tol, max_iter, se_type
         As for :func:`fit_slope`.
 
     Returns
@@ -379,17 +397,20 @@ def fit_slope_frame(
     InputError
         As :func:`fit_frame`: errors name the column.
     """
-    _slope_options(offset_is, tol, max_iter)
+    _slope_options(offset_is, tol, max_iter, se_type)
     _check_offset_column(offset)
+    robust = se_type == "robust"
     if library_of(frame) == "dask":
         from . import dask
 
         roles, _ = column_roles(label, offset, weight)
         return _slope_of_sketch(dask.sketch_frame(frame, label, offset, weight,
-                                                  offset_is=offset_is), roles, tol, max_iter)
+                                                  offset_is=offset_is, robust=robust),
+                                roles, tol, max_iter, se_type)
     roles, columns = _frame_columns(frame, label, offset, weight, offset_is)
     with naming_columns(roles):
-        return warn_about(_slope_of(_arrays.scored_arrays(*columns), tol, max_iter))
+        return warn_about(_slope_of(_arrays.scored_arrays(*columns, robust=robust), tol,
+                                    max_iter, se_type))
 
 
 def fit_slope_file(
@@ -404,6 +425,7 @@ def fit_slope_file(
     format: str | None = None,
     tol: float | None = None,
     max_iter: int = 100,
+    se_type: str = "model",
 ) -> SlopeFit:
     """:func:`fit_slope` on columns of CSV or Parquet files of any size, in one pass.
 
@@ -418,7 +440,7 @@ def fit_slope_file(
         Column names: the labels, the raw scores (or probabilities, with
         ``offset_is="probability"``, converted a batch at a time) and optionally the
         weights.
-    offset_is, tol, max_iter
+    offset_is, tol, max_iter, se_type
         As for :func:`fit_slope`.
 
     Returns
@@ -434,15 +456,17 @@ def fit_slope_file(
     """
     from .io import sketch_file
 
-    _slope_options(offset_is, tol, max_iter)
+    _slope_options(offset_is, tol, max_iter, se_type)
     _check_offset_column(offset)
     sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
-                         progress=progress, format=format, offset_is=offset_is)
-    return _slope_of_sketch(sketch, column_roles(label, offset, weight)[0], tol, max_iter)
+                         progress=progress, format=format, offset_is=offset_is,
+                         robust=se_type == "robust")
+    return _slope_of_sketch(sketch, column_roles(label, offset, weight)[0], tol, max_iter,
+                            se_type)
 
 
-def _slope_options(offset_is: str, tol: float | None, max_iter: int) -> None:
-    _options(None, 0.0, tol, max_iter)
+def _slope_options(offset_is: str, tol: float | None, max_iter: int, se_type: Any) -> None:
+    _options(None, 0.0, tol, max_iter, se_type)
     check_offset_is(offset_is)
 
 
@@ -459,25 +483,25 @@ def _check_offset_column(offset: Any) -> None:
                          "needs them", argument="offset")
 
 
-def _slope_of(scored: _arrays.ScoredArrays, tol: float | None, max_iter: int) -> SlopeFit:
+def _slope_of(scored: _arrays.ScoredArrays, tol: float | None, max_iter: int,
+              se_type: str) -> SlopeFit:
     """The slope from the sketch, or from exact passes where the sketch cannot vouch for
     its sums."""
+    options = {"tol": tol, "max_iter": max_iter, "se_type": se_type}
     if scored.sketch is None:  # offsets beyond the cell budget
-        return fit_slope_curve(scored.exact_slope_curve(), method="exact", tol=tol,
-                               max_iter=max_iter)
-    result = fit_slope_curve(scored.sketch, method="sketch", tol=tol, max_iter=max_iter)
+        return fit_slope_curve(scored.exact_slope_curve(), method="exact", **options)
+    result = fit_slope_curve(scored.sketch, method="sketch", **options)
     if result.status == "beyond_sketch" or result.truncation > MAX_TRUNCATION:
-        result = fit_slope_curve(scored.exact_slope_curve(), method="exact", tol=tol,
-                                 max_iter=max_iter)
+        result = fit_slope_curve(scored.exact_slope_curve(), method="exact", **options)
     return result
 
 
 def _slope_of_sketch(sketch: Sketch, roles: dict[str, Any], tol: float | None,
-                     max_iter: int) -> SlopeFit:
+                     max_iter: int, se_type: str) -> SlopeFit:
     """The slope of a streamed sketch, from its tables alone (there are no rows to redo
     it from); errors about the whole name the columns of ``roles``."""
     with naming_columns(roles):
-        return sketch.solve_slope(tol=tol, max_iter=max_iter)
+        return sketch.solve_slope(tol=tol, max_iter=max_iter, se_type=se_type)
 
 
 def validate(
@@ -488,6 +512,7 @@ def validate(
     offset_is: str = "logit",
     bins: int = 10,
     level: float = 0.95,
+    se_type: str = "model",
 ) -> CalibrationReport:
     """The calibration report of a model's scores: what R's ``rms::val.prob`` prints, and
     the calibration in the large, from one pass over the data.
@@ -507,6 +532,8 @@ def validate(
         Bins of the calibration curve, of about equal weight.
     level : float, default 0.95
         Coverage of the curve's intervals.
+    se_type : {"model", "robust"}, default "model"
+        The standard errors of the shift and the slope, as for :func:`fit`.
 
     Returns
     -------
@@ -522,18 +549,21 @@ def validate(
     rows, ``c_statistic_bound == 0``), and the slope is refitted with exact passes where the
     sketch cannot vouch for its sums (see :func:`fit_slope`). From Dask arrays, as from
     files (:func:`validate_file`), the report is :meth:`Sketch.validate`'s: the same
-    numbers to rounding, but the c-statistic from the sketch's cells, with the bound on its
-    error in ``c_statistic_bound``.
+    numbers to rounding, but the c-statistic from the sketch's histogram of the offsets
+    (sub-bins of width 2**-12), with the bound on its error in ``c_statistic_bound`` (about
+    1e-5; at most 1e-4 unless the scores pile up within a few thousandths of a logit).
     """
-    _report_options(offset_is, bins, level)
+    _report_options(offset_is, bins, level, se_type)
+    robust = se_type == "robust"
     if _in_dask(y, offset, weight):
         from . import dask
 
         _check_scores(offset)
-        return _report_of_sketch(dask.sketch_arrays(y, offset, weight, offset_is=offset_is),
-                                 {}, bins, level)
-    scored = _arrays.scored_arrays(y, as_raw_scores(offset, offset_is), weight)
-    return _report_of(scored, bins, level)
+        return _report_of_sketch(dask.sketch_arrays(y, offset, weight, offset_is=offset_is,
+                                                    robust=robust, histogram=True),
+                                 {}, bins, level, se_type)
+    scored = _arrays.scored_arrays(y, as_raw_scores(offset, offset_is), weight, robust=robust)
+    return _report_of(scored, bins, level, se_type)
 
 
 def validate_frame(
@@ -545,6 +575,7 @@ def validate_frame(
     offset_is: str = "logit",
     bins: int = 10,
     level: float = 0.95,
+    se_type: str = "model",
 ) -> CalibrationReport:
     """:func:`validate` on the named columns of a table.
 
@@ -556,7 +587,7 @@ def validate_frame(
     label, offset, weight : str
         Column names: the labels, the raw scores (or probabilities, with
         ``offset_is="probability"``) and optionally the weights.
-    offset_is, bins, level
+    offset_is, bins, level, se_type
         As for :func:`validate`.
 
     Returns
@@ -576,17 +607,21 @@ def validate_frame(
     >>> round(report.c_statistic, 4)     # 8 of the 9 pairs in order
     0.8889
     """
-    _report_options(offset_is, bins, level)
+    _report_options(offset_is, bins, level, se_type)
     _check_offset_column(offset)
+    robust = se_type == "robust"
     if library_of(frame) == "dask":
         from . import dask
 
         roles, _ = column_roles(label, offset, weight)
         return _report_of_sketch(dask.sketch_frame(frame, label, offset, weight,
-                                                   offset_is=offset_is), roles, bins, level)
+                                                   offset_is=offset_is, robust=robust,
+                                                   histogram=True), roles, bins, level,
+                                 se_type)
     roles, columns = _frame_columns(frame, label, offset, weight, offset_is)
     with naming_columns(roles):
-        return _report_of(_arrays.scored_arrays(*columns), bins, level)
+        return _report_of(_arrays.scored_arrays(*columns, robust=robust), bins, level,
+                          se_type)
 
 
 def validate_file(
@@ -601,6 +636,7 @@ def validate_file(
     batch_rows: int | None = None,
     progress: bool | None = None,
     format: str | None = None,
+    se_type: str = "model",
 ) -> CalibrationReport:
     """:func:`validate` on columns of CSV or Parquet files of any size, or standard input,
     in one pass.
@@ -616,15 +652,16 @@ def validate_file(
         Column names: the labels, the raw scores (or probabilities, with
         ``offset_is="probability"``, converted a batch at a time) and optionally the
         weights.
-    offset_is, bins, level
+    offset_is, bins, level, se_type
         As for :func:`validate`.
 
     Returns
     -------
     CalibrationReport
         The numbers of :func:`validate` on the same rows in memory, to rounding, but for the
-        c-statistic, which comes from the sketch's cells: pairs of rows within one cell are
-        not ordered, and ``c_statistic_bound`` bounds the error that leaves. The slope has no
+        c-statistic, which comes from the sketch's histogram of offsets (sub-bins of width
+        2**-12): pairs of rows within one sub-bin are not ordered, and
+        ``c_statistic_bound`` bounds the error that leaves (about 1e-5). The slope has no
         exact pass to fall back on: where it is too steep for the sketch's grid, its status
         is ``"beyond_sketch"``.
 
@@ -635,33 +672,38 @@ def validate_file(
     """
     from .io import sketch_file
 
-    _report_options(offset_is, bins, level)
+    _report_options(offset_is, bins, level, se_type)
     _check_offset_column(offset)
     sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
-                         progress=progress, format=format, offset_is=offset_is)
-    return _report_of_sketch(sketch, column_roles(label, offset, weight)[0], bins, level)
+                         progress=progress, format=format, offset_is=offset_is,
+                         robust=se_type == "robust", histogram=True)
+    return _report_of_sketch(sketch, column_roles(label, offset, weight)[0], bins, level,
+                             se_type)
 
 
-def _report_options(offset_is: str, bins: int, level: float) -> None:
+def _report_options(offset_is: str, bins: int, level: float, se_type: Any) -> None:
     """The report's options, checked before any pass over the data."""
     check_offset_is(offset_is)
+    check_se_type(se_type)
     as_positive_int(bins, "bins")
     normal_quantile(level)
 
 
-def _report_of(scored: _arrays.ScoredArrays, bins: int, level: float) -> CalibrationReport:
+def _report_of(scored: _arrays.ScoredArrays, bins: int, level: float, se_type: str
+               ) -> CalibrationReport:
     """The report of rows in memory: the exact c-statistic, and the slope refitted exactly
     where the sketch cannot vouch for it."""
     sketch = scored.sketched()  # the report's sums and curve come from the sketch's cells
-    slope = warn_about(_slope_of(scored, None, 100))
-    return sketch._report(slope, (scored.c_statistic(), 0.0), bins=bins, level=level)
+    slope = warn_about(_slope_of(scored, None, 100, se_type))
+    return sketch._report(slope, (scored.c_statistic(), 0.0), bins=bins, level=level,
+                          se_type=se_type)
 
 
-def _report_of_sketch(sketch: Sketch, roles: dict[str, Any], bins: int, level: float
-                      ) -> CalibrationReport:
+def _report_of_sketch(sketch: Sketch, roles: dict[str, Any], bins: int, level: float,
+                      se_type: str) -> CalibrationReport:
     """The report of a streamed sketch, from its tables alone."""
     with naming_columns(roles):
-        return sketch.validate(bins=bins, level=level)
+        return sketch.validate(bins=bins, level=level, se_type=se_type)
 
 
 def fit_groups(

@@ -26,7 +26,7 @@ __all__ = [
     "count_labels", "exact_terms", "sketch_terms", "exact_log_parts", "sketch_log_parts",
     "slope_terms", "derivative_coefficients", "compile_vectorized", "polynomial_derivatives",
     "sketch_polynomials", "group_scan", "group_scatter", "group_cell_counts", "group_fill",
-    "group_terms",
+    "group_terms", "fill_extras",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -465,6 +465,61 @@ def fill_unweighted(offsets, labels, start, stop, inv_width, width, order, table
         out[S_HIGH] = -1
     out[S_OVERFLOW] = overflow
     out[S_FIRST_BAD] = first_bad
+
+
+@nb.njit(**_OPTIONS)
+def fill_extras(offsets, has_offsets, constant_offset, labels, weights, has_weights, scale,
+                start, stop, centres, inv_width, width, squared, histogram):
+    """Add rows ``[start, stop)``, already validated, to a sketch's optional per-cell tables.
+
+    Each row of positive weight and finite offset goes to the cell of ``centres`` (sorted)
+    that holds it, as `fill` places it. ``squared`` (cells, 3, order), unless empty, gets
+    the moments ``Σ v d^j`` with ``v = w² (1 - y)², w² y (1 - y), w² y²``: what a sandwich
+    variance needs. ``histogram`` (cells, 2, bins), unless empty, gets ``w (1 - y)`` and
+    ``w y`` in ``bins`` equal sub-bins of the cell. Weights are multiplied by ``scale`` (the
+    sketch's units) first.
+    """
+    n_cells = centres.shape[0]
+    want_squared = squared.shape[0] > 0
+    want_histogram = histogram.shape[0] > 0
+    order = squared.shape[2]
+    bins = histogram.shape[2]
+    for i in range(start, stop):
+        w = (weights[i] if has_weights else 1.0) * scale
+        f = offsets[i] if has_offsets else constant_offset
+        if not (w > 0 and math.isfinite(f)):
+            continue
+        centre = (math.floor(f * inv_width) + 0.5) * width
+        if not math.isfinite(centre):
+            centre = f
+        low, high = 0, n_cells  # the first centre >= centre
+        while low < high:
+            middle = (low + high) >> 1
+            if centres[middle] < centre:
+                low = middle + 1
+            else:
+                high = middle
+        b = low
+        if b == n_cells or (b > 0 and centres[b] != centre
+                            and centre - centres[b - 1] < centres[b] - centre):
+            b -= 1
+        d = f - centres[b]
+        y = float(labels[i])
+        if want_squared:
+            w2 = w * w
+            parts = (w2 * (1.0 - y) * (1.0 - y), w2 * y * (1.0 - y), w2 * y * y)
+            for part in range(3):
+                power = parts[part]
+                if power == 0.0:
+                    continue
+                for j in range(order):
+                    squared[b, part, j] += power
+                    power *= d
+        if want_histogram:
+            k = int(math.floor((d * inv_width + 0.5) * bins))
+            k = min(max(k, 0), bins - 1)
+            histogram[b, 0, k] += w * (1.0 - y)
+            histogram[b, 1, k] += w * y
 
 
 @nb.njit(**_OPTIONS)

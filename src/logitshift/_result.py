@@ -204,10 +204,16 @@ class ShiftFit:
     loss_at_zero : float
         The same with the offsets unchanged (shift 0).
     se : float
-        Standard error of the shift, ``1 / sqrt(Σ w σ(z)σ(-z))`` at the shift (the observed
-        information; ``inf`` when the shift is infinite). Where the information underflows
-        (data separated by a gap beyond σ's range) it comes from its logarithm: finite where
-        the true value is a double, ``inf`` beyond.
+        Standard error of the shift. With ``se_type="model"``, ``1 / sqrt(Σ w σ(z)σ(-z))``
+        at the shift (the observed information; ``inf`` when the shift is infinite). Where
+        the information underflows (data separated by a gap beyond σ's range) it comes from
+        its logarithm: finite where the true value is a double, ``inf`` beyond. With
+        ``se_type="robust"``, the sandwich (HC0) ``sqrt(Σ w² (y - σ(z))²) / Σ w σ(z)σ(-z)``,
+        as statsmodels' ``GLM(..., var_weights=w).fit(cov_type="HC0")``.
+    se_type : str
+        ``"model"`` or ``"robust"``: which ``se`` this is. The robust one holds for sampling
+        (not frequency) weights and for soft labels, where the model's information
+        overstates what the rows tell; ``confint`` then defaults to the Wald interval.
     pseudo_count : float
         The weight of each of the two pseudo-rows added to the data (0 for none). With a
         pseudo-count, ``se``, the intervals and the test use the likelihood that includes
@@ -231,6 +237,7 @@ class ShiftFit:
     method: str
     passes: int
     pseudo_count: float = 0.0
+    se_type: str = "model"
     # The total objective (data and pseudo-rows) at 0 and at the shift, and the curve itself,
     # so that intervals and tests need no further argument.
     _objective: Curve = field(default=None, compare=False)  # type: ignore[assignment]
@@ -242,7 +249,7 @@ class ShiftFit:
     # The private sums above and the curves' are in units of 2**_scale_exponent of the weights.
     _scale_exponent: int = field(default=0, compare=False)
 
-    def confint(self, level: float = 0.95, method: str = "profile") -> tuple[float, float]:
+    def confint(self, level: float = 0.95, method: str | None = None) -> tuple[float, float]:
         """Confidence interval for the shift.
 
         Parameters
@@ -250,11 +257,13 @@ class ShiftFit:
         level : float
             Coverage, strictly between 0 and 1; every such level gives an ordered interval
             that contains ``shift`` and widens with the level.
-        method : {"profile", "wald"}
+        method : {"profile", "wald"}, optional
             ``"profile"``: the shifts where twice the rise in total loss equals the
             chi-square(1) quantile (the likelihood-ratio interval; finite on the
             informative side even when the shift is infinite). ``"wald"``:
-            ``shift ± z · se``; ``(-inf, inf)`` when the shift is infinite.
+            ``shift ± z · se``; ``(-inf, inf)`` when the shift is infinite. By default
+            ``"profile"``, but ``"wald"`` (with the robust ``se``) where ``se_type`` is
+            ``"robust"``: the likelihood's profile assumes the model's variance.
 
         Returns
         -------
@@ -271,6 +280,8 @@ class ShiftFit:
         underflows.
         """
         z = normal_quantile(level)
+        if method is None:
+            method = "profile" if self.se_type == "model" else "wald"
         if method == "wald":
             if not math.isfinite(self.shift):
                 return (-math.inf, math.inf)
@@ -323,7 +334,8 @@ class ShiftFit:
         return self._data.evaluate(as_shift(shift)).loss / self._data.totals.weight_sum
 
     def lr_test(self) -> LRTest:
-        """Likelihood-ratio test that the shift is 0, chi-square with 1 degree of freedom."""
+        """Likelihood-ratio test that the shift is 0, chi-square with 1 degree of freedom
+        (under the model's variance, whatever ``se_type``)."""
         statistic = max(0.0, ldexp(2.0 * (self._objective_loss_at_zero - self._objective_loss),
                                    self._scale_exponent))
         return LRTest(statistic, math.erfc(math.sqrt(0.5 * statistic)))
@@ -356,8 +368,9 @@ class ShiftFit:
                                 level)
 
     def to_dict(self, level: float = 0.95) -> dict[str, Any]:
-        """The result as plain Python values, with the profile interval, the likelihood-ratio
-        test and the observed/expected ratio at ``level``."""
+        """The result as plain Python values, with the interval (``ci_low``, ``ci_high``: by
+        ``confint``'s default method), the Wald interval, the likelihood-ratio test and the
+        observed/expected ratio at ``level``."""
         low, high = self.confint(level)
         wald_low, wald_high = self.confint(level, method="wald")
         test = self.lr_test()
@@ -365,6 +378,7 @@ class ShiftFit:
         return {
             "shift": self.shift,
             "se": self.se,
+            "se_type": self.se_type,
             "status": self.status,
             "converged": self.converged,
             "iterations": self.iterations,
@@ -392,7 +406,9 @@ class ShiftFit:
 
     def __repr__(self) -> str:
         return (
-            f"ShiftFit(shift={self.shift!r}, se={self.se:.6g}, status={self.status!r}, "
+            f"ShiftFit(shift={self.shift!r}, se={self.se:.6g}, "
+            f"{'' if self.se_type == 'model' else 'se_type=' + repr(self.se_type) + ', '}"
+            f"status={self.status!r}, "
             f"iterations={self.iterations}, method={self.method!r}, passes={self.passes}, "
             f"n_rows={self.n_rows}, "
             f"positives={self.positives:.10g}, weight_sum={self.weight_sum:.10g}, "

@@ -13,8 +13,8 @@ from typing import Any
 
 from ._result import ShiftFit
 from ._solve import (DEFAULT_TOL, TINY, ArrayCurve, Curve, Terms, ldexp, pseudo_rows,
-                     solve_curve)
-from ._validate import InputError, as_nonnegative_float, as_positive_int, warn
+                     robust_meat_of, solve_curve)
+from ._validate import InputError, as_nonnegative_float, as_positive_int, check_se_type, warn
 
 __all__ = ["fit_curve", "check_options", "METHODS"]
 
@@ -35,6 +35,9 @@ class _WithPseudoRows:
 
     def evaluate(self, shift: float) -> Terms:
         return self._data.evaluate(shift) + self._pseudo.evaluate(shift)
+
+    def robust_meat(self, shift: float) -> float:
+        return robust_meat_of(self._data, shift) + self._pseudo.robust_meat(shift)
 
 
 def check_options(method: str | None, pseudo_count: Any, tol: Any, max_iter: Any
@@ -58,14 +61,17 @@ def fit_curve(
     pseudo_count: float = 0.0,
     tol: float | None = None,
     max_iter: int = 100,
+    se_type: str = "model",
 ) -> ShiftFit:
     """Solve for the shift on any curve and build the :class:`ShiftFit`.
 
     ``method`` is what the result reports as the way its sums were computed (``"sketch"``,
     ``"newton"``; ``"closed_form"`` replaces it where the offset is constant). Warnings point
-    at the user's line that led here.
+    at the user's line that led here. ``se_type="robust"`` needs a curve with
+    ``robust_meat``.
     """
     pseudo_count, tol, max_iter = check_options(None, pseudo_count, tol, max_iter)
+    check_se_type(se_type)
 
     if data.totals.n_rows == 0:
         raise InputError("y is empty", argument="y")
@@ -107,7 +113,9 @@ def fit_curve(
         positives=ldexp(data.totals.positives, exponent),
         loss=at_shift.loss / data.totals.weight_sum,
         loss_at_zero=at_zero.loss / data.totals.weight_sum,
-        se=standard_error(objective_at_shift, exponent),
+        se=(standard_error(objective_at_shift, exponent) if se_type == "model"
+            else robust_standard_error(objective, shift, objective_at_shift.hessian)),
+        se_type=se_type,
         pseudo_count=pseudo_count,
         method="closed_form" if status == "closed_form" else method,
         passes=data.passes,
@@ -138,6 +146,18 @@ def standard_error(terms: Terms, exponent: int) -> float:
         return math.exp(-0.5 * (log_information + exponent * math.log(2.0)))
     except OverflowError:
         return math.inf
+
+
+def robust_standard_error(curve: Curve, shift: float, information: float) -> float:
+    """The sandwich (HC0) standard error ``sqrt(Σ w² (y - σ)²) / H`` at ``shift``: right
+    for sampling weights and soft labels, where ``1 / sqrt(H)`` assumes each row is a
+    Bernoulli trial of its weight. Units cancel: the numerator and ``H`` scale alike."""
+    if not math.isfinite(shift):
+        return math.inf
+    meat = robust_meat_of(curve, shift)
+    if not (information > 0 and math.isfinite(information)):
+        return math.inf
+    return math.sqrt(meat) / information
 
 
 def _warn_about(result: ShiftFit, gradient: float) -> None:

@@ -32,7 +32,7 @@ from ._rows import (NO_ROWS, Prepared, ScanTotals, in_threads, log_parts_from_st
 from ._shift import fit_curve
 from ._slope import SlopeFit, SlopeTerms, fit_slope_curve, scaled_totals, warn_about
 from ._solve import CurveTotals, LogPart, Terms, ldexp, with_log_parts
-from ._validate import InputError, as_positive_int, as_shift
+from ._validate import InputError, as_bool, as_positive_int, as_shift, check_se_type
 
 __all__ = ["Sketch", "CellRates", "CellBudgetExceeded", "scan_arrays", "fill_reference",
            "DEFAULT_WIDTH", "DEFAULT_ORDER", "DEFAULT_MAX_CELLS", "FORMAT_VERSION"]
@@ -56,6 +56,24 @@ _HALF_WINDOW = 1 << 14
 _FACTORIALS = np.array([math.factorial(j) for j in range(MAX_ORDER + 1)], dtype=np.float64)
 _COEFFICIENTS = _kernels.derivative_coefficients(MAX_ORDER + 2)
 _NO_CELLS = np.empty((0, 2))  # sketch_terms: no per-cell parts wanted
+
+def _histogram_bins(width: float) -> int:
+    """Sub-bins of width ``HISTOGRAM_WIDTH`` per cell: at least 1, at most 4096 (cells
+    wider than 1/4 logit get coarser sub-bins)."""
+    return min(4096, max(1, int(width / HISTOGRAM_WIDTH)))
+
+
+# The sandwich's polynomials in σ(z): (1 - y)² σ², y² (1 - σ)², and the cross term
+# -2 y (1 - y) σ (1 - σ), with the derivatives `sketch_polynomials` reads.
+_SIGMA_SQUARED = _kernels.polynomial_derivatives(np.array([0.0, 0.0, 1.0]), MAX_ORDER)
+_TAIL_SQUARED = _kernels.polynomial_derivatives(np.array([1.0, -2.0, 1.0]), MAX_ORDER)
+_CROSS = _kernels.polynomial_derivatives(np.array([0.0, -2.0, 2.0]), MAX_ORDER)
+_NONE = _kernels.polynomial_derivatives(np.array([0.0, 0.0, 0.0]), MAX_ORDER)
+
+#: The resolution of the optional histogram of offsets (``Sketch(histogram=True)``): each
+#: cell is cut into ``width / HISTOGRAM_WIDTH`` sub-bins (256 at the default width, 4 KB a
+#: cell), which bounds the c-statistic of a stream to about 1e-5 (see ``validate``).
+HISTOGRAM_WIDTH = 2.0 ** -12
 
 
 class CellBudgetExceeded(InputError):
@@ -328,6 +346,17 @@ class Sketch:
         the default). Raw scores fill a few thousand at most; offsets spread over ±1e5
         logits or more, a cell per row, would make the sketch larger than the data, and
         ``update`` (or ``+``) raises an :class:`InputError` that says so instead.
+    robust : bool, default False
+        Also keep, per cell, the moments weighted by ``w²`` (three tables: ``w²(1 - y)²``,
+        ``w² y (1 - y)``, ``w² y²``, ``24 * order`` bytes a cell): what the robust (sandwich,
+        HC0) standard errors of ``solve(se_type="robust")`` and
+        ``solve_slope(se_type="robust")`` need. Filling them costs a second loop over each
+        chunk, in cache.
+    histogram : bool, default False
+        Also keep, per cell, the weights of each label in sub-bins of width
+        ``HISTOGRAM_WIDTH`` (2**-12): the c-statistic of :meth:`validate` then has an error
+        bound of the pairs that share a sub-bin (about 1e-5) instead of a cell (about 3e-3).
+        4 KB a cell at the default width.
 
     Notes
     -----
@@ -351,7 +380,8 @@ class Sketch:
     """
 
     def __init__(self, width: float = DEFAULT_WIDTH, order: int = DEFAULT_ORDER, *,
-                 max_cells: int = DEFAULT_MAX_CELLS) -> None:
+                 max_cells: int = DEFAULT_MAX_CELLS, robust: bool = False,
+                 histogram: bool = False) -> None:
         width_ok = (isinstance(width, (int, float)) and not isinstance(width, bool)
                     and 0 < width < math.inf)
         if not (width_ok and math.frexp(width)[0] == 0.5):
@@ -364,9 +394,25 @@ class Sketch:
         self.width = float(width)
         self.order = order
         self.max_cells = as_positive_int(max_cells, "max_cells")
+        self.robust = as_bool(robust, "robust")
+        self.histogram = as_bool(histogram, "histogram")
         self._scanned = NO_ROWS
         self._centres = np.empty(0)
         self._tables = np.empty((0, 2, order))
+        # The optional per-cell tables, aligned with `_centres` (None where not kept): w²
+        # moments in units of 2**(2 * scale_exponent), the histogram in those of the tables.
+        self._squared = np.empty((0, 3, order)) if self.robust else None
+        self._histogram = (np.empty((0, 2, self.histogram_bins)) if self.histogram else None)
+
+    @property
+    def histogram_bins(self) -> int:
+        """Sub-bins per cell of the optional histogram."""
+        return _histogram_bins(self.width)
+
+    def _like(self, max_cells: int | None = None) -> Sketch:
+        """An empty sketch of the same grid and options."""
+        return Sketch(self.width, self.order, max_cells=max_cells or self.max_cells,
+                      robust=self.robust, histogram=self.histogram)
 
     # -- building ----------------------------------------------------------------------------
 
@@ -388,30 +434,76 @@ class Sketch:
             threads = as_positive_int(threads, "threads")
         if data.labels.shape[0] == 0:
             return self
-        self._absorb(*scan_in_units(data, self.width, self.order, threads, self.max_cells))
+        self._fill(data, threads)
         return self
 
     @classmethod
-    def _from_prepared(cls, data: Prepared) -> Sketch:
+    def _from_prepared(cls, data: Prepared, *, robust: bool = False,
+                       histogram: bool = False) -> Sketch:
         """The sketch (default grid) of arrays already checked for type and shape; raises
         :class:`CellBudgetExceeded` past the default budget."""
-        sketch = cls()
-        sketch._absorb(*scan_in_units(data, sketch.width, sketch.order,
-                                      max_cells=sketch.max_cells))
+        sketch = cls(robust=robust, histogram=histogram)
+        sketch._fill(data, None)
         return sketch
 
-    def _absorb(self, scanned: ScanTotals, centres: np.ndarray, tables: np.ndarray) -> None:
-        # Tables in different units add in the larger (a power of two apart: exact).
+    def _fill(self, data: Prepared, threads: int | None) -> None:
+        """Add the rows: the tables in the pass that validates them, then the optional
+        tables over the same rows, now valid, into the cells that pass found."""
+        scanned, centres, tables = scan_in_units(data, self.width, self.order, threads,
+                                                 self.max_cells)
+        extras = {}
+        if self.robust or self.histogram:
+            squared = np.zeros((centres.size, 3, self.order) if self.robust else (0, 3, 1))
+            histogram = np.zeros((centres.size, 2, self.histogram_bins) if self.histogram
+                                 else (0, 2, 1))
+            ranges = row_ranges(data.n_rows, threads)
+            parts = [(np.zeros_like(squared), np.zeros_like(histogram)) for _ in ranges]
+            arguments = data.kernel_arguments
+            scale = ldexp(1.0, -scanned.scale_exponent)
+            in_threads([partial(_kernels.fill_extras, *arguments, scale, start, stop, centres,
+                                1.0 / self.width, self.width, *part)
+                        for part, (start, stop) in zip(parts, ranges)])
+            if self.robust:
+                extras["squared"] = sum(part[0] for part in parts)
+            if self.histogram:
+                extras["histogram"] = sum(part[1] for part in parts)
+        self._absorb(scanned, centres, tables, extras)
+
+    def _extras(self) -> dict[str, np.ndarray]:
+        """The optional tables this sketch keeps, by name."""
+        return {name: table for name, table in (("squared", self._squared),
+                                                 ("histogram", self._histogram))
+                if table is not None}
+
+    def _absorb(self, scanned: ScanTotals, centres: np.ndarray, tables: np.ndarray,
+                extras: dict[str, np.ndarray]) -> None:
+        # Tables in different units add in the larger (a power of two apart: exact); the w²
+        # tables are in the square of those units.
         exponent = self._scanned.common_exponent(scanned)
-        mine = _in_units(self._tables, self._scanned.scale_exponent, exponent)
-        theirs = _in_units(tables, scanned.scale_exponent, exponent)
+        mine = [_in_units(self._tables, self._scanned.scale_exponent, exponent)]
+        theirs = [_in_units(tables, scanned.scale_exponent, exponent)]
+        for name, table in self._extras().items():
+            power = 2 if name == "squared" else 1
+            mine.append(_in_units(table, power * self._scanned.scale_exponent,
+                                  power * exponent))
+            theirs.append(_in_units(extras[name], power * scanned.scale_exponent,
+                                    power * exponent))
         total = self._scanned + scanned
-        centres, tables = _combine(np.concatenate([self._centres, centres]),
-                                   np.concatenate([mine, theirs]))
+        shapes = [part.shape[1:] for part in mine]
+        flat = [np.concatenate([a.reshape(a.shape[0], math.prod(shape)),
+                                b.reshape(b.shape[0], math.prod(shape))])
+                for a, b, shape in zip(mine, theirs, shapes)]
+        centres, combined = _combine(np.concatenate([self._centres, centres]),
+                                     np.concatenate(flat, axis=1))
         if centres.size > self.max_cells:
             raise CellBudgetExceeded(centres.size, self.max_cells, total.offset_min,
                                      total.offset_max, self.width, self.order)
-        self._scanned, self._centres, self._tables = total, centres, tables
+        splits = np.cumsum([math.prod(shape) for shape in shapes])[:-1]
+        parts = [part.reshape((centres.size,) + shape)
+                 for part, shape in zip(np.split(combined, splits, axis=1), shapes)]
+        self._scanned, self._centres, self._tables = total, centres, parts[0]
+        for name, part in zip(self._extras(), parts[1:]):
+            setattr(self, f"_{name}", part)
 
     def merge(self, other: Sketch) -> Sketch:
         """A new sketch of both sketches' rows, with the larger of their budgets."""
@@ -421,10 +513,17 @@ class Sketch:
             raise InputError(
                 f"cannot merge a sketch of width {other.width} and order {other.order} into "
                 f"one of width {self.width} and order {self.order}", argument="other")
-        merged = Sketch(self.width, self.order, max_cells=max(self.max_cells, other.max_cells))
+        for option in ("robust", "histogram"):
+            if getattr(other, option) != getattr(self, option):
+                raise InputError(
+                    f"cannot merge a sketch of {option}={getattr(other, option)} into one of "
+                    f"{option}={getattr(self, option)}: fill both with the same options",
+                    argument="other")
+        merged = self._like(max(self.max_cells, other.max_cells))
         merged._scanned = self._scanned
         merged._centres, merged._tables = self._centres, self._tables
-        merged._absorb(other._scanned, other._centres, other._tables)
+        merged._squared, merged._histogram = self._squared, self._histogram
+        merged._absorb(other._scanned, other._centres, other._tables, other._extras())
         return merged
 
     __add__ = merge
@@ -432,7 +531,7 @@ class Sketch:
     def __radd__(self, other: Any) -> Sketch:
         """``0 + sketch``: a copy, so that ``sum(sketches)`` merges them."""
         if isinstance(other, int) and not isinstance(other, bool) and other == 0:
-            return self.merge(Sketch(self.width, self.order, max_cells=self.max_cells))
+            return self.merge(self._like())
         return NotImplemented
 
     # -- the curve ---------------------------------------------------------------------------
@@ -507,12 +606,59 @@ class Sketch:
         return CellRates(centre=self._centres.copy(), weight=negatives + positives,
                          observed=positives.copy(), expected=expected)
 
+    def robust_meat(self, shift: float) -> float:
+        """``Σ w² (y - σ(offset + shift))²`` from the w² tables, in units of
+        ``2**(2 * scale_exponent)``: the middle of the shift's sandwich variance."""
+        return float(self._sandwich_meat(as_shift(shift), 1.0, 1)[0])
+
+    def robust_meat_slope(self, intercept: float, slope: float) -> np.ndarray:
+        """``Σ s sᵀ`` with ``s = w (y - σ(z)) (1, offset)`` and ``z = intercept + slope ·
+        offset``, as ``(m_aa, m_ab, m_bb)``, from the w² tables (units as
+        :meth:`robust_meat`)."""
+        return self._sandwich_meat(float(intercept), float(slope), 3)
+
+    def _sandwich_meat(self, intercept: float, slope: float, terms: int) -> np.ndarray:
+        """``Σ w² (y - σ(z))² offset^k`` for ``k < terms``. A row of cell ``b`` has offset
+        ``c + d``: the sums of ``d^k`` times the function are the series of the moments
+        shifted by ``k`` (one term fewer each, on terms ``width / 2`` smaller), and
+        ``offset^k = Σ_l C(k, l) c^(k-l) d^l`` puts them together per cell."""
+        self._check_se_type("robust")
+        squared, order = self._squared, self.order
+        scaled_powers = slope ** np.arange(order)
+        centres = slope * self._centres
+        per_k = []
+        for k in range(terms):
+            shifted = np.zeros_like(squared)
+            shifted[:, :, :order - k] = squared[:, :, k:]
+            shifted *= scaled_powers
+            outer = np.empty((self.n_cells, 2))  # w²(1 - y)² σ², w² y² σ(-z)²
+            _kernels.sketch_polynomials(centres, np.ascontiguousarray(shifted[:, ::2]),
+                                        intercept, _SIGMA_SQUARED, _TAIL_SQUARED, _FACTORIALS,
+                                        outer)
+            cross = np.empty((self.n_cells, 2))  # -2 w² y (1 - y) σ σ(-z)
+            _kernels.sketch_polynomials(centres, np.ascontiguousarray(shifted[:, 1:3]),
+                                        intercept, _CROSS, _NONE, _FACTORIALS, cross)
+            per_k.append(outer.sum(axis=1) + cross[:, 0])
+        c = self._centres
+        if terms == 1:
+            return np.array([per_k[0].sum()])
+        s0, s1, s2 = per_k
+        return np.array([s0.sum(), (c * s0 + s1).sum(), (c * c * s0 + 2.0 * c * s1 + s2).sum()])
+
     def solve(self, **fit_options: Any) -> ShiftFit:
-        """The :class:`ShiftFit` of the rows seen so far; ``pseudo_count``, ``tol`` and
-        ``max_iter`` as for :func:`fit`."""
+        """The :class:`ShiftFit` of the rows seen so far; ``pseudo_count``, ``tol``,
+        ``max_iter`` as for :func:`fit`, and ``se_type`` (``"robust"`` needs
+        ``Sketch(robust=True)``)."""
         if self.n_rows == 0:
             raise InputError("y is empty: the sketch has no rows yet", argument="y")
+        self._check_se_type(fit_options.get("se_type", "model"))
         return fit_curve(self, method="sketch", **fit_options)
+
+    def _check_se_type(self, se_type: Any) -> None:
+        """Refuse ``se_type="robust"`` before any work where the w² tables are missing."""
+        if check_se_type(se_type) == "robust" and not self.robust:
+            raise InputError("se_type='robust' needs the w² tables: fill the sketch with "
+                             "Sketch(robust=True)", argument="se_type", value=se_type)
 
     @property
     def passes(self) -> int:
@@ -574,14 +720,22 @@ class Sketch:
                                            *parts, _FACTORIALS, _NO_CELLS)
         return float(sums[0, 0] + sums[0, 1]), float(sums[1, 0] + sums[1, 1])
 
-    def validate(self, *, bins: int = 10, level: float = 0.95) -> CalibrationReport:
+    def validate(self, *, bins: int = 10, level: float = 0.95, se_type: str = "model"
+                 ) -> CalibrationReport:
         """The :class:`CalibrationReport` of the rows seen so far, from the tables alone.
 
-        The c-statistic comes with a bound (pairs of rows that share a cell are not
-        ordered); see :func:`logitshift.validate` for arrays in memory, where it is exact.
+        The c-statistic comes with a bound: pairs of rows that share a sub-bin of the
+        histogram (``Sketch(histogram=True)``, width ``HISTOGRAM_WIDTH``: about 1e-5), or
+        else a cell (about 3e-3), are not ordered. See :func:`logitshift.validate` for
+        arrays in memory, where it is exact. ``se_type`` as for :meth:`solve`.
         """
-        cells = self._cells(0.0)  # in the units of the totals below
-        negative, positive = cells.weight - cells.observed, cells.observed
+        self._check_se_type(se_type)
+        if self._histogram is not None:  # sub-bins in increasing offset, as the cells
+            negative = self._histogram[:, 0].ravel()
+            positive = self._histogram[:, 1].ravel()
+        else:
+            cells = self._cells(0.0)  # in the units of the totals below
+            negative, positive = cells.weight - cells.observed, cells.observed
         # Rows of infinite offset are in no cell, yet they are pairs to order: -inf rows
         # (label 0) below every cell, +inf rows (label 1) above.
         totals = self._scanned
@@ -590,47 +744,62 @@ class Sketch:
         floor = 1e-12 * (totals.active_negatives + totals.active_positives)  # rounding
         negative = np.concatenate([[below if below > floor else 0.0], negative, [0.0]])
         positive = np.concatenate([[0.0], positive, [above if above > floor else 0.0]])
-        return self._report(self.solve_slope(), c_statistic_of_cells(negative, positive),
-                            bins=bins, level=level)
+        return self._report(self.solve_slope(se_type=se_type),
+                            c_statistic_of_cells(negative, positive), bins=bins, level=level,
+                            se_type=se_type)
 
     def _report(self, slope: SlopeFit, c: tuple[float, float], *, bins: int,
-                level: float) -> CalibrationReport:
+                level: float, se_type: str = "model") -> CalibrationReport:
         """The report with this sketch's shift, sums and cells, and the given slope fit and
         c-statistic (exact ones, where the caller has the rows)."""
         bins = as_positive_int(bins, "bins")
         cells = self._cells(0.0)  # ratios of sums in the sketch's units: no subnormals
-        return build_report(self.solve(), slope, self._polynomial_sums, self.totals,
+        return build_report(self.solve(se_type=se_type), slope, self._polynomial_sums, self.totals,
                             (cells.weight, cells.observed, cells.expected), c, bins=bins,
                             level=level)
 
-    def solve_slope(self, *, tol: float | None = None, max_iter: int = 100) -> SlopeFit:
+    def solve_slope(self, *, tol: float | None = None, max_iter: int = 100,
+                    se_type: str = "model") -> SlopeFit:
         """The :class:`SlopeFit` (logistic recalibration, ``y ~ σ(a + b · offset)``) of the
-        rows seen so far, from the tables alone."""
+        rows seen so far, from the tables alone (``se_type="robust"`` needs
+        ``Sketch(robust=True)``)."""
         if self.n_rows == 0:
             raise InputError("y is empty: the sketch has no rows yet", argument="y")
-        return warn_about(fit_slope_curve(self, method="sketch", tol=tol, max_iter=max_iter))
+        self._check_se_type(se_type)
+        return warn_about(fit_slope_curve(self, method="sketch", tol=tol, max_iter=max_iter,
+                                          se_type=se_type))
 
     # -- moving it ---------------------------------------------------------------------------
 
     def _header(self) -> dict[str, Any]:
         """The header fields in the order they are written: the grid and its budget, the
-        number of cells, then the totals."""
+        optional tables kept (only where some are: version 3), the number of cells, then
+        the totals."""
+        extras = {name: 1 for name in self._extras()}
         return {"width": self.width, "order": self.order, "max_cells": self.max_cells,
-                "n_cells": self.n_cells, **asdict(self._scanned)}
+                **extras, "n_cells": self.n_cells, **asdict(self._scanned)}
+
+    @property
+    def _version(self) -> int:
+        """The format this sketch is written in: 2, or 3 where it keeps optional tables, so
+        that a reader of version 2 reads every sketch without them."""
+        return FORMAT_VERSION if self._extras() else 2
 
     def _body(self) -> bytes:
-        """The checksummed part of the version-2 form: everything but the checksum."""
+        """The checksummed part of the binary form: everything but the checksum."""
         text = json.dumps(self._header(), separators=(",", ":")).encode()
-        return (_MAGIC + struct.pack("<II", FORMAT_VERSION, len(text)) + text
-                + self._centres.astype("<f8").tobytes() + self._tables.astype("<f8").tobytes())
+        arrays = [self._centres, self._tables, *self._extras().values()]
+        return (_MAGIC + struct.pack("<II", self._version, len(text)) + text
+                + b"".join(array.astype("<f8").tobytes() for array in arrays))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values: the format version, the grid, the totals, the occupied cells'
-        centres and their tables, and the CRC-32 of the :meth:`to_bytes` form, which
-        :meth:`from_dict` checks."""
-        return {"version": FORMAT_VERSION, **self._header(),
+        centres and their tables (and the optional ones, by name), and the CRC-32 of the
+        :meth:`to_bytes` form, which :meth:`from_dict` checks."""
+        extras = {_EXTRAS[name]: table.tolist() for name, table in self._extras().items()}
+        return {"version": self._version, **self._header(),
                 "centres": self._centres.tolist(), "tables": self._tables.tolist(),
-                "checksum": zlib.crc32(self._body())}
+                **extras, "checksum": zlib.crc32(self._body())}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Sketch:
@@ -644,7 +813,8 @@ class Sketch:
             raise InputError(f"not a logitshift sketch: a {type(data).__name__}, not the dict "
                              "of Sketch.to_dict()", argument="data")
         version = _version_of(data.get("version"), "data")
-        known = {"version", "centres", "tables"} | ({"checksum"} if version >= 2 else set())
+        known = ({"version", "centres", "tables"} | ({"checksum"} if version >= 2 else set())
+                 | (set(_EXTRAS.values()) if version >= 3 else set()))
         header = {name: value for name, value in data.items() if name not in known}
         missing = [name for name in ("centres", "tables") + (("checksum",) if version >= 2
                                                              else ()) if name not in data]
@@ -653,7 +823,9 @@ class Sketch:
                              argument="data")
         centres = _array_field(data["centres"], "centres")
         tables = _array_field(data["tables"], "tables")
-        sketch = _checked_sketch(header, centres, tables, version, "data")
+        extras = {name: _array_field(data[key], key) for name, key in _EXTRAS.items()
+                  if key in data}
+        sketch = _checked_sketch(header, centres, tables, version, "data", extras)
         if version >= 2:
             checksum = data["checksum"]
             if (isinstance(checksum, bool) or not isinstance(checksum, int)
@@ -662,11 +834,13 @@ class Sketch:
         return sketch
 
     def to_bytes(self) -> bytes:
-        """A compact binary form (format version 2), read by :meth:`from_bytes`.
+        """A compact binary form (format version 2, or 3 with optional tables), read by
+        :meth:`from_bytes`.
 
         ``b"LSSK"``, the format version and the header's length (two little-endian
-        uint32), the header (JSON: grid, budget, cell count, totals), the cells' centres and
-        tables (little-endian float64), and the CRC-32 of everything before it (uint32).
+        uint32), the header (JSON: grid, budget, the optional tables kept, cell count,
+        totals), the cells' centres and tables, then the optional tables (w² moments, then
+        histogram; little-endian float64), and the CRC-32 of everything before it (uint32).
         """
         body = self._body()
         return body + struct.pack("<I", zlib.crc32(body))
@@ -700,14 +874,19 @@ class Sketch:
         header = _parse_header(blob[12:12 + length], version, "blob")
         order, n_cells = _size_field(header, "order", 2, MAX_ORDER), _size_field(
             header, "n_cells", 0, len(blob))
-        expected = 12 + length + 8 * n_cells * (1 + 2 * order) + 4
+        shapes = {"centres": (n_cells,), "tables": (n_cells, 2, order),
+                  **_extra_shapes(header, n_cells, order)}
+        sizes = [math.prod(shape) for shape in shapes.values()]
+        expected = 12 + length + 8 * sum(sizes) + 4
         if len(blob) != expected:
             raise InputError(f"sketch is corrupted: {len(blob)} bytes, where its header "
                              f"says {expected}", argument="blob")
-        arrays = np.frombuffer(blob, dtype="<f8", count=n_cells * (1 + 2 * order),
+        arrays = np.frombuffer(blob, dtype="<f8", count=sum(sizes),
                                offset=12 + length).astype(np.float64)
-        return _checked_sketch(header, arrays[:n_cells],
-                               arrays[n_cells:].reshape(n_cells, 2, order), version, "blob")
+        parts = dict(zip(shapes, (part.reshape(shape) for part, shape in zip(
+            np.split(arrays, np.cumsum(sizes)[:-1]), shapes.values()))))
+        return _checked_sketch(header, parts.pop("centres"), parts.pop("tables"), version,
+                               "blob", parts)
 
     def __repr__(self) -> str:
         return (f"Sketch(n_rows={self.n_rows}, cells={self.n_cells}, width={self.width}, "
@@ -717,9 +896,13 @@ class Sketch:
 # -- the wire format -----------------------------------------------------------------------------
 
 _MAGIC = b"LSSK"
-#: The format :meth:`Sketch.to_bytes` writes; :meth:`Sketch.from_bytes` reads it and every
+#: The newest format :meth:`Sketch.to_bytes` writes (3, for a sketch with optional tables;
+#: one without is written as version 2); :meth:`Sketch.from_bytes` reads it and every
 #: version before it. Bump it for any change an older reader would misread.
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+#: The optional per-cell tables, in the order they are written: each one's header flag, and
+#: its field in `Sketch.to_dict`.
+_EXTRAS = {"squared": "squared_moments", "histogram": "histogram_weights"}
 #: Version 1 wrote its header's length (at least 100 bytes) where later versions write the
 #: version (a small number): the word after the magic tells them apart.
 _FIRST_V1_LENGTH = 256
@@ -732,6 +915,8 @@ _GRID_FIELDS: dict[str, tuple[type, Any]] = {
     "width": (float, None),
     "order": (int, None),
     "max_cells": (int, DEFAULT_MAX_CELLS),  # version 1 had no budget: the default
+    "squared": (int, 0),  # 1 where the sketch keeps the w² tables (version 3)
+    "histogram": (int, 0),  # 1 where it keeps the histogram (version 3)
     "n_cells": (int, None),
 }
 
@@ -802,6 +987,20 @@ def _size_field(header: dict[str, Any], name: str, low: int, high: int) -> int:
     return value
 
 
+def _extra_shapes(header: dict[str, Any], n_cells: int, order: int
+                  ) -> dict[str, tuple[int, ...]]:
+    """The shapes of the optional tables a header says follow the tables."""
+    shapes = {}
+    if header.get("squared") == 1:
+        shapes["squared"] = (n_cells, 3, order)
+    if header.get("histogram") == 1:
+        width = header.get("width")
+        if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
+            raise _corrupted("blob", f"width = {width!r} is not a positive number")
+        shapes["histogram"] = (n_cells, 2, _histogram_bins(width))
+    return shapes
+
+
 def _array_field(values: Any, name: str) -> np.ndarray:
     """A float64 array of a dict's list (or array) of numbers; nothing else."""
     try:
@@ -820,9 +1019,11 @@ def _corrupted(argument: str, message: str) -> InputError:
 
 
 def _checked_sketch(header: dict[str, Any], centres: np.ndarray, tables: np.ndarray,
-                    version: int, argument: str) -> Sketch:
+                    version: int, argument: str,
+                    extras: dict[str, np.ndarray] | None = None) -> Sketch:
     """A sketch of these fields, each checked: its type, its range, and that the tables
-    agree with the totals as those of any sketch do."""
+    (and the optional ones) agree with the totals as those of any sketch do."""
+    extras = extras or {}
     spec = _header_fields()
     unknown = [name for name in header if name not in spec]
     if unknown:
@@ -841,8 +1042,16 @@ def _checked_sketch(header: dict[str, Any], centres: np.ndarray, tables: np.ndar
             what = "an integer" if kind is int else "a number"
             raise _corrupted(argument, f"{name} = {value!r} is not {what}")
         values[name] = kind(value)
+    for name in _EXTRAS:
+        if values[name] not in (0, 1) or (values[name] and version < 3):
+            raise _corrupted(argument, f"{name} = {values[name]!r} must be 0 or 1 (and 0 "
+                                       f"before version 3)")
+        if bool(values[name]) != (name in extras):
+            raise _corrupted(argument, f"its header says {name} = {values[name]}, but the "
+                                       f"table is {'missing' if values[name] else 'there'}")
     try:
-        sketch = Sketch(values["width"], values["order"], max_cells=values["max_cells"])
+        sketch = Sketch(values["width"], values["order"], max_cells=values["max_cells"],
+                        robust=bool(values["squared"]), histogram=bool(values["histogram"]))
     except InputError as exc:
         raise _corrupted(argument, str(exc)) from None
     order, n_cells, width = sketch.order, values["n_cells"], sketch.width
@@ -857,8 +1066,32 @@ def _checked_sketch(header: dict[str, Any], centres: np.ndarray, tables: np.ndar
                                    f"{centres.shape}, where {n_cells} cells of order {order} "
                                    f"need ({n_cells}, 2, {order}) and ({n_cells},)")
     _check_totals(totals, centres, tables, width, argument)
+    for name, table in extras.items():
+        _check_extra(sketch, name, table, tables, argument)
     sketch._scanned, sketch._centres, sketch._tables = totals, centres, tables
+    sketch._squared, sketch._histogram = extras.get("squared"), extras.get("histogram")
     return sketch
+
+
+def _check_extra(sketch: Sketch, name: str, table: np.ndarray, tables: np.ndarray,
+                 argument: str) -> None:
+    """An optional table's shape and what holds of it in every sketch."""
+    n_cells = tables.shape[0]
+    shape = ((n_cells, 3, sketch.order) if name == "squared"
+             else (n_cells, 2, sketch.histogram_bins))
+    if n_cells == 0 and table.size == 0:
+        table.shape = shape
+    if table.shape != shape:
+        raise _corrupted(argument, f"its {name} table has shape {table.shape}, where "
+                                   f"{n_cells} cells need {shape}")
+    if not np.isfinite(table).all():
+        raise _corrupted(argument, f"its {name} table holds a number that is not finite")
+    if name == "histogram":
+        close = np.isclose(table.sum(axis=2), tables[:, :, 0], rtol=1e-8, atol=1e-300)
+        if (table < 0).any() or not close.all():
+            raise _corrupted(argument, "its histogram does not agree with its tables")
+    elif (table[:, :, 0] < 0).any():
+        raise _corrupted(argument, "its w² table has a negative weight")
 
 
 def _check_totals(totals: ScanTotals, centres: np.ndarray, tables: np.ndarray, width: float,

@@ -18,8 +18,9 @@ import numpy as np
 from ._losses import sigmoid_pair, softplus, times
 from ._result import normal_quantile
 from ._solve import (DEFAULT_TOL, ArrayCurve, Curve, CurveTotals, ldexp, profile_bound,
-                     solve_curve)
-from ._validate import InputError, as_numeric, as_positive_int, check_infinite_offsets, warn
+                     solve_curve, squared_residuals)
+from ._validate import (InputError, as_numeric, as_positive_int, check_infinite_offsets,
+                        check_se_type, warn)
 
 __all__ = ["SlopeTerms", "SlopeCurve", "ArraySlopeCurve", "SlopeFit", "SlopeIntervals",
            "fit_slope_curve", "warn_about", "MAX_TRUNCATION"]
@@ -51,6 +52,10 @@ class SlopeCurve(Protocol):
     def at_slope(self, slope: float) -> Curve: ...
 
     def truncation(self, slope: float) -> float: ...
+
+    # Optional, for robust (sandwich) covariances: ``(Σ s_a², Σ s_a s_b, Σ s_b²)`` of the
+    # scores ``s = w (y - σ(z)) (1, offset)``, in units of ``2**(2 * scale_exponent)``.
+    # def robust_meat_slope(self, intercept: float, slope: float) -> np.ndarray: ...
 
 
 def scaled_totals(totals: CurveTotals, slope: float) -> CurveTotals:
@@ -116,6 +121,12 @@ class ArraySlopeCurve:
         return ArrayCurve(self._labels, slope * self._offsets, self._weights,
                           scale_exponent=self._exponent)
 
+    def robust_meat_slope(self, intercept: float, slope: float) -> np.ndarray:
+        y, f, w = self._labels, self._offsets, self._weights
+        z = intercept + slope * f
+        return np.array([squared_residuals(w * (1.0 - y), w * y, z, moment)
+                         for moment in (1.0, f, f * f)])
+
     def truncation(self, slope: float) -> float:
         return 0.0
 
@@ -138,9 +149,15 @@ class SlopeFit:
     intercept, slope : float
         The fitted line on the log-odds scale. A well-calibrated model has ``(0, 1)``.
     covariance : ndarray, shape (2, 2)
-        The inverse of the observed information at the fit (intercept first).
+        With ``se_type="model"``, the inverse of the observed information ``H`` at the fit
+        (intercept first); with ``"robust"``, the sandwich (HC0) ``H⁻¹ M H⁻¹`` with
+        ``M = Σ w² (y - σ(z))² (1, offset)(1, offset)ᵀ``, as statsmodels'
+        ``GLM(..., var_weights=w).fit(cov_type="HC0")``.
     se_intercept, se_slope : float
         Their standard errors, the square roots of the covariance's diagonal.
+    se_type : str
+        ``"model"`` or ``"robust"``: which covariance this is (``confint`` then defaults to
+        the Wald intervals).
     status : str
         ``"converged"``; ``"max_iter"`` (Newton stopped first); ``"separated"`` (the offsets
         separate the labels, so the slope is infinite: no maximum exists);
@@ -177,6 +194,7 @@ class SlopeFit:
     truncation: float
     method: str
     passes: int
+    se_type: str = "model"
     _curve: SlopeCurve = field(default=None, compare=False)  # type: ignore[assignment]
     _total_loss: float = field(default=math.nan, compare=False)
     _tol: float = field(default=DEFAULT_TOL, compare=False)
@@ -197,15 +215,16 @@ class SlopeFit:
                                                                             copy=False)
         return self.intercept + self.slope * scores
 
-    def confint(self, level: float = 0.95, method: str = "profile") -> SlopeIntervals:
+    def confint(self, level: float = 0.95, method: str | None = None) -> SlopeIntervals:
         """Confidence intervals for the intercept and the slope.
 
         Parameters
         ----------
         level : float
             Coverage, between 0 and 1.
-        method : {"profile", "wald"}
-            ``"profile"``: for each parameter, the values where twice the rise of the loss,
+        method : {"profile", "wald"}, optional
+            By default ``"profile"``, or ``"wald"`` where ``se_type`` is ``"robust"`` (the
+            profile assumes the model's variance). ``"profile"``: for each parameter, the values where twice the rise of the loss,
             minimised over the other parameter, equals the chi-square(1) quantile (as R's
             ``confint`` on a ``glm``, which interpolates the same profile on a grid).
             ``"wald"``: estimate ± z · se. Where the rise ``z² / 2`` is below what a
@@ -218,6 +237,8 @@ class SlopeFit:
         SlopeIntervals
         """
         z = normal_quantile(level)
+        if method is None:
+            method = "profile" if self.se_type == "model" else "wald"
         if method not in ("profile", "wald"):
             raise InputError(f"method = {method!r} must be 'profile' or 'wald'",
                              argument="method", value=method)
@@ -282,8 +303,8 @@ class SlopeFit:
         return profile
 
     def to_dict(self, level: float = 0.95) -> dict[str, Any]:
-        """The result as plain Python values, with the profile intervals at ``level`` where
-        the fit converged."""
+        """The result as plain Python values, with the intervals at ``level`` (by
+        ``confint``'s default method) where the fit converged."""
         result = {
             "intercept": self.intercept, "slope": self.slope,
             "se_intercept": self.se_intercept, "se_slope": self.se_slope,
@@ -291,7 +312,7 @@ class SlopeFit:
             "converged": self.converged, "iterations": self.iterations,
             "n_rows": self.n_rows, "weight_sum": self.weight_sum, "loss": self.loss,
             "truncation": self.truncation, "method": self.method, "passes": self.passes,
-            "level": level,
+            "se_type": self.se_type, "level": level,
         }
         if self.converged:
             intervals = self.confint(level)
@@ -303,6 +324,7 @@ class SlopeFit:
     def __repr__(self) -> str:
         return (f"SlopeFit(intercept={self.intercept!r}, slope={self.slope!r}, "
                 f"se_intercept={self.se_intercept:.6g}, se_slope={self.se_slope:.6g}, "
+                f"{'' if self.se_type == 'model' else 'se_type=' + repr(self.se_type) + ', '}"
                 f"status={self.status!r}, iterations={self.iterations}, "
                 f"method={self.method!r}, passes={self.passes}, n_rows={self.n_rows}, "
                 f"loss={self.loss:.6g})")
@@ -332,8 +354,24 @@ def _covariance(terms: SlopeTerms) -> np.ndarray:
     return np.array([[bb, -ab], [-ab, aa]]) / det
 
 
+def _sandwich(curve: SlopeCurve, intercept: float, slope: float, terms: SlopeTerms
+              ) -> np.ndarray:
+    """``H⁻¹ M H⁻¹``: the units of ``H`` (``2**e``) and ``M`` (``2**2e``) cancel."""
+    meat = getattr(curve, "robust_meat_slope", None)
+    if meat is None:
+        raise InputError(f"se_type='robust' needs the w² sums that a {type(curve).__name__} "
+                         "does not keep", argument="se_type", value="robust")
+    if not math.isfinite(slope):
+        return np.full((2, 2), math.inf)
+    bread = _covariance(terms)
+    if not np.isfinite(bread).all():
+        return bread
+    m_aa, m_ab, m_bb = meat(intercept, slope)
+    return bread @ np.array([[m_aa, m_ab], [m_ab, m_bb]]) @ bread
+
+
 def fit_slope_curve(curve: SlopeCurve, *, method: str, tol: float | None = None,
-                    max_iter: int = 100) -> SlopeFit:
+                    max_iter: int = 100, se_type: str = "model") -> SlopeFit:
     """The maximum-likelihood intercept and slope on a slope curve.
 
     Notes
@@ -345,6 +383,7 @@ def fit_slope_curve(curve: SlopeCurve, *, method: str, tol: float | None = None,
     """
     tol = DEFAULT_TOL if tol is None else tol
     max_iter = as_positive_int(max_iter, "max_iter")
+    check_se_type(se_type)
     totals = curve.totals
     exponent = totals.scale_exponent
     if totals.n_rows == 0:
@@ -363,13 +402,15 @@ def fit_slope_curve(curve: SlopeCurve, *, method: str, tol: float | None = None,
         with np.errstate(over="ignore"):  # beyond the doubles, the covariance is inf
             covariance = (np.full((2, 2), math.inf) if terms is None
                           else np.ldexp(_covariance(terms), -exponent))
+        if se_type == "robust" and terms is not None:
+            covariance = _sandwich(curve, intercept, slope, terms)
         loss = math.nan if terms is None else terms.loss
         return SlopeFit(
             intercept=intercept, slope=slope, covariance=covariance, status=status,
             converged=status == "converged", iterations=iterations, n_rows=totals.n_rows,
             weight_sum=ldexp(totals.weight_sum, exponent), loss=loss / totals.weight_sum,
             truncation=curve.truncation(slope) if math.isfinite(slope) else math.inf,
-            method=method, passes=curve.passes, _curve=curve, _total_loss=loss, _tol=tol,
+            method=method, passes=curve.passes, se_type=se_type, _curve=curve, _total_loss=loss, _tol=tol,
             _scale_exponent=exponent)
 
     # Rows of infinite offset (agreeing with their label) have no loss at any positive slope:

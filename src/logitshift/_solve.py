@@ -16,11 +16,12 @@ from typing import Protocol
 
 import numpy as np
 
-from ._losses import sigmoid_abs, softplus, times
-from ._validate import check_infinite_offsets
+from ._losses import sigmoid_abs, sigmoid_pair, softplus, times
+from ._validate import InputError, check_infinite_offsets
 
 __all__ = ["Terms", "LogPart", "CurveTotals", "Curve", "ArrayCurve", "solve_curve",
-           "DEFAULT_TOL", "TINY", "weight_exponent", "ldexp", "log_ratio"]
+           "DEFAULT_TOL", "TINY", "weight_exponent", "ldexp", "log_ratio", "squared_residuals",
+           "robust_meat_of"]
 
 #: Newton stops once a step is below ``DEFAULT_TOL * max(1, |shift|)``. Newton converges
 #: quadratically, so the step applied last leaves an error far below this.
@@ -250,6 +251,10 @@ class Curve(Protocol):
 
     def evaluate(self, shift: float) -> Terms: ...
 
+    # Optional, for robust (sandwich) standard errors: ``Σ w² (y - σ(offset + shift))²`` in
+    # units of ``2**(2 * totals.scale_exponent)``.
+    # def robust_meat(self, shift: float) -> float: ...
+
 
 def mean_within(mean: float, low: float, high: float) -> float:
     """A weighted mean kept inside the range it averages: rounding can put it just outside,
@@ -325,6 +330,12 @@ class ArrayCurve:
             offset_mean=offset_mean,
             scale_exponent=scale_exponent,
         )
+
+    def robust_meat(self, shift: float) -> float:
+        """``Σ w² (y - σ(offset + shift))²``, the sandwich variance's middle, in units of
+        ``2**(2 * scale_exponent)``."""
+        return squared_residuals(self._negative_weight, self._positive_weight,
+                                 self._offsets + shift)
 
     def evaluate(self, shift: float) -> Terms:
         """All sums at ``shift`` in one pass.
@@ -422,6 +433,24 @@ def log_parts(offsets: np.ndarray, weights: np.ndarray, shift: float, side: floa
     total = _sum(gaps)
     return LogPart(float(anchors[pivot]), float(residuals[pivot]) + math.log(total),
                    _sum(gaps * slopes) / total, exponent)
+
+
+def squared_residuals(negative_weight: np.ndarray, positive_weight: np.ndarray,
+                      z: np.ndarray, moment: np.ndarray | float = 1.0) -> float:
+    """``Σ moment · (w (y - σ(z)))²`` of rows with label parts ``w (1 - y)`` and ``w y``:
+    each row's score is ``w (1 - y) σ(z) - w y σ(-z)``, a difference only of soft labels."""
+    up, down = sigmoid_pair(z)
+    score = negative_weight * up - positive_weight * down
+    return float(np.sum(moment * score * score))
+
+
+def robust_meat_of(curve: Curve, shift: float) -> float:
+    """``curve.robust_meat(shift)``, or an error that says how to get it."""
+    meat = getattr(curve, "robust_meat", None)
+    if meat is None:
+        raise InputError(f"se_type='robust' needs the w² sums that a {type(curve).__name__} "
+                         "does not keep", argument="se_type", value="robust")
+    return meat(shift)
 
 
 def pseudo_rows(totals: CurveTotals, pseudo_count: float) -> ArrayCurve:

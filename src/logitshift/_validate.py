@@ -21,7 +21,7 @@ __all__ = [
     "InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float",
     "as_positive_int", "as_shift", "check_infinite_offsets", "check_columns", "column_roles",
     "naming_columns", "prefixing", "rows", "warn", "as_raw_scores", "check_offset_is",
-    "OFFSET_KINDS",
+    "OFFSET_KINDS", "as_bool", "check_se_type", "SE_TYPES",
 ]
 
 
@@ -336,6 +336,26 @@ def as_positive_int(value: Any, name: str) -> int:
         raise InputError(f"{name} = {value!r} must be a positive integer", argument=name,
                          value=value)
     return int(value)
+
+
+def as_bool(value: Any, name: str) -> bool:
+    """A yes-or-no option: a bool (numpy's too), nothing else."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise InputError(f"{name} = {value!r} must be True or False", argument=name,
+                         value=value)
+    return bool(value)
+
+
+#: Standard errors from the observed information (``"model"``) or the sandwich (HC0).
+SE_TYPES = ("model", "robust")
+
+
+def check_se_type(se_type: Any) -> str:
+    """``se_type``, checked: ``"model"`` or ``"robust"``."""
+    if se_type not in SE_TYPES:
+        raise InputError(f"se_type = {se_type!r} must be 'model' or 'robust'",
+                         argument="se_type", value=se_type)
+    return se_type
 
 
 def check_infinite_offsets(labels: np.ndarray, offsets: np.ndarray | float,

@@ -36,8 +36,9 @@ except ImportError as exc:
 from ._result import ShiftFit
 from ._shift import check_options, fit_curve
 from ._sketch import Sketch
-from ._validate import (InputError, as_numeric, as_offset, as_raw_scores, check_columns,
-                        check_offset_is, column_roles, naming_columns, prefixing, rows)
+from ._validate import (InputError, as_bool, as_numeric, as_offset, as_raw_scores,
+                        check_columns, check_offset_is, check_se_type, column_roles,
+                        naming_columns, prefixing, rows)
 
 __all__ = ["fit_arrays", "fit_frame", "sketch_arrays", "sketch_frame"]
 
@@ -54,6 +55,7 @@ def fit_arrays(
     pseudo_count: float = 0.0,
     tol: float | None = None,
     max_iter: int = 100,
+    se_type: str = "model",
 ) -> ShiftFit:
     """:func:`logitshift.fit` on Dask arrays, in one pass over their chunks.
 
@@ -69,7 +71,7 @@ def fit_arrays(
     method : {"auto", "sketch"}
         Both fill one sketch per chunk. ``"newton"``, which makes a pass over the data per
         iteration, raises: the sketch gives the same shift (to about 1e-16) in one pass.
-    pseudo_count, tol, max_iter
+    pseudo_count, tol, max_iter, se_type
         As for :func:`logitshift.fit`.
 
     Returns
@@ -104,20 +106,24 @@ def fit_arrays(
     """
     check_method(method)
     check_options(method, pseudo_count, tol, max_iter)
-    return _solve(sketch_arrays(y, offset, weight), {}, pseudo_count=pseudo_count, tol=tol,
-                  max_iter=max_iter)
+    return _solve(sketch_arrays(y, offset, weight, robust=check_se_type(se_type) == "robust"),
+                  {}, pseudo_count=pseudo_count, tol=tol, max_iter=max_iter, se_type=se_type)
 
 
 def sketch_arrays(y: Any, offset: Any = None, weight: Any = None, *,
-                  offset_is: str = "logit") -> Sketch:
+                  offset_is: str = "logit", robust: bool = False,
+                  histogram: bool = False) -> Sketch:
     """The :class:`~logitshift.Sketch` of Dask arrays, in one pass over their chunks.
 
     Arguments and errors as for :func:`fit_arrays`: one task per chunk fills its sketch
     where the chunk lies, the sketches merge in a tree, and only the last one reaches the
     client. ``offset_is="probability"``: the offsets are predicted probabilities, turned
     into log-odds in each chunk's task (0 and 1 become ``-inf`` and ``+inf``, which must
-    agree with their labels).
+    agree with their labels). ``robust`` and ``histogram``: the sketch's optional tables
+    (see :class:`~logitshift.Sketch`).
     """
+    options = {"robust": as_bool(robust, "robust"), "histogram": as_bool(histogram,
+                                                                          "histogram")}
     check_offset_is(offset_is)
     labels = _as_dask(y, "y")
     if offset is None or np.ndim(offset) == 0:
@@ -139,7 +145,7 @@ def sketch_arrays(y: Any, offset: Any = None, weight: Any = None, *,
     sketches = [
         dask.delayed(_sketch)(labels_block, offset_block, weight_block,
                               first_row=int(first_row), where=None if known else f"chunk {i}",
-                              roles={}, offset_is=offset_is)
+                              roles={}, offset_is=offset_is, options=options)
         for i, (labels_block, offset_block, weight_block, first_row) in enumerate(
             zip(labels.to_delayed(optimize_graph=False), offsets, weights, first_rows))
     ]
@@ -156,6 +162,7 @@ def fit_frame(
     pseudo_count: float = 0.0,
     tol: float | None = None,
     max_iter: int = 100,
+    se_type: str = "model",
 ) -> ShiftFit:
     """:func:`logitshift.fit_frame` on a Dask DataFrame, in one pass over its partitions.
 
@@ -166,7 +173,7 @@ def fit_frame(
         readers that can skip columns).
     label, offset, weight : column names
         The labels, and optionally the offsets and the weights.
-    method, pseudo_count, tol, max_iter
+    method, pseudo_count, tol, max_iter, se_type
         As for :func:`fit_arrays`.
 
     Returns
@@ -190,19 +197,23 @@ def fit_frame(
     """
     check_method(method)
     check_options(method, pseudo_count, tol, max_iter)
-    return _solve(sketch_frame(frame, label, offset, weight),
+    return _solve(sketch_frame(frame, label, offset, weight,
+                               robust=check_se_type(se_type) == "robust"),
                   column_roles(label, offset, weight)[0], pseudo_count=pseudo_count, tol=tol,
-                  max_iter=max_iter)
+                  max_iter=max_iter, se_type=se_type)
 
 
 def sketch_frame(frame: Any, label: Any, offset: Any = None, weight: Any = None, *,
-                 offset_is: str = "logit") -> Sketch:
+                 offset_is: str = "logit", robust: bool = False,
+                 histogram: bool = False) -> Sketch:
     """The :class:`~logitshift.Sketch` of the named columns of a Dask DataFrame, in one pass
-    over its partitions; arguments and errors as for :func:`fit_frame`, ``offset_is`` as
-    for :func:`sketch_arrays`."""
+    over its partitions; arguments and errors as for :func:`fit_frame`, ``offset_is``,
+    ``robust`` and ``histogram`` as for :func:`sketch_arrays`."""
     import dask.dataframe as dd
 
     check_offset_is(offset_is)
+    options = {"robust": as_bool(robust, "robust"), "histogram": as_bool(histogram,
+                                                                          "histogram")}
 
     if not isinstance(frame, dd.DataFrame):
         raise InputError(f"frame must be a dask DataFrame, got {type(frame).__name__}; "
@@ -210,7 +221,7 @@ def sketch_frame(frame: Any, label: Any, offset: Any = None, weight: Any = None,
     roles, columns = column_roles(label, offset, weight)
     check_columns(columns, list(frame.columns), "the frame")
     return _merged([dask.delayed(_partition_sketch)(part, roles, where=f"partition {i}",
-                                                    offset_is=offset_is)
+                                                    offset_is=offset_is, options=options)
                     for i, part in enumerate(frame[columns].to_delayed())])
 
 
@@ -252,20 +263,22 @@ def _aligned(values: da.Array, labels: da.Array, name: str) -> da.Array:
 
 
 def _sketch(y: Any, offset: Any, weight: Any, *, first_row: int, where: str | None,
-            roles: Mapping[str, Any], offset_is: str = "logit") -> Sketch:
+            roles: Mapping[str, Any], offset_is: str = "logit",
+            options: Mapping[str, bool] = {}) -> Sketch:
     """The sketch of one chunk; errors name the chunk (``where``) when its rows are numbered
     from its own start, and the column when the arrays are a frame's (``roles``).
     Probabilities become log-odds here, in the chunk's task."""
     with prefixing(where) if where is not None else nullcontext(), naming_columns(roles):
         offset = as_raw_scores(offset, offset_is, first_row=first_row)
-        return Sketch().update(y, offset, weight, first_row=first_row)
+        return Sketch(**options).update(y, offset, weight, first_row=first_row)
 
 
 def _partition_sketch(part: Any, roles: Mapping[str, Any], where: str,
-                      offset_is: str = "logit") -> Sketch:
+                      offset_is: str = "logit", options: Mapping[str, bool] = {}) -> Sketch:
     """The sketch of one partition (a pandas DataFrame) of a Dask DataFrame."""
     return _sketch(*(None if name is None else part[name] for name in roles.values()),
-                   first_row=0, where=where, roles=roles, offset_is=offset_is)
+                   first_row=0, where=where, roles=roles, offset_is=offset_is,
+                   options=options)
 
 
 def _merge(*sketches: Sketch) -> Sketch:

@@ -637,6 +637,8 @@ def sketch_file(
     progress: bool | None = None,
     format: str | None = None,
     offset_is: str = "logit",
+    robust: bool = False,
+    histogram: bool = False,
 ) -> Sketch:
     """Stream the named columns of files through a :class:`~logitshift.Sketch`, in one pass.
 
@@ -662,6 +664,9 @@ def sketch_file(
         What the offset column holds: raw scores (log-odds), or predicted probabilities,
         turned into log-odds a batch at a time as they are read (0 and 1 become ``-inf``
         and ``+inf``, which must agree with their labels).
+    robust, histogram : bool, default False
+        The sketch's optional tables (see :class:`~logitshift.Sketch`): the w² moments of
+        robust standard errors, the fine histogram of the c-statistic.
 
     Raises
     ------
@@ -679,7 +684,7 @@ def sketch_file(
     if progress is None:
         progress = sys.stderr.isatty()
     shown = _Progress(sys.stderr, len(sources)) if progress else None
-    sketch = Sketch()
+    sketch = Sketch(robust=robust, histogram=histogram)
     # A pipeline: one thread reads (and decodes) the next batch while the others fill the
     # sketch with this one. Measured at 1e8 rows on 2 cores, 1.29 s against 1.74 s for
     # reading and filling in turn, each with both cores.

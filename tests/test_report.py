@@ -4,6 +4,7 @@ Hmisc::somers2 and glm deviances, scikit-learn's roc_auc_score and the numpy ref
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import mpmath
@@ -53,6 +54,25 @@ def test_matches_val_prob_and_somers2(name):
     assert report.log_loss * y.size * 2 == pytest.approx(r["deviance_at_identity"], rel=1e-12)
 
 
+@pytest.mark.parametrize("name", ["synthetic", "breast_cancer"])
+def test_matches_val_prob_r2_d_u_q(name):
+    y, f, _ = dataset(name)
+    r = reference(name, False)
+    report = logitshift.validate(y, f)
+    assert report.r2 == pytest.approx(r["val.prob.R2"], rel=1e-12)
+    assert report.discrimination == pytest.approx(r["val.prob.D"], rel=1e-12)
+    assert report.discrimination_chi2 == pytest.approx(r["val.prob.D:Chi-sq"], rel=1e-12)
+    assert report.unreliability == pytest.approx(r["val.prob.U"], rel=1e-12)
+    assert report.miller.joint == pytest.approx(r["val.prob.U:Chi-sq"], rel=1e-12)
+    # R's U:p is 1 - pchisq(), which keeps only ~1e-7 of a p-value of 2.5e-10.
+    assert report.unreliability_pvalue == pytest.approx(r["val.prob.U:p"], rel=1e-6)
+    assert report.quality == pytest.approx(r["val.prob.Q"], rel=1e-12)
+    # The same from a stream (the sums from the sketch's tables).
+    streamed = logitshift.Sketch().update(y, f).validate()
+    for name in ("r2", "discrimination", "unreliability", "quality"):
+        assert getattr(streamed, name) == pytest.approx(getattr(report, name), rel=1e-12)
+
+
 @pytest.mark.parametrize("name, weighted", [("synthetic", False), ("synthetic", True),
                                             ("breast_cancer", False)])
 def test_millers_tests_are_the_glm_deviance_differences(name, weighted):
@@ -81,6 +101,27 @@ def test_a_sketch_gives_the_same_report_and_bounds_its_c_statistic():
     assert streamed.miller == pytest.approx(whole.miller, rel=1e-9)
     assert 0 < streamed.c_statistic_bound < 0.01
     assert abs(streamed.c_statistic - whole.c_statistic) <= streamed.c_statistic_bound
+
+
+@pytest.mark.parametrize("spread", [0.05, 0.5, 2.0])
+def test_the_histogram_bounds_the_c_statistic_below_1e4(spread):
+    # From cells the bound is ~3e-3; sub-bins of 2**-12 cut it about 256-fold: below 1e-4
+    # for scores of sd 1/3 logit or more (it is about 3e-5 / sd). The error lies within it.
+    rng = np.random.default_rng(4)
+    f = rng.normal(-1.0, spread, 200_000)
+    y = (rng.random(f.size) < 1 / (1 + np.exp(-(f + 1.0) / spread))).astype(np.int8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the steep slope of sd 0.05 is the sketch's limit
+        exact = logitshift.validate(y, f).c_statistic
+        cells = logitshift.Sketch().update(y, f).validate()
+    sketch = sum(logitshift.Sketch(histogram=True).update(y[i::4], f[i::4]) for i in range(4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        report = logitshift.Sketch.from_bytes(sketch.to_bytes()).validate()
+    assert 0 < report.c_statistic_bound <= (1e-4 if spread >= 0.5 else 1e-3)
+    assert report.c_statistic_bound < cells.c_statistic_bound / 100
+    assert abs(report.c_statistic - exact) <= report.c_statistic_bound
+    assert report.brier == pytest.approx(cells.brier, rel=1e-14)
 
 
 def test_polynomial_sums_match_the_rows_in_both_tails():

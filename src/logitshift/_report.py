@@ -101,6 +101,19 @@ class CalibrationReport:
         The weighted mean, median and 90th percentile of ``|observed - predicted|`` over the
         bins of ``curve``. Loess-based tools (``val.prob``'s ``Eavg`` / ``E90``,
         ``CalibrationCurves``) smooth the rows instead and give somewhat different values.
+    r2 : float
+        Nagelkerke's R², ``(1 - exp(-LR / n)) / (1 - exp(-L0 / n))``, with ``LR`` the
+        likelihood-ratio statistic of the recalibration line against the intercept alone,
+        ``L0`` the intercept alone's deviance and ``n = Σ w`` (``val.prob``'s ``R2``).
+    discrimination, discrimination_chi2, discrimination_pvalue : float
+        ``D = (LR - 1) / n``, ``LR`` and its chi-square(1) p-value (``val.prob``'s ``D``,
+        ``D:Chi-sq``; it prints ``D:p`` as NA).
+    unreliability, unreliability_pvalue : float
+        ``U = (χ² - 2) / n`` with ``χ²`` Miller's joint statistic (``a = 0, b = 1``), and
+        its chi-square(2) p-value (``val.prob``'s ``U``, ``U:p``; ``U:Chi-sq`` is
+        ``miller.joint``).
+    quality : float
+        ``Q = D - U`` (``val.prob``'s ``Q``).
     """
 
     shift: ShiftFit
@@ -117,6 +130,13 @@ class CalibrationReport:
     ici: float
     e50: float
     e90: float
+    r2: float
+    discrimination: float
+    discrimination_chi2: float
+    discrimination_pvalue: float
+    unreliability: float
+    unreliability_pvalue: float
+    quality: float
 
     @property
     def n_rows(self) -> int:
@@ -140,7 +160,12 @@ class CalibrationReport:
             "brier": self.brier, "brier_scaled": self.brier_scaled, "log_loss": self.log_loss,
             "c_statistic": self.c_statistic, "c_statistic_bound": self.c_statistic_bound,
             "dxy": 2.0 * self.c_statistic - 1.0,
-            "ici": self.ici, "e50": self.e50, "e90": self.e90,
+            "ici": self.ici, "e50": self.e50, "e90": self.e90, "r2": self.r2,
+            "discrimination": self.discrimination,
+            "discrimination_chi2": self.discrimination_chi2,
+            "discrimination_pvalue": self.discrimination_pvalue,
+            "unreliability": self.unreliability,
+            "unreliability_pvalue": self.unreliability_pvalue, "quality": self.quality,
             "curve": {name: getattr(self.curve, name).tolist()
                       for name in ("predicted", "observed", "weight", "low", "high")},
         }
@@ -151,6 +176,8 @@ class CalibrationReport:
             c += f" ± {self.c_statistic_bound:.2g}"
         rows = [
             ("Dxy", f"{2.0 * self.c_statistic - 1.0:.6g}"), ("C (ROC)", c),
+            ("R2", f"{self.r2:.6g}"), ("D", f"{self.discrimination:.6g}"),
+            ("U", f"{self.unreliability:.6g}"), ("Q", f"{self.quality:.6g}"),
             ("Brier", f"{self.brier:.6g}"), ("Brier scaled", f"{self.brier_scaled:.6g}"),
             ("Log loss", f"{self.log_loss:.6g}"),
             ("In the large", f"{self.shift.shift:.6g} (se {self.shift.se:.3g})"),
@@ -264,7 +291,8 @@ def _unit_scale(weights: np.ndarray) -> np.ndarray:
 def c_statistic_of_cells(negative: np.ndarray, positive: np.ndarray) -> tuple[float, float]:
     """The c-statistic from label weights per cell (cells in increasing offset), and its
     largest error: pairs in different cells are ordered, pairs within a cell are counted
-    one half, so the error is at most half their share."""
+    one half, so the error is at most half their share, plus the rounding of the sums
+    (``cells · eps``)."""
     both = _unit_scale(np.concatenate([negative, positive]))
     negative, positive = both[:negative.size], both[negative.size:]
     below = np.cumsum(negative) - negative
@@ -273,7 +301,7 @@ def c_statistic_of_cells(negative: np.ndarray, positive: np.ndarray) -> tuple[fl
     if not total > 0:  # one class only: no pairs to order
         return math.nan, math.nan
     return (float(np.sum(positive * (below + 0.5 * negative))) / total,
-            0.5 * same_cell / total)
+            0.5 * same_cell / total + negative.size * 2.0 ** -52)
 
 
 def build_report(shift: ShiftFit, slope: SlopeFit, sums: PolynomialSums,
@@ -293,12 +321,35 @@ def build_report(shift: ShiftFit, slope: SlopeFit, sums: PolynomialSums,
     z = numerator / math.sqrt(variance) * root_units if variance > 0 else math.nan
     curve = calibration_curve(*cells, bins=bins, level=level)
     error = np.abs(curve.observed - curve.predicted)
+    miller = miller_tests(shift, slope)
     return CalibrationReport(
-        shift=shift, slope=slope, miller=miller_tests(shift, slope),
+        shift=shift, slope=slope, miller=miller,
         spiegelhalter_z=z, spiegelhalter_pvalue=math.erfc(abs(z) / math.sqrt(2.0)),
         brier=brier,
         brier_scaled=1.0 - brier / (mean * (1.0 - mean)) if 0 < mean < 1 else math.nan,
         log_loss=shift.loss_at_zero, c_statistic=c[0], c_statistic_bound=c[1], curve=curve,
         ici=float(np.sum(curve.weight * error) / np.sum(curve.weight)),
         e50=_weighted_quantile(error, curve.weight, 0.5),
-        e90=_weighted_quantile(error, curve.weight, 0.9))
+        e90=_weighted_quantile(error, curve.weight, 0.9),
+        **_val_prob_indexes(shift, slope, miller, mean))
+
+
+def _val_prob_indexes(shift: ShiftFit, slope: SlopeFit, miller: MillerTests, mean: float
+                      ) -> dict[str, float]:
+    """``val.prob``'s R², D, U and Q, with ``n = Σ w``: from the deviance of the intercept
+    alone (the labels' entropy at their mean ``mean``), the deviance at the scores as they
+    are (``LR`` is the first less the second: negative for scores worse than the mean) and
+    Miller's joint statistic."""
+    n = shift.weight_sum
+    entropy = -sum(p * math.log(p) for p in (mean, 1.0 - mean) if p > 0)
+    null_deviance = 2.0 * n * entropy
+    ratio = 2.0 * n * (entropy - shift.loss_at_zero)
+    r2 = (-math.expm1(-ratio / n) / -math.expm1(-null_deviance / n)
+          if null_deviance > 0 else math.nan)
+    discrimination = (ratio - 1.0) / n
+    unreliability = (miller.joint - 2.0) / n
+    return {"r2": r2, "discrimination": discrimination, "discrimination_chi2": ratio,
+            "discrimination_pvalue": _chi_square_pvalue(ratio, 1) if ratio > 0 else 1.0,
+            "unreliability": unreliability,
+            "unreliability_pvalue": miller.joint_pvalue,
+            "quality": discrimination - unreliability}

@@ -39,7 +39,7 @@ EXIT_INTERRUPTED = 130
 _PROG = "logitshift"
 #: Python arguments and the flags that set them, for messages raised by the library.
 _FLAGS = {"pseudo_count": "--pseudo-count", "level": "--level", "format": "--format",
-          "offset_is": "--offset-is", "bins": "--bins"}
+          "offset_is": "--offset-is", "bins": "--bins", "se_type": "--se-type"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -71,10 +71,12 @@ def _seed_example() -> tuple[np.ndarray, np.ndarray]:
 
 def _describe(result: ShiftFit, level: float, details: bool) -> list[str]:
     low, high = result.confint(level)
+    robust = result.se_type == "robust"
     lines = [
         f"  shift         {result.shift!r}",
-        f"  se            {result.se:.6g}",
-        f"  {_percent(level)} CI        [{low:.6g}, {high:.6g}] (profile likelihood)",
+        f"  se            {result.se:.6g}{' (robust, HC0)' if robust else ''}",
+        f"  {_percent(level)} CI        [{low:.6g}, {high:.6g}] "
+        f"({'Wald, robust se' if robust else 'profile likelihood'})",
         f"  loss          {result.loss_at_zero:.6g} at shift 0 -> {result.loss:.6g} at the shift",
         f"  iterations    {result.iterations} ({result.status})",
     ]
@@ -174,9 +176,9 @@ def _fit(args: argparse.Namespace) -> int:
     # One pass, a batch at a time: memory stays bounded whatever the files' size.
     sketch = sketch_file(args.paths, args.label, args.offset, args.weight,
                          progress=False if args.quiet else None, format=args.format,
-                         offset_is=args.offset_is)
+                         offset_is=args.offset_is, robust=args.se_type == "robust")
     with naming_columns(roles):
-        result = sketch.solve(pseudo_count=args.pseudo_count)
+        result = sketch.solve(pseudo_count=args.pseudo_count, se_type=args.se_type)
     if plot is not None:
         # Before the report, so that a path that cannot be written leaves stdout empty.
         _write_plot(plot, args.plot, result, sketch, level=args.level)
@@ -204,7 +206,7 @@ def _describe_report(report: CalibrationReport, level: float) -> list[str]:
     percent = _percent(level)
     c = f"{report.c_statistic:.6g}"
     if report.c_statistic_bound > 0:
-        c += f" ± {report.c_statistic_bound:.2g} (from the sketch's cells)"
+        c += f" ± {report.c_statistic_bound:.2g} (from the sketch's histogram)"
     if slope.converged:
         intervals = slope.confint(level)
         intercept = (f"{slope.intercept:.6g} (se {slope.se_intercept:.3g}, {percent} CI "
@@ -218,8 +220,13 @@ def _describe_report(report: CalibrationReport, level: float) -> list[str]:
         ("n", f"{report.n_rows} (weight {shift.weight_sum:.10g}, "
               f"positives {shift.positives:.10g})"),
         ("Dxy", f"{2.0 * report.c_statistic - 1.0:.6g}"),
-        ("C (ROC)", c),
+        ("C (ROC)", c), ("R2", f"{report.r2:.6g}"),
+        ("D", f"{report.discrimination:.6g}"),
+        ("D:Chi-sq", f"{report.discrimination_chi2:.6g}"),
+        ("D:p", f"{report.discrimination_pvalue:.3g}"),
+        ("U", f"{report.unreliability:.6g}"),
         ("U:Chi-sq", f"{miller.joint:.6g}"), ("U:p", f"{miller.joint_pvalue:.3g}"),
+        ("Q", f"{report.quality:.6g}"),
         ("Brier", f"{report.brier:.6g}"), ("Brier scaled", f"{report.brier_scaled:.6g}"),
         ("Intercept", intercept), ("Slope", line),
         ("E90", f"{report.e90:.6g}"), ("ICI", f"{report.ici:.6g}"),
@@ -276,7 +283,8 @@ def _validate(args: argparse.Namespace) -> int:
     plot = _plotting(args.plot)
     report = validate_file(args.paths, args.label, args.offset, args.weight,
                            offset_is=args.offset_is, bins=args.bins, level=args.level,
-                           progress=False if args.quiet else None, format=args.format)
+                           progress=False if args.quiet else None, format=args.format,
+                           se_type=args.se_type)
     if plot is not None:
         # Before the report, so that a path that cannot be written leaves stdout empty.
         figure = plot.report_figure(report)
@@ -308,6 +316,10 @@ def _add_output_flags(command: argparse.ArgumentParser) -> None:
     ``validate``."""
     command.add_argument("--level", type=float, default=0.95,
                          help="confidence level of the intervals (default 0.95)")
+    command.add_argument("--se-type", choices=["model", "robust"], default="model",
+                         help="standard errors from the model's information (the default) or "
+                              "the sandwich (HC0, for sampling weights and soft labels; the "
+                              "intervals are then Wald's)")
     command.add_argument("--format", choices=["csv", "parquet"],
                          help="the format of every PATH, where its extension does not tell it")
     command.add_argument("--json", action="store_true", help="print one JSON object")
@@ -350,8 +362,8 @@ def _parser() -> argparse.ArgumentParser:
         description="The calibration report of a model's scores (rms::val.prob's statistics, "
                     "the calibration in the large, Miller's tests and the binned curve), "
                     "from columns of CSV or Parquet files in one pass; PATH '-' reads CSV "
-                    "from standard input. The c-statistic comes from the sketch's cells, "
-                    "with a bound on its error.",
+                    "from standard input. The c-statistic comes from the sketch's fine "
+                    "histogram of the scores, with a bound on its error.",
     )
     _add_input_flags(check, "the model's raw scores (log-odds), or its probabilities with "
                             "--offset-is probability", offset_required=True)

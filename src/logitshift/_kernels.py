@@ -469,17 +469,21 @@ def fill_unweighted(offsets, labels, start, stop, inv_width, width, order, table
 
 @nb.njit(**_OPTIONS)
 def fill_extras(offsets, has_offsets, constant_offset, labels, weights, has_weights, scale,
-                start, stop, centres, inv_width, width, squared, histogram):
+                start, stop, centres, lookup, first_cell, inv_width, width, squared,
+                histogram):
     """Add rows ``[start, stop)``, already validated, to a sketch's optional per-cell tables.
 
     Each row of positive weight and finite offset goes to the cell of ``centres`` (sorted)
-    that holds it, as `fill` places it. ``squared`` (cells, 3, order), unless empty, gets
-    the moments ``Σ v d^j`` with ``v = w² (1 - y)², w² y (1 - y), w² y²``: what a sandwich
-    variance needs. ``histogram`` (cells, 2, bins), unless empty, gets ``w (1 - y)`` and
-    ``w y`` in ``bins`` equal sub-bins of the cell. Weights are multiplied by ``scale`` (the
-    sketch's units) first.
+    that holds it, as `fill` places it: ``lookup[k - first_cell]`` for grid cell ``k``
+    where ``lookup`` covers it, else a binary search (cells far out, or beyond the grid).
+    ``squared`` (cells, 3, order), unless empty, gets the moments ``Σ v d^j`` with
+    ``v = w² (1 - y)², w² y (1 - y), w² y²``: what a sandwich variance needs.
+    ``histogram`` (cells, 2, bins), unless empty, gets ``w (1 - y)`` and ``w y`` in
+    ``bins`` equal sub-bins of the cell. Weights are multiplied by ``scale`` (the sketch's
+    units) first.
     """
     n_cells = centres.shape[0]
+    span = lookup.shape[0]
     want_squared = squared.shape[0] > 0
     want_histogram = histogram.shape[0] > 0
     order = squared.shape[2]
@@ -489,20 +493,25 @@ def fill_extras(offsets, has_offsets, constant_offset, labels, weights, has_weig
         f = offsets[i] if has_offsets else constant_offset
         if not (w > 0 and math.isfinite(f)):
             continue
-        centre = (math.floor(f * inv_width) + 0.5) * width
-        if not math.isfinite(centre):
-            centre = f
-        low, high = 0, n_cells  # the first centre >= centre
-        while low < high:
-            middle = (low + high) >> 1
-            if centres[middle] < centre:
-                low = middle + 1
-            else:
-                high = middle
-        b = low
-        if b == n_cells or (b > 0 and centres[b] != centre
-                            and centre - centres[b - 1] < centres[b] - centre):
-            b -= 1
+        cell = np.floor(f * inv_width)  # a float: math.floor would overflow an int64
+        position = cell - first_cell
+        if 0.0 <= position < span:
+            b = lookup[int(position)]
+        else:
+            centre = (cell + 0.5) * width
+            if not math.isfinite(centre):
+                centre = f
+            low, high = 0, n_cells  # the first centre >= centre
+            while low < high:
+                middle = (low + high) >> 1
+                if centres[middle] < centre:
+                    low = middle + 1
+                else:
+                    high = middle
+            b = low
+            if b == n_cells or (b > 0 and centres[b] != centre
+                                and centre - centres[b - 1] < centres[b] - centre):
+                b -= 1
         d = f - centres[b]
         y = float(labels[i])
         if want_squared:
@@ -516,7 +525,7 @@ def fill_extras(offsets, has_offsets, constant_offset, labels, weights, has_weig
                     squared[b, part, j] += power
                     power *= d
         if want_histogram:
-            k = int(math.floor((d * inv_width + 0.5) * bins))
+            k = int(np.floor((d * inv_width + 0.5) * bins))
             k = min(max(k, 0), bins - 1)
             histogram[b, 0, k] += w * (1.0 - y)
             histogram[b, 1, k] += w * y

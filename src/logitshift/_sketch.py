@@ -57,6 +57,23 @@ _FACTORIALS = np.array([math.factorial(j) for j in range(MAX_ORDER + 1)], dtype=
 _COEFFICIENTS = _kernels.derivative_coefficients(MAX_ORDER + 2)
 _NO_CELLS = np.empty((0, 2))  # sketch_terms: no per-cell parts wanted
 
+def _cell_lookup(centres: np.ndarray, width: float) -> tuple[np.ndarray, float]:
+    """The position in ``centres`` of each grid cell from the first to the last (dense:
+    ``-1`` for the cells between that no row occupies), and the first cell's index; empty
+    where the cells spread wider than a few times their number (then `fill_extras`
+    searches)."""
+    on_grid = centres[np.abs(centres) < 2.0 ** 52 * width]
+    if on_grid.size == 0:
+        return np.empty(0, dtype=np.int64), 0.0
+    index = np.floor(on_grid / width)
+    first, span = index[0], index[-1] - index[0] + 1
+    if span > 4 * centres.size + 4096:
+        return np.empty(0, dtype=np.int64), 0.0
+    lookup = np.full(int(span), -1, dtype=np.int64)
+    lookup[(index - first).astype(np.int64)] = np.searchsorted(centres, on_grid)
+    return lookup, float(first)
+
+
 def _histogram_bins(width: float) -> int:
     """Sub-bins of width ``HISTOGRAM_WIDTH`` per cell: at least 1, at most 4096 (cells
     wider than 1/4 logit get coarser sub-bins)."""
@@ -460,8 +477,9 @@ class Sketch:
             parts = [(np.zeros_like(squared), np.zeros_like(histogram)) for _ in ranges]
             arguments = data.kernel_arguments
             scale = ldexp(1.0, -scanned.scale_exponent)
+            lookup, first_cell = _cell_lookup(centres, self.width)
             in_threads([partial(_kernels.fill_extras, *arguments, scale, start, stop, centres,
-                                1.0 / self.width, self.width, *part)
+                                lookup, first_cell, 1.0 / self.width, self.width, *part)
                         for part, (start, stop) in zip(parts, ranges)])
             if self.robust:
                 extras["squared"] = sum(part[0] for part in parts)

@@ -120,6 +120,10 @@ def test_every_source_gives_the_arrays_robust_se(data, tmp_path):
     for result in fits + [report.shift for report in reports]:
         assert result.se_type == "robust"
         assert result.se == pytest.approx(expected.se, rel=1e-12)
+    record = reports[1].to_dict()
+    assert record["se_type"] == "robust" and record["shift_se"] == reports[1].shift.se
+    assert (record["shift_ci_low"], record["shift_ci_high"]) == reports[1].shift.confint(
+        method="wald")
     for result in slopes + [report.slope for report in reports]:
         assert result.se_type == "robust"
         np.testing.assert_allclose(result.covariance, expected_slope.covariance, rtol=1e-11)

@@ -143,12 +143,14 @@ class CalibrationReport:
         return self.shift.n_rows
 
     def to_dict(self) -> dict[str, Any]:
-        """The statistics as plain Python values (the curve as lists)."""
+        """The statistics as plain Python values (the curve as lists); the intervals by
+        ``confint``'s default method (Wald's where ``se_type`` is ``"robust"``)."""
         low, high = self.shift.confint()
         return {
             "n_rows": self.n_rows, "weight_sum": self.shift.weight_sum,
             "positives": self.shift.positives,
             "calibration_in_the_large": self.shift.shift, "shift_se": self.shift.se,
+            "se_type": self.shift.se_type,
             "shift_ci_low": low, "shift_ci_high": high,
             "observed_expected": self.shift.observed_expected.ratio,
             "intercept": self.slope.intercept, "slope": self.slope.slope,

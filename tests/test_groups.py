@@ -225,6 +225,19 @@ def test_bad_groups(group, message):
     assert error.value.argument == "group"
 
 
+@pytest.mark.parametrize("group, index, problem", [
+    (pd.Series(["a", None, "b", "a"]), 101, "missing"),
+    (pd.Series(["a", "b", "b", None], dtype="category"), 103, "missing"),
+    (np.array(["a", "b", None, "a"], dtype=object), 102, "missing"),
+    (np.array([1.0, 2.0, 1.0, np.nan]), 103, "nan"),
+], ids=["pandas", "categorical", "object", "float"])
+def test_a_chunks_bad_group_is_numbered_from_its_first_row(group, index, problem):
+    # A stream's chunk (a file's batch, a Dask chunk) numbers its rows from where it starts.
+    with pytest.raises(logitshift.InputError, match=rf"group\[{index}\] is {problem}") as error:
+        GroupSketch().update(np.array([0, 1, 0, 1]), group, first_row=100)
+    assert error.value.index == index
+
+
 def test_bad_groups_of_other_libraries_and_codes():
     import polars as pl
     import pyarrow as pa

@@ -111,6 +111,15 @@ def test_degenerate_groups_warn_once_with_their_count(grouped):
     assert finite.se[2] == pytest.approx(alone.se, rel=1e-13)
 
 
+def test_with_random_intercepts_the_warning_does_not_suggest_them(grouped):
+    with pytest.warns(RuntimeWarning, match="2 of 60 groups have labels of one class") as got:
+        result = logitshift.fit_groups(grouped.y.values, grouped.group.values,
+                                       grouped.offset.values, shrinkage="random")
+    (message,) = [str(warning.message) for warning in got]
+    assert "shrinkage=" not in message and "their shrunk shifts are finite" in message
+    assert np.isfinite(result.shrunk[result.status == "all_negative"]).all()
+
+
 def test_lr_test_of_one_common_shift(grouped):
     result = _fit(grouped.y.values, grouped.group.values, grouped.offset.values)
     reference = _reference("glmer_reference.csv")

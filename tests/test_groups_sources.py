@@ -246,9 +246,23 @@ def test_a_csv_group_of_another_kind_than_the_first_rows_is_named(tmp_path, rows
     with pytest.raises(logitshift.InputError) as error:
         logitshift.fit_groups_file(path, "y", "code", "f")
     assert str(error.value) == (f"column 'code' row 2500 of {str(path)!r}: the group label "
-                                "'FR' is not an integer, as the labels in the column's first "
-                                "rows are")
+                                "'FR' is not an integer within int64, as the labels in the "
+                                "column's first rows are")
     assert error.value.index == 2500
+
+
+def test_csv_labels_that_a_float_would_round_together_stay_apart(tmp_path):
+    # 20-digit IDs are beyond int64 and decimals beyond a double's digits: as floats, these
+    # would be one group each; they are read as text, as written.
+    ids = ["12345678901234567890", "12345678901234567891", "12345678901234567892"]
+    decimals = ["0.10000000000000000", "0.10000000000000001", "1.5"]
+    path = tmp_path / "labels.csv"
+    path.write_text("y,id,decimal\n" + "".join(
+        f"{y},{a},{b}\n" for y, a, b in zip([0, 1, 0, 1, 0, 1], ids * 2, decimals * 2)))
+    for column, labels in (("id", ids), ("decimal", decimals)):
+        result = logitshift.fit_groups_file(path, "y", column)
+        assert result.groups.tolist() == sorted(labels)
+        assert result.n_rows.tolist() == [2, 2, 2]
 
 
 def test_fit_groups_file_refuses_before_reading(tmp_path, rows):

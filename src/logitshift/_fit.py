@@ -868,9 +868,10 @@ def fit_groups_file(
         Column names, as for :func:`fit_file`.
     group : str
         The column of groups. Its cells are labels, not numbers: a CSV column is read as
-        integers, floats or booleans where its first rows (the first MB) hold only those,
-        and as text otherwise (an empty, ``NA`` or ``null`` cell is missing); a Parquet
-        column in its own type, dictionary (categorical) columns included.
+        integers (int64) or booleans where its first rows (the first MB) hold only those,
+        and as text, exactly as written, otherwise (decimals and larger integers too, so
+        that no two labels round to one; an empty, ``NA`` or ``null`` cell is missing); a
+        Parquet column in its own type, dictionary (categorical) columns included.
     offset_is
         As for :func:`fit_file`.
     shrinkage, nagq, pseudo_count, tol, max_iter

@@ -299,8 +299,10 @@ def _column_types(head: bytes, columns: Sequence[str], where: str,
     where the first rows hold booleans or text, to be turned into numbers a batch at a
     time (:func:`_numbers`), so that ``true``/``false`` may be followed by ``0.7`` and the
     first cell that is not a number can be named. A column of ``keys`` (group labels) keeps
-    the kind of its first rows: int64, float64 or bool where they hold only those, else
-    text, so that every batch gives labels of one type."""
+    the kind of its first rows, so that every batch gives labels of one type: int64 or bool
+    where they hold only those, else text. Decimals stay text too: read as floats, labels
+    that differ (integers beyond int64, or decimals beyond a double's 17 digits) could
+    round to one."""
     sample = head[:head.rfind(b"\n") + 1] or head  # whole lines only
     # All columns, for their names: a name asked for may be missing or be there twice.
     schema = pacsv.read_csv(pa.BufferReader(sample)).schema
@@ -310,7 +312,6 @@ def _column_types(head: bytes, columns: Sequence[str], where: str,
         kind = schema.field(name).type
         if name in keys:
             types[name] = (pa.int64() if pa.types.is_integer(kind)
-                           else pa.float64() if pa.types.is_floating(kind)
                            else pa.bool_() if pa.types.is_boolean(kind) else pa.string())
         else:
             types[name] = (pa.string() if pa.types.is_boolean(kind) or pa.types.is_string(kind)
@@ -409,8 +410,7 @@ def _not_a_number(column: str, row: int, where: str, cell: str) -> InputError:
 def _not_a_label(column: str, row: int, where: str, cell: str, kind: pa.DataType
                  ) -> InputError:
     """A group label of another kind than those of its column's first rows."""
-    what = ("an integer" if pa.types.is_integer(kind) else "a boolean"
-            if pa.types.is_boolean(kind) else "a number")
+    what = "an integer within int64" if pa.types.is_integer(kind) else "a boolean"
     return InputError(f"column {column!r} row {row} of {where}: the group label {cell!r} is "
                       f"not {what}, as the labels in the column's first rows are",
                       argument=column, index=row, value=cell)
@@ -525,8 +525,9 @@ def iter_batches(
     keys : sequence of str, optional
         Those of ``columns`` that hold labels (groups) rather than numbers: yielded as
         pyarrow Arrays, missing values and all, for the caller to check. A CSV key column is
-        read as int64, float64 or bool where its first rows hold only those, and as text
-        otherwise; a Parquet one in its own type (dictionary columns as dictionaries).
+        read as int64 or bool where its first rows hold only those, and as text otherwise
+        (decimals and integers beyond int64 too, as they are written); a Parquet one in its
+        own type (dictionary columns as dictionaries).
 
     Raises
     ------
@@ -786,9 +787,9 @@ def sketch_groups_file(
         Column names, as for :func:`sketch_file`.
     group : str
         The column of groups: labels, not numbers (see ``keys`` of :func:`iter_batches`).
-        A CSV column is read as integers, floats or booleans where its first rows hold
-        only those, else as text; every batch, and every file, must give labels of one
-        kind.
+        A CSV column is read as integers or booleans where its first rows hold only those,
+        else as text, exactly as written; every batch, and every file, must give labels of
+        one kind.
 
     Raises
     ------

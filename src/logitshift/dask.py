@@ -455,7 +455,8 @@ def _as_dask_groups(values: Any, labels: da.Array) -> da.Array:
             raise InputError(f"group must be 1-D, got shape {array.shape}: one group per row",
                              argument="group")
         if any(math.isnan(size) for size in labels.chunks[0]):
-            return da.from_array(array, chunks=array.shape[0])  # cut by `_aligned`'s check
+            # Chunks of unknown size cannot be matched: `_aligned` says so, naming the cure.
+            return da.from_array(array, chunks=array.shape[0])
         if array.shape[0] != labels.shape[0]:
             raise InputError(f"group has {rows(array.shape[0])}, y has {labels.shape[0]}",
                              argument="group")

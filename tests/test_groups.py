@@ -111,6 +111,15 @@ def test_degenerate_groups_warn_once_with_their_count(grouped):
     assert finite.se[2] == pytest.approx(alone.se, rel=1e-13)
 
 
+def test_with_random_intercepts_the_warning_does_not_suggest_them(grouped):
+    with pytest.warns(RuntimeWarning, match="2 of 60 groups have labels of one class") as got:
+        result = logitshift.fit_groups(grouped.y.values, grouped.group.values,
+                                       grouped.offset.values, shrinkage="random")
+    (message,) = [str(warning.message) for warning in got]
+    assert "shrinkage=" not in message and "their shrunk shifts are finite" in message
+    assert np.isfinite(result.shrunk[result.status == "all_negative"]).all()
+
+
 def test_lr_test_of_one_common_shift(grouped):
     result = _fit(grouped.y.values, grouped.group.values, grouped.offset.values)
     reference = _reference("glmer_reference.csv")
@@ -223,6 +232,19 @@ def test_bad_groups(group, message):
     with pytest.raises(logitshift.InputError, match=message) as error:
         logitshift.fit_groups(np.array([0, 1, 0, 1]), group)
     assert error.value.argument == "group"
+
+
+@pytest.mark.parametrize("group, index, problem", [
+    (pd.Series(["a", None, "b", "a"]), 101, "missing"),
+    (pd.Series(["a", "b", "b", None], dtype="category"), 103, "missing"),
+    (np.array(["a", "b", None, "a"], dtype=object), 102, "missing"),
+    (np.array([1.0, 2.0, 1.0, np.nan]), 103, "nan"),
+], ids=["pandas", "categorical", "object", "float"])
+def test_a_chunks_bad_group_is_numbered_from_its_first_row(group, index, problem):
+    # A stream's chunk (a file's batch, a Dask chunk) numbers its rows from where it starts.
+    with pytest.raises(logitshift.InputError, match=rf"group\[{index}\] is {problem}") as error:
+        GroupSketch().update(np.array([0, 1, 0, 1]), group, first_row=100)
+    assert error.value.index == index
 
 
 def test_bad_groups_of_other_libraries_and_codes():

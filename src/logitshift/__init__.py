@@ -5,8 +5,9 @@
 >>> result.shift, result.se, result.confint()            # doctest: +SKIP
 """
 
-from ._fit import (fit, fit_file, fit_frame, fit_groups, fit_slope, fit_slope_file,
-                   fit_slope_frame, validate, validate_file, validate_frame)
+from ._fit import (fit, fit_file, fit_frame, fit_groups, fit_groups_file, fit_groups_frame,
+                   fit_slope, fit_slope_file, fit_slope_frame, validate, validate_file,
+                   validate_frame)
 from ._groups import GroupShiftFit
 from ._report import CalibrationCurve, CalibrationReport, MillerTests
 from ._losses import gradient, hessian, loss, sigmoid
@@ -25,6 +26,8 @@ __all__ = [
     "fit_slope_frame",
     "fit_slope_file",
     "fit_groups",
+    "fit_groups_frame",
+    "fit_groups_file",
     "GroupShiftFit",
     "validate",
     "validate_frame",

@@ -99,15 +99,15 @@ def scored_arrays(y: Any, offset: Any, weight: Any, *, robust: bool = False) -> 
         return ScoredArrays(data, None, error)
 
 
-def frame_columns(frame: Any, label: Any, offset: Any = None, weight: Any = None
-                  ) -> tuple[dict[str, Any], list[Any]]:
-    """The roles (``{"y": label, "offset": ..., "weight": ...}``) and the columns that fill
-    them (None where a role has no column), read from a pandas or polars DataFrame, a polars
-    LazyFrame (only the named columns are collected), a pyarrow Table or RecordBatch, a
-    mapping, or a numpy structured array (its fields). Raises for a column that is not there,
-    listing those that are, for a name that two columns share, and for anything that is not
-    a table."""
-    roles, columns = column_roles(label, offset, weight)
+def frame_columns(frame: Any, label: Any, offset: Any = None, weight: Any = None, *,
+                  group: Any = None) -> tuple[dict[str, Any], list[Any]]:
+    """The roles (``{"y": label, "offset": ..., "weight": ...}``, with ``"group"`` after
+    ``"y"`` where ``group`` names a column) and the columns that fill them (None where a
+    role has no column), read from a pandas or polars DataFrame, a polars LazyFrame (only
+    the named columns are collected), a pyarrow Table or RecordBatch, a mapping, or a numpy
+    structured array (its fields). Raises for a column that is not there, listing those that
+    are, for a name that two columns share, and for anything that is not a table."""
+    roles, columns = column_roles(label, offset, weight, group=group)
     if hasattr(frame, "collect"):  # a polars LazyFrame: collect only the columns asked for
         check_columns(columns, frame.collect_schema().names(), "the frame")
         frame = frame.select(columns).collect()

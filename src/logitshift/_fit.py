@@ -21,7 +21,8 @@ from ._validate import (InputError, as_positive_int, as_raw_scores, check_offset
                         column_roles, library_of, naming_columns)
 
 __all__ = ["fit", "fit_frame", "fit_file", "fit_slope", "fit_slope_frame", "fit_slope_file",
-           "validate", "validate_frame", "validate_file", "fit_groups"]
+           "validate", "validate_frame", "validate_file",
+           "fit_groups", "fit_groups_frame", "fit_groups_file"]
 
 
 def fit(
@@ -718,6 +719,7 @@ def fit_groups(
     tol: float | None = None,
     max_iter: int = 100,
     levels: Any = None,
+    offset_is: str = "logit",
 ) -> GroupShiftFit:
     """The shift of every group, and optionally the random-intercept model, from one pass.
 
@@ -731,7 +733,8 @@ def fit_groups(
     Parameters
     ----------
     y, offset, weight
-        As for :func:`fit`.
+        As for :func:`fit`. Dask arrays go to :func:`logitshift.dask.fit_groups_arrays`: one
+        pass over their chunks.
     group : array_like, shape (n,)
         Each row's group: integers, strings, floats, bools, a pandas Categorical, a polars or
         pyarrow dictionary column (anything hashable that sorts; keys that do not sort
@@ -749,6 +752,8 @@ def fit_groups(
         iterations.
     levels : array_like, optional
         The labels of integer codes ``0, 1, ...`` in ``group``.
+    offset_is : {"logit", "probability"}, default "logit"
+        As for :func:`fit`.
 
     Returns
     -------
@@ -786,9 +791,152 @@ def fit_groups(
     ([0, 1, 2, 3, 4], True)
     """
     options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
-    sketch = GroupSketch().update(y, group, offset, weight, levels=levels)
-    if sketch.n_groups == 0:
-        from ._validate import InputError
+    check_offset_is(offset_is)
+    if _in_dask(y, group, offset, weight):
+        from . import dask
 
-        raise InputError("y is empty", argument="y")
-    return fit_group_curves(sketch, **options)
+        return _estimate_groups(dask.sketch_groups_arrays(y, group, offset, weight,
+                                                          levels=levels, offset_is=offset_is),
+                                {}, options)
+    sketch = GroupSketch().update(y, group, as_raw_scores(offset, offset_is), weight,
+                                  levels=levels)
+    return _estimate_groups(sketch, {}, options)
+
+
+def _estimate_groups(sketch: GroupSketch, roles: dict[str, Any], options: dict[str, Any]
+                     ) -> GroupShiftFit:
+    """The per-group estimator on ``sketch``; its errors about the whole (no rows, no
+    weight) name the columns of ``roles``."""
+    with naming_columns(roles):
+        return fit_group_curves(sketch, **options)
+
+
+def fit_groups_frame(
+    frame: Any,
+    label: str,
+    group: str,
+    offset: str | None = None,
+    weight: str | None = None,
+    *,
+    shrinkage: str | None = None,
+    nagq: int = 1,
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+    levels: Any = None,
+    offset_is: str = "logit",
+) -> GroupShiftFit:
+    """:func:`fit_groups` on the named columns of a table.
+
+    Parameters
+    ----------
+    frame : table
+        As for :func:`fit_frame`: a pandas or polars DataFrame, a polars LazyFrame, a
+        pyarrow Table or RecordBatch, a mapping of names to arrays, or a Dask DataFrame
+        (:func:`logitshift.dask.fit_groups_frame`: one pass, partition by partition).
+    label, group, offset, weight : str
+        Column names: the labels, the groups, and optionally the offsets and the weights.
+        The group column may hold any labels :func:`fit_groups` takes, a pandas
+        categorical or a polars or pyarrow dictionary column among them.
+    shrinkage, nagq, pseudo_count, tol, max_iter, levels, offset_is
+        As for :func:`fit_groups`.
+
+    Returns
+    -------
+    GroupShiftFit
+
+    Raises
+    ------
+    InputError
+        A column that is not in the frame (the message lists those that are), or any error
+        of :func:`fit_groups`, prefixed by the column's name: ``column 'country':
+        group[7] is missing: every row needs a group``. Rows are numbered by position from
+        0, whatever the frame's index.
+
+    Examples
+    --------
+    >>> import pandas as pd, logitshift
+    >>> frame = pd.DataFrame({"clicked": [0, 1, 0, 1, 1, 0], "site": list("aabbcc"),
+    ...                       "score": [-1.0, 0.5, 0.2, -2.0, 0.1, 0.3]})
+    >>> logitshift.fit_groups_frame(frame, "clicked", "site", "score").groups.tolist()
+    ['a', 'b', 'c']
+    """
+    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+    check_offset_is(offset_is)
+    if library_of(frame) == "dask":
+        from . import dask
+
+        roles, _ = column_roles(label, offset, weight, group=group)
+        return _estimate_groups(dask.sketch_groups_frame(frame, label, group, offset, weight,
+                                                         levels=levels, offset_is=offset_is),
+                                roles, options)
+    roles, (y, groups, scores, weights) = _arrays.frame_columns(frame, label, offset, weight,
+                                                                group=group)
+    with naming_columns(roles):
+        sketch = GroupSketch().update(y, groups, as_raw_scores(scores, offset_is), weights,
+                                      levels=levels)
+    return _estimate_groups(sketch, roles, options)
+
+
+def fit_groups_file(
+    source: Any,
+    label: str,
+    group: str,
+    offset: str | None = None,
+    weight: str | None = None,
+    *,
+    batch_rows: int | None = None,
+    progress: bool | None = None,
+    format: str | None = None,
+    offset_is: str = "logit",
+    shrinkage: str | None = None,
+    nagq: int = 1,
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+) -> GroupShiftFit:
+    """:func:`fit_groups` on columns of CSV or Parquet files of any size, in one pass.
+
+    The rows are streamed a batch at a time into a
+    :class:`~logitshift._group_sketch.GroupSketch` (:func:`logitshift.io.sketch_groups_file`),
+    so memory stays a few batches and the sketch, whatever the size of the files, and
+    standard input (``"-"``, CSV) is read once.
+
+    Parameters
+    ----------
+    source, batch_rows, progress, format
+        As for :func:`fit_file`.
+    label, offset, weight : str
+        Column names, as for :func:`fit_file`.
+    group : str
+        The column of groups. Its cells are labels, not numbers: a CSV column is read as
+        integers (int64) or booleans where its first rows (the first MB) hold only those,
+        and as text, exactly as written, otherwise (decimals and larger integers too, so
+        that no two labels round to one; an empty, ``NA`` or ``null`` cell is missing); a
+        Parquet column in its own type, dictionary (categorical) columns included.
+    offset_is
+        As for :func:`fit_file`.
+    shrinkage, nagq, pseudo_count, tol, max_iter
+        As for :func:`fit_groups`.
+
+    Returns
+    -------
+    GroupShiftFit
+        The result of :func:`fit_groups` on the same rows in memory, to rounding.
+
+    Raises
+    ------
+    InputError
+        Naming the file, the column and the row, as :func:`fit_file` does: a missing group
+        reads ``'a.csv': column 'country': group[7] is missing: every row needs a group``;
+        a CSV group cell that is not of the type of the column's first rows is named too.
+    OSError
+        A file that cannot be opened.
+    """
+    from .io import sketch_groups_file
+
+    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+    roles, _ = column_roles(label, offset, weight, group=group)
+    sketch = sketch_groups_file(source, label, group, offset, weight, batch_rows=batch_rows,
+                                progress=progress, format=format, offset_is=offset_is)
+    return _estimate_groups(sketch, roles, options)

@@ -72,7 +72,7 @@ def _first_null(array: Any) -> int:
     return int(np.flatnonzero(mask)[0])
 
 
-def _from_arrow(array: Any, n_rows: int, name: str) -> GroupCodes:
+def _from_arrow(array: Any, n_rows: int, name: str, first_row: int = 0) -> GroupCodes:
     """Codes of a pyarrow Array or ChunkedArray: its dictionary's indices, or (for any other
     type) those of its dictionary encoding, a hash pass."""
     import pyarrow as pa
@@ -81,13 +81,13 @@ def _from_arrow(array: Any, n_rows: int, name: str) -> GroupCodes:
     if len(array) != n_rows:
         raise InputError(f"{name} has {rows(len(array))}, y has {n_rows}", argument=name)
     if array.null_count:
-        raise _missing(_first_null(array), name)
+        raise _missing(first_row + _first_null(array), name)
     kind = array.type
     if not pa.types.is_dictionary(kind):
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
             values = array.to_numpy() if isinstance(array, pa.ChunkedArray) else \
                 array.to_numpy(zero_copy_only=False)
-            return _from_numpy(np.asarray(values), n_rows, name)
+            return _from_numpy(np.asarray(values), n_rows, name, first_row)
         array = pc.dictionary_encode(array)
     if isinstance(array, pa.ChunkedArray):
         if array.num_chunks == 0:
@@ -117,7 +117,7 @@ def _factorised(values: np.ndarray, name: str) -> GroupCodes:
     return GroupCodes(codes, 0, np.array(list(seen), dtype=object))
 
 
-def _from_numpy(values: np.ndarray, n_rows: int, name: str) -> GroupCodes:
+def _from_numpy(values: np.ndarray, n_rows: int, name: str, first_row: int = 0) -> GroupCodes:
     if values.ndim != 1:
         raise InputError(f"{name} must be 1-D, got shape {values.shape}: one group per row",
                          argument=name)
@@ -136,36 +136,37 @@ def _from_numpy(values: np.ndarray, n_rows: int, name: str) -> GroupCodes:
     if kind == "f":
         nan = np.isnan(values)
         if nan.any():
-            index = int(np.flatnonzero(nan)[0])
+            index = first_row + int(np.flatnonzero(nan)[0])
             raise InputError(f"{name}[{index}] is nan: every row needs a group",
                              argument=name, index=index, value=math.nan)
         return _factorised(values, name)
     if kind in "US":
         import pyarrow as pa
 
-        return _from_arrow(pa.array(values), n_rows, name)
+        return _from_arrow(pa.array(values), n_rows, name, first_row)
     if kind == "O":
         for index, value in enumerate(values.tolist()):
             if value is None or (isinstance(value, float) and value != value):
-                raise _missing(index, name)
+                raise _missing(first_row + index, name)
         try:
             import pyarrow as pa
 
-            return _from_arrow(pa.array(values), n_rows, name)
+            return _from_arrow(pa.array(values), n_rows, name, first_row)
         except (TypeError, ValueError, ArithmeticError, ImportError):
             # pyarrow's own errors derive from these: mixed types, objects it cannot hold.
             return _factorised(values, name)
     return _factorised(values, name)
 
 
-def group_codes(group: Any, n_rows: int, levels: Any = None, name: str = "group"
-                ) -> GroupCodes:
+def group_codes(group: Any, n_rows: int, levels: Any = None, name: str = "group",
+                first_row: int = 0) -> GroupCodes:
     """The :class:`GroupCodes` of a column of group labels with ``n_rows`` rows.
 
     Integer labels are their own codes; a pandas, polars or pyarrow categorical
     (dictionary) column gives its codes and categories; anything else is factorised once.
     With ``levels``, ``group`` holds integer codes into them. Raises :class:`InputError` for
-    a missing or NaN label (naming the row), a 2-D column, or a length other than ``n_rows``.
+    a missing or NaN label (naming the row, numbered from ``first_row``), a 2-D column, or a
+    length other than ``n_rows``.
     """
     if levels is not None:
         keys = np.asarray(levels)
@@ -177,7 +178,7 @@ def group_codes(group: Any, n_rows: int, levels: Any = None, name: str = "group"
         if codes.dtype.kind not in "iu":
             raise InputError(f"with levels, {name} must hold integer codes, got dtype "
                              f"{codes.dtype}", argument=name)
-        checked = _from_numpy(codes, n_rows, name)
+        checked = _from_numpy(codes, n_rows, name, first_row)
         return GroupCodes(checked.codes, 0, keys)
     library = library_of(group)
     if library == "pandas":
@@ -185,23 +186,23 @@ def group_codes(group: Any, n_rows: int, levels: Any = None, name: str = "group"
             categorical = group.cat if hasattr(group, "cat") else group
             codes = np.asarray(categorical.codes)
             if codes.ndim == 1 and codes.shape[0] == n_rows and (codes < 0).any():
-                raise _missing(int(np.flatnonzero(codes < 0)[0]), name)
+                raise _missing(first_row + int(np.flatnonzero(codes < 0)[0]), name)
             if codes.ndim == 1 and codes.shape[0] == n_rows:
                 return GroupCodes(codes, 0, np.asarray(categorical.categories, dtype=object))
         if hasattr(group, "isna") and getattr(group, "ndim", 1) == 1:
             missing = np.asarray(group.isna(), dtype=bool)
             if missing.any():
-                raise _missing(int(np.flatnonzero(missing)[0]), name)
-        return _from_numpy(np.asarray(group), n_rows, name)
+                raise _missing(first_row + int(np.flatnonzero(missing)[0]), name)
+        return _from_numpy(np.asarray(group), n_rows, name, first_row)
     if library == "polars" and hasattr(group, "to_arrow"):
-        return _from_arrow(group.to_arrow(), n_rows, name)
+        return _from_arrow(group.to_arrow(), n_rows, name, first_row)
     if library == "pyarrow" and hasattr(group, "null_count"):
-        return _from_arrow(group, n_rows, name)
+        return _from_arrow(group, n_rows, name, first_row)
     try:
         values = np.asarray(group)
     except (TypeError, ValueError) as exc:
         raise InputError(f"{name} cannot be read as an array: {exc}", argument=name) from None
-    return _from_numpy(values, n_rows, name)
+    return _from_numpy(values, n_rows, name, first_row)
 
 
 class _GroupCurve:
@@ -264,7 +265,7 @@ class GroupSketch:
         ``first_row``). ``levels``: ``group`` holds integer codes into them. Returns the
         sketch itself."""
         data = Prepared.of(y, offset, weight, allow_empty=True, first_row=first_row)
-        codes = group_codes(group, data.n_rows, levels)
+        codes = group_codes(group, data.n_rows, levels, first_row=first_row)
         if data.n_rows == 0:
             return self
         chunk = _filled(data, codes, self.width, self.order, threads)

@@ -746,9 +746,10 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
 
     degenerate = int((all_negative | all_positive).sum())
     if degenerate:
+        remedy = ("their shrunk shifts are finite" if shrinkage == "random" else
+                  "pass pseudo_count > 0 for finite ones, or shrinkage='random'")
         warn(f"{degenerate} of {n} groups have labels of one class only (of the rows with "
-             "weight and a finite offset): their shift is infinite; pass pseudo_count > 0 for "
-             "finite ones, or shrinkage='random'")
+             f"weight and a finite offset): their shift is infinite; {remedy}")
     if lost.any():
         warn(f"{int(lost.sum())} of {n} groups have labels separated by a gap so wide that "
              "the gradient underflows at their shift (status 'underflow', shift nan); fit "

@@ -376,12 +376,14 @@ def check_infinite_offsets(labels: np.ndarray, offsets: np.ndarray | float,
         )
 
 
-def column_roles(label: Any, offset: Any = None, weight: Any = None
+def column_roles(label: Any, offset: Any = None, weight: Any = None, *, group: Any = None
                  ) -> tuple[dict[str, Any], list[Any]]:
     """The columns that fill :func:`logitshift.fit`'s ``y``, ``offset`` and ``weight``, each
     checked to be a name (a string or an integer; ``offset`` and ``weight`` may be None),
-    and the distinct columns to read, in that order."""
-    roles = {"y": label, "offset": offset, "weight": weight}
+    and the distinct columns to read, in that order. With ``group`` (for
+    :func:`logitshift.fit_groups`), the roles are ``y``, ``group``, ``offset``, ``weight``."""
+    roles = ({"y": label, "offset": offset, "weight": weight} if group is None
+             else {"y": label, "group": group, "offset": offset, "weight": weight})
     for role, name in roles.items():
         if name is None and role != "y":
             continue

@@ -1,4 +1,5 @@
-"""The ``logitshift`` command: ``demo``, ``fit`` and ``validate``.
+"""The ``logitshift`` command: ``demo``, ``fit`` (one shift, or one per group with
+``--group``) and ``validate``.
 
 Errors a user can act on (bad input, a missing file or column, a ``--plot`` file that cannot
 be written) end with one line on stderr and exit status 2; messages and warnings name the
@@ -23,7 +24,8 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
-from ._fit import fit, validate_file
+from ._fit import fit, fit_groups_file, validate_file
+from ._groups import GroupShiftFit, check_group_options
 from ._report import CalibrationReport
 from ._result import ShiftFit, normal_quantile
 from ._shift import check_options
@@ -39,7 +41,12 @@ EXIT_INTERRUPTED = 130
 _PROG = "logitshift"
 #: Python arguments and the flags that set them, for messages raised by the library.
 _FLAGS = {"pseudo_count": "--pseudo-count", "level": "--level", "format": "--format",
-          "offset_is": "--offset-is", "bins": "--bins", "se_type": "--se-type"}
+          "offset_is": "--offset-is", "bins": "--bins", "se_type": "--se-type",
+          "nagq": "--nagq", "top": "--top"}
+#: Phrases of library messages and the flags that say the same.
+_PHRASES = {"shrinkage='random'": "--shrink"}
+#: The per-group table's formats, by the --output file's extension.
+_TABLE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".parq": "parquet"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -112,24 +119,24 @@ def _plotting(path: str | None) -> Any:
     return plot
 
 
-def _check_writable(path: str) -> None:
-    """Refuse a ``--plot`` file that cannot be written before the pass, not after it: open it
-    for appending (which leaves a file that is there unchanged), and remove it again if it
-    was not there."""
+def _check_writable(path: str, flag: str = "--plot") -> None:
+    """Refuse a ``--plot`` (or ``--output``) file that cannot be written before the pass, not
+    after it: open it for appending (which leaves a file that is there unchanged), and
+    remove it again if it was not there."""
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
-        raise InputError(f"--plot {path}: there is no directory {folder!r}",
-                         argument="--plot", value=path)
+        raise InputError(f"{flag} {path}: there is no directory {folder!r}",
+                         argument=flag, value=path)
     if os.path.isdir(path):
-        raise InputError(f"--plot {path}: is a directory; name a file", argument="--plot",
+        raise InputError(f"{flag} {path}: is a directory; name a file", argument=flag,
                          value=path)
     existed = os.path.exists(path)
     try:
         with open(path, "ab"):
             pass
     except OSError as exc:
-        raise InputError(f"--plot {path}: cannot write it ({exc.strerror or exc})",
-                         argument="--plot", value=path) from None
+        raise InputError(f"{flag} {path}: cannot write it ({exc.strerror or exc})",
+                         argument=flag, value=path) from None
     if not existed:
         os.remove(path)
 
@@ -165,6 +172,14 @@ def _demo(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     from .io import sketch_file  # pyarrow loads only when a file is read
 
+    if args.group is not None:
+        return _fit_groups(args)
+    for flag, given in (("--shrink", args.shrink), ("--nagq", args.nagq is not None),
+                        ("--output", args.output is not None),
+                        ("--top", args.top is not None)):
+        if given:
+            raise InputError(f"{flag} applies to per-group fits: name the column of groups "
+                             "with --group", argument=flag)
     # Options are checked before the pass, not after it.
     roles, _ = column_roles(args.label, args.offset, args.weight)
     check_options(None, args.pseudo_count, None, 1)
@@ -187,6 +202,144 @@ def _fit(args: argparse.Namespace) -> int:
     else:
         print("\n".join(_describe(result, args.level, details=True)))
     return 0
+
+
+def _fit_groups(args: argparse.Namespace) -> int:
+    """``fit --group``: a shift per group (and the random intercepts with ``--shrink``), from
+    one pass over the files."""
+    # Options are checked before the pass, not after it.
+    column_roles(args.label, args.offset, args.weight, group=args.group)
+    if args.nagq is not None and not args.shrink:
+        raise InputError("--nagq applies to --shrink only (the random-intercept model)",
+                         argument="--nagq", value=args.nagq)
+    if args.se_type != "model":
+        raise InputError("--se-type robust does not apply to per-group fits: their standard "
+                         "errors are the model's", argument="--se-type", value=args.se_type)
+    shrinkage = "random" if args.shrink else None
+    nagq = 1 if args.nagq is None else args.nagq
+    check_group_options(shrinkage, nagq, args.pseudo_count, None, 100)
+    normal_quantile(args.level)
+    top = 10 if args.top is None else as_positive_int(args.top, "top")
+    if args.offset_is == "probability" and args.offset is None:
+        raise InputError("--offset-is probability needs --offset, the column of "
+                         "probabilities", argument="--offset-is")
+    table_format = _table_format(args.output)
+    plot = _plotting(args.plot)
+    result = fit_groups_file(args.paths, args.label, args.group, args.offset, args.weight,
+                             progress=False if args.quiet else None, format=args.format,
+                             offset_is=args.offset_is, shrinkage=shrinkage, nagq=nagq,
+                             pseudo_count=args.pseudo_count)
+    # Files before the report, so that a path that cannot be written leaves stdout empty.
+    if plot is not None:
+        figure = plot.group_shifts(result, level=args.level).figure
+        figure.savefig(args.plot, format=Path(args.plot).suffix.lower().lstrip(".") or "png")
+    if table_format is not None:
+        _write_table(result, args.output, table_format)
+    if args.json:
+        print(json.dumps(_jsonable(_groups_record(result, args.level)), allow_nan=False))
+    else:
+        print("\n".join(_describe_groups(result, args.level, top)))
+    return 0
+
+
+def _table_format(path: str | None) -> str | None:
+    """The format of the ``--output`` table by its extension, checked before the pass."""
+    if path is None:
+        return None
+    table_format = _TABLE_FORMATS.get(Path(path).suffix.lower())
+    if table_format is None:
+        raise InputError(f"--output {path}: name a .csv or .parquet file", argument="--output",
+                         value=path)
+    _check_writable(path, "--output")
+    return table_format
+
+
+def _write_table(result: GroupShiftFit, path: str, table_format: str) -> None:
+    """The whole per-group table, one row per group, as CSV or Parquet."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    table = result.table()
+    if not isinstance(table, pa.Table):
+        table = pa.Table.from_pandas(table, preserve_index=False)
+    if table_format == "csv":
+        pacsv.write_csv(table, path)
+    else:
+        pq.write_table(table, path)
+
+
+def _groups_record(result: GroupShiftFit, level: float) -> dict[str, Any]:
+    """``result.to_dict()``, with the interval of τ at ``level`` where there is one."""
+    record = {**result.to_dict(), "level": level}
+    if result.shrinkage == "random":
+        record["tau_ci_low"], record["tau_ci_high"] = result.tau_confint(level)
+    return record
+
+
+#: Statuses of groups whose shift is infinite, and of groups that have no shift at all.
+_DEGENERATE = ("all_negative", "all_positive")
+_UNFITTED = ("no_weight", "no_finite_offset", "underflow")
+
+
+def _describe_groups(result: GroupShiftFit, level: float, top: int) -> list[str]:
+    """The summary of a per-group fit, then the groups with the largest |shift| (|shrunk|
+    with the random intercepts), at most ``top`` of them."""
+    percent = _percent(level)
+    degenerate = int(np.isin(result.status, _DEGENERATE).sum())
+    unfitted = int(np.isin(result.status, _UNFITTED).sum())
+    pooled = result.pooled
+    counts = f"{result.n_groups}, {degenerate} degenerate (labels of one class only)"
+    if unfitted:
+        counts += f", {unfitted} without a shift (no weight, no finite offset or underflow)"
+    rows = [("groups", counts),
+            ("rows", f"{int(result.n_rows.sum())} (weight {result.weight_sum.sum():.10g}, "
+                     f"positives {result.positives.sum():.10g})"),
+            ("pooled shift", f"{pooled.shift:.6g} (se {pooled.se:.3g}): one shift for all")]
+    test = result.lr_test()
+    if result.shrinkage == "random":
+        low, high = result.tau_confint(level)
+        method = "Laplace" if result.nagq == 1 else f"adaptive Gauss-Hermite, {result.nagq} points"
+        rows += [("mean", f"{result.mean:.6g} (se {result.mean_se:.3g}): μ̂"),
+                 ("tau", f"{result.tau:.6g} ({percent} CI [{low:.6g}, {high:.6g}], profile "
+                         "likelihood): τ̂"),
+                 ("log-lik", f"{result.loglik:.10g} ({method})"),
+                 ("LR test", f"statistic {test.statistic:.6g}, p = {test.pvalue:.3g} "
+                             "(tau = 0, on the boundary)")]
+        if not result.converged:
+            rows.append(("status", "the random-intercept fit did not converge"))
+    else:
+        rows.append(("LR test", f"statistic {test.statistic:.6g}, p = {test.pvalue:.3g} "
+                                "(one shift for every group)"))
+    width = max(len(name) for name, _ in rows)
+    lines = [f"  {name.ljust(width)}  {value}" for name, value in rows]
+
+    shrunk = result.shrinkage == "random"
+    values = result.shrunk if shrunk else result.shift
+    shown = np.flatnonzero(np.isfinite(values))
+    shown = shown[np.argsort(-np.abs(values[shown]), kind="stable")][:top]
+    what = "|shrunk|" if shrunk else "|shift|"
+    heading = f"  the {shown.size} groups of largest {what}"
+    if not shrunk and degenerate:
+        heading += f" (the {degenerate} of infinite shift left out)"
+    z = normal_quantile(level)
+    names = [str(key) for key in result.groups[shown].tolist()]
+    name_width = max([len("group")] + [len(name) for name in names])
+    header = (f"    {'group'.ljust(name_width)}  {'rows':>8}  {'shift':>10}  {'se':>8}  "
+              f"{percent + ' CI (Wald)':>22}")
+    if shrunk:
+        header += f"  {'shrunk':>10}  {'se':>8}"
+    lines += [heading + ":", header + "  status"]
+    for i, name in zip(shown.tolist(), names):
+        shift, se = result.shift[i], result.se[i]
+        interval = (_interval((shift - z * se, shift + z * se)) if math.isfinite(shift)
+                    and math.isfinite(se) else "")
+        line = (f"    {name.ljust(name_width)}  {result.n_rows[i]:>8}  {shift:>10.4g}  "
+                f"{se:>8.3g}  {interval:>22}")
+        if shrunk:
+            line += f"  {result.shrunk[i]:>10.4g}  {result.shrunk_se[i]:>8.3g}"
+        lines.append(line + f"  {result.status[i]}")
+    return lines
 
 
 def _interval(bounds: tuple[float, float]) -> str:
@@ -350,11 +503,28 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_input_flags(run, "fixed raw scores the shift is added to", offset_required=False)
     run.add_argument("--pseudo-count", type=float, default=0.0, metavar="A",
-                     help="add a positive and a negative row of weight A at the mean offset")
+                     help="add a positive and a negative row of weight A at the mean offset "
+                          "(of each group, with --group)")
     _add_output_flags(run)
     run.add_argument("--plot", metavar="FILE",
                      help="also draw the loss curve and reliability diagram into FILE "
-                          "(.png, .pdf, .svg, ...; needs logitshift[plot])")
+                          "(with --group, the groups' shifts against their size; .png, "
+                          ".pdf, .svg, ...; needs logitshift[plot])")
+    groups = run.add_argument_group(
+        "per-group shifts", "With --group, a shift per group from the same one pass: a "
+                            "summary, then the groups of largest |shift|.")
+    groups.add_argument("--group", metavar="COL",
+                        help="fit a shift per group of this column (text or integers)")
+    groups.add_argument("--shrink", action="store_true",
+                        help="also fit the random-intercept model (lme4's glmer(y ~ 1 + "
+                             "(1 | group) + offset(f))): mean, tau and shrunk shifts")
+    groups.add_argument("--nagq", type=int, metavar="K",
+                        help="with --shrink: K-point adaptive Gauss-Hermite quadrature "
+                             "(default 1, the Laplace approximation)")
+    groups.add_argument("--output", metavar="FILE",
+                        help="write the whole per-group table to FILE (.csv or .parquet)")
+    groups.add_argument("--top", type=int, metavar="N",
+                        help="how many groups to list (default 10)")
     run.set_defaults(run=_fit)
 
     check = commands.add_parser(
@@ -384,6 +554,8 @@ def _in_flags(message: str) -> str:
     ``--pseudo-count -1.0 must be ...``, ``pass pseudo_count > 0`` reads ``pass
     --pseudo-count > 0``. "level" and "format" are words as well as arguments: alone, they
     are left as they are."""
+    for phrase, flag in _PHRASES.items():
+        message = message.replace(phrase, flag)
     for name, flag in _FLAGS.items():
         message = re.sub(rf"(?<![\w-]){name} ?= ?", f"{flag} ", message)
         if "_" in name:

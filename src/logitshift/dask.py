@@ -9,7 +9,10 @@ on the same data in memory, to rounding. The work runs on whatever scheduler is 
 
 As a source, the module turns a collection into one sketch (:func:`sketch_arrays`,
 :func:`sketch_frame`); :func:`fit_arrays` and :func:`fit_frame` then solve it, as
-:func:`logitshift.fit` and :func:`logitshift.fit_frame` do for Dask inputs.
+:func:`logitshift.fit` and :func:`logitshift.fit_frame` do for Dask inputs. Per-group shifts
+take the same road with a :class:`~logitshift._group_sketch.GroupSketch` per chunk
+(:func:`sketch_groups_arrays`, :func:`sketch_groups_frame`, :func:`fit_groups_arrays`,
+:func:`fit_groups_frame`).
 
 >>> import logitshift.dask                                             # doctest: +SKIP
 >>> result = logitshift.dask.fit_arrays(labels, offsets)               # doctest: +SKIP
@@ -33,6 +36,8 @@ try:
 except ImportError as exc:
     raise ImportError('logitshift.dask needs dask: pip install "logitshift[dask]"') from exc
 
+from ._group_sketch import GroupSketch
+from ._groups import GroupShiftFit, check_group_options, fit_group_curves
 from ._result import ShiftFit
 from ._shift import check_options, fit_curve
 from ._sketch import Sketch
@@ -40,7 +45,8 @@ from ._validate import (InputError, as_bool, as_numeric, as_offset, as_raw_score
                         check_columns, check_offset_is, check_se_type, column_roles,
                         naming_columns, prefixing, rows)
 
-__all__ = ["fit_arrays", "fit_frame", "sketch_arrays", "sketch_frame"]
+__all__ = ["fit_arrays", "fit_frame", "sketch_arrays", "sketch_frame", "fit_groups_arrays",
+           "fit_groups_frame", "sketch_groups_arrays", "sketch_groups_frame"]
 
 #: Sketches merged by one task of the reduction tree.
 _FAN_IN = 8
@@ -300,3 +306,201 @@ def _solve(sketch: Sketch, roles: Mapping[str, Any], **options: Any) -> ShiftFit
     column of ``roles`` they concern."""
     with naming_columns(roles):
         return fit_curve(sketch, method="sketch", **options)
+
+
+# -- per-group shifts ---------------------------------------------------------------------------
+
+def fit_groups_arrays(
+    y: Any,
+    group: Any,
+    offset: Any = None,
+    weight: Any = None,
+    *,
+    shrinkage: str | None = None,
+    nagq: int = 1,
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+    levels: Any = None,
+    offset_is: str = "logit",
+) -> GroupShiftFit:
+    """:func:`logitshift.fit_groups` on Dask arrays, in one pass over their chunks.
+
+    Parameters
+    ----------
+    y, offset, weight
+        As for :func:`fit_arrays`.
+    group : dask.array.Array of shape (n,), or array_like
+        Each row's group (integers, strings, floats, bools; with ``levels``, integer codes
+        into them), rechunked to ``y``'s chunks; an array in memory is cut into them.
+    shrinkage, nagq, pseudo_count, tol, max_iter, levels, offset_is
+        As for :func:`logitshift.fit_groups`.
+
+    Returns
+    -------
+    GroupShiftFit
+        The result of :func:`logitshift.fit_groups` on the same rows in memory, to rounding:
+        group sketches merge exactly, cell by cell.
+
+    Raises
+    ------
+    InputError
+        As :func:`logitshift.fit_groups`, rows numbered as :func:`fit_arrays` numbers them
+        (``group[1032] is missing``, or ``chunk 3: group[17] is missing`` where Dask does
+        not know the chunks' sizes).
+
+    Notes
+    -----
+    Each chunk is read once, by one task, into a group sketch (a row per occupied
+    ``(group, cell)`` pair); the sketches merge in a tree, eight at a time, and the client
+    fits the one left. The random-intercept model then needs no further pass.
+    """
+    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+    return _solve_groups(sketch_groups_arrays(y, group, offset, weight, levels=levels,
+                                              offset_is=offset_is), {}, options)
+
+
+def sketch_groups_arrays(y: Any, group: Any, offset: Any = None, weight: Any = None, *,
+                         levels: Any = None, offset_is: str = "logit") -> GroupSketch:
+    """The :class:`~logitshift._group_sketch.GroupSketch` of Dask arrays, in one pass over
+    their chunks; arguments and errors as for :func:`fit_groups_arrays`."""
+    check_offset_is(offset_is)
+    labels = _as_dask(y, "y")
+    groups = _aligned(_as_dask_groups(group, labels), labels, "group").to_delayed(
+        optimize_graph=False)
+    if offset is None or np.ndim(offset) == 0:
+        offset = as_offset(as_raw_scores(offset, offset_is), 0)
+        offset_is = "logit"
+        offsets = [offset] * labels.numblocks[0]
+    else:
+        offsets = _aligned(_as_dask(offset, "offset"), labels, "offset").to_delayed(
+            optimize_graph=False)
+    weights = ([None] * labels.numblocks[0] if weight is None
+               else _aligned(_as_dask(weight, "weight"), labels, "weight").to_delayed(
+                   optimize_graph=False))
+    sizes = labels.chunks[0]
+    known = not any(math.isnan(size) for size in sizes)
+    first_rows = np.cumsum((0,) + sizes[:-1]) if known else [0] * len(sizes)
+    sketches = [
+        dask.delayed(_group_sketch)(labels_block, group_block, offset_block, weight_block,
+                                    first_row=int(first_row),
+                                    where=None if known else f"chunk {i}", roles={},
+                                    offset_is=offset_is, levels=levels)
+        for i, (labels_block, group_block, offset_block, weight_block, first_row) in enumerate(
+            zip(labels.to_delayed(optimize_graph=False), groups, offsets, weights, first_rows))
+    ]
+    return _merged(sketches)
+
+
+def fit_groups_frame(
+    frame: Any,
+    label: Any,
+    group: Any,
+    offset: Any = None,
+    weight: Any = None,
+    *,
+    shrinkage: str | None = None,
+    nagq: int = 1,
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+    levels: Any = None,
+    offset_is: str = "logit",
+) -> GroupShiftFit:
+    """:func:`logitshift.fit_groups_frame` on a Dask DataFrame, in one pass over its
+    partitions.
+
+    Parameters
+    ----------
+    frame : dask.dataframe.DataFrame
+        Only the named columns are read.
+    label, group, offset, weight : column names
+        The labels, the groups (categorical columns included), and optionally the offsets
+        and the weights.
+    shrinkage, nagq, pseudo_count, tol, max_iter, levels, offset_is
+        As for :func:`logitshift.fit_groups`.
+
+    Returns
+    -------
+    GroupShiftFit
+
+    Raises
+    ------
+    InputError
+        A column that is not in the frame, before any work; or any error of
+        :func:`logitshift.fit_groups`, with the partition and the column:
+        ``partition 3: column 'country': group[17] is missing: every row needs a group``,
+        rows numbered within their partition.
+    """
+    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+    roles, _ = column_roles(label, offset, weight, group=group)
+    return _solve_groups(sketch_groups_frame(frame, label, group, offset, weight,
+                                             levels=levels, offset_is=offset_is),
+                         roles, options)
+
+
+def sketch_groups_frame(frame: Any, label: Any, group: Any, offset: Any = None,
+                        weight: Any = None, *, levels: Any = None, offset_is: str = "logit"
+                        ) -> GroupSketch:
+    """The :class:`~logitshift._group_sketch.GroupSketch` of the named columns of a Dask
+    DataFrame, in one pass over its partitions; arguments and errors as for
+    :func:`fit_groups_frame`."""
+    import dask.dataframe as dd
+
+    check_offset_is(offset_is)
+    if not isinstance(frame, dd.DataFrame):
+        raise InputError(f"frame must be a dask DataFrame, got {type(frame).__name__}; "
+                         "for a table in memory use logitshift.fit_groups_frame",
+                         argument="frame")
+    roles, columns = column_roles(label, offset, weight, group=group)
+    check_columns(columns, list(frame.columns), "the frame")
+    return _merged([dask.delayed(_partition_group_sketch)(part, roles, where=f"partition {i}",
+                                                          offset_is=offset_is, levels=levels)
+                    for i, part in enumerate(frame[columns].to_delayed())])
+
+
+def _as_dask_groups(values: Any, labels: da.Array) -> da.Array:
+    """The groups as a 1-D dask array (labels of any kind: only their shape is checked
+    here, their values in each chunk's task); an array in memory in ``labels``' chunks."""
+    if not isinstance(values, da.Array):
+        array = np.asarray(values)
+        if array.ndim != 1:
+            raise InputError(f"group must be 1-D, got shape {array.shape}: one group per row",
+                             argument="group")
+        if any(math.isnan(size) for size in labels.chunks[0]):
+            # Chunks of unknown size cannot be matched: `_aligned` says so, naming the cure.
+            return da.from_array(array, chunks=array.shape[0])
+        if array.shape[0] != labels.shape[0]:
+            raise InputError(f"group has {rows(array.shape[0])}, y has {labels.shape[0]}",
+                             argument="group")
+        return da.from_array(array, chunks=labels.chunks)
+    if values.ndim != 1:
+        raise InputError(f"group must be 1-D, got shape {values.shape}: one group per row",
+                         argument="group")
+    return values
+
+
+def _group_sketch(y: Any, group: Any, offset: Any, weight: Any, *, first_row: int,
+                  where: str | None, roles: Mapping[str, Any], offset_is: str,
+                  levels: Any) -> GroupSketch:
+    """The group sketch of one chunk; errors named as :func:`_sketch` names them."""
+    with prefixing(where) if where is not None else nullcontext(), naming_columns(roles):
+        offset = as_raw_scores(offset, offset_is, first_row=first_row)
+        return GroupSketch().update(y, group, offset, weight, levels=levels,
+                                    first_row=first_row)
+
+
+def _partition_group_sketch(part: Any, roles: Mapping[str, Any], where: str, offset_is: str,
+                            levels: Any) -> GroupSketch:
+    """The group sketch of one partition (a pandas DataFrame) of a Dask DataFrame."""
+    y, group, offset, weight = (None if name is None else part[name]
+                                for name in roles.values())
+    return _group_sketch(y, group, offset, weight, first_row=0, where=where, roles=roles,
+                         offset_is=offset_is, levels=levels)
+
+
+def _solve_groups(sketch: GroupSketch, roles: Mapping[str, Any], options: dict[str, Any]
+                  ) -> GroupShiftFit:
+    """The per-group fit of the merged sketch; errors about the whole name their column."""
+    with naming_columns(roles):
+        return fit_group_curves(sketch, **options)

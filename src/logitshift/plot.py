@@ -6,7 +6,8 @@ Needs matplotlib (``pip install "logitshift[plot]"``). :func:`loss_curve`,
 they are given, or on a new :class:`matplotlib.figure.Figure`, and return the Axes
 (``ax.figure`` is its figure); :func:`figure` returns a Figure with the first two, and
 :func:`report_figure` one with the last two, for a
-:class:`~logitshift.CalibrationReport`. Figures are made without pyplot: no global state,
+:class:`~logitshift.CalibrationReport`. :func:`group_shifts` draws the per-group shifts of a
+:class:`~logitshift.GroupShiftFit` against the groups' sizes. Figures are made without pyplot: no global state,
 no backend chosen, nothing shown. Save one with ``savefig``, or, in a notebook with
 matplotlib's inline backend, leave it as a cell's value to see it.
 
@@ -30,14 +31,15 @@ try:
 except ImportError as exc:
     raise ImportError('plotting needs matplotlib: pip install "logitshift[plot]"') from exc
 
+from ._groups import GroupShiftFit
 from ._losses import sigmoid
 from ._report import CalibrationReport, equal_weight_groups
-from ._result import ShiftFit
+from ._result import ShiftFit, normal_quantile
 from ._sketch import Sketch
 from ._validate import InputError, as_positive_int, as_shift
 
 __all__ = ["loss_curve", "reliability", "figure", "calibration", "prediction_histogram",
-           "report_figure"]
+           "report_figure", "group_shifts"]
 
 #: Points on the loss curve (besides the shift and 0, which are always on it).
 _CURVE_POINTS = 201
@@ -422,3 +424,132 @@ def report_figure(report: CalibrationReport) -> Figure:
     calibration(report, ax=top)
     prediction_histogram(report, ax=bottom)
     return fig
+
+
+def group_shifts(result: GroupShiftFit, ax: Axes | None = None, *, level: float = 0.95,
+                 annotate: int = 5) -> Axes:
+    """The groups' shifts, with their intervals, against the groups' sizes: a funnel (or
+    caterpillar) plot of a :class:`~logitshift.GroupShiftFit`.
+
+    Each group is drawn at ``x = weight_sum`` (log scale where the sizes span a factor of
+    10 or more): its maximum-likelihood shift with the Wald interval ``shift ± z · se``,
+    and with random intercepts (``shrinkage="random"``) its shrunk shift ``μ̂ + û_g`` with
+    ``shrunk ± z · shrunk_se``, joined to the first by a thin line, beside the mean ``μ̂``
+    and the band ``μ̂ ± z · τ̂`` where ``1 - level`` of the groups' intercepts are expected
+    to fall outside. Without them, the line is the pooled shift (one shift for every row).
+    Small groups have wide intervals and, shrunk, lie near ``μ̂``: the funnel.
+
+    Parameters
+    ----------
+    result : GroupShiftFit
+        From :func:`logitshift.fit_groups` (or its frame, file and Dask forms).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default on a new figure.
+    level : float, default 0.95
+        Coverage of the intervals (and of the band of ``τ̂``).
+    annotate : int, default 5
+        Label this many groups with their key: those of largest ``|shift - line|``
+        (``|shrunk - μ̂|`` with random intercepts).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The line with gid ``"shift"`` holds one point per group of finite shift
+        (``x = weight_sum``, ``y = shift``), the collection with gid ``"shift_interval"``
+        their intervals; ``"shrunk"`` and ``"shrunk_interval"`` the same for the shrunk
+        shifts (one per group with weight and a finite offset), ``"shrinkage"`` the lines
+        between the two. A group whose shift is ``+inf`` (``-inf``), its labels all 1 (0),
+        is a triangle at the top (bottom) edge, in the line with gid ``"infinite_above"``
+        (``"infinite_below"``), drawn only where there is one. The line
+        with gid ``"mean"`` is at ``μ̂`` (random intercepts) and the one with gid
+        ``"pooled"`` at the pooled shift otherwise; the patch ``"tau"`` is the band.
+
+    Notes
+    -----
+    Only the result's arrays are read: no pass over the data. Groups without weight have
+    no size and no shift, and are left out.
+    """
+    from matplotlib.collections import LineCollection
+    from matplotlib.transforms import offset_copy
+
+    z = normal_quantile(level)
+    annotate = int(annotate)
+    random = result.shrinkage == "random"
+    size = np.asarray(result.weight_sum, dtype=float)
+    shift, se = np.asarray(result.shift, dtype=float), np.asarray(result.se, dtype=float)
+    sized = size > 0
+    finite = sized & np.isfinite(shift)
+    infinite = sized & np.isinf(shift)
+
+    ax = _new_axes(ax)
+    if sized.any() and size[sized].max() >= 10.0 * size[sized].min():
+        ax.set_xscale("log")
+    # With random intercepts, the two estimates of a group stand a few points apart on the
+    # screen (their data are the group's size all the same), so that neither hides the other.
+    dodge = 2.5 if random else 0.0
+    raw_at = offset_copy(ax.transData, fig=ax.figure, x=-dodge, units="points")
+    shrunk_at = offset_copy(ax.transData, fig=ax.figure, x=dodge, units="points")
+    bounded = finite & np.isfinite(se)
+    ax.add_collection(LineCollection(
+        [[(x, s - z * e), (x, s + z * e)] for x, s, e in
+         zip(size[bounded], shift[bounded], se[bounded])],
+        colors="0.45", linewidths=1.0, gid="shift_interval", transform=raw_at,
+        label=f"{_percent(level)} interval (Wald)"))
+    ax.plot(size[finite], shift[finite], "o", markerfacecolor="white", markeredgecolor="0.2",
+            markersize=5, linestyle="none", gid="shift", transform=raw_at, zorder=3,
+            label=f"shift of the group ({int(finite.sum())})")
+    # Artists drawn with an offset do not set the data limits: their data do.
+    ax.update_datalim(np.column_stack([size[bounded], shift[bounded] - z * se[bounded]]))
+    ax.update_datalim(np.column_stack([size[bounded], shift[bounded] + z * se[bounded]]))
+    ax.update_datalim(np.column_stack([size[finite], shift[finite]]))
+    if random:
+        shrunk = np.asarray(result.shrunk, dtype=float)
+        shrunk_se = np.asarray(result.shrunk_se, dtype=float)
+        drawn = sized & np.isfinite(shrunk)
+        ax.add_collection(LineCollection(
+            [[(x, a), (x, b)] for x, a, b in zip(size[finite & drawn], shift[finite & drawn],
+                                                 shrunk[finite & drawn])],
+            colors="C1", linewidths=0.6, alpha=0.5, gid="shrinkage"))
+        ax.add_collection(LineCollection(
+            [[(x, s - z * e), (x, s + z * e)] for x, s, e in
+             zip(size[drawn], shrunk[drawn], shrunk_se[drawn])],
+            colors="C1", linewidths=1.2, alpha=0.8, gid="shrunk_interval", transform=shrunk_at))
+        ax.plot(size[drawn], shrunk[drawn], "o", color="C1", markersize=5, linestyle="none",
+                gid="shrunk", transform=shrunk_at,
+                label=f"shrunk: μ̂ + û ({int(drawn.sum())}), {_percent(level)} interval")
+        for spread in (-z, z):
+            ax.update_datalim(np.column_stack([size[drawn],
+                                               shrunk[drawn] + spread * shrunk_se[drawn]]))
+        centre = result.mean
+        ax.axhline(centre, color="C0", linewidth=1.2, gid="mean",
+                   label=f"μ̂ = {centre:.4g} (se {result.mean_se:.2g})")
+        if result.tau > 0:
+            ax.axhspan(centre - z * result.tau, centre + z * result.tau, color="C0",
+                       alpha=0.06, linewidth=0, gid="tau",
+                       label=f"μ̂ ± {z:.3g} τ̂, τ̂ = {result.tau:.3g}")
+        values = np.where(drawn, shrunk, np.nan)
+    else:
+        centre = result.pooled.shift
+        ax.axhline(centre, color="C0", linewidth=1.2, gid="pooled",
+                   label=f"pooled shift {centre:.4g}")
+        values = np.where(finite, shift, np.nan)
+    # A group of infinite shift: a triangle at the edge of the axes on the side of its sign.
+    for gid, side, marker, height in (("infinite_above", 1, "^", 0.97),
+                                      ("infinite_below", -1, "v", 0.03)):
+        edge = infinite & (np.sign(shift) == side)
+        if edge.any():
+            ax.plot(size[edge], np.full(int(edge.sum()), height), marker, color="C3",
+                    linestyle="none", transform=ax.get_xaxis_transform(), gid=gid,
+                    label=f"shift {'+' if side > 0 else '-'}inf ({int(edge.sum())}: labels "
+                          f"all {1 if side > 0 else 0})")
+    far = np.flatnonzero(np.isfinite(values))
+    far = far[np.argsort(-np.abs(values[far] - centre), kind="stable")][:max(annotate, 0)]
+    for i in far.tolist():
+        ax.annotate(str(result.groups[i]), (size[i], values[i]), xytext=(4, 2),
+                    textcoords="offset points", fontsize="x-small", gid="annotation")
+    ax.autoscale_view()
+    ax.set_xlabel("group size (weight sum)")
+    ax.set_ylabel("shift (logits)")
+    ax.set_title(f"{result.n_groups} groups: shifts with {_percent(level)} intervals")
+    ax.legend(loc="best", fontsize="small")
+    return ax

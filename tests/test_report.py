@@ -235,3 +235,22 @@ def test_weights_at_any_scale_give_the_same_report(power):
     if power > 0:  # (below, the statistic itself is subnormal)
         assert scaled.miller.joint == pytest.approx(np.ldexp(base.miller.joint, power),
                                                     rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["int8", "bool", "uint16"])
+def test_the_counting_c_statistic_of_0_1_labels_is_the_weighted_one(kind):
+    # 0/1 labels without weights take a sort per class and an exact count of pairs; ties,
+    # infinite offsets and one-row classes included, it is scikit-learn's and the weighted
+    # path's (unit weights) to the last bit or two.
+    rng = np.random.default_rng(12)
+    for n in (2, 7, 1000, 50_000):
+        f = np.round(rng.normal(0, 2, n), 1)  # many ties
+        y = (rng.random(n) < 1 / (1 + np.exp(-f))).astype(kind)
+        y[0], y[-1] = 1, 0
+        f[0], f[-1] = np.inf, -np.inf
+        fast = c_statistic(y, f, None)
+        # scikit-learn refuses infinities; ±1e300 order the same.
+        assert fast == pytest.approx(roc_auc_score(y, np.clip(f, -1e300, 1e300)), rel=1e-15,
+                                     abs=0)
+        assert fast == pytest.approx(c_statistic(y, f, np.ones(n)), rel=1e-15, abs=0)
+    assert math.isnan(c_statistic(np.zeros(5, dtype=np.int8), np.arange(5.0), None))

@@ -224,6 +224,6 @@ def test_optional_tables_match_the_numpy_reference(labels_kind):
     bins = sketch.histogram_bins
     sub_bin = np.clip(np.floor((d / width + 0.5) * bins).astype(int), 0, bins - 1)
     histogram = np.zeros_like(sketch._histogram)
-    np.add.at(histogram[:, 0], (cell[keep], sub_bin[keep]), (weights * (1 - y))[keep])
-    np.add.at(histogram[:, 1], (cell[keep], sub_bin[keep]), (weights * y)[keep])
+    np.add.at(histogram[:, :, 0], (cell[keep], sub_bin[keep]), (weights * (1 - y))[keep])
+    np.add.at(histogram[:, :, 1], (cell[keep], sub_bin[keep]), (weights * y)[keep])
     np.testing.assert_allclose(sketch._histogram, histogram, rtol=1e-12, atol=1e-300)

@@ -26,7 +26,7 @@ __all__ = [
     "count_labels", "exact_terms", "sketch_terms", "exact_log_parts", "sketch_log_parts",
     "slope_terms", "derivative_coefficients", "compile_vectorized", "polynomial_derivatives",
     "sketch_polynomials", "group_scan", "group_scatter", "group_cell_counts", "group_fill",
-    "group_terms", "fill_extras",
+    "group_terms", "fill_extras", "ordered_pairs",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -467,6 +467,28 @@ def fill_unweighted(offsets, labels, start, stop, inv_width, width, order, table
     out[S_FIRST_BAD] = first_bad
 
 
+@nb.njit(nogil=True, cache=True, error_model="numpy", fastmath=False, inline="always")
+def _add_extras(squared, histogram, b, d, fraction, w, y, order, bins):
+    """One row's part of the optional tables (see `fill_extras`)."""
+    if squared.shape[0] > 0:
+        w2 = w * w
+        parts = (w2 * (1.0 - y) * (1.0 - y), w2 * y * (1.0 - y), w2 * y * y)
+        for part in range(3):
+            power = parts[part]
+            if power == 0.0:
+                continue
+            for j in range(order):
+                squared[b, part, j] += power
+                power *= d
+    if histogram.shape[0] > 0:
+        k = min(max(np.int64(np.floor(fraction * bins)), 0), bins - 1)
+        if y == 0.0 or y == 1.0:  # one add, in the label's slot: no branch on the label
+            histogram[b, k, np.int64(y)] += w
+        else:
+            histogram[b, k, 0] += w * (1.0 - y)
+            histogram[b, k, 1] += w * y
+
+
 @nb.njit(**_OPTIONS)
 def fill_extras(offsets, has_offsets, constant_offset, labels, weights, has_weights, scale,
                 start, stop, centres, lookup, first_cell, inv_width, width, squared,
@@ -478,57 +500,107 @@ def fill_extras(offsets, has_offsets, constant_offset, labels, weights, has_weig
     where ``lookup`` covers it, else a binary search (cells far out, or beyond the grid).
     ``squared`` (cells, 3, order), unless empty, gets the moments ``Σ v d^j`` with
     ``v = w² (1 - y)², w² y (1 - y), w² y²``: what a sandwich variance needs.
-    ``histogram`` (cells, 2, bins), unless empty, gets ``w (1 - y)`` and ``w y`` in
+    ``histogram`` (cells, bins, 2), unless empty, gets ``w (1 - y)`` and ``w y`` in
     ``bins`` equal sub-bins of the cell. Weights are multiplied by ``scale`` (the sketch's
     units) first.
+
+    As in `fill_unweighted`, rows go in blocks: a first loop finds every row's cell, and a
+    block whose rows all lie in ``lookup`` with positive weight is then added with no test;
+    any other block is redone row by row.
     """
     n_cells = centres.shape[0]
     span = lookup.shape[0]
-    want_squared = squared.shape[0] > 0
-    want_histogram = histogram.shape[0] > 0
     order = squared.shape[2]
-    bins = histogram.shape[2]
-    for i in range(start, stop):
-        w = (weights[i] if has_weights else 1.0) * scale
-        f = offsets[i] if has_offsets else constant_offset
-        if not (w > 0 and math.isfinite(f)):
+    bins = histogram.shape[1]
+    want_squared = squared.shape[0] > 0
+    cell_of = np.empty(_BLOCK, dtype=np.int64)
+    fractions = np.empty(_BLOCK)
+    for block in range(start, stop, _BLOCK):
+        size = min(stop - block, _BLOCK)
+        good = 0
+        for j in range(size):
+            i = block + j
+            w = (weights[i] if has_weights else 1.0) * scale
+            f = float(offsets[i]) if has_offsets else constant_offset
+            scaled = f * inv_width
+            cell = np.floor(scaled)  # a float: math.floor would overflow an int64
+            position = cell - first_cell
+            inside = (position >= 0.0) & (position < span) & (w > 0.0)
+            good += inside
+            cell_of[j] = lookup[np.int64(position) if inside else 0]
+            fractions[j] = scaled - cell  # exact: where in the cell, in [0, 1)
+        if good == size:
+            if not want_squared and not has_weights:  # the common case: a scatter alone
+                for j in range(size):
+                    y = float(labels[block + j])
+                    k = min(max(np.int64(np.floor(fractions[j] * bins)), 0), bins - 1)
+                    if y == 0.0 or y == 1.0:
+                        histogram[cell_of[j], k, np.int64(y)] += scale
+                    else:
+                        histogram[cell_of[j], k, 0] += scale * (1.0 - y)
+                        histogram[cell_of[j], k, 1] += scale * y
+                continue
+            for j in range(size):
+                i = block + j
+                b = cell_of[j]
+                f = float(offsets[i]) if has_offsets else constant_offset
+                w = (weights[i] if has_weights else 1.0) * scale
+                _add_extras(squared, histogram, b, f - centres[b], fractions[j], w,
+                            float(labels[i]), order, bins)
             continue
-        cell = np.floor(f * inv_width)  # a float: math.floor would overflow an int64
-        position = cell - first_cell
-        if 0.0 <= position < span:
-            b = lookup[int(position)]
-        else:
-            centre = (cell + 0.5) * width
-            if not math.isfinite(centre):
-                centre = f
-            low, high = 0, n_cells  # the first centre >= centre
-            while low < high:
-                middle = (low + high) >> 1
-                if centres[middle] < centre:
-                    low = middle + 1
-                else:
-                    high = middle
-            b = low
-            if b == n_cells or (b > 0 and centres[b] != centre
-                                and centre - centres[b - 1] < centres[b] - centre):
-                b -= 1
-        d = f - centres[b]
-        y = float(labels[i])
-        if want_squared:
-            w2 = w * w
-            parts = (w2 * (1.0 - y) * (1.0 - y), w2 * y * (1.0 - y), w2 * y * y)
-            for part in range(3):
-                power = parts[part]
-                if power == 0.0:
-                    continue
-                for j in range(order):
-                    squared[b, part, j] += power
-                    power *= d
-        if want_histogram:
-            k = int(np.floor((d * inv_width + 0.5) * bins))
-            k = min(max(k, 0), bins - 1)
-            histogram[b, 0, k] += w * (1.0 - y)
-            histogram[b, 1, k] += w * y
+        for j in range(size):
+            i = block + j
+            w = (weights[i] if has_weights else 1.0) * scale
+            f = float(offsets[i]) if has_offsets else constant_offset
+            if not (w > 0 and math.isfinite(f)):
+                continue
+            cell = np.floor(f * inv_width)
+            position = cell - first_cell
+            if 0.0 <= position < span:
+                b = lookup[np.int64(position)]
+            else:
+                centre = (cell + 0.5) * width
+                if not math.isfinite(centre):
+                    centre = f
+                low, high = 0, n_cells  # the first centre >= centre
+                while low < high:
+                    middle = (low + high) >> 1
+                    if centres[middle] < centre:
+                        low = middle + 1
+                    else:
+                        high = middle
+                b = low
+                if b == n_cells or (b > 0 and centres[b] != centre
+                                    and centre - centres[b - 1] < centres[b] - centre):
+                    b -= 1
+            d = f - centres[b]
+            _add_extras(squared, histogram, b, d, d * inv_width + 0.5, w, float(labels[i]),
+                        order, bins)
+
+
+@nb.njit(**_OPTIONS)
+def ordered_pairs(negative, positive):
+    """For sorted ``negative`` and ``positive`` offsets: the pairs (one of each) with the
+    negative below, and those tied, as exact integer counts, in one merge."""
+    below = 0
+    ties = 0
+    j = 0
+    n = negative.shape[0]
+    i = 0
+    while i < positive.shape[0]:
+        value = positive[i]
+        while j < n and negative[j] < value:
+            j += 1
+        k = j
+        while k < n and negative[k] == value:
+            k += 1
+        m = i
+        while m < positive.shape[0] and positive[m] == value:
+            m += 1
+        below += (m - i) * j
+        ties += (m - i) * (k - j)
+        i = m
+    return below, ties
 
 
 @nb.njit(**_OPTIONS)

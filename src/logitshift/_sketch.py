@@ -311,12 +311,13 @@ def _in_units(tables: np.ndarray, exponent: int, target: int) -> np.ndarray:
 
 def _combine(cells: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Sorted distinct cells (by centre), with the tables of equal cells added."""
-    unique, inverse = np.unique(cells, return_inverse=True)
-    if unique.size == cells.size and np.all(cells[1:] > cells[:-1]):
+    if np.all(cells[1:] > cells[:-1]):
         return cells, tables
-    combined = np.zeros((unique.size,) + tables.shape[1:])
-    np.add.at(combined, inverse.ravel(), tables)
-    return unique, combined
+    # Equal cells summed in the order they come (as adding them one by one would).
+    order = np.argsort(cells, kind="stable")
+    cells = cells[order]
+    starts = np.flatnonzero(np.concatenate([[True], cells[1:] != cells[:-1]]))
+    return cells[starts], np.add.reduceat(tables[order], starts, axis=0)
 
 
 class _Sloped:
@@ -419,7 +420,7 @@ class Sketch:
         # The optional per-cell tables, aligned with `_centres` (None where not kept): w²
         # moments in units of 2**(2 * scale_exponent), the histogram in those of the tables.
         self._squared = np.empty((0, 3, order)) if self.robust else None
-        self._histogram = (np.empty((0, 2, self.histogram_bins)) if self.histogram else None)
+        self._histogram = (np.empty((0, self.histogram_bins, 2)) if self.histogram else None)
 
     @property
     def histogram_bins(self) -> int:
@@ -471,8 +472,8 @@ class Sketch:
         extras = {}
         if self.robust or self.histogram:
             squared = np.zeros((centres.size, 3, self.order) if self.robust else (0, 3, 1))
-            histogram = np.zeros((centres.size, 2, self.histogram_bins) if self.histogram
-                                 else (0, 2, 1))
+            histogram = np.zeros((centres.size, self.histogram_bins, 2) if self.histogram
+                                 else (0, 1, 2))
             ranges = row_ranges(data.n_rows, threads)
             parts = [(np.zeros_like(squared), np.zeros_like(histogram)) for _ in ranges]
             arguments = data.kernel_arguments
@@ -749,8 +750,8 @@ class Sketch:
         """
         self._check_se_type(se_type)
         if self._histogram is not None:  # sub-bins in increasing offset, as the cells
-            negative = self._histogram[:, 0].ravel()
-            positive = self._histogram[:, 1].ravel()
+            negative = self._histogram[:, :, 0].ravel()
+            positive = self._histogram[:, :, 1].ravel()
         else:
             cells = self._cells(0.0)  # in the units of the totals below
             negative, positive = cells.weight - cells.observed, cells.observed
@@ -1015,7 +1016,7 @@ def _extra_shapes(header: dict[str, Any], n_cells: int, order: int
         width = header.get("width")
         if isinstance(width, bool) or not isinstance(width, (int, float)) or not width > 0:
             raise _corrupted("blob", f"width = {width!r} is not a positive number")
-        shapes["histogram"] = (n_cells, 2, _histogram_bins(width))
+        shapes["histogram"] = (n_cells, _histogram_bins(width), 2)
     return shapes
 
 
@@ -1096,7 +1097,7 @@ def _check_extra(sketch: Sketch, name: str, table: np.ndarray, tables: np.ndarra
     """An optional table's shape and what holds of it in every sketch."""
     n_cells = tables.shape[0]
     shape = ((n_cells, 3, sketch.order) if name == "squared"
-             else (n_cells, 2, sketch.histogram_bins))
+             else (n_cells, sketch.histogram_bins, 2))
     if n_cells == 0 and table.size == 0:
         table.shape = shape
     if table.shape != shape:
@@ -1105,7 +1106,7 @@ def _check_extra(sketch: Sketch, name: str, table: np.ndarray, tables: np.ndarra
     if not np.isfinite(table).all():
         raise _corrupted(argument, f"its {name} table holds a number that is not finite")
     if name == "histogram":
-        close = np.isclose(table.sum(axis=2), tables[:, :, 0], rtol=1e-8, atol=1e-300)
+        close = np.isclose(table.sum(axis=1), tables[:, :, 0], rtol=1e-8, atol=1e-300)
         if (table < 0).any() or not close.all():
             raise _corrupted(argument, "its histogram does not agree with its tables")
     elif (table[:, :, 0] < 0).any():

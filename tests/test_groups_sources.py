@@ -192,7 +192,10 @@ def test_a_sketch_is_filled_batch_by_batch(tmp_path, rows, monkeypatch):
 
     monkeypatch.setattr(logitshift._group_sketch.GroupSketch, "update", spy)
     quietly(logitshift.io.sketch_groups_file, path, "y", "site", "f", batch_rows=500)
-    assert seen == [(start, min(500, N_ROWS - start)) for start in range(0, N_ROWS, 500)]
+    assert len(seen) > 1 and all(0 < size <= 500 for _, size in seen)
+    starts = [start for start, _ in seen]
+    assert starts == list(np.cumsum([0] + [size for _, size in seen[:-1]]))
+    assert sum(size for _, size in seen) == N_ROWS
 
 
 def test_fit_groups_file_of_several_files_is_the_fit_of_all_their_rows(tmp_path, rows):

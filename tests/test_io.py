@@ -116,17 +116,23 @@ def test_only_the_requested_columns_are_read(kind, request, columns):
         assert list(batch) == ["margin"]
 
 
-def test_parquet_reader_is_asked_for_the_requested_columns_only(parquet_path, monkeypatch):
+@pytest.mark.parametrize("batch_rows", [12, 7], ids=["row-groups", "batches"])
+def test_parquet_reader_is_asked_for_the_requested_columns_only(parquet_path, monkeypatch,
+                                                                batch_rows):
+    # Row groups of about a batch are read whole (two decoded at once), others in batches:
+    # either way only the columns asked for.
     asked = []
-    original = pq.ParquetFile.iter_batches
+    for method in ("iter_batches", "read_row_group"):
+        original = getattr(pq.ParquetFile, method)
 
-    def spy(self, *args, **kwargs):
-        asked.append(kwargs.get("columns"))
-        return original(self, *args, **kwargs)
+        def spy(self, *args, original=original, **kwargs):
+            asked.append(kwargs.get("columns"))
+            return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(pq.ParquetFile, "iter_batches", spy)
-    read_columns(parquet_path, ["margin", "label"])
-    assert asked == [["margin", "label"]]
+        monkeypatch.setattr(pq.ParquetFile, method, spy)
+    batches = list(iter_batches(parquet_path, ["margin", "label"], batch_rows=batch_rows))
+    assert asked and all(columns == ["margin", "label"] for columns in asked)
+    assert sum(len(batch["label"]) for batch in batches) == N
 
 
 @pytest.mark.parametrize("batch_rows", [1, 5, 7, 12, 13, 1000], ids=lambda b: f"rows-{b}")

@@ -14,6 +14,7 @@ import io
 import os
 import re
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -239,13 +240,68 @@ def _record_batches(source: Any, columns: Sequence[str], batch_rows: int,
                 check_columns(columns, parquet.schema_arrow.names, where)
                 if position is not None:
                     position.start(total_rows=parquet.metadata.num_rows)
-                # One decoding thread: the reader runs beside the fill (`sketch_file`).
-                yield from parquet.iter_batches(batch_size=batch_rows, columns=list(columns),
-                                                use_threads=False)
+                groups = [parquet.metadata.row_group(i).num_rows
+                          for i in range(parquet.num_row_groups)]
+                local = not (_is_file_object(source) or _is_url(source))
+                # Row groups of about a batch (pyarrow writes them 1,048,576 rows long) are
+                # decoded two at a time; others (many small ones, or few huge ones) in
+                # batches of batch_rows by one decoder.
+                if local and groups and (batch_rows // 4 <= min(groups[:-1] or groups)
+                                         and max(groups) <= batch_rows):
+                    yield from _row_groups(str(source), columns, len(groups))
+                else:
+                    # One decoding thread: the reader runs beside the fill (`sketch_file`).
+                    yield from parquet.iter_batches(batch_size=batch_rows,
+                                                    columns=list(columns), use_threads=False)
             return
         yield from _csv_batches(source, columns, position, keys)
     except pa.ArrowException as exc:
         raise InputError(f"cannot read {where}: {_one_line(exc)}") from None
+
+
+#: Row groups decoded at once, and read ahead of the one the caller has, by `_row_groups`.
+_DECODERS = 2
+_GROUPS_AHEAD = 2
+
+
+def _row_groups(path: str, columns: Sequence[str], count: int) -> Iterator[pa.RecordBatch]:
+    """The named columns of a local Parquet file, a row group at a time, in order, with
+    ``_DECODERS`` groups decoded at once (each by a reader of its own on its own handle).
+
+    One decoder cannot keep up with the fill: on 2 cores at 1e8 rows it made the whole pass
+    wait on it (0.79 s where parallel groups take 0.64 s; pyarrow reading alone, 0.44 s).
+    Memory is ``_GROUPS_AHEAD`` row groups, each at most a batch."""
+    readers: dict[int, pq.ParquetFile] = {}
+    handles: list[Any] = []
+
+    def read(index: int) -> pa.Table:
+        reader = readers.get(threading.get_ident())
+        if reader is None:
+            handle = pa.OSFile(path)
+            handles.append(handle)
+            reader = readers[threading.get_ident()] = pq.ParquetFile(handle, pre_buffer=False)
+        return reader.read_row_group(index, columns=list(columns), use_threads=False)
+
+    coming: list[Any] = []
+    try:
+        with ThreadPoolExecutor(max_workers=_DECODERS,
+                                thread_name_prefix="logitshift-decoder") as pool:
+            try:
+                coming += [pool.submit(read, index)
+                           for index in range(min(_GROUPS_AHEAD, count))]
+                for index in range(count):
+                    table = coming[index].result()
+                    coming[index] = None
+                    if len(coming) < count:
+                        coming.append(pool.submit(read, len(coming)))
+                    yield from table.to_batches()
+            finally:  # closed early (an error downstream): read nothing more
+                for future in coming:
+                    if future is not None:
+                        future.cancel()
+    finally:
+        for handle in handles:
+            handle.close()
 
 
 def _where(source: Any) -> str:

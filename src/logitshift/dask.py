@@ -132,20 +132,8 @@ def sketch_arrays(y: Any, offset: Any = None, weight: Any = None, *,
                                                                           "histogram")}
     check_offset_is(offset_is)
     labels = _as_dask(y, "y")
-    if offset is None or np.ndim(offset) == 0:
-        # A constant: checked here, the same in every chunk.
-        offset = as_offset(as_raw_scores(offset, offset_is), 0)
-        offset_is = "logit"
-        offsets = [offset] * labels.numblocks[0]
-    else:
-        offsets = _aligned(_as_dask(offset, "offset"), labels, "offset").to_delayed(
-            optimize_graph=False)
-    weights = ([None] * labels.numblocks[0] if weight is None
-               else _aligned(_as_dask(weight, "weight"), labels, "weight").to_delayed(
-                   optimize_graph=False))
-    sizes = labels.chunks[0]
-    known = not any(math.isnan(size) for size in sizes)
-    first_rows = np.cumsum((0,) + sizes[:-1]) if known else [0] * len(sizes)
+    offsets, weights, first_rows, known, offset_is = _chunked(labels, offset, weight,
+                                                              offset_is)
     # The arrays' graphs go in unoptimised: array optimisation fuses a task that the arrays
     # share (one loader for labels and offsets) into each of them, which reads it twice.
     sketches = [
@@ -268,6 +256,27 @@ def _aligned(values: da.Array, labels: da.Array, name: str) -> da.Array:
     return values
 
 
+def _chunked(labels: da.Array, offset: Any, weight: Any, offset_is: str
+             ) -> tuple[list, list, Any, bool, str]:
+    """The offsets and weights as delayed chunks aligned with ``labels``', each chunk's first
+    row (0 where Dask does not know the sizes), whether it knows them, and what the offsets
+    now hold: a constant offset is checked (and made a raw score) here, once."""
+    if offset is None or np.ndim(offset) == 0:
+        offset = as_offset(as_raw_scores(offset, offset_is), 0)
+        offset_is = "logit"
+        offsets = [offset] * labels.numblocks[0]
+    else:
+        offsets = _aligned(_as_dask(offset, "offset"), labels, "offset").to_delayed(
+            optimize_graph=False)
+    weights = ([None] * labels.numblocks[0] if weight is None
+               else _aligned(_as_dask(weight, "weight"), labels, "weight").to_delayed(
+                   optimize_graph=False))
+    sizes = labels.chunks[0]
+    known = not any(math.isnan(size) for size in sizes)
+    first_rows = np.cumsum((0,) + sizes[:-1]) if known else [0] * len(sizes)
+    return offsets, weights, first_rows, known, offset_is
+
+
 def _sketch(y: Any, offset: Any, weight: Any, *, first_row: int, where: str | None,
             roles: Mapping[str, Any], offset_is: str = "logit",
             options: Mapping[str, bool] = {}) -> Sketch:
@@ -368,19 +377,8 @@ def sketch_groups_arrays(y: Any, group: Any, offset: Any = None, weight: Any = N
     labels = _as_dask(y, "y")
     groups = _aligned(_as_dask_groups(group, labels), labels, "group").to_delayed(
         optimize_graph=False)
-    if offset is None or np.ndim(offset) == 0:
-        offset = as_offset(as_raw_scores(offset, offset_is), 0)
-        offset_is = "logit"
-        offsets = [offset] * labels.numblocks[0]
-    else:
-        offsets = _aligned(_as_dask(offset, "offset"), labels, "offset").to_delayed(
-            optimize_graph=False)
-    weights = ([None] * labels.numblocks[0] if weight is None
-               else _aligned(_as_dask(weight, "weight"), labels, "weight").to_delayed(
-                   optimize_graph=False))
-    sizes = labels.chunks[0]
-    known = not any(math.isnan(size) for size in sizes)
-    first_rows = np.cumsum((0,) + sizes[:-1]) if known else [0] * len(sizes)
+    offsets, weights, first_rows, known, offset_is = _chunked(labels, offset, weight,
+                                                              offset_is)
     sketches = [
         dask.delayed(_group_sketch)(labels_block, group_block, offset_block, weight_block,
                                     first_row=int(first_row),

@@ -26,7 +26,7 @@ from ._groups import GroupTerms, GroupTotals
 from ._rows import (Prepared, ScanTotals, in_threads, max_threads, row_ranges,
                     terms_from_sums)
 from ._sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAULT_WIDTH,
-                      MAX_ORDER, Sketch, fill_reference)
+                      MAX_ORDER, Sketch, _combine, fill_reference)
 from ._solve import CurveTotals, Terms
 from ._validate import InputError, as_shift, library_of, rows
 
@@ -418,12 +418,7 @@ class GroupSketch:
 
     def pooled(self) -> Sketch:
         """The :class:`~logitshift.Sketch` of every row, the groups ignored."""
-        # Equal centres added by a sort and reduceat (`_combine`'s np.add.at is slow).
-        order = np.argsort(self._centres, kind="stable")
-        centres, tables = self._centres[order], self._tables[order]
-        if centres.size:
-            first = np.flatnonzero(np.r_[True, centres[1:] != centres[:-1]])
-            centres, tables = centres[first], np.add.reduceat(tables, first, axis=0)
+        centres, tables = _combine(self._centres, self._tables, self.width)
         totals = ScanTotals(
             n_rows=int(self._n_rows.sum()), weight_sum=float(self._sums[:, 0].sum()),
             positives=float(self._sums[:, 1].sum()),

@@ -26,7 +26,7 @@ __all__ = [
     "count_labels", "exact_terms", "sketch_terms", "exact_log_parts", "sketch_log_parts",
     "slope_terms", "derivative_coefficients", "compile_vectorized", "polynomial_derivatives",
     "sketch_polynomials", "group_scan", "group_scatter", "group_cell_counts", "group_fill",
-    "group_terms", "fill_extras", "ordered_pairs",
+    "group_terms", "fill_extras", "ordered_pairs", "pool_cells",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -579,6 +579,18 @@ def fill_extras(offsets, has_offsets, constant_offset, labels, weights, has_weig
 
 
 @nb.njit(**_OPTIONS)
+def pool_cells(index, tables, out, counts):
+    """Add row ``b`` of ``tables`` (``(cells, m)``) into row ``index[b]`` of ``out`` (zeros)
+    and count it in ``counts``: equal cells combined in the order they come, in one pass."""
+    m = tables.shape[1]
+    for b in range(index.shape[0]):
+        k = index[b]
+        counts[k] += 1
+        for j in range(m):
+            out[k, j] += tables[b, j]
+
+
+@nb.njit(**_OPTIONS)
 def ordered_pairs(negative, positive):
     """For sorted ``negative`` and ``positive`` offsets: the pairs (one of each) with the
     negative below, and those tied, as exact integer counts, in one merge."""
@@ -663,7 +675,9 @@ def _derivatives_at(u, coefficients, derivatives):
     count = derivatives.shape[0]
     for j in range(count):
         p = 0.0
-        for k in range(count, -1, -1):
+        # P_j has degree j + 1: Horner from its leading coefficient (the zeros above it
+        # would add nothing but time).
+        for k in range(min(j + 1, coefficients.shape[1] - 1), -1, -1):
             p = p * s + coefficients[j, k]
         derivatives[j] = p
     return tail

@@ -156,7 +156,8 @@ def scan_arrays(data: Prepared, width: float, order: int, threads: int | None = 
         parts.append(wide_tables)
         offset_min, offset_max = min(offset_min, wide_min), max(offset_max, wide_max)
     centres, tables = _combine(np.concatenate(cells) if cells else np.empty(0),
-                               np.concatenate(parts) if parts else np.empty((0, 2, order)))
+                               np.concatenate(parts) if parts else np.empty((0, 2, order)),
+                               width)
     # The label parts of rows in the table are summed there; the kernel summed the rest.
     negatives, positives = tables[:, 0, 0], tables[:, 1, 0]
     totals = ScanTotals(
@@ -309,10 +310,25 @@ def _in_units(tables: np.ndarray, exponent: int, target: int) -> np.ndarray:
         return np.ldexp(tables, exponent - target)
 
 
-def _combine(cells: np.ndarray, tables: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted distinct cells (by centre), with the tables of equal cells added."""
+def _combine(cells: np.ndarray, tables: np.ndarray, width: float | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct cells (by centre), with the tables of equal cells added. Given the
+    grid's ``width``, cells on a grid no wider than their count combine in one pass."""
     if np.all(cells[1:] > cells[:-1]):
         return cells, tables
+    if width is not None:
+        index = np.floor(cells * (1.0 / width))
+        low, high = (index.min(), index.max()) if index.size else (0.0, -1.0)
+        if (math.isfinite(low) and math.isfinite(high) and high - low < cells.size + 4096
+                and np.array_equal((index + 0.5) * width, cells)):
+            flat = np.ascontiguousarray(tables.reshape(cells.size, -1))
+            span = int(high - low) + 1
+            out = np.zeros((span, flat.shape[1]))
+            counts = np.zeros(span, dtype=np.int64)
+            _kernels.pool_cells((index - low).astype(np.int64), flat, out, counts)
+            used = np.flatnonzero(counts)
+            return ((used + low + 0.5) * width,
+                    out[used].reshape((used.size,) + tables.shape[1:]))
     # Equal cells summed in the order they come (as adding them one by one would).
     order = np.argsort(cells, kind="stable")
     cells = cells[order]
@@ -513,7 +529,7 @@ class Sketch:
                                 b.reshape(b.shape[0], math.prod(shape))])
                 for a, b, shape in zip(mine, theirs, shapes)]
         centres, combined = _combine(np.concatenate([self._centres, centres]),
-                                     np.concatenate(flat, axis=1))
+                                     np.concatenate(flat, axis=1), self.width)
         if centres.size > self.max_cells:
             raise CellBudgetExceeded(centres.size, self.max_cells, total.offset_min,
                                      total.offset_max, self.width, self.order)

@@ -348,6 +348,24 @@ def test_bytes_are_checked():
         GroupSketch.from_bytes(blob[:-9] + blob[-4:])
 
 
+def test_bytes_whose_order_is_broken_are_refused():
+    # A blob with a valid checksum whose cells or keys are out of order would merge into
+    # wrong sums: from_bytes refuses it.
+    sketch = GroupSketch().update(np.array([0, 1, 1, 0, 1]), np.array(["a", "b", "a", "b", "a"]),
+                                  np.array([0.5, -1.0, 2.0, 3.0, -2.0]))
+    cells = sketch.__dict__.copy()
+    sketch._centres = sketch._centres[::-1].copy()
+    with pytest.raises(logitshift.InputError, match="cells are not in order"):
+        GroupSketch.from_bytes(sketch.to_bytes())
+    sketch.__dict__.update(cells)
+    sketch._keys = sketch._keys[::-1].copy()
+    with pytest.raises(logitshift.InputError, match="keys are not sorted and distinct"):
+        GroupSketch.from_bytes(sketch.to_bytes())
+    sketch._keys = np.array(["a", "a"], dtype=object)
+    with pytest.raises(logitshift.InputError, match="keys are not sorted and distinct"):
+        GroupSketch.from_bytes(sketch.to_bytes())
+
+
 # -- random intercepts -----------------------------------------------------------------------
 
 @pytest.mark.parametrize("nagq", [1, 25])

@@ -288,8 +288,6 @@ class GroupSketch:
             raise InputError("cannot merge group sketches whose group labels do not sort "
                              "together (mixed types)", argument="other") from None
         inverse = inverse.ravel()
-        group = np.concatenate([np.repeat(inverse[:self.n_groups], np.diff(self._start)),
-                                np.repeat(inverse[self.n_groups:], np.diff(other._start))])
         merged = GroupSketch(self.width, self.order)
         merged._keys = _compact_keys(unique)
         n = unique.size
@@ -301,8 +299,27 @@ class GroupSketch:
         merged._range = np.column_stack([np.full(n, math.inf), np.full(n, -math.inf)])
         np.minimum.at(merged._range[:, 0], inverse, ranges[:, 0])
         np.maximum.at(merged._range[:, 1], inverse, ranges[:, 1])
-        merged._set_cells(group, np.concatenate([self._centres, other._centres]),
-                          np.concatenate([self._tables, other._tables]), n)
+        mine, theirs = inverse[:self.n_groups], inverse[self.n_groups:]
+        if not (np.all(mine[1:] > mine[:-1]) and np.all(theirs[1:] > theirs[:-1])):
+            group = np.concatenate([np.repeat(mine, np.diff(self._start)),
+                                    np.repeat(theirs, np.diff(other._start))])
+            merged._set_cells(group, np.concatenate([self._centres, other._centres]),
+                              np.concatenate([self._tables, other._tables]), n)
+            return merged
+        # Both sketches' cells are sorted by (group, centre) and the keys' map keeps the
+        # groups' order: one merge of the two runs, with no copy of either.
+        runs = []
+        for sketch, groups in ((self, mine), (other, theirs)):
+            runs += [np.repeat(groups, np.diff(sketch._start)), sketch._centres,
+                     sketch._tables.reshape(sketch.n_cells, 2 * self.order)]
+        n_cells = _kernels.merge_cells(*runs, np.empty(0, dtype=np.int64), np.empty(0),
+                                       np.empty((0, 2 * self.order)))
+        group = np.empty(n_cells, dtype=np.int64)
+        merged._centres = np.empty(n_cells)
+        tables = np.empty((n_cells, 2 * self.order))
+        _kernels.merge_cells(*runs, group, merged._centres, tables)
+        merged._tables = tables.reshape(n_cells, 2, self.order)
+        merged._start = np.searchsorted(group, np.arange(n + 1)).astype(np.int64)
         return merged
 
     __add__ = merge
@@ -521,6 +538,15 @@ class GroupSketch:
         sketch = cls(width, order)
         if (counts < 0).any() or counts.sum() != n_cells or (n_rows < 0).any():
             raise InputError("group sketch is corrupted: its counts", argument="blob")
+        # Merges rely on the order: keys sorted and distinct, each group's cells increasing.
+        same_group = np.repeat(np.arange(n_groups), counts)
+        same_group = same_group[1:] == same_group[:-1]
+        if (same_group & ~(centres[1:] > centres[:-1])).any():
+            raise InputError("group sketch is corrupted: a group's cells are not in order",
+                             argument="blob")
+        if _key_order(keys) is not None or _has_duplicates(keys):
+            raise InputError("group sketch is corrupted: its keys are not sorted and distinct",
+                             argument="blob")
         sketch._keys, sketch._n_rows = keys, n_rows
         sketch._sums, sketch._range = sums.reshape(n_groups, 2), ranges.reshape(n_groups, 2)
         sketch._centres, sketch._tables = centres, tables.reshape(n_cells, 2, order)
@@ -690,6 +716,13 @@ def _key_order(keys: np.ndarray) -> np.ndarray | None:
     if np.array_equal(order, np.arange(keys.size)):
         return None
     return order
+
+
+def _has_duplicates(keys: np.ndarray) -> bool:
+    try:
+        return np.unique(_as_object(keys)).size != keys.size
+    except TypeError:  # keys that do not sort together: compare them pairwise by hash
+        return len(set(keys.tolist())) != keys.size
 
 
 def _as_object(keys: np.ndarray) -> np.ndarray:

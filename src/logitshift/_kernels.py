@@ -26,7 +26,7 @@ __all__ = [
     "count_labels", "exact_terms", "sketch_terms", "exact_log_parts", "sketch_log_parts",
     "slope_terms", "derivative_coefficients", "compile_vectorized", "polynomial_derivatives",
     "sketch_polynomials", "group_scan", "group_scatter", "group_cell_counts", "group_fill",
-    "group_terms", "fill_extras", "ordered_pairs", "pool_cells",
+    "group_terms", "fill_extras", "ordered_pairs", "pool_cells", "merge_cells",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -1265,6 +1265,52 @@ def group_fill(sorted_offsets, sorted_labels, sorted_weights, has_weights, row_s
                     tables[out, j] = window[at + j]
                     window[at + j] = 0.0
                 out += 1
+
+
+@nb.njit(**_OPTIONS)
+def merge_cells(group_a, centres_a, tables_a, group_b, centres_b, tables_b, out_group,
+                out_centres, out_tables):
+    """Merge two runs of cells, each sorted by ``(group, centre)`` with no pair twice, into
+    one: an equal pair's tables added (``a``'s first). Returns the number of cells; with
+    ``out_group`` empty it only counts them (the outputs are then not touched)."""
+    write = out_group.shape[0] > 0
+    n_a = group_a.shape[0]
+    n_b = group_b.shape[0]
+    m = tables_a.shape[1]
+    i = 0
+    j = 0
+    n = 0
+    while i < n_a or j < n_b:
+        if j == n_b:
+            take = -1
+        elif i == n_a:
+            take = 1
+        elif group_a[i] != group_b[j]:
+            take = -1 if group_a[i] < group_b[j] else 1
+        elif centres_a[i] != centres_b[j]:
+            take = -1 if centres_a[i] < centres_b[j] else 1
+        else:
+            take = 0
+        if write:
+            if take <= 0:
+                out_group[n] = group_a[i]
+                out_centres[n] = centres_a[i]
+                for k in range(m):
+                    out_tables[n, k] = tables_a[i, k]
+                if take == 0:
+                    for k in range(m):
+                        out_tables[n, k] += tables_b[j, k]
+            else:
+                out_group[n] = group_b[j]
+                out_centres[n] = centres_b[j]
+                for k in range(m):
+                    out_tables[n, k] = tables_b[j, k]
+        if take <= 0:
+            i += 1
+        if take >= 0:
+            j += 1
+        n += 1
+    return n
 
 
 @nb.njit(**_OPTIONS)

@@ -12,9 +12,13 @@ random-intercept model against lme4's glmer.
    nAGQ = 1 / 9)`` on the same rows written to a CSV file (R's time excludes reading it),
    with both times and the differences of μ̂, τ̂ and the log-likelihood. Skipped where
    Rscript or lme4 is missing.
+3. ``--parquet-rows`` rows (default 1e8) in ``--parquet-groups`` groups (default 1e4),
+   written once to a Parquet file (label int8, group int32, offset float64) under
+   ``--dir``: ``fit_groups_file`` in a fresh process, its time and its peak resident memory
+   (``VmHWM``; target below 1 GiB). ``--parquet-rows 0`` skips it.
 
     python benchmarks/groups.py
-    python benchmarks/groups.py --rows 1e6 --glmer-rows 1e5 --repeats 3
+    python benchmarks/groups.py --rows 1e6 --glmer-rows 1e5 --repeats 3 --parquet-rows 1e6
 """
 
 from __future__ import annotations
@@ -49,6 +53,18 @@ for (nagq in c(1, 9)) {
                                attr(VarCorr(m)[[1]], "stddev")[[1]],
                                as.numeric(logLik(m)))), "\n")
 }
+"""
+
+
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across exec.
+_PEAK_RSS = """
+import sys, time, warnings, logitshift
+warnings.simplefilter("ignore")
+start = time.perf_counter()
+result = logitshift.fit_groups_file(sys.argv[1], "label", "group", "offset", progress=False)
+elapsed = time.perf_counter() - start
+peak = [line.split()[1] for line in open("/proc/self/status") if line.startswith("VmHWM")][0]
+print(elapsed, peak, result.n_groups, result.pooled.shift)
 """
 
 
@@ -126,17 +142,55 @@ def against_glmer(rows: int, groups: int) -> None:
     print()
 
 
+def write_parquet(path: Path, rows: int, groups: int, chunk: int = 10_000_000) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pa.schema([("label", pa.int8()), ("group", pa.int32()), ("offset", pa.float64())])
+    with pq.ParquetWriter(path, schema) as writer:
+        for k, start in enumerate(range(0, rows, chunk)):
+            y, group, offset = _data(min(chunk, rows - start), groups, 0.3, 100 + k)
+            writer.write_table(pa.table({"label": y, "group": group.astype(np.int32),
+                                         "offset": offset}, schema=schema))
+
+
+def parquet_memory(rows: int, groups: int, folder: str) -> None:
+    print(f"**fit_groups_file on Parquet, n = {rows:.0e}, {groups:,} groups: a fresh "
+          f"process**\n")
+    import pyarrow.parquet as pq
+
+    path = Path(folder) / f"logitshift-groups-{rows}-{groups}.parquet"
+    if not path.exists() or pq.ParquetFile(path).metadata.num_rows != rows:
+        write_parquet(path, rows, groups)
+    subprocess.run([sys.executable, "-c", _PEAK_RSS, str(path)], capture_output=True,
+                   check=True)  # compile, warm the page cache
+    done = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(path)], capture_output=True,
+                          text=True, check=True)
+    seconds, peak_kib, n_groups, _ = done.stdout.split()
+    print("| file | groups | seconds | rows/s | peak resident memory |")
+    print("|---:|---:|---:|---:|---:|")
+    print(f"| {path.stat().st_size / 1e9:.2f} GB | {int(n_groups):,} | {float(seconds):.1f} | "
+          f"{rows / float(seconds) / 1e6:.0f} M | {int(peak_kib) / 1024:.0f} MiB |")
+    print()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=float, default=1e7)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--glmer-rows", type=float, default=1e6)
     parser.add_argument("--glmer-groups", type=int, default=2000)
+    parser.add_argument("--parquet-rows", type=float, default=1e8)
+    parser.add_argument("--parquet-groups", type=int, default=10_000)
+    parser.add_argument("--dir", default=tempfile.gettempdir(),
+                        help="where the Parquet file is written (and kept for the next run)")
     args = parser.parse_args()
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python "
           f"{sys.version.split()[0]}, numpy {np.__version__}\n")
     grouped_against_fit(int(args.rows), args.repeats)
     against_glmer(int(args.glmer_rows), args.glmer_groups)
+    if args.parquet_rows:
+        parquet_memory(int(args.parquet_rows), args.parquet_groups, args.dir)
     print("Load average at the end (1, 5, 15 min): "
           + " ".join(f"{v:.2f}" for v in os.getloadavg()))
 

@@ -380,10 +380,11 @@ _TAU_FLOOR = 1e-6
 
 
 def _maximise(marginal: Any, mean: float, tau: float, max_iter: int
-              ) -> tuple[float, float, float, bool, int]:
+              ) -> tuple[float, float, float, bool, int, np.ndarray]:
     """Newton on ``(μ, log τ)`` for ``marginal(μ, log τ)`` (the negative log-likelihood),
     with difference derivatives and a backtracking line search; returns ``(μ̂, τ̂, -log L̂,
-    converged, iterations)``. A Newton step below 1e-8 (relative) is the last: the next
+    converged, iterations, Hessian)``, the Hessian the last step's, a step of at most
+    1e-8 (relative) from the optimum where it converged. Such a step is the last: the next
     would fall below the differences' own noise."""
     point = np.array([mean, math.log(tau)])
     value = marginal(*point)
@@ -411,10 +412,10 @@ def _maximise(marginal: Any, mean: float, tau: float, max_iter: int
         if trial_value <= value:
             point, value = trial, trial_value
         if point[1] < math.log(_TAU_FLOOR):
-            return float(point[0]), 0.0, value, True, iteration
+            return float(point[0]), 0.0, value, True, iteration, hessian
         if last or (moved <= 1e-10 * np.maximum(1.0, np.abs(point))).all() or size < 1e-8:
-            return float(point[0]), math.exp(point[1]), value, True, iteration
-    return float(point[0]), math.exp(point[1]), value, False, max_iter
+            return float(point[0]), math.exp(point[1]), value, True, iteration, hessian
+    return float(point[0]), math.exp(point[1]), value, False, max_iter, hessian
 
 
 @dataclass(frozen=True)
@@ -446,10 +447,10 @@ def _fit_random(groups: GroupCurves, totals: GroupTotals, usable: np.ndarray, po
     # The Laplace optimum first (two evaluations of the groups a point); with more nodes,
     # Newton on their value goes on from it, a step or two away.
     start = tau
-    mean, tau, value, converged, iterations = _maximise(marginal.laplace, pooled.shift, tau,
-                                                         max_iter)
+    mean, tau, value, converged, iterations, curvature = _maximise(
+        marginal.laplace, pooled.shift, tau, max_iter)
     if nagq > 1:
-        mean, tau, value, converged, more = _maximise(
+        mean, tau, value, converged, more, curvature = _maximise(
             marginal, mean if tau > 0 else pooled.shift, tau if tau > 0 else start, max_iter)
         iterations += more
     pooled_loss = pooled.loss * pooled.weight_sum
@@ -458,7 +459,8 @@ def _fit_random(groups: GroupCurves, totals: GroupTotals, usable: np.ndarray, po
         shrunk = np.where(usable, mean, math.nan)
         return _RandomPart(mean, pooled.se, 0.0, -value, shrunk, np.where(usable, 0.0, math.nan),
                            converged, iterations, nagq, marginal)
-    _, curvature = _derivatives(marginal, np.array([mean, math.log(tau)]), value, 2e-3)
+    # The observed information: the differences of Newton's last step (steps of 1e-4, their
+    # rounding near 1e-16 |log L| / 1e-8 against entries the size of the information).
     try:
         covariance = np.linalg.inv(curvature)
         mean_se = math.sqrt(covariance[0, 0]) if covariance[0, 0] > 0 else math.nan

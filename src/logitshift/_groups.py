@@ -83,6 +83,8 @@ class GroupCurves(Protocol):
     def evaluate_groups(self, shifts: np.ndarray, wanted: np.ndarray | None = None
                         ) -> GroupTerms: ...
 
+    def group_losses(self, shifts: np.ndarray, wanted: np.ndarray) -> np.ndarray: ...
+
     def curve(self, index: int) -> Curve: ...
 
     def pooled(self) -> Curve: ...
@@ -274,6 +276,7 @@ class _Marginal:
         self.modes = np.zeros(wanted.size)
         # Where the modes were found: (μ, τ², each group's Hessian there), to predict them.
         self._found: tuple[float, float, np.ndarray] | None = None
+        self._last: tuple[tuple[float, float, int], tuple[np.ndarray, ...]] | None = None
         self.evaluations = 0
 
     def _evaluate(self, shifts: np.ndarray, wanted: np.ndarray) -> GroupTerms:
@@ -331,8 +334,11 @@ class _Marginal:
     def per_group(self, mean: float, tau: float, nagq: int | None = None
                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Each group's ``-log ∫`` (with ``nagq`` nodes, the model's by default), its mode
-        and its Hessian at the mode."""
+        and its Hessian at the mode (the last point's kept: the optimiser's last trial is
+        where the fit then asks for the modes)."""
         nagq = self.nagq if nagq is None else nagq
+        if self._last is not None and self._last[0] == (mean, tau, nagq):
+            return self._last[1]
         variance = tau * tau
         u, loss, hessian = self.modes_at(mean, tau)
         at_mode = loss + u * u / (2.0 * variance)
@@ -340,16 +346,20 @@ class _Marginal:
         if nagq > 1:
             spread = 1.0 / np.sqrt(hessian + 1.0 / variance)
             total = np.zeros(u.size)
-            for node, weight in zip(self.nodes, self.weights):
-                if node == 0.0:
-                    total += weight
-                    continue
-                point = u + spread * node
-                at = self._evaluate(mean + point, self.wanted).loss + point * point / (
-                    2.0 * variance)
+            away = self.nodes != 0.0
+            points = u[:, None] + spread[:, None] * self.nodes[away]
+            self.evaluations += 1
+            losses = self.groups.group_losses(mean + points, self.wanted)
+            for k, (node, weight) in enumerate(zip(self.nodes[away], self.weights[away])):
+                point = points[:, k]
+                at = losses[:, k] + point * point / (2.0 * variance)
                 total += weight * np.exp(at_mode - at + 0.5 * node * node)
+            if not away.all():  # the middle node of an odd rule: h(û) itself
+                total += self.weights[~away].sum()
             value = value - np.log(np.where(self.wanted, total, 1.0))
-        return np.where(self.wanted, value, 0.0), u, hessian
+        result = np.where(self.wanted, value, 0.0), u, hessian
+        self._last = ((mean, tau, nagq), result)
+        return result
 
     def __call__(self, mean: float, log_tau: float) -> float:
         return float(np.sum(self.per_group(mean, math.exp(log_tau))[0]))

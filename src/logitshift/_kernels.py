@@ -699,6 +699,35 @@ def derivative_coefficients(count: int) -> np.ndarray:
     return coefficients
 
 
+#: Cells whose derivatives `_derivative_block` forms together.
+_CELL_BLOCK = 64
+
+
+@nb.njit(**_HELPER)
+def _derivative_block(centres, first, m, shift, coefficients, tails, small, derivatives):
+    """`_derivatives_at` for the ``m`` cells from ``first`` at once, to the bit:
+    ``tails[c] = exp(-|u|)`` and ``derivatives[j, c] = σ^(j)(-|u|)`` for ``j <
+    len(derivatives)``, ``u = centres[first + c] + shift``. Horner's rule runs across the
+    cells, an inner loop LLVM vectorizes (a cell's own chain of multiply-adds does not):
+    sketch_terms is 1.6× faster for it."""
+    for c in range(m):
+        tail = math.exp(-abs(centres[first + c] + shift))
+        tails[c] = tail
+        small[c] = tail / (1.0 + tail)  # σ(-|u|)
+    top = coefficients.shape[1] - 1
+    for j in range(derivatives.shape[0]):
+        row = derivatives[j]
+        degree = min(j + 1, top)
+        # p = 0 · s + C[j, degree] is C[j, degree] itself: start there.
+        lead = coefficients[j, degree]
+        for c in range(m):
+            row[c] = lead
+        for k in range(degree - 1, -1, -1):
+            coefficient = coefficients[j, k]
+            for c in range(m):
+                row[c] = row[c] * small[c] + coefficient
+
+
 @nb.njit(**_OPTIONS)
 def sketch_terms(centres, tables, width, shift, coefficients, factorials, per_cell):
     """The sums of `_solve.Terms` at ``shift`` from the Taylor tables alone.
@@ -715,93 +744,100 @@ def sketch_terms(centres, tables, width, shift, coefficients, factorials, per_ce
     n_cells, _, order = tables.shape
     keep_cells = per_cell.shape[0] > 0
     out = np.zeros((N_TERMS, 2))
-    derivatives = np.empty(order + 1)
     values = np.empty(N_TERMS)
     half_width = 0.5 * width
-    for b in range(n_cells):
-        u = centres[b] + shift
-        tail = _derivatives_at(u, coefficients, derivatives)
-        right = u > 0
-        negative = 0.0
-        positive = 0.0
-        tails = 0.0
-        curv_neg = 0.0
-        curv_pos = 0.0
-        loss = 0.0
-        # j = 0 separately: values, not derivatives, of σ and softplus.
-        m_neg = tables[b, 0, 0]
-        m_pos = tables[b, 1, 0]
-        far = derivatives[0]
-        near = 1.0 - far
-        softplus_small = math.log1p(tail)  # softplus(-|u|)
-        # (m * inf where m = 0 would be nan: an empty label part has no loss.)
-        if right:
-            negative += near * m_neg
-            positive += far * m_pos
-            if m_neg != 0.0:
-                loss += m_neg * (u + softplus_small)
-            loss += m_pos * softplus_small
-        else:
-            negative += far * m_neg
-            positive += near * m_pos
-            loss += m_neg * softplus_small
-            if m_pos != 0.0:
-                loss += m_pos * (softplus_small - u)
-        curv_neg += derivatives[1] * m_neg
-        curv_pos += derivatives[1] * m_pos
-        # Tails of the gradient: Σ_j t^(j)(u)/j! (M_neg + M_pos)_j with t = σ(-|z|) on this side.
-        tails += far * (m_neg + m_pos)
-        sign = 1.0
-        for j in range(1, order):
-            m_neg = tables[b, 0, j] / factorials[j]
-            m_pos = tables[b, 1, j] / factorials[j]
-            d_j = derivatives[j]
-            # σ^(j)(u) = D_j for u <= 0 and (-1)^(j+1) D_j for u > 0;
-            # (σ(-·))^(j)(u) = (-1)^j σ^(j)(-u).
-            sign = -sign  # (-1)^j
+    exps = np.empty(_CELL_BLOCK)
+    small = np.empty(_CELL_BLOCK)
+    derivatives = np.empty((order + 1, _CELL_BLOCK))
+    for first in range(0, n_cells, _CELL_BLOCK):
+        m = min(_CELL_BLOCK, n_cells - first)
+        _derivative_block(centres, first, m, shift, coefficients, exps, small, derivatives)
+        for c in range(m):
+            b = first + c
+            u = centres[b] + shift
+            tail = exps[c]
+            right = u > 0
+            negative = 0.0
+            positive = 0.0
+            tails = 0.0
+            curv_neg = 0.0
+            curv_pos = 0.0
+            loss = 0.0
+            # j = 0 separately: values, not derivatives, of σ and softplus.
+            m_neg = tables[b, 0, 0]
+            m_pos = tables[b, 1, 0]
+            far = derivatives[0, c]
+            near = 1.0 - far
+            softplus_small = math.log1p(tail)  # softplus(-|u|)
+            # (m * inf where m = 0 would be nan: an empty label part has no loss.)
             if right:
-                up = -sign * d_j  # σ^(j)(u)
-                down = sign * d_j  # (σ(-·))^(j)(u)
-                curv = sign * derivatives[j + 1]  # σ^(j+1)(u)
+                negative += near * m_neg
+                positive += far * m_pos
+                if m_neg != 0.0:
+                    loss += m_neg * (u + softplus_small)
+                loss += m_pos * softplus_small
             else:
-                up = d_j
-                down = -d_j
-                curv = derivatives[j + 1]
-            negative += up * m_neg
-            positive += down * m_pos
-            curv_neg += curv * m_neg
-            curv_pos += curv * m_pos
-            tails += (down if right else up) * (m_neg + m_pos)
-            # softplus^(j) = σ^(j-1), and softplus(-z) = softplus(z) - z.
-            if right:
-                sp_up = 1.0 - derivatives[0] if j == 1 else sign * derivatives[j - 1]
-                sp_down = sign * derivatives[j - 1]
+                negative += far * m_neg
+                positive += near * m_pos
+                loss += m_neg * softplus_small
+                if m_pos != 0.0:
+                    loss += m_pos * (softplus_small - u)
+            curv_neg += derivatives[1, c] * m_neg
+            curv_pos += derivatives[1, c] * m_pos
+            # Tails of the gradient: Σ_j t^(j)(u)/j! (M_neg + M_pos)_j with t = σ(-|z|) on
+            # this side.
+            tails += far * (m_neg + m_pos)
+            sign = 1.0
+            for j in range(1, order):
+                m_neg = tables[b, 0, j] / factorials[j]
+                m_pos = tables[b, 1, j] / factorials[j]
+                d_j = derivatives[j, c]
+                # σ^(j)(u) = D_j for u <= 0 and (-1)^(j+1) D_j for u > 0;
+                # (σ(-·))^(j)(u) = (-1)^j σ^(j)(-u).
+                sign = -sign  # (-1)^j
+                if right:
+                    up = -sign * d_j  # σ^(j)(u)
+                    down = sign * d_j  # (σ(-·))^(j)(u)
+                    curv = sign * derivatives[j + 1, c]  # σ^(j+1)(u)
+                else:
+                    up = d_j
+                    down = -d_j
+                    curv = derivatives[j + 1, c]
+                negative += up * m_neg
+                positive += down * m_pos
+                curv_neg += curv * m_neg
+                curv_pos += curv * m_pos
+                tails += (down if right else up) * (m_neg + m_pos)
+                # softplus^(j) = σ^(j-1), and softplus(-z) = softplus(z) - z.
+                if right:
+                    sp_up = 1.0 - derivatives[0, c] if j == 1 else sign * derivatives[j - 1, c]
+                    sp_down = sign * derivatives[j - 1, c]
+                else:
+                    sp_up = derivatives[j - 1, c]
+                    sp_down = derivatives[0, c] - 1.0 if j == 1 else derivatives[j - 1, c]
+                loss += sp_up * m_neg + sp_down * m_pos
+            if keep_cells:
+                per_cell[b, 0] = negative
+                per_cell[b, 1] = positive
+            if abs(u) > half_width:
+                # Every row of the cell is on one side: weight of certain mistakes plus tails.
+                if right:
+                    certain = tables[b, 0, 0]
+                    tails = -tails
+                else:
+                    certain = -tables[b, 1, 0]
             else:
-                sp_up = derivatives[j - 1]
-                sp_down = derivatives[0] - 1.0 if j == 1 else derivatives[j - 1]
-            loss += sp_up * m_neg + sp_down * m_pos
-        if keep_cells:
-            per_cell[b, 0] = negative
-            per_cell[b, 1] = positive
-        if abs(u) > half_width:
-            # Every row of the cell is on one side: weight of certain mistakes plus tails.
-            if right:
-                certain = tables[b, 0, 0]
-                tails = -tails
-            else:
-                certain = -tables[b, 1, 0]
-        else:
-            certain = 0.0
-            tails = negative - positive
-        values[0] = negative
-        values[1] = positive
-        values[2] = certain
-        values[3] = tails
-        values[4] = curv_neg
-        values[5] = curv_pos
-        values[6] = loss
-        for i in range(N_TERMS):
-            out[i, 0], out[i, 1] = _add(out[i, 0], out[i, 1], values[i])
+                certain = 0.0
+                tails = negative - positive
+            values[0] = negative
+            values[1] = positive
+            values[2] = certain
+            values[3] = tails
+            values[4] = curv_neg
+            values[5] = curv_pos
+            values[6] = loss
+            for i in range(N_TERMS):
+                out[i, 0], out[i, 1] = _add(out[i, 0], out[i, 1], values[i])
     return out
 
 
@@ -1280,45 +1316,54 @@ def group_losses(group_start, centres, tables, shifts, wanted, coefficients, fac
     other sums.)
     """
     order = tables.shape[2]
-    derivatives = np.empty(max(order - 1, 1))
-    moments = np.empty((order, 2))  # a cell's M_j / j!, the same at every point
+    exps = np.empty(_CELL_BLOCK)
+    small = np.empty(_CELL_BLOCK)
+    derivatives = np.empty((max(order - 1, 1), _CELL_BLOCK))
+    moments = np.empty((_CELL_BLOCK, order, 2))  # a cell's M_j / j!, the same at every point
     points = shifts.shape[1]
     sums = np.zeros((points, 2))
     for g in range(first, stop):
         if not wanted[g]:
             continue
         sums[:] = 0.0
-        for b in range(group_start[g], group_start[g + 1]):
-            m_neg = tables[b, 0, 0]
-            m_pos = tables[b, 1, 0]
-            for j in range(1, order):
-                moments[j, 0] = tables[b, 0, j] / factorials[j]
-                moments[j, 1] = tables[b, 1, j] / factorials[j]
-            for k in range(points):
-                u = centres[b] + shifts[g, k]
-                tail = _derivatives_at(u, coefficients, derivatives)
-                right = u > 0
-                softplus_small = math.log1p(tail)
-                loss = 0.0
-                if right:
-                    if m_neg != 0.0:
-                        loss += m_neg * (u + softplus_small)
-                    loss += m_pos * softplus_small
-                else:
-                    loss += m_neg * softplus_small
-                    if m_pos != 0.0:
-                        loss += m_pos * (softplus_small - u)
-                sign = 1.0
+        for low in range(group_start[g], group_start[g + 1], _CELL_BLOCK):
+            m = min(_CELL_BLOCK, group_start[g + 1] - low)
+            for c in range(m):
                 for j in range(1, order):
-                    sign = -sign
+                    moments[c, j, 0] = tables[low + c, 0, j] / factorials[j]
+                    moments[c, j, 1] = tables[low + c, 1, j] / factorials[j]
+            for k in range(points):
+                shift = shifts[g, k]
+                _derivative_block(centres, low, m, shift, coefficients, exps, small,
+                                  derivatives)
+                for c in range(m):
+                    b = low + c
+                    u = centres[b] + shift
+                    right = u > 0
+                    m_neg = tables[b, 0, 0]
+                    m_pos = tables[b, 1, 0]
+                    softplus_small = math.log1p(exps[c])
+                    loss = 0.0
                     if right:
-                        sp_up = 1.0 - derivatives[0] if j == 1 else sign * derivatives[j - 1]
-                        sp_down = sign * derivatives[j - 1]
+                        if m_neg != 0.0:
+                            loss += m_neg * (u + softplus_small)
+                        loss += m_pos * softplus_small
                     else:
-                        sp_up = derivatives[j - 1]
-                        sp_down = derivatives[0] - 1.0 if j == 1 else derivatives[j - 1]
-                    loss += sp_up * moments[j, 0] + sp_down * moments[j, 1]
-                sums[k, 0], sums[k, 1] = _add(sums[k, 0], sums[k, 1], loss)
+                        loss += m_neg * softplus_small
+                        if m_pos != 0.0:
+                            loss += m_pos * (softplus_small - u)
+                    sign = 1.0
+                    for j in range(1, order):
+                        sign = -sign
+                        before = derivatives[j - 1, c]
+                        if right:
+                            sp_up = 1.0 - derivatives[0, c] if j == 1 else sign * before
+                            sp_down = sign * before
+                        else:
+                            sp_up = before
+                            sp_down = derivatives[0, c] - 1.0 if j == 1 else before
+                        loss += sp_up * moments[c, j, 0] + sp_down * moments[c, j, 1]
+                    sums[k, 0], sums[k, 1] = _add(sums[k, 0], sums[k, 1], loss)
         for k in range(points):
             value = sums[k, 0]
             out[g, k] = value + sums[k, 1] if math.isfinite(value) else value

@@ -639,7 +639,9 @@ def _filled(data: Prepared, codes: GroupCodes, width: float, order: int,
     np.cumsum(rows_of, out=row_start[1:])
     n_tabled = int(row_start[-1])
     sorted_offsets = np.empty(n_tabled)
-    sorted_labels = np.empty(n_tabled)
+    # Integer labels (0 or 1, the scan checked) travel as one byte, not eight.
+    sorted_labels = np.empty(n_tabled, dtype=np.int8 if arguments[3].dtype.kind in "biu"
+                             else np.float64)
     has_weights = data.weights is not None
     sorted_weights = np.empty(n_tabled if has_weights else 0)
     in_threads([partial(_kernels.group_scatter, values, codes.base, *arguments, start, stop,

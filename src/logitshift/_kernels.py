@@ -1205,7 +1205,7 @@ def group_scatter(codes, base, offsets, has_offsets, constant_offset, labels, we
         slot = cursor[code]
         cursor[code] = slot + 1
         sorted_offsets[slot] = f
-        sorted_labels[slot] = float(labels[row])
+        sorted_labels[slot] = labels[row]
         if has_weights:
             sorted_weights[slot] = w
 
@@ -1252,7 +1252,7 @@ def group_fill(sorted_offsets, sorted_labels, sorted_weights, has_weights, row_s
         low = cell_low[g]
         for r in range(row_start[g], row_start[g + 1]):
             f = sorted_offsets[r]
-            y = sorted_labels[r]
+            y = float(sorted_labels[r])
             w = sorted_weights[r] if has_weights else 1.0
             cell = np.floor(f * inv_width)
             d = f - (cell + 0.5) * width

@@ -372,6 +372,16 @@ def test_group_losses_are_the_losses_of_evaluate_groups(order):
     assert (losses[5] == 0).all()
 
 
+def test_merging_keys_of_two_integer_types_keeps_them_apart():
+    # uint64 beside int64 concatenates to float64, where 2**63 + 1 and 2**63 + 2 are equal.
+    y, f = np.array([0, 1, 1, 0]), np.array([0.1, 0.2, 0.3, 0.4])
+    big = GroupSketch().update(y, np.array([2**63 + 1, 2**63 + 2] * 2, dtype=np.uint64), f)
+    small = GroupSketch().update(y, np.array([-1, -1, 5, 5]), f)
+    merged = big + small
+    assert merged.keys.tolist() == [-1, 5, 2**63 + 1, 2**63 + 2]
+    assert merged._n_rows.tolist() == [2, 2, 2, 2]
+
+
 def test_bytes_whose_order_is_broken_are_refused():
     # A blob with a valid checksum whose cells or keys are out of order would merge into
     # wrong sums: from_bytes refuses it.
@@ -411,6 +421,35 @@ def test_random_intercepts_match_glmer(random_fits, nagq):
     np.testing.assert_allclose(result.shrunk_se, modes.sd.values, atol=tolerance, rtol=0)
     stored = _modes("glmer_modes.csv", "grouped", nagq)
     np.testing.assert_allclose(result.shrunk, stored["mode"].values, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("weight", [1.0, 1e4])
+def test_the_mean_se_holds_on_large_weights(weight):
+    # The information comes from differences of log L; their rounding, about 1e-16 |log L|
+    # / h², grows with the data. Against Richardson's extrapolation of central differences
+    # at steps 2e-2 and 1e-2 (where rounding is small even for |log L| ~ 1e8).
+    rng = np.random.default_rng(8)
+    group = np.repeat(np.arange(10), 20_000)
+    offset = rng.normal(0, 1, group.size)
+    effect = rng.normal(0, 0.4, 10)
+    y = rng.random(group.size) < special.expit(offset - 0.5 + effect[group])
+    result = _fit(y=y, group=group, offset=offset, weight=np.full(group.size, weight),
+                  shrinkage="random")
+    marginal = result._random.marginal
+    x, z = result.mean, math.log(result.tau)
+    value = marginal(x, z)
+
+    def se(h):
+        xp, xm, zp, zm = marginal(x + h, z), marginal(x - h, z), marginal(x, z + h), marginal(
+            x, z - h)
+        up, down = marginal(x + h, z + h), marginal(x - h, z - h)
+        cross = (up + down - xp - xm - zp - zm + 2 * value) / 2
+        hessian = np.array([[xp - 2 * value + xm, cross], [cross, zp - 2 * value + zm]])
+        return math.sqrt(np.linalg.inv(hessian / (h * h))[0, 0])
+
+    reference = (4 * se(1e-2) - se(2e-2)) / 3
+    assert abs(-value) > (1e8 if weight > 1 else 1e4)
+    assert result.mean_se == pytest.approx(reference, rel=2e-5)
 
 
 def test_random_intercepts_on_cbpp_counts(cbpp):

@@ -281,7 +281,10 @@ class GroupSketch:
             raise InputError(
                 f"cannot merge a group sketch of width {other.width} and order {other.order} "
                 f"into one of width {self.width} and order {self.order}", argument="other")
-        keys = np.concatenate([_as_object(self._keys), _as_object(other._keys)])
+        left, right = _as_object(self._keys), _as_object(other._keys)
+        if left.dtype != right.dtype:  # (uint64 beside int64 would become float64)
+            left, right = left.astype(object), right.astype(object)
+        keys = np.concatenate([left, right])
         try:
             unique, inverse = np.unique(keys, return_inverse=True)
         except TypeError:

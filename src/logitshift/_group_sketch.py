@@ -303,6 +303,9 @@ class GroupSketch:
         np.minimum.at(merged._range[:, 0], inverse, ranges[:, 0])
         np.maximum.at(merged._range[:, 1], inverse, ranges[:, 1])
         mine, theirs = inverse[:self.n_groups], inverse[self.n_groups:]
+        # Keys that sort together are kept sorted and distinct (fills and from_bytes see to
+        # it), so both maps into the merged keys increase; should one not, the general sort
+        # stands in.
         if not (np.all(mine[1:] > mine[:-1]) and np.all(theirs[1:] > theirs[:-1])):
             group = np.concatenate([np.repeat(mine, np.diff(self._start)),
                                     np.repeat(theirs, np.diff(other._start))])
@@ -739,7 +742,7 @@ def _key_order(keys: np.ndarray) -> np.ndarray | None:
 def _has_duplicates(keys: np.ndarray) -> bool:
     try:
         return np.unique(_as_object(keys)).size != keys.size
-    except TypeError:  # keys that do not sort together: compare them pairwise by hash
+    except TypeError:  # keys that do not sort together: a set finds the equal ones
         return len(set(keys.tolist())) != keys.size
 
 

@@ -317,8 +317,8 @@ def _combine(cells: np.ndarray, tables: np.ndarray, width: float | None = None
     if np.all(cells[1:] > cells[:-1]):
         return cells, tables
     if width is not None:
-        index = np.floor(cells * (1.0 / width))
-        low, high = (index.min(), index.max()) if index.size else (0.0, -1.0)
+        index = np.floor(cells * (1.0 / width))  # (two cells at least: sorted otherwise)
+        low, high = index.min(), index.max()
         if (math.isfinite(low) and math.isfinite(high) and high - low < cells.size + 4096
                 and np.array_equal((index + 0.5) * width, cells)):
             flat = np.ascontiguousarray(tables.reshape(cells.size, -1))

@@ -19,7 +19,6 @@ import contextlib
 import dataclasses
 import io
 import json
-import math
 import subprocess
 import sys
 import tempfile
@@ -166,7 +165,7 @@ def main() -> None:
             show(f"{name}/validate", lambda: ls.validate_file(path, "y", "f", "w"))
             show(f"{name}/groups", lambda: group_statistics(
                 ls.fit_groups_file(path, "y", "g", "f", shrinkage="random")))
-        show("file/missing", lambda: str(ls.fit_file(csv, "y", "nope")))
+        show("file/missing", lambda: ls.fit_file(csv, "y", "nope"))
         sketch = ls.Sketch(robust=True, histogram=True).update(y, f, w)
         show("sketch/bytes", lambda: sketch.to_bytes())
         show("sketch/solve", lambda: (sketch.solve().to_dict(), sketch.solve_slope().to_dict(),

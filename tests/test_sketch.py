@@ -11,7 +11,7 @@ import pytest
 
 import logitshift
 from logitshift import Sketch
-from logitshift._arrays import ExactCurve
+from logitshift._memory import ExactCurve
 from logitshift._rows import Prepared
 from logitshift._sketch import fill_reference, scan_arrays
 from logitshift._solve import ArrayCurve

@@ -5,7 +5,7 @@
 >>> result.shift, result.se, result.confint()            # doctest: +SKIP
 """
 
-from ._fit import (fit, fit_file, fit_frame, fit_groups, fit_groups_file, fit_groups_frame,
+from ._api import (fit, fit_file, fit_frame, fit_groups, fit_groups_file, fit_groups_frame,
                    fit_slope, fit_slope_file, fit_slope_frame, validate, validate_file,
                    validate_frame)
 from ._groups import GroupShiftFit

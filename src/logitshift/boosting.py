@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._fit import fit
+from ._api import fit
 from ._result import ShiftFit
 from ._validate import InputError, rows
 

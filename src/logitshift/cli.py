@@ -24,7 +24,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
-from ._fit import fit, fit_groups_file, validate_file
+from ._api import fit, fit_groups_file, validate_file
 from ._groups import GroupShiftFit, check_group_options
 from ._report import CalibrationReport
 from ._result import ShiftFit, normal_quantile

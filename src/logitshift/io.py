@@ -30,14 +30,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from ._chunks import Needs, empty, fill, named_columns, require_scores
 from ._group_sketch import GroupSketch
 from ._rows import max_threads
 from ._sketch import Sketch
-from ._validate import (InputError, as_positive_int, as_raw_scores, check_columns,
-                        check_offset_is, column_roles, naming_columns, prefixing)
+from ._validate import (InputError, as_positive_int, check_columns,
+                        check_offset_is, naming_columns, prefixing)
 
 __all__ = ["iter_batches", "read_columns", "sketch_file", "sketch_groups_file", "expand_sources",
-           "check_format", "DEFAULT_BATCH_ROWS", "FORMATS"]
+           "check_format", "Files", "DEFAULT_BATCH_ROWS", "FORMATS"]
 
 DEFAULT_BATCH_ROWS = 1 << 20
 #: Bytes of CSV parsed at a time (pyarrow's block): a batch of CSV rows.
@@ -807,21 +808,10 @@ def sketch_file(
         :func:`iter_batches` and :func:`logitshift.fit`. Rows are numbered from 0 within
         each file.
     """
-    roles, columns = column_roles(label, offset, weight)
     check_offset_is(offset_is)
-    sketch = Sketch(robust=robust, histogram=histogram)
-
-    def fill(batch: dict[str, Any], first_row: int, threads: int) -> None:
-        y, scores, weights = (batch[name] if name is not None else None
-                              for name in roles.values())
-        # Probabilities become log-odds here, a batch at a time: what the offsets mean is
-        # the source's to say; the sketch holds raw scores.
-        scores = as_raw_scores(scores, offset_is, first_row=first_row)
-        sketch.update(y, scores, weights, first_row=first_row, threads=threads)
-
-    _stream(source, columns, roles, fill, batch_rows=batch_rows, progress=progress,
-            format=format)
-    return sketch
+    return Files(source, {"y": label, "offset": offset, "weight": weight},
+                 batch_rows=batch_rows, progress=progress, format=format,
+                 offset_is=offset_is).summary(Needs(robust=robust, histogram=histogram))
 
 
 def sketch_groups_file(
@@ -860,23 +850,43 @@ def sketch_groups_file(
         than the column's first rows, group labels of files that do not sort together, or
         a group column that is also the label, offset or weight column.
     """
-    roles, columns = column_roles(label, offset, weight, group=group)
     check_offset_is(offset_is)
-    for role in ("y", "offset", "weight"):
-        if roles[role] is not None and roles[role] == group:
-            what = "label" if role == "y" else role
-            raise InputError(f"group names the column {group!r}, which is also the {what}: "
-                             "a file's column is read either as labels or as numbers",
-                             argument="group", value=group)
-    sketch = GroupSketch()
+    return Files(source, {"y": label, "group": group, "offset": offset, "weight": weight},
+                 batch_rows=batch_rows, progress=progress, format=format,
+                 offset_is=offset_is).summary(Needs(groups=True))
 
-    def fill(batch: dict[str, Any], first_row: int, threads: int) -> None:
-        scores = None if offset is None else as_raw_scores(batch[offset], offset_is,
-                                                           first_row=first_row)
-        sketch.update(batch[label], batch[group], scores,
-                      None if weight is None else batch[weight], first_row=first_row,
-                      threads=threads)
 
-    _stream(source, columns, roles, fill, batch_rows=batch_rows, progress=progress,
-            format=format, keys=[group])
-    return sketch
+class Files:
+    """The files source: the named columns (``names`` maps roles to column names) of files,
+    standard input or URLs (see :func:`sketch_file`), streamed a batch at a time into one
+    summary; rows are numbered within each file."""
+
+    def __init__(self, source: Any, names: dict[str, Any], *, offset_is: str = "logit",
+                 batch_rows: int | None = None, progress: bool | None = None,
+                 format: str | None = None) -> None:
+        self.source, self.offset_is = source, offset_is
+        self.roles, self._columns = named_columns(names)
+        self._reading = {"batch_rows": batch_rows, "progress": progress, "format": format}
+
+    def summary(self, needs: Needs) -> Sketch | GroupSketch:
+        roles = self.roles
+        require_scores(needs, roles.get("offset"), named=True)
+        keys = []
+        if needs.groups:
+            group = roles["group"]
+            for role in ("y", "offset", "weight"):
+                if roles[role] is not None and roles[role] == group:
+                    what = "label" if role == "y" else role
+                    raise InputError(f"group names the column {group!r}, which is also the "
+                                     f"{what}: a file's column is read either as labels or as "
+                                     "numbers", argument="group", value=group)
+            keys = [group]
+        summary = empty(needs)
+
+        def fill_batch(batch: dict[str, Any], first_row: int, threads: int) -> None:
+            chunk = {role: batch[name] for role, name in roles.items() if name is not None}
+            fill(summary, chunk,
+                 first_row=first_row, offset_is=self.offset_is, threads=threads)
+
+        _stream(self.source, self._columns, roles, fill_batch, keys=keys, **self._reading)
+        return summary

@@ -27,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
         'pip install "logitshift[sklearn]"'
     ) from exc
 
-from ._fit import fit as fit_shift
+from ._api import fit as fit_shift
 from ._losses import sigmoid_pair
 from ._validate import InputError, as_weight
 

@@ -1,42 +1,210 @@
-"""The façade: ``fit``, ``fit_frame`` and ``fit_file`` pick the source that turns their input
-into a curve, then hand the curve to the shift estimator."""
+"""The façade: every public function runs one estimator on one source, through one table.
+
+A public function checks its options, then :func:`pick` chooses the source that reads its
+input (:data:`SOURCES`: by the form the function takes, then by the input's type), and
+:func:`run` asks that source for the summary the estimator needs and hands it to the
+estimator (:data:`SHIFT`, :data:`SLOPE`, :data:`REPORT`, :data:`GROUPS`). A source knows
+nothing of the estimators, nor an estimator of the sources: a new source is one entry of
+:data:`SOURCES`, a new estimator one :class:`Estimator` and its public functions.
+"""
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
-from . import _arrays
-from ._group_sketch import GroupSketch
+from ._chunks import Needs
 from ._groups import GroupShiftFit, check_group_options, fit_group_curves
+from ._memory import Rows, ScoredArrays
 from ._report import CalibrationReport
 from ._result import ShiftFit, normal_quantile
 from ._shift import check_options, fit_curve
-from ._sketch import Sketch
 from ._slope import MAX_TRUNCATION, SlopeFit, fit_slope_curve, warn_about
-from ._solve import Curve
-from ._validate import (InputError, as_positive_int, as_raw_scores, check_offset_is,
-                        check_se_type,
-                        column_roles, library_of, naming_columns)
+from ._validate import (InputError, as_positive_int, check_offset_is, check_se_type,
+                        library_of, naming_columns)
 
 __all__ = ["fit", "fit_frame", "fit_file", "fit_slope", "fit_slope_frame", "fit_slope_file",
            "validate", "validate_frame", "validate_file",
-           "fit_groups", "fit_groups_frame", "fit_groups_file"]
+           "fit_groups", "fit_groups_frame", "fit_groups_file",
+           "Estimator", "SHIFT", "SLOPE", "REPORT", "GROUPS", "SOURCES", "pick", "run"]
 
 
-def fit(
-    y: Any,
-    offset: Any = None,
-    weight: Any = None,
-    *,
-    method: str = "auto",
-    pseudo_count: float = 0.0,
-    tol: float | None = None,
-    max_iter: int = 100,
-    offset_is: str = "logit",
-    se_type: str = "model",
-) -> ShiftFit:
+# -- the sources ------------------------------------------------------------------------------
+
+def _is_dask_arrays(columns: Mapping[str, Any]) -> bool:
+    return any(library_of(value) == "dask" for value in columns.values())
+
+
+def _is_dask_frame(frame: Any) -> bool:
+    return library_of(frame) == "dask"
+
+
+def _is_dataset(data: Any) -> bool:
+    if type(data).__module__ != "pyarrow._dataset":
+        return False
+    import pyarrow.dataset as ds
+
+    return isinstance(data, (ds.Dataset, ds.Scanner))
+
+
+#: The sources, by the form in which a public function takes its input: its columns as
+#: values (``"arrays"``), a table and column names (``"table"``), or files and column names
+#: (``"files"``). Within a form, the first source whose test accepts the input reads it;
+#: each is a module and a class in it, imported only when chosen (Dask is optional).
+SOURCES: dict[str, list[tuple[Callable[[Any], bool], str, str]]] = {
+    "arrays": [(_is_dask_arrays, "_dask", "DaskArrays"),
+               (lambda columns: True, "_arrays", "Arrays")],
+    "table": [(_is_dask_frame, "_dask", "DaskFrame"),
+              (_is_dataset, "_dataset", "ArrowDataset"),
+              (lambda frame: True, "_arrays", "Table")],
+    "files": [(_is_dataset, "_dataset", "ArrowDataset"),
+              (lambda source: True, "io", "Files")],
+}
+
+
+def pick(form: str, data: Any, *arguments: Any, offset_is: str = "logit",
+         **reading: Any) -> Any:
+    """The source of :data:`SOURCES` that reads ``data`` in ``form``, made with
+    ``arguments`` (the column names, for tables and files) and ``reading``."""
+    check_offset_is(offset_is)
+    for accepts, module, name in SOURCES[form]:
+        if accepts(data):
+            kind = getattr(importlib.import_module(f".{module}", __package__), name)
+            return kind(data, *arguments, offset_is=offset_is, **reading)
+    raise AssertionError(f"no source reads {form}")  # pragma: no cover - the last accepts all
+
+
+def group_names(label: Any, group: Any, offset: Any, weight: Any) -> dict[str, Any]:
+    """The roles of a per-group fit's named columns; the group column is required."""
+    if group is None:
+        raise InputError("group must name a column, got None: a per-group fit needs one",
+                         argument="group", value=group)
+    return {"y": label, "group": group, "offset": offset, "weight": weight}
+
+
+# -- the estimators ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Estimator:
+    """An estimator as the façade runs it: what it needs of a source, given its options,
+    and how it turns the source's summary into its one result.
+
+    ``finish`` takes :class:`~logitshift._memory.Rows` from a source that keeps its rows in
+    memory (and may then use them exactly), a sketch from any other.
+    """
+
+    needs: Callable[[Mapping[str, Any]], Needs]
+    finish: Callable[[Any, Mapping[str, Any]], Any]
+
+
+def run(estimator: Estimator, options: Mapping[str, Any], source: Any) -> Any:
+    """``estimator`` on the summary of ``source``; errors name the source's columns."""
+    summary = source.summary(estimator.needs(options))
+    with naming_columns(source.roles):
+        return estimator.finish(summary, options)
+
+
+def shift_options(method: str | None, pseudo_count: Any, tol: Any, max_iter: Any,
+                  se_type: Any) -> dict[str, Any]:
+    """The shift's options, checked before any pass over the data."""
+    check_options(method, pseudo_count, tol, max_iter)
+    return {"method": method, "pseudo_count": pseudo_count, "tol": tol, "max_iter": max_iter,
+            "se_type": check_se_type(se_type)}
+
+
+def _finish_shift(summary: Any, options: Mapping[str, Any]) -> ShiftFit:
+    if isinstance(summary, Rows):
+        curve, method = summary.curve(options["method"])
+    else:
+        curve, method = summary, "sketch"
+    return fit_curve(curve, method=method, pseudo_count=options["pseudo_count"],
+                     tol=options["tol"], max_iter=options["max_iter"],
+                     se_type=options["se_type"])
+
+
+SHIFT = Estimator(
+    needs=lambda options: Needs(robust=options["se_type"] == "robust",
+                                passes=options["method"] == "newton"),
+    finish=_finish_shift)
+
+
+def slope_options(tol: Any, max_iter: Any, se_type: Any) -> dict[str, Any]:
+    """The slope's options, checked before any pass over the data."""
+    check_options(None, 0.0, tol, max_iter)
+    return {"tol": tol, "max_iter": max_iter, "se_type": check_se_type(se_type)}
+
+
+def _finish_slope(summary: Any, options: Mapping[str, Any]) -> SlopeFit:
+    if isinstance(summary, Rows):
+        return warn_about(_slope_of(summary.scored, **options))
+    return summary.solve_slope(**options)
+
+
+SLOPE = Estimator(
+    needs=lambda options: Needs(robust=options["se_type"] == "robust", scores=True),
+    finish=_finish_slope)
+
+
+def report_options(bins: Any, level: Any, se_type: Any) -> dict[str, Any]:
+    """The report's options, checked before any pass over the data."""
+    check_se_type(se_type)
+    as_positive_int(bins, "bins")
+    normal_quantile(level)
+    return {"bins": bins, "level": level, "se_type": se_type}
+
+
+def _finish_report(summary: Any, options: Mapping[str, Any]) -> CalibrationReport:
+    if isinstance(summary, Rows):
+        return _report_of(summary.scored, **options)
+    return summary.validate(**options)
+
+
+REPORT = Estimator(
+    needs=lambda options: Needs(robust=options["se_type"] == "robust", histogram=True,
+                                scores=True),
+    finish=_finish_report)
+
+
+def group_options(shrinkage: Any, nagq: Any, pseudo_count: Any, tol: Any, max_iter: Any
+                  ) -> dict[str, Any]:
+    """The per-group fit's options, checked before any pass over the data."""
+    return check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+
+
+GROUPS = Estimator(needs=lambda options: Needs(groups=True),
+                   finish=lambda summary, options: fit_group_curves(summary, **options))
+
+
+def _slope_of(scored: ScoredArrays, tol: float | None, max_iter: int,
+              se_type: str) -> SlopeFit:
+    """The slope from the sketch, or from exact passes where the sketch cannot vouch for
+    its sums."""
+    options = {"tol": tol, "max_iter": max_iter, "se_type": se_type}
+    if scored.sketch is None:  # offsets beyond the cell budget
+        return fit_slope_curve(scored.exact_slope_curve(), method="exact", **options)
+    result = fit_slope_curve(scored.sketch, method="sketch", **options)
+    if result.status == "beyond_sketch" or result.truncation > MAX_TRUNCATION:
+        result = fit_slope_curve(scored.exact_slope_curve(), method="exact", **options)
+    return result
+
+
+def _report_of(scored: ScoredArrays, bins: int, level: float, se_type: str
+               ) -> CalibrationReport:
+    """The report of rows in memory: the exact c-statistic, and the slope refitted exactly
+    where the sketch cannot vouch for it."""
+    sketch = scored.sketched()  # the report's sums and curve come from the sketch's cells
+    slope = warn_about(_slope_of(scored, None, 100, se_type))
+    return sketch._report(slope, (scored.c_statistic(), 0.0), bins=bins, level=level,
+                          se_type=se_type)
+
+
+# -- the public functions ---------------------------------------------------------------------
+
+def fit(y: Any, offset: Any = None, weight: Any = None, *, method: str = "auto",
+        pseudo_count: float = 0.0, tol: float | None = None, max_iter: int = 100,
+        offset_is: str = "logit", se_type: str = "model") -> ShiftFit:
     """The constant shift of the raw scores that minimises the binary cross-entropy.
 
     Finds ``shift = argmin_s Σ_i w_i · BCE(y_i, offset_i + s)`` with
@@ -82,6 +250,8 @@ def fit(
     Returns
     -------
     ShiftFit
+        The shift with its standard error and status; its methods give the intervals, the
+        likelihood-ratio test and O/E.
 
     Raises
     ------
@@ -114,62 +284,24 @@ def fit(
     >>> result.converged
     True
     """
-    options = _options(method, pseudo_count, tol, max_iter, se_type)
-    check_offset_is(offset_is)
-    robust = se_type == "robust"
-    if _in_dask(y, offset, weight):
-        from . import dask
-
-        dask.check_method(method)
-        return _estimate(dask.sketch_arrays(y, offset, weight, offset_is=offset_is,
-                                            robust=robust), "sketch", {}, options)
-    curve, method = _arrays.curve_of(y, as_raw_scores(offset, offset_is), weight, method,
-                                     robust=robust)
-    return _estimate(curve, method, {}, options)
+    return run(SHIFT, shift_options(method, pseudo_count, tol, max_iter, se_type),
+               pick("arrays", {"y": y, "offset": offset, "weight": weight},
+                    offset_is=offset_is))
 
 
-def _in_dask(*values: Any) -> bool:
-    """Whether any of the arrays is a Dask collection: then the Dask source reads them."""
-    return any(library_of(value) == "dask" for value in values)
-
-
-def _options(method: str | None, pseudo_count: Any, tol: Any, max_iter: Any,
-             se_type: Any = "model") -> dict[str, Any]:
-    """The estimator's options, checked before any pass over the data."""
-    check_options(method, pseudo_count, tol, max_iter)
-    return {"pseudo_count": pseudo_count, "tol": tol, "max_iter": max_iter,
-            "se_type": check_se_type(se_type)}
-
-
-def _estimate(curve: Curve, method: str, roles: dict[str, Any],
-              options: dict[str, Any]) -> ShiftFit:
-    """The shift estimator on ``curve``; its errors name the columns of ``roles``."""
-    with naming_columns(roles):
-        return fit_curve(curve, method=method, **options)
-
-
-def fit_frame(
-    frame: Any,
-    label: str,
-    offset: str | None = None,
-    weight: str | None = None,
-    *,
-    method: str = "auto",
-    pseudo_count: float = 0.0,
-    tol: float | None = None,
-    max_iter: int = 100,
-    offset_is: str = "logit",
-    se_type: str = "model",
-) -> ShiftFit:
+def fit_frame(frame: Any, label: str, offset: str | None = None, weight: str | None = None, *,
+              method: str = "auto", pseudo_count: float = 0.0, tol: float | None = None,
+              max_iter: int = 100, offset_is: str = "logit", se_type: str = "model") -> ShiftFit:
     """:func:`fit` on the named columns of a table.
 
     Parameters
     ----------
     frame : pandas or polars DataFrame, polars LazyFrame, pyarrow Table or RecordBatch, a
-        mapping of column names to arrays, or a Dask DataFrame
+        mapping of column names to arrays, a Dask DataFrame, or a pyarrow Dataset or Scanner
         Only the named columns are read (a LazyFrame collects only those), without copies
         where a column holds a plain numeric buffer. A Dask DataFrame goes to
-        :func:`logitshift.dask.fit_frame`: one pass, partition by partition.
+        :func:`logitshift.dask.fit_frame`: one pass, partition by partition; a pyarrow
+        Dataset or Scanner is scanned a batch at a time, as :func:`fit_file` scans it.
     label, offset, weight : str
         Column names: the labels, and optionally the offsets and the weights.
     method, pseudo_count, tol, max_iter, offset_is, se_type
@@ -178,6 +310,7 @@ def fit_frame(
     Returns
     -------
     ShiftFit
+        As :func:`fit` gives on the same columns as arrays.
 
     Raises
     ------
@@ -194,45 +327,15 @@ def fit_frame(
     >>> result.converged
     True
     """
-    options = _options(method, pseudo_count, tol, max_iter, se_type)
-    check_offset_is(offset_is)
-    robust = se_type == "robust"
-    if library_of(frame) == "dask":
-        from . import dask
-
-        dask.check_method(method)
-        roles, _ = column_roles(label, offset, weight)
-        return _estimate(dask.sketch_frame(frame, label, offset, weight, offset_is=offset_is,
-                                           robust=robust), "sketch", roles, options)
-    roles, (y, scores, weights) = _frame_columns(frame, label, offset, weight, offset_is)
-    with naming_columns(roles):
-        curve, method = _arrays.curve_of(y, scores, weights, method, robust=robust)
-    return _estimate(curve, method, roles, options)
+    return run(SHIFT, shift_options(method, pseudo_count, tol, max_iter, se_type),
+               pick("table", frame, {"y": label, "offset": offset, "weight": weight},
+                    offset_is=offset_is))
 
 
-def _frame_columns(frame: Any, label: Any, offset: Any, weight: Any, offset_is: str
-                   ) -> tuple[dict[str, Any], list[Any]]:
-    """The roles and columns of an in-memory table, the offsets as raw scores."""
-    roles, (y, scores, weights) = _arrays.frame_columns(frame, label, offset, weight)
-    with naming_columns(roles):
-        return roles, [y, as_raw_scores(scores, offset_is), weights]
-
-
-def fit_file(
-    source: Any,
-    label: str,
-    offset: str | None = None,
-    weight: str | None = None,
-    *,
-    batch_rows: int | None = None,
-    progress: bool | None = None,
-    format: str | None = None,
-    pseudo_count: float = 0.0,
-    tol: float | None = None,
-    max_iter: int = 100,
-    offset_is: str = "logit",
-    se_type: str = "model",
-) -> ShiftFit:
+def fit_file(source: Any, label: str, offset: str | None = None, weight: str | None = None, *,
+             batch_rows: int | None = None, progress: bool | None = None,
+             format: str | None = None, pseudo_count: float = 0.0, tol: float | None = None,
+             max_iter: int = 100, offset_is: str = "logit", se_type: str = "model") -> ShiftFit:
     """:func:`fit` on columns of CSV or Parquet files of any size, in one pass.
 
     The rows are streamed a batch at a time through a :class:`Sketch`
@@ -246,7 +349,9 @@ def fit_file(
         input, a filesystem URL (``file://``, ``s3://``, ..., or a scheme of fsspec where it
         is installed), a file object open in binary mode (``open(path, "rb")``,
         ``io.BytesIO``), a directory of Parquet files (a partitioned dataset), a glob
-        pattern such as ``"data/*.parquet"``, or a list of these.
+        pattern such as ``"data/*.parquet"``, or a list of these; or a
+        ``pyarrow.dataset.Dataset`` or ``Scanner`` (its partitioning and filters apply; only
+        the named columns are scanned, a batch at a time).
     label, offset, weight : str
         Column names: the labels, and optionally the offsets and the weights.
     batch_rows : int, optional
@@ -273,25 +378,14 @@ def fit_file(
     OSError
         A file that cannot be opened.
     """
-    from .io import sketch_file
-
-    options = _options(None, pseudo_count, tol, max_iter, se_type)
-    sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
-                         progress=progress, format=format, offset_is=offset_is,
-                         robust=se_type == "robust")
-    return _estimate(sketch, "sketch", column_roles(label, offset, weight)[0], options)
+    return run(SHIFT, shift_options(None, pseudo_count, tol, max_iter, se_type),
+               pick("files", source, {"y": label, "offset": offset, "weight": weight},
+                    offset_is=offset_is, batch_rows=batch_rows, progress=progress,
+                    format=format))
 
 
-def fit_slope(
-    y: Any,
-    offset: Any,
-    weight: Any = None,
-    *,
-    offset_is: str = "logit",
-    tol: float | None = None,
-    max_iter: int = 100,
-    se_type: str = "model",
-) -> SlopeFit:
+def fit_slope(y: Any, offset: Any, weight: Any = None, *, offset_is: str = "logit",
+              tol: float | None = None, max_iter: int = 100, se_type: str = "model") -> SlopeFit:
     """Logistic recalibration: the intercept and slope of ``y ~ Bernoulli(σ(a + b · offset))``.
 
     This is R's ``glm(y ~ offset, family = binomial)``, fitted from one pass over the data:
@@ -321,6 +415,8 @@ def fit_slope(
     Returns
     -------
     SlopeFit
+        The intercept and slope with their covariance and status; ``confint`` gives their
+        intervals.
 
     Raises
     ------
@@ -353,36 +449,21 @@ def fit_slope(
     >>> round(result.slope, 1), result.converged
     (0.8, True)
     """
-    _slope_options(offset_is, tol, max_iter, se_type)
-    robust = se_type == "robust"
-    if _in_dask(y, offset, weight):
-        from . import dask
-
-        _check_scores(offset)
-        return _slope_of_sketch(dask.sketch_arrays(y, offset, weight, offset_is=offset_is,
-                                                   robust=robust), {}, tol, max_iter, se_type)
-    scored = _arrays.scored_arrays(y, as_raw_scores(offset, offset_is), weight, robust=robust)
-    return warn_about(_slope_of(scored, tol, max_iter, se_type))
+    return run(SLOPE, slope_options(tol, max_iter, se_type),
+               pick("arrays", {"y": y, "offset": offset, "weight": weight},
+                    offset_is=offset_is))
 
 
-def fit_slope_frame(
-    frame: Any,
-    label: str,
-    offset: str,
-    weight: str | None = None,
-    *,
-    offset_is: str = "logit",
-    tol: float | None = None,
-    max_iter: int = 100,
-    se_type: str = "model",
-) -> SlopeFit:
+def fit_slope_frame(frame: Any, label: str, offset: str, weight: str | None = None, *,
+                    offset_is: str = "logit", tol: float | None = None, max_iter: int = 100,
+                    se_type: str = "model") -> SlopeFit:
     """:func:`fit_slope` on the named columns of a table.
 
     Parameters
     ----------
     frame : table
-        As for :func:`fit_frame`: pandas, polars, pyarrow, a mapping, or a Dask DataFrame
-        (one pass over its partitions).
+        As for :func:`fit_frame`: pandas, polars, pyarrow (a dataset too), a mapping, or a
+        Dask DataFrame (one pass over its partitions).
     label, offset, weight : str
         Column names: the labels, the raw scores (or probabilities, with
         ``offset_is="probability"``) and optionally the weights.
@@ -392,42 +473,24 @@ def fit_slope_frame(
     Returns
     -------
     SlopeFit
+        In memory, with the exact refit of :func:`fit_slope`; streamed (Dask, a pyarrow
+        dataset), from the sketch alone, as :func:`fit_slope_file`.
 
     Raises
     ------
     InputError
         As :func:`fit_frame`: errors name the column.
     """
-    _slope_options(offset_is, tol, max_iter, se_type)
-    _check_offset_column(offset)
-    robust = se_type == "robust"
-    if library_of(frame) == "dask":
-        from . import dask
-
-        roles, _ = column_roles(label, offset, weight)
-        return _slope_of_sketch(dask.sketch_frame(frame, label, offset, weight,
-                                                  offset_is=offset_is, robust=robust),
-                                roles, tol, max_iter, se_type)
-    roles, columns = _frame_columns(frame, label, offset, weight, offset_is)
-    with naming_columns(roles):
-        return warn_about(_slope_of(_arrays.scored_arrays(*columns, robust=robust), tol,
-                                    max_iter, se_type))
+    return run(SLOPE, slope_options(tol, max_iter, se_type),
+               pick("table", frame, {"y": label, "offset": offset, "weight": weight},
+                    offset_is=offset_is))
 
 
-def fit_slope_file(
-    source: Any,
-    label: str,
-    offset: str,
-    weight: str | None = None,
-    *,
-    offset_is: str = "logit",
-    batch_rows: int | None = None,
-    progress: bool | None = None,
-    format: str | None = None,
-    tol: float | None = None,
-    max_iter: int = 100,
-    se_type: str = "model",
-) -> SlopeFit:
+def fit_slope_file(source: Any, label: str, offset: str, weight: str | None = None, *,
+                   offset_is: str = "logit", batch_rows: int | None = None,
+                   progress: bool | None = None, format: str | None = None,
+                   tol: float | None = None, max_iter: int = 100, se_type: str = "model"
+                   ) -> SlopeFit:
     """:func:`fit_slope` on columns of CSV or Parquet files of any size, in one pass.
 
     The rows are streamed through a :class:`Sketch` (:func:`logitshift.io.sketch_file`),
@@ -453,68 +516,16 @@ def fit_slope_file(
     Raises
     ------
     InputError, OSError
-        As :func:`fit_file`.
+        As :func:`fit_file`; also, before the pass, where ``offset`` names no column.
     """
-    from .io import sketch_file
-
-    _slope_options(offset_is, tol, max_iter, se_type)
-    _check_offset_column(offset)
-    sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
-                         progress=progress, format=format, offset_is=offset_is,
-                         robust=se_type == "robust")
-    return _slope_of_sketch(sketch, column_roles(label, offset, weight)[0], tol, max_iter,
-                            se_type)
+    return run(SLOPE, slope_options(tol, max_iter, se_type),
+               pick("files", source, {"y": label, "offset": offset, "weight": weight},
+                    offset_is=offset_is, batch_rows=batch_rows, progress=progress,
+                    format=format))
 
 
-def _slope_options(offset_is: str, tol: float | None, max_iter: int, se_type: Any) -> None:
-    _options(None, 0.0, tol, max_iter, se_type)
-    check_offset_is(offset_is)
-
-
-def _check_scores(offset: Any) -> None:
-    """A slope needs offsets that vary: an array, not a constant or none."""
-    if offset is None or np.ndim(offset) == 0:
-        raise InputError("offset must be an array of raw scores: a recalibration slope needs "
-                         "them to vary", argument="offset", value=offset)
-
-
-def _check_offset_column(offset: Any) -> None:
-    if offset is None:
-        raise InputError("offset must name the column of raw scores: a recalibration slope "
-                         "needs them", argument="offset")
-
-
-def _slope_of(scored: _arrays.ScoredArrays, tol: float | None, max_iter: int,
-              se_type: str) -> SlopeFit:
-    """The slope from the sketch, or from exact passes where the sketch cannot vouch for
-    its sums."""
-    options = {"tol": tol, "max_iter": max_iter, "se_type": se_type}
-    if scored.sketch is None:  # offsets beyond the cell budget
-        return fit_slope_curve(scored.exact_slope_curve(), method="exact", **options)
-    result = fit_slope_curve(scored.sketch, method="sketch", **options)
-    if result.status == "beyond_sketch" or result.truncation > MAX_TRUNCATION:
-        result = fit_slope_curve(scored.exact_slope_curve(), method="exact", **options)
-    return result
-
-
-def _slope_of_sketch(sketch: Sketch, roles: dict[str, Any], tol: float | None,
-                     max_iter: int, se_type: str) -> SlopeFit:
-    """The slope of a streamed sketch, from its tables alone (there are no rows to redo
-    it from); errors about the whole name the columns of ``roles``."""
-    with naming_columns(roles):
-        return sketch.solve_slope(tol=tol, max_iter=max_iter, se_type=se_type)
-
-
-def validate(
-    y: Any,
-    offset: Any,
-    weight: Any = None,
-    *,
-    offset_is: str = "logit",
-    bins: int = 10,
-    level: float = 0.95,
-    se_type: str = "model",
-) -> CalibrationReport:
+def validate(y: Any, offset: Any, weight: Any = None, *, offset_is: str = "logit", bins: int = 10,
+             level: float = 0.95, se_type: str = "model") -> CalibrationReport:
     """The calibration report of a model's scores: what R's ``rms::val.prob`` prints, and
     the calibration in the large, from one pass over the data.
 
@@ -554,46 +565,29 @@ def validate(
     (sub-bins of width 2**-12), with the bound on its error in ``c_statistic_bound`` (about
     1e-5; at most 1e-4 unless the scores pile up within a few thousandths of a logit).
     """
-    _report_options(offset_is, bins, level, se_type)
-    robust = se_type == "robust"
-    if _in_dask(y, offset, weight):
-        from . import dask
-
-        _check_scores(offset)
-        return _report_of_sketch(dask.sketch_arrays(y, offset, weight, offset_is=offset_is,
-                                                    robust=robust, histogram=True),
-                                 {}, bins, level, se_type)
-    scored = _arrays.scored_arrays(y, as_raw_scores(offset, offset_is), weight, robust=robust)
-    return _report_of(scored, bins, level, se_type)
+    return run(REPORT, report_options(bins, level, se_type),
+               pick("arrays", {"y": y, "offset": offset, "weight": weight},
+                    offset_is=offset_is))
 
 
-def validate_frame(
-    frame: Any,
-    label: str,
-    offset: str,
-    weight: str | None = None,
-    *,
-    offset_is: str = "logit",
-    bins: int = 10,
-    level: float = 0.95,
-    se_type: str = "model",
-) -> CalibrationReport:
+def validate_frame(frame: Any, label: str, offset: str, weight: str | None = None, *,
+                   offset_is: str = "logit", bins: int = 10, level: float = 0.95,
+                   se_type: str = "model") -> CalibrationReport:
     """:func:`validate` on the named columns of a table.
 
     Parameters
     ----------
-    frame : table
-        As for :func:`fit_frame`: pandas, polars, pyarrow, a mapping, or a Dask DataFrame
-        (one pass over its partitions; the c-statistic then carries its bound).
-    label, offset, weight : str
-        Column names: the labels, the raw scores (or probabilities, with
-        ``offset_is="probability"``) and optionally the weights.
+    frame, label, offset, weight
+        As for :func:`fit_slope_frame`. From a Dask DataFrame or a pyarrow dataset (one pass
+        over its partitions or batches) the c-statistic carries its bound.
     offset_is, bins, level, se_type
         As for :func:`validate`.
 
     Returns
     -------
     CalibrationReport
+        As :func:`validate` gives on the same columns as arrays (in memory), or as
+        :func:`validate_file` gives (a Dask DataFrame, a pyarrow dataset).
 
     Raises
     ------
@@ -608,37 +602,15 @@ def validate_frame(
     >>> round(report.c_statistic, 4)     # 8 of the 9 pairs in order
     0.8889
     """
-    _report_options(offset_is, bins, level, se_type)
-    _check_offset_column(offset)
-    robust = se_type == "robust"
-    if library_of(frame) == "dask":
-        from . import dask
-
-        roles, _ = column_roles(label, offset, weight)
-        return _report_of_sketch(dask.sketch_frame(frame, label, offset, weight,
-                                                   offset_is=offset_is, robust=robust,
-                                                   histogram=True), roles, bins, level,
-                                 se_type)
-    roles, columns = _frame_columns(frame, label, offset, weight, offset_is)
-    with naming_columns(roles):
-        return _report_of(_arrays.scored_arrays(*columns, robust=robust), bins, level,
-                          se_type)
+    return run(REPORT, report_options(bins, level, se_type),
+               pick("table", frame, {"y": label, "offset": offset, "weight": weight},
+                    offset_is=offset_is))
 
 
-def validate_file(
-    source: Any,
-    label: str,
-    offset: str,
-    weight: str | None = None,
-    *,
-    offset_is: str = "logit",
-    bins: int = 10,
-    level: float = 0.95,
-    batch_rows: int | None = None,
-    progress: bool | None = None,
-    format: str | None = None,
-    se_type: str = "model",
-) -> CalibrationReport:
+def validate_file(source: Any, label: str, offset: str, weight: str | None = None, *,
+                  offset_is: str = "logit", bins: int = 10, level: float = 0.95,
+                  batch_rows: int | None = None, progress: bool | None = None,
+                  format: str | None = None, se_type: str = "model") -> CalibrationReport:
     """:func:`validate` on columns of CSV or Parquet files of any size, or standard input,
     in one pass.
 
@@ -650,9 +622,7 @@ def validate_file(
     source, batch_rows, progress, format
         As for :func:`fit_file` (``"-"`` reads CSV from standard input).
     label, offset, weight : str
-        Column names: the labels, the raw scores (or probabilities, with
-        ``offset_is="probability"``, converted a batch at a time) and optionally the
-        weights.
+        As for :func:`fit_slope_file`.
     offset_is, bins, level, se_type
         As for :func:`validate`.
 
@@ -669,58 +639,18 @@ def validate_file(
     Raises
     ------
     InputError, OSError
-        As :func:`fit_file`.
+        As :func:`fit_slope_file`.
     """
-    from .io import sketch_file
-
-    _report_options(offset_is, bins, level, se_type)
-    _check_offset_column(offset)
-    sketch = sketch_file(source, label, offset, weight, batch_rows=batch_rows,
-                         progress=progress, format=format, offset_is=offset_is,
-                         robust=se_type == "robust", histogram=True)
-    return _report_of_sketch(sketch, column_roles(label, offset, weight)[0], bins, level,
-                             se_type)
+    return run(REPORT, report_options(bins, level, se_type),
+               pick("files", source, {"y": label, "offset": offset, "weight": weight},
+                    offset_is=offset_is, batch_rows=batch_rows, progress=progress,
+                    format=format))
 
 
-def _report_options(offset_is: str, bins: int, level: float, se_type: Any) -> None:
-    """The report's options, checked before any pass over the data."""
-    check_offset_is(offset_is)
-    check_se_type(se_type)
-    as_positive_int(bins, "bins")
-    normal_quantile(level)
-
-
-def _report_of(scored: _arrays.ScoredArrays, bins: int, level: float, se_type: str
-               ) -> CalibrationReport:
-    """The report of rows in memory: the exact c-statistic, and the slope refitted exactly
-    where the sketch cannot vouch for it."""
-    sketch = scored.sketched()  # the report's sums and curve come from the sketch's cells
-    slope = warn_about(_slope_of(scored, None, 100, se_type))
-    return sketch._report(slope, (scored.c_statistic(), 0.0), bins=bins, level=level,
-                          se_type=se_type)
-
-
-def _report_of_sketch(sketch: Sketch, roles: dict[str, Any], bins: int, level: float,
-                      se_type: str) -> CalibrationReport:
-    """The report of a streamed sketch, from its tables alone."""
-    with naming_columns(roles):
-        return sketch.validate(bins=bins, level=level, se_type=se_type)
-
-
-def fit_groups(
-    y: Any,
-    group: Any,
-    offset: Any = None,
-    weight: Any = None,
-    *,
-    shrinkage: str | None = None,
-    nagq: int = 1,
-    pseudo_count: float = 0.0,
-    tol: float | None = None,
-    max_iter: int = 100,
-    levels: Any = None,
-    offset_is: str = "logit",
-) -> GroupShiftFit:
+def fit_groups(y: Any, group: Any, offset: Any = None, weight: Any = None, *,
+               shrinkage: str | None = None, nagq: int = 1, pseudo_count: float = 0.0,
+               tol: float | None = None, max_iter: int = 100, levels: Any = None,
+               offset_is: str = "logit") -> GroupShiftFit:
     """The shift of every group, and optionally the random-intercept model, from one pass.
 
     ``shrinkage=None``: each group's maximum-likelihood shift, ``argmin_s Σ_{i in g} w_i
@@ -758,6 +688,8 @@ def fit_groups(
     Returns
     -------
     GroupShiftFit
+        Each group's shift and its statistics; with ``shrinkage="random"``, the model's
+        mean, spread and shrunk shifts too.
 
     Raises
     ------
@@ -790,42 +722,15 @@ def fit_groups(
     >>> result.groups.tolist(), bool(result.shift[0] < result.shift[4])
     ([0, 1, 2, 3, 4], True)
     """
-    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
-    check_offset_is(offset_is)
-    if _in_dask(y, group, offset, weight):
-        from . import dask
-
-        return _estimate_groups(dask.sketch_groups_arrays(y, group, offset, weight,
-                                                          levels=levels, offset_is=offset_is),
-                                {}, options)
-    sketch = GroupSketch().update(y, group, as_raw_scores(offset, offset_is), weight,
-                                  levels=levels)
-    return _estimate_groups(sketch, {}, options)
+    return run(GROUPS, group_options(shrinkage, nagq, pseudo_count, tol, max_iter),
+               pick("arrays", {"y": y, "group": group, "offset": offset, "weight": weight},
+                    offset_is=offset_is, levels=levels))
 
 
-def _estimate_groups(sketch: GroupSketch, roles: dict[str, Any], options: dict[str, Any]
-                     ) -> GroupShiftFit:
-    """The per-group estimator on ``sketch``; its errors about the whole (no rows, no
-    weight) name the columns of ``roles``."""
-    with naming_columns(roles):
-        return fit_group_curves(sketch, **options)
-
-
-def fit_groups_frame(
-    frame: Any,
-    label: str,
-    group: str,
-    offset: str | None = None,
-    weight: str | None = None,
-    *,
-    shrinkage: str | None = None,
-    nagq: int = 1,
-    pseudo_count: float = 0.0,
-    tol: float | None = None,
-    max_iter: int = 100,
-    levels: Any = None,
-    offset_is: str = "logit",
-) -> GroupShiftFit:
+def fit_groups_frame(frame: Any, label: str, group: str, offset: str | None = None,
+                     weight: str | None = None, *, shrinkage: str | None = None, nagq: int = 1,
+                     pseudo_count: float = 0.0, tol: float | None = None, max_iter: int = 100,
+                     levels: Any = None, offset_is: str = "logit") -> GroupShiftFit:
     """:func:`fit_groups` on the named columns of a table.
 
     Parameters
@@ -844,14 +749,14 @@ def fit_groups_frame(
     Returns
     -------
     GroupShiftFit
+        What :func:`fit_groups` gives on the columns as arrays; from a Dask DataFrame or a
+        pyarrow dataset, what :func:`fit_groups_file` gives.
 
     Raises
     ------
     InputError
-        A column that is not in the frame (the message lists those that are), or any error
-        of :func:`fit_groups`, prefixed by the column's name: ``column 'country':
-        group[7] is missing: every row needs a group``. Rows are numbered by position from
-        0, whatever the frame's index.
+        As :func:`fit_frame` says, with the errors of :func:`fit_groups`: ``column
+        'country': group[7] is missing: every row needs a group``.
 
     Examples
     --------
@@ -861,40 +766,17 @@ def fit_groups_frame(
     >>> logitshift.fit_groups_frame(frame, "clicked", "site", "score").groups.tolist()
     ['a', 'b', 'c']
     """
-    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
-    check_offset_is(offset_is)
-    if library_of(frame) == "dask":
-        from . import dask
-
-        roles, _ = column_roles(label, offset, weight, group=group)
-        return _estimate_groups(dask.sketch_groups_frame(frame, label, group, offset, weight,
-                                                         levels=levels, offset_is=offset_is),
-                                roles, options)
-    roles, (y, groups, scores, weights) = _arrays.frame_columns(frame, label, offset, weight,
-                                                                group=group)
-    with naming_columns(roles):
-        sketch = GroupSketch().update(y, groups, as_raw_scores(scores, offset_is), weights,
-                                      levels=levels)
-    return _estimate_groups(sketch, roles, options)
+    return run(GROUPS, group_options(shrinkage, nagq, pseudo_count, tol, max_iter),
+               pick("table", frame, group_names(label, group, offset, weight),
+                    offset_is=offset_is, levels=levels))
 
 
-def fit_groups_file(
-    source: Any,
-    label: str,
-    group: str,
-    offset: str | None = None,
-    weight: str | None = None,
-    *,
-    batch_rows: int | None = None,
-    progress: bool | None = None,
-    format: str | None = None,
-    offset_is: str = "logit",
-    shrinkage: str | None = None,
-    nagq: int = 1,
-    pseudo_count: float = 0.0,
-    tol: float | None = None,
-    max_iter: int = 100,
-) -> GroupShiftFit:
+def fit_groups_file(source: Any, label: str, group: str, offset: str | None = None,
+                    weight: str | None = None, *, batch_rows: int | None = None,
+                    progress: bool | None = None, format: str | None = None,
+                    offset_is: str = "logit", shrinkage: str | None = None, nagq: int = 1,
+                    pseudo_count: float = 0.0, tol: float | None = None, max_iter: int = 100
+                    ) -> GroupShiftFit:
     """:func:`fit_groups` on columns of CSV or Parquet files of any size, in one pass.
 
     The rows are streamed a batch at a time into a
@@ -933,10 +815,7 @@ def fit_groups_file(
     OSError
         A file that cannot be opened.
     """
-    from .io import sketch_groups_file
-
-    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
-    roles, _ = column_roles(label, offset, weight, group=group)
-    sketch = sketch_groups_file(source, label, group, offset, weight, batch_rows=batch_rows,
-                                progress=progress, format=format, offset_is=offset_is)
-    return _estimate_groups(sketch, roles, options)
+    return run(GROUPS, group_options(shrinkage, nagq, pseudo_count, tol, max_iter),
+               pick("files", source, group_names(label, group, offset, weight),
+                    offset_is=offset_is, batch_rows=batch_rows, progress=progress,
+                    format=format))

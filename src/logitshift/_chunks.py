@@ -1,0 +1,108 @@
+"""The chunk step that every source shares: what an estimator needs of the data, the empty
+summary that holds it, and one chunk of rows added to that summary.
+
+A source reads its input in chunks (a file's batches, a Dask chunk, a Spark partition) and
+hands each to :func:`fill`; summaries of separate chunks merge with ``+``. So a source
+writes only how it reads, and an estimator only what it does with the summary.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._group_sketch import GroupSketch
+from ._sketch import Sketch
+from ._validate import InputError, as_raw_scores, column_roles
+
+__all__ = ["Needs", "empty", "fill", "named_columns", "require_scores", "refuse_passes",
+           "ROLES"]
+
+#: The columns a chunk may hold, by role, in the order the sources name them.
+ROLES = ("y", "offset", "weight", "group")
+
+
+@dataclass(frozen=True)
+class Needs:
+    """What an estimator asks of a source, before the source reads anything.
+
+    Attributes
+    ----------
+    groups : bool
+        A :class:`GroupSketch` keyed by the group column, not a :class:`Sketch`.
+    robust : bool
+        The sketch's w² tables (sandwich standard errors).
+    histogram : bool
+        The sketch's fine histogram (a c-statistic where the rows are not kept).
+    scores : bool
+        The offsets must be given and vary: a slope or a report refuses a missing or
+        constant offset before any pass.
+    passes : bool
+        The estimator will make exact passes over the rows (``method="newton"``): a
+        source that cannot keep them refuses before reading.
+    """
+
+    groups: bool = False
+    robust: bool = False
+    histogram: bool = False
+    scores: bool = False
+    passes: bool = False
+
+
+def named_columns(names: Mapping[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+    """A named source's roles (``names`` maps roles to column names; ``y`` is required) and
+    the distinct columns to read, each name checked (see ``column_roles``)."""
+    return column_roles(names["y"], names.get("offset"), names.get("weight"),
+                        group=names.get("group"))
+
+
+def empty(needs: Needs) -> Sketch | GroupSketch:
+    """The empty summary that holds what ``needs`` asks for."""
+    if needs.groups:
+        return GroupSketch()
+    return Sketch(robust=needs.robust, histogram=needs.histogram)
+
+
+def fill(summary: Sketch | GroupSketch, chunk: Mapping[str, Any], *, first_row: int = 0,
+         offset_is: str = "logit", levels: Any = None, threads: int | None = None
+         ) -> Sketch | GroupSketch:
+    """Add one chunk of rows to ``summary`` and return it.
+
+    ``chunk`` maps roles (:data:`ROLES`; ``offset``, ``weight`` and ``group`` may be absent
+    or None) to the chunk's columns, numbered from ``first_row`` in errors. Probabilities
+    (``offset_is="probability"``) become log-odds here, a chunk at a time: what the offsets
+    mean is the source's to say, and the summary holds raw scores. ``levels`` names a
+    group column of integer codes.
+    """
+    offset = as_raw_scores(chunk.get("offset"), offset_is, first_row=first_row)
+    if isinstance(summary, GroupSketch):
+        return summary.update(chunk["y"], chunk["group"], offset, chunk.get("weight"),
+                              levels=levels, first_row=first_row, threads=threads)
+    return summary.update(chunk["y"], offset, chunk.get("weight"), first_row=first_row,
+                          threads=threads)
+
+
+def require_scores(needs: Needs, offset: Any, *, named: bool) -> None:
+    """Refuse, before any pass, a missing offset (or, given as values, a constant one) where
+    ``needs.scores`` asks for scores that vary; ``named``: ``offset`` names a column."""
+    if not needs.scores:
+        return
+    if named and offset is None:
+        raise InputError("offset must name the column of raw scores: a recalibration slope "
+                         "needs them", argument="offset")
+    if not named and (offset is None or np.ndim(offset) == 0):
+        raise InputError("offset must be an array of raw scores: a recalibration slope needs "
+                         "them to vary", argument="offset", value=offset)
+
+
+def refuse_passes(needs: Needs, what: str) -> None:
+    """Refuse exact passes (``method="newton"``) by name, before reading: a source of
+    ``what`` that keeps no rows would read its input once per iteration."""
+    if needs.passes:
+        raise InputError(
+            f"method = 'newton' makes a pass over the data per iteration; on {what} use "
+            "'sketch' (or 'auto'), which gives the same shift in one pass",
+            argument="method", value="newton")

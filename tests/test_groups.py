@@ -543,7 +543,7 @@ def test_random_intercept_results(random_fits, grouped):
     table = result.table()
     assert list(table.columns[:2]) == ["group", "n_rows"] and "shrunk" in table.columns
     plain = result.to_dict()
-    assert plain["groups"] == result.groups.tolist() and plain["tau"] == result.tau
+    assert plain["group"] == result.groups.tolist() and plain["tau"] == result.tau
     assert np.isfinite(result.shrunk).all()  # the all-0 groups too
 
 

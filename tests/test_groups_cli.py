@@ -62,7 +62,7 @@ def test_json_is_fit_groups_on_the_same_rows(files, rows, capsys, name, shrink):
     record = strict_json(capsys.readouterr().out)
     options = {"shrinkage": "random", "nagq": 3} if shrink else {}
     expected = reference(rows, "site", **options)
-    assert record["groups"] == expected.groups.tolist()
+    assert record["group"] == expected.groups.tolist()
     assert record["status"] == expected.status.tolist()
     shifts = np.array([as_float(value) for value in record["shift"]])
     finite = np.isfinite(expected.shift)
@@ -141,7 +141,7 @@ def test_standard_input(rows, monkeypatch, capsys):
     assert run(["fit", "-", "--label", "y", "--offset", "f", "--group", "code", "--json"]) == 0
     record = strict_json(capsys.readouterr().out)
     expected = reference(rows, "code", weight=None)
-    assert record["groups"] == expected.groups.tolist()  # integers, as in memory
+    assert record["group"] == expected.groups.tolist()  # integers, as in memory
     finite = np.isfinite(expected.shift)
     shifts = np.array([as_float(value) for value in record["shift"]])
     assert np.max(np.abs(shifts[finite] - expected.shift[finite])) <= 1e-12

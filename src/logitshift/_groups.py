@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from . import _json
 from ._losses import sigmoid_abs, softplus
 from ._result import LRTest, ShiftFit, normal_quantile
 from ._shift import check_options, fit_curve
@@ -585,6 +586,84 @@ class GroupShiftFit:
             raise KeyError(key)
         return int(matches[0])
 
+    def confint(self, level: float = 0.95, method: str = "profile", keys: Any = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+        """Every group's confidence interval for its shift: for each group,
+        ``fit_of(key).confint(level, method)``, all groups at once.
+
+        Parameters
+        ----------
+        level : float
+            Coverage, strictly between 0 and 1.
+        method : {"profile", "wald"}
+            ``"profile"`` (the default): the shifts where twice the rise in the group's total
+            loss equals the chi-square(1) quantile (finite on the informative side where the
+            shift is infinite); ``"wald"``: ``shift ± z · se``, ``(-inf, inf)`` where the
+            shift is infinite.
+        keys : sequence, optional
+            The groups wanted, in this order (by default every group, in the order of
+            ``groups``); a key that is not a group raises ``KeyError``, as :meth:`fit_of`.
+
+        Returns
+        -------
+        (low, high) : tuple of ndarray of float, shape (n_groups,) or (len(keys),)
+            nan for a group without a shift (status ``"no_weight"``, ``"no_finite_offset"``
+            or ``"underflow"``).
+
+        Notes
+        -----
+        The profile ends of every group run at once, the steps of `_solve.profile_bound` (and
+        of the finite end of an infinite shift, in log loss) on the group curves: a few
+        dozen evaluations of all groups' sums, not a few per group. The groups that does
+        not suit are solved one by one, as ``fit_of(key).confint``: those that did not
+        converge, and those where the rise is too small for a difference of two losses to
+        resolve (levels near 0).
+        """
+        z = normal_quantile(level)
+        if method not in ("profile", "wald"):
+            raise InputError(f"method = {method!r} must be 'profile' or 'wald'",
+                             argument="method", value=method)
+        if keys is None:
+            wanted = np.ones(self.n_groups, dtype=bool)
+            chosen = np.arange(self.n_groups)
+        else:
+            lookup = {key: i for i, key in enumerate(self.groups.tolist())}
+            chosen = np.array([self._index(key) if (place := _position(lookup, key)) is None
+                               else place for key in keys], dtype=np.int64)
+            wanted = np.zeros(self.n_groups, dtype=bool)
+            wanted[chosen] = True
+        low = np.full(self.n_groups, math.nan)
+        high = np.full(self.n_groups, math.nan)
+        infinite = wanted & np.isinf(self.shift)
+        if method == "wald":
+            finite = wanted & np.isfinite(self.shift)
+            low[finite] = self.shift[finite] - z * self.se[finite]
+            high[finite] = self.shift[finite] + z * self.se[finite]
+            low[infinite], high[infinite] = -math.inf, math.inf
+            return low[chosen], high[chosen]
+        together = wanted & np.isfinite(self.shift) & (self.status != "max_iter")
+        ends, resolved = _profile_ends(self._objective, self.shift, self.se, z, together)
+        low[resolved], high[resolved] = ends[0][resolved], ends[1][resolved]
+        # Without pseudo-rows (which make every shift finite), the objective is the data's.
+        end = _degenerate_ends(self._curves.evaluate_groups, np.where(self.shift > 0, -1, 1),
+                               self._curves.group_totals.offset_mean,
+                               2.0 * math.log(z) - math.log(2.0), infinite)
+        low[infinite] = np.where(self.shift > 0, end, -math.inf)[infinite]
+        high[infinite] = np.where(self.shift > 0, math.inf, end)[infinite]
+        alone = (together & ~resolved) | (wanted & (self.status == "max_iter"))
+        for i in np.flatnonzero(alone).tolist():
+            low[i], high[i] = fit_curve(self._curves.curve(i), method="sketch",
+                                        **self._options).confint(level)
+        return low[chosen], high[chosen]
+
+    def _objective(self, shifts: np.ndarray, wanted: np.ndarray) -> GroupTerms:
+        """The groups' sums with their pseudo-rows: what each group's shift minimises."""
+        terms = self._curves.evaluate_groups(shifts, wanted)
+        if self.pseudo_count > 0:
+            mean = np.nan_to_num(self._curves.group_totals.offset_mean)
+            terms = terms + _pseudo_terms(mean, self.pseudo_count, shifts)
+        return terms
+
     def fit_of(self, key: Any) -> ShiftFit:
         """The group's full :class:`ShiftFit` (profile interval, LR test and the rest): the
         shift estimator on the group's own curve, as :func:`logitshift.fit` on its rows."""
@@ -708,13 +787,20 @@ class GroupShiftFit:
                              for name, value in columns.items()})
         return pd.DataFrame(columns)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Plain Python values: the per-group columns as lists, the test, and the
-        random-intercept fit where there is one."""
+    def to_dict(self, *, json_safe: bool = False) -> dict[str, Any]:
+        """Plain Python values: the per-group columns as lists, named as the columns of
+        :meth:`table` (``group``, ``n_rows``, ``shift``, ...), the test, and the
+        random-intercept fit where there is one.
+
+        With ``json_safe=True``, the same values as strict JSON holds them (``inf``,
+        ``-inf`` and ``nan`` as the strings ``"inf"``, ``"-inf"``, ``"nan"``; numpy scalars
+        as Python numbers; group keys that JSON has no type for as their ``str``):
+        ``json.dumps(result.to_dict(json_safe=True), allow_nan=False)`` succeeds, and is
+        what ``logitshift fit --group ... --json`` prints.
+        """
         out: dict[str, Any] = {name: [_plain(v) for v in np.asarray(value, dtype=object)]
                                if not isinstance(value, list) else value
                                for name, value in self._columns().items()}
-        out["groups"] = out.pop("group")
         test = self.lr_test()
         out.update({"shrinkage": self.shrinkage, "pseudo_count": self.pseudo_count,
                     "lr_statistic": test.statistic, "lr_pvalue": test.pvalue,
@@ -722,7 +808,7 @@ class GroupShiftFit:
         if self.shrinkage == "random":
             out.update({"nagq": self.nagq, "mean": self.mean, "mean_se": self.mean_se,
                         "tau": self.tau, "loglik": self.loglik, "converged": self.converged})
-        return out
+        return _json.json_safe(out) if json_safe else out
 
     def __repr__(self) -> str:
         degenerate = int(np.isin(self.status, ("all_negative", "all_positive")).sum())
@@ -731,6 +817,147 @@ class GroupShiftFit:
         if self.shrinkage == "random":
             text += f", mean={self.mean:.6g}, tau={self.tau:.6g}, nagq={self.nagq}"
         return text + ")"
+
+
+def _profile_ends(objective: Any, shift: np.ndarray, se: np.ndarray, z: float,
+                  todo: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
+    """The profile interval's ends of every group of ``todo`` (finite shifts), and where
+    they were found: `_solve.profile_bound` on all groups at once, each side in turn.
+
+    A group is left out (not resolved) where the rise ``z² / 2`` is within a factor 1e12 of
+    the rounding of its total loss, as :meth:`ShiftFit.confint` decides before it sums
+    Hessians instead, or where no point beyond the rise was found."""
+    half = 0.5 * z * z
+    at_shift = objective(np.where(todo, shift, 0.0), todo)
+    minimum = at_shift.loss
+    todo = todo & (1e12 * 2.0 ** -52 * np.abs(minimum) < half)
+    start = np.where(np.isfinite(se), 1.5 * z * se, 1.0)
+    resolved = todo.copy()
+    ends = []
+    with np.errstate(all="ignore"):
+        for direction in (-1, 1):
+            point, found = _profile_side(objective, shift, minimum, half, direction, start,
+                                         todo)
+            ends.append(point)
+            resolved &= found
+    return (ends[0], ends[1]), resolved
+
+
+def _profile_side(objective: Any, shift: np.ndarray, minimum: np.ndarray, half: float,
+                  direction: int, start: np.ndarray, todo: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """`_solve.profile_bound`'s walk on side ``direction``, group by group: double the
+    distance until the loss has risen by more than ``half``, then Newton from beyond the
+    root (monotone on a convex function), bisecting where rounding overshoots it."""
+
+    def at(distance: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        terms = objective(np.where(wanted, shift + direction * distance, 0.0), wanted)
+        return terms.gradient, terms.loss - minimum - half
+
+    inner, outer = np.zeros(shift.size), start.copy()
+    gradient, excess = at(outer, todo)
+    searching = todo & ~(excess > 0)
+    for _ in range(2100):
+        if not searching.any():
+            break
+        inner = np.where(searching, np.maximum(inner, outer), inner)
+        outer = np.where(searching, 2.0 * outer, outer)
+        new_gradient, new_excess = at(outer, searching)
+        gradient = np.where(searching, new_gradient, gradient)
+        excess = np.where(searching, new_excess, excess)
+        searching &= ~(excess > 0)
+    active = todo & ~searching
+    for _ in range(200):
+        step = np.where(gradient != 0, -excess / (direction * gradient), math.nan)
+        # A step that does not point back towards the root, or vanishes: rounding has
+        # taken over.
+        active &= (step < 0) & ~(np.abs(step) <= 1e-15 * np.maximum(
+            1.0, np.abs(shift + direction * outer)))
+        target = outer + step
+        overshot = ~(target > inner)
+        target = np.where(overshot, np.where(
+            outer > 4.0 * np.maximum(inner, 1.0),
+            np.sqrt(np.maximum(inner, 1.0)) * np.sqrt(outer), 0.5 * (inner + outer)), target)
+        active &= ~overshot | ((inner < target) & (target < outer))
+        if not active.any():
+            break
+        new_gradient, new_excess = at(target, active)
+        beyond = active & (new_excess > 0)
+        outer = np.where(beyond, target, outer)
+        gradient = np.where(beyond, new_gradient, gradient)
+        excess = np.where(beyond, new_excess, excess)
+        inner = np.where(active & ~beyond, target, inner)
+    point = shift + direction * outer
+    point = np.maximum(point, shift) if direction > 0 else np.minimum(point, shift)
+    return point, todo & ~searching
+
+
+def _degenerate_ends(evaluate: Any, direction: np.ndarray, offset_mean: np.ndarray,
+                     log_quantile: float, todo: np.ndarray) -> np.ndarray:
+    """The finite end of the interval of each group of ``todo`` (infinite shifts), on side
+    ``direction``: `_result._degenerate_bound` on all groups at once, where ``log loss(s)``
+    reaches ``log(z² / 2)``, bracketed Newton on the log of the loss."""
+
+    def excess(point: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        terms = evaluate(np.where(wanted, point, 0.0), wanted)
+        positive = terms.loss > 0
+        return (np.where(positive, np.log(terms.loss) - target, -math.inf),
+                np.where(positive, direction * terms.gradient / terms.loss, math.nan))
+
+    # Below e^-460 log loss is linear with slope 1 (every row deep in its tail): the root
+    # at the target below, moved along that line, as `_degenerate_bound` does.
+    target = max(log_quantile, -460.0)
+    beyond = direction * (log_quantile - target)
+    end = np.full(direction.size, math.nan)
+    with np.errstate(all="ignore"):
+        anchor = np.where(todo, -offset_mean, 0.0)
+        value, _ = excess(anchor, todo)
+        inner, outer, value_in, value_out = anchor, anchor, value, value
+        for side in (1, -1):
+            distance = np.ones(direction.size)
+            search = todo & ((value_out <= 0) if side > 0 else (value_in >= 0))
+            while search.any():
+                point = anchor + side * direction * distance
+                found, _ = excess(point, search)
+                if side > 0:
+                    outer = np.where(search, point, outer)
+                    value_out = np.where(search, found, value_out)
+                    search &= value_out <= 0
+                else:
+                    inner = np.where(search, point, inner)
+                    value_in = np.where(search, found, value_in)
+                    search &= value_in >= 0
+                distance = 2.0 * distance
+                search &= distance < 1e308
+        point, active = outer.copy(), todo.copy()
+        for _ in range(200):
+            if not active.any():
+                break
+            value, slope = excess(point, active)
+            exact = active & (value == 0)
+            end[exact] = point[exact]
+            active &= ~exact
+            outer = np.where(active & (value > 0), point, outer)
+            inner = np.where(active & ~(value > 0), point, inner)
+            guess = np.where(slope > 0, point - direction * value / slope, math.nan)
+            guess = np.where((np.minimum(inner, outer) < guess)
+                             & (guess < np.maximum(inner, outer)), guess,
+                             0.5 * inner + 0.5 * outer)
+            done = active & ((np.abs(guess - point) <= 1e-15 * np.maximum(1.0, np.abs(point)))
+                             | (guess == inner) | (guess == outer))
+            end[done] = guess[done]
+            active &= ~done
+            point = np.where(active, guess, point)
+        end[active] = point[active]
+    return end + beyond
+
+
+def _position(lookup: dict[Any, int], key: Any) -> int | None:
+    """The group's place by hashing (None where the key is not there, or not hashable)."""
+    try:
+        return lookup.get(_plain(key))
+    except TypeError:
+        return None
 
 
 def _equal(keys: np.ndarray, key: Any) -> np.ndarray:

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from . import _kernels
+from . import _json, _kernels
 from ._result import ShiftFit, normal_quantile
 from ._slope import SlopeFit
 from ._solve import CurveTotals, ldexp
@@ -143,11 +143,17 @@ class CalibrationReport:
     def n_rows(self) -> int:
         return self.shift.n_rows
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, json_safe: bool = False) -> dict[str, Any]:
         """The statistics as plain Python values (the curve as lists); the intervals by
-        ``confint``'s default method (Wald's where ``se_type`` is ``"robust"``)."""
+        ``confint``'s default method (Wald's where ``se_type`` is ``"robust"``).
+
+        With ``json_safe=True``, the same values as strict JSON holds them (``inf``,
+        ``-inf`` and ``nan`` as the strings ``"inf"``, ``"-inf"``, ``"nan"``; numpy scalars
+        as Python numbers): ``json.dumps(report.to_dict(json_safe=True), allow_nan=False)``
+        succeeds, and is what ``logitshift ... --json`` prints.
+        """
         low, high = self.shift.confint()
-        return {
+        record = {
             "n_rows": self.n_rows, "weight_sum": self.shift.weight_sum,
             "positives": self.shift.positives,
             "calibration_in_the_large": self.shift.shift, "shift_se": self.shift.se,
@@ -172,6 +178,7 @@ class CalibrationReport:
             "curve": {name: getattr(self.curve, name).tolist()
                       for name in ("predicted", "observed", "weight", "low", "high")},
         }
+        return _json.json_safe(record) if json_safe else record
 
     def __repr__(self) -> str:
         c = f"{self.c_statistic:.6g}"

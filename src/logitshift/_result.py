@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import _json
 from ._solve import Curve, ldexp, profile_bound
 from ._validate import InputError, as_shift
 
@@ -367,15 +368,21 @@ class ShiftFit:
         return ObservedExpected(ratio, self.positives, ldexp(expected, exponent), low, high,
                                 level)
 
-    def to_dict(self, level: float = 0.95) -> dict[str, Any]:
+    def to_dict(self, level: float = 0.95, *, json_safe: bool = False) -> dict[str, Any]:
         """The result as plain Python values, with the interval (``ci_low``, ``ci_high``: by
         ``confint``'s default method), the Wald interval, the likelihood-ratio test and the
-        observed/expected ratio at ``level``."""
+        observed/expected ratio at ``level``.
+
+        With ``json_safe=True``, the same values as strict JSON holds them (``inf``,
+        ``-inf`` and ``nan`` as the strings ``"inf"``, ``"-inf"``, ``"nan"``; numpy scalars
+        as Python numbers): ``json.dumps(result.to_dict(json_safe=True), allow_nan=False)``
+        succeeds, and is what ``logitshift ... --json`` prints.
+        """
         low, high = self.confint(level)
         wald_low, wald_high = self.confint(level, method="wald")
         test = self.lr_test()
         oe = self.observed_expected_at(level)
-        return {
+        record = {
             "shift": self.shift,
             "se": self.se,
             "se_type": self.se_type,
@@ -403,6 +410,7 @@ class ShiftFit:
             "observed_expected_low": oe.low,
             "observed_expected_high": oe.high,
         }
+        return _json.json_safe(record) if json_safe else record
 
     def __repr__(self) -> str:
         return (

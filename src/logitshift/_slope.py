@@ -15,6 +15,7 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
+from . import _json
 from ._losses import sigmoid_pair, softplus, times
 from ._result import normal_quantile
 from ._solve import (DEFAULT_TOL, ArrayCurve, Curve, CurveTotals, ldexp, profile_bound,
@@ -302,9 +303,15 @@ class SlopeFit:
 
         return profile
 
-    def to_dict(self, level: float = 0.95) -> dict[str, Any]:
+    def to_dict(self, level: float = 0.95, *, json_safe: bool = False) -> dict[str, Any]:
         """The result as plain Python values, with the intervals at ``level`` (by
-        ``confint``'s default method) where the fit converged."""
+        ``confint``'s default method) where the fit converged.
+
+        With ``json_safe=True``, the same values as strict JSON holds them (``inf``,
+        ``-inf`` and ``nan`` as the strings ``"inf"``, ``"-inf"``, ``"nan"``; numpy scalars
+        as Python numbers): ``json.dumps(result.to_dict(json_safe=True), allow_nan=False)``
+        succeeds, and is what ``logitshift ... --json`` prints.
+        """
         result = {
             "intercept": self.intercept, "slope": self.slope,
             "se_intercept": self.se_intercept, "se_slope": self.se_slope,
@@ -319,7 +326,7 @@ class SlopeFit:
             result.update(intercept_low=intervals.intercept[0],
                           intercept_high=intervals.intercept[1],
                           slope_low=intervals.slope[0], slope_high=intervals.slope[1])
-        return result
+        return _json.json_safe(result) if json_safe else result
 
     def __repr__(self) -> str:
         return (f"SlopeFit(intercept={self.intercept!r}, slope={self.slope!r}, "

@@ -10,14 +10,20 @@ a Python traceback: see :func:`main` for the last resort.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from decimal import Decimal
+import fnmatch
+import glob
+import itertools
 import json
 import math
 import os
 import re
+import stat
 import sys
+import tempfile
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,6 +32,7 @@ import numpy as np
 from . import __version__
 from ._api import fit, fit_groups_file, validate_file
 from ._groups import GroupShiftFit, check_group_options
+from ._json import json_safe
 from ._report import CalibrationReport
 from ._result import ShiftFit, normal_quantile
 from ._shift import check_options
@@ -47,22 +54,13 @@ _FLAGS = {"pseudo_count": "--pseudo-count", "level": "--level", "format": "--for
 _PHRASES = {"shrinkage='random'": "--shrink"}
 #: The per-group table's formats, by the --output file's extension.
 _TABLE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".parq": "parquet"}
+#: Files that a directory given as input is read for (io's Parquet suffixes).
+_PARQUET_SUFFIXES = {suffix for suffix, kind in _TABLE_FORMATS.items() if kind == "parquet"}
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
-
-
-def _jsonable(value: Any) -> Any:
-    """Floats for JSON: ``inf``/``-inf``/``nan`` become strings, never bare ``Infinity``."""
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 def _seed_example() -> tuple[np.ndarray, np.ndarray]:
@@ -121,8 +119,8 @@ def _plotting(path: str | None) -> Any:
 
 def _check_writable(path: str, flag: str = "--plot") -> None:
     """Refuse a ``--plot`` (or ``--output``) file that cannot be written before the pass, not
-    after it: open it for appending (which leaves a file that is there unchanged), and
-    remove it again if it was not there."""
+    after it: a file that is there must open for appending (which leaves it unchanged), and
+    its directory must take the temporary file that :func:`_write_atomically` renames."""
     folder = os.path.dirname(path) or "."
     if not os.path.isdir(folder):
         raise InputError(f"{flag} {path}: there is no directory {folder!r}",
@@ -130,24 +128,119 @@ def _check_writable(path: str, flag: str = "--plot") -> None:
     if os.path.isdir(path):
         raise InputError(f"{flag} {path}: is a directory; name a file", argument=flag,
                          value=path)
-    existed = os.path.exists(path)
     try:
-        with open(path, "ab"):
-            pass
+        if os.path.exists(path):
+            with open(path, "ab"):
+                pass
+        descriptor, temporary = tempfile.mkstemp(dir=os.path.dirname(os.path.realpath(path)))
+        os.close(descriptor)
+        os.remove(temporary)
     except OSError as exc:
         raise InputError(f"{flag} {path}: cannot write it ({exc.strerror or exc})",
                          argument=flag, value=path) from None
-    if not existed:
-        os.remove(path)
+
+
+def _write_atomically(path: str, write: Callable[[str], None]) -> None:
+    """``write(temporary)`` into a temporary file beside ``path``, then rename it onto
+    ``path``: a reader sees the old file or the whole new one, and a failure (a full disk,
+    Ctrl-C) leaves no partial file. The new file takes the old one's permissions, or the
+    umask's; a symbolic link is written through, not replaced."""
+    target = os.path.realpath(path)
+    folder, name = os.path.split(target)
+    if os.path.exists(target):
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    else:
+        umask = os.umask(0)
+        os.umask(umask)
+        mode = 0o666 & ~umask
+    descriptor, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+    os.close(descriptor)
+    try:
+        write(temporary)
+        os.chmod(temporary, mode)
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        raise
+
+
+def _save_figure(figure: Any, path: str) -> None:
+    """Save a figure, in the format of the file's extension (PNG without one), atomically.
+    No pyplot and no display: savefig renders each format with its own canvas (Agg for
+    PNG), whatever backend is configured."""
+    image_format = Path(path).suffix.lower().lstrip(".") or "png"
+    _write_atomically(path, lambda temporary: figure.savefig(temporary, format=image_format))
 
 
 def _write_plot(plot: Any, path: str, result: ShiftFit, y: Any, offset: Any = None,
                 level: float = 0.95) -> None:
-    """Save the figure of the fit, in the format of the file's extension (PNG without one).
-    No pyplot and no display: savefig renders each format with its own canvas (Agg for
-    PNG), whatever backend is configured."""
-    figure = plot.figure(result, y, offset, level=level)
-    figure.savefig(path, format=Path(path).suffix.lower().lstrip(".") or "png")
+    """Save the figure of the fit."""
+    _save_figure(plot.figure(result, y, offset, level=level), path)
+
+
+def _refuse_inputs(paths: Sequence[str], outputs: Sequence[tuple[str, str | None]]) -> None:
+    """Refuse, before the pass, an output file that is one of the inputs, or would become
+    one of them the next time the same command runs: a file that an input names (the same
+    file by any path: a link, ``./``), a Parquet file inside an input directory (read as
+    part of the dataset), or a path that an input's glob pattern matches. Also two outputs
+    that name one file."""
+    from .io import expand_sources
+
+    named = [(flag, path) for flag, path in outputs if path is not None]
+    for (flag, path), (other_flag, other) in itertools.combinations(named, 2):
+        if _same_file(path, other):
+            raise InputError(f"{other_flag} {other}: {flag} names the same file; name "
+                             "another", argument=other_flag, value=other)
+    if not named:
+        return
+    given = [str(path) for path in paths if str(path) != "-"]
+    files = [str(path) for path in expand_sources(given)] if given else []
+    for flag, path in named:
+        for source in files:
+            if _same_file(path, source):
+                raise InputError(f"{flag} {path}: is an input file ({source}); writing it "
+                                 "would overwrite the data: name another file",
+                                 argument=flag, value=path)
+        for source in given:
+            if (os.path.isdir(source) and Path(path).suffix.lower() in _PARQUET_SUFFIXES
+                    and _inside(path, source)):
+                raise InputError(f"{flag} {path}: lies in the input directory {source}, "
+                                 "whose Parquet files are all read as the data: write it "
+                                 "elsewhere", argument=flag, value=path)
+            if not os.path.exists(source) and glob.has_magic(source) and _matches(path, source):
+                raise InputError(f"{flag} {path}: matches the input pattern {source}, so it "
+                                 "would be read as data: name another file", argument=flag,
+                                 value=path)
+
+
+def _same_file(path: str, other: str) -> bool:
+    try:
+        return os.path.samefile(path, other)
+    except (OSError, ValueError):  # either is not there (yet): compare where they would be
+        return os.path.realpath(path) == os.path.realpath(other)
+
+
+def _inside(path: str, folder: str) -> bool:
+    real, root = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([real, root]) == root
+
+
+def _matches(path: str, pattern: str) -> bool:
+    """Whether ``glob.glob(pattern, recursive=True)`` would list ``path`` once it is there:
+    component by component (``*`` stops at ``/``), ``**`` spanning any number of them."""
+    parts = Path(os.path.abspath(path)).parts
+    wildcards = Path(os.path.abspath(pattern)).parts
+
+    def match(i: int, j: int) -> bool:
+        if j == len(wildcards):
+            return i == len(parts)
+        if wildcards[j] == "**":
+            return any(match(k, j + 1) for k in range(i, len(parts) + 1))
+        return i < len(parts) and fnmatch.fnmatchcase(parts[i], wildcards[j]) and \
+            match(i + 1, j + 1)
+
+    return match(0, 0)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -159,7 +252,7 @@ def _demo(args: argparse.Namespace) -> int:
         _write_plot(plot, args.plot, scenario_b, labels, offsets)
     if args.json:
         report = {"scenario_a": scenario_a.to_dict(), "scenario_b": scenario_b.to_dict()}
-        print(json.dumps(_jsonable(report), allow_nan=False))
+        print(json.dumps(json_safe(report), allow_nan=False))
         return 0
     print(f"seed example: n = {labels.size}, positives = {int(labels.sum())}")
     print("scenario A: no offset (closed form log(m/k))")
@@ -188,6 +281,7 @@ def _fit(args: argparse.Namespace) -> int:
         raise InputError("--offset-is probability needs --offset, the column of "
                          "probabilities", argument="--offset-is")
     plot = _plotting(args.plot)
+    _refuse_inputs(args.paths, [("--plot", args.plot)])
     # One pass, a batch at a time: memory stays bounded whatever the files' size.
     sketch = sketch_file(args.paths, args.label, args.offset, args.weight,
                          progress=False if args.quiet else None, format=args.format,
@@ -198,7 +292,7 @@ def _fit(args: argparse.Namespace) -> int:
         # Before the report, so that a path that cannot be written leaves stdout empty.
         _write_plot(plot, args.plot, result, sketch, level=args.level)
     if args.json:
-        print(json.dumps(_jsonable(result.to_dict(args.level)), allow_nan=False))
+        print(json.dumps(result.to_dict(args.level, json_safe=True), allow_nan=False))
     else:
         print("\n".join(_describe(result, args.level, details=True)))
     return 0
@@ -225,18 +319,18 @@ def _fit_groups(args: argparse.Namespace) -> int:
                          "probabilities", argument="--offset-is")
     table_format = _table_format(args.output)
     plot = _plotting(args.plot)
+    _refuse_inputs(args.paths, [("--output", args.output), ("--plot", args.plot)])
     result = fit_groups_file(args.paths, args.label, args.group, args.offset, args.weight,
                              progress=False if args.quiet else None, format=args.format,
                              offset_is=args.offset_is, shrinkage=shrinkage, nagq=nagq,
                              pseudo_count=args.pseudo_count)
     # Files before the report, so that a path that cannot be written leaves stdout empty.
     if plot is not None:
-        figure = plot.group_shifts(result, level=args.level).figure
-        figure.savefig(args.plot, format=Path(args.plot).suffix.lower().lstrip(".") or "png")
+        _save_figure(plot.group_shifts(result, level=args.level).figure, args.plot)
     if table_format is not None:
         _write_table(result, args.output, table_format)
     if args.json:
-        print(json.dumps(_jsonable(_groups_record(result, args.level)), allow_nan=False))
+        print(json.dumps(json_safe(_groups_record(result, args.level)), allow_nan=False))
     else:
         print("\n".join(_describe_groups(result, args.level, top)))
     return 0
@@ -263,10 +357,8 @@ def _write_table(result: GroupShiftFit, path: str, table_format: str) -> None:
     table = result.table()
     if not isinstance(table, pa.Table):
         table = pa.Table.from_pandas(table, preserve_index=False)
-    if table_format == "csv":
-        pacsv.write_csv(table, path)
-    else:
-        pq.write_table(table, path)
+    write = pacsv.write_csv if table_format == "csv" else pq.write_table
+    _write_atomically(path, lambda temporary: write(table, temporary))
 
 
 def _groups_record(result: GroupShiftFit, level: float) -> dict[str, Any]:
@@ -322,18 +414,18 @@ def _describe_groups(result: GroupShiftFit, level: float, top: int) -> list[str]
     heading = f"  the {shown.size} groups of largest {what}"
     if not shrunk and degenerate:
         heading += f" (the {degenerate} of infinite shift left out)"
-    z = normal_quantile(level)
-    names = [str(key) for key in result.groups[shown].tolist()]
+    keys = result.groups[shown].tolist()
+    lows, highs = result.confint(level, keys=keys)
+    names = [str(key) for key in keys]
     name_width = max([len("group")] + [len(name) for name in names])
     header = (f"    {'group'.ljust(name_width)}  {'rows':>8}  {'shift':>10}  {'se':>8}  "
-              f"{percent + ' CI (Wald)':>22}")
+              f"{percent + ' CI (profile)':>22}")
     if shrunk:
         header += f"  {'shrunk':>10}  {'se':>8}"
     lines += [heading + ":", header + "  status"]
-    for i, name in zip(shown.tolist(), names):
+    for i, name, low, high in zip(shown.tolist(), names, lows.tolist(), highs.tolist()):
         shift, se = result.shift[i], result.se[i]
-        interval = (_interval((shift - z * se, shift + z * se)) if math.isfinite(shift)
-                    and math.isfinite(se) else "")
+        interval = "" if math.isnan(low) or math.isnan(high) else _interval((low, high))
         line = (f"    {name.ljust(name_width)}  {result.n_rows[i]:>8}  {shift:>10.4g}  "
                 f"{se:>8.3g}  {interval:>22}")
         if shrunk:
@@ -434,16 +526,16 @@ def _validate(args: argparse.Namespace) -> int:
     normal_quantile(args.level)
     as_positive_int(args.bins, "bins")
     plot = _plotting(args.plot)
+    _refuse_inputs(args.paths, [("--plot", args.plot)])
     report = validate_file(args.paths, args.label, args.offset, args.weight,
                            offset_is=args.offset_is, bins=args.bins, level=args.level,
                            progress=False if args.quiet else None, format=args.format,
                            se_type=args.se_type)
     if plot is not None:
         # Before the report, so that a path that cannot be written leaves stdout empty.
-        figure = plot.report_figure(report)
-        figure.savefig(args.plot, format=Path(args.plot).suffix.lower().lstrip(".") or "png")
+        _save_figure(plot.report_figure(report), args.plot)
     if args.json:
-        print(json.dumps(_jsonable(_report_record(report, args.level)), allow_nan=False))
+        print(json.dumps(json_safe(_report_record(report, args.level)), allow_nan=False))
     else:
         print("\n".join(_describe_report(report, args.level)))
     return 0

@@ -11,6 +11,7 @@ this module's business.
 from __future__ import annotations
 
 import math
+import reprlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -673,14 +674,24 @@ class GroupShiftFit:
     def predict_shift(self, keys: Any) -> np.ndarray:
         """The shift for each of ``keys``: the shrunk shift ``μ̂ + û_g`` of a group seen, ``μ̂``
         for one not seen (``shrinkage="random"``); the maximum-likelihood shift, nan for an
-        unseen group, without shrinkage."""
+        unseen group, without shrinkage. ``keys``: a list (its elements, tuples included),
+        an array (its elements) or one key; an unhashable key, which no group can have, is
+        an :class:`InputError` naming its place."""
         values = self.shrunk if self.shrinkage == "random" else self.shift
         default = self.mean if self.shrinkage == "random" else math.nan
         lookup = {key: i for i, key in enumerate(self.groups.tolist())}
-        keys = np.asarray(keys, dtype=object).ravel().tolist()
+        # A list is its elements as they are (numpy would split a list of pairs into two
+        # columns); anything else, an array's elements or one key.
+        keys = list(keys) if isinstance(keys, (list, tuple)) else \
+            np.asarray(keys, dtype=object).ravel().tolist()
         out = np.full(len(keys), default)
         for j, key in enumerate(keys):
-            i = lookup.get(key.item() if isinstance(key, np.generic) else key)
+            try:
+                i = lookup.get(key.item() if isinstance(key, np.generic) else key)
+            except TypeError:
+                raise InputError(f"keys[{j}] = {reprlib.repr(key)} is a {type(key).__name__}, "
+                                 "which is not hashable and so not a group label",
+                                 argument="keys", index=j, value=key) from None
             if i is not None:
                 out[j] = values[i]
         return out

@@ -469,3 +469,27 @@ def test_the_callers_group_column_is_not_modified():
     listed = _cycle([1, "1"])
     _fit_groups(Y, listed, OFFSET)
     assert listed == _cycle([1, "1"])
+
+
+# -- merging sketches of such keys ---------------------------------------------------------
+
+def test_merging_sketches_of_frozenset_keys_gives_one_group_per_value():
+    labels = _cycle([frozenset({1}), frozenset({2}), frozenset({1, 2}), frozenset({3})])
+    group = _object(labels)
+    whole = GroupSketch().update(Y, group, OFFSET)
+    parts = (GroupSketch().update(Y[:30], group[:30], OFFSET[:30])
+             + GroupSketch().update(Y[30:], group[30:], OFFSET[30:], first_row=30))
+    assert parts.n_groups == whole.n_groups == 4
+    for key, rows in _partition(labels).items():
+        index = parts.index_of(key)
+        assert parts._n_rows[index] == len(rows)
+        reference = logitshift.fit(Y[rows], OFFSET[rows])
+        assert abs(parts.sketch_of(key).solve().shift - reference.shift) <= 1e-12
+
+
+def test_merging_bool_keys_into_int_keys_is_refused():
+    # Python counts True as 1: merged, two groups of two files would become one.
+    bools = GroupSketch().update(Y[:30], np.array(_cycle([True, False], 30)), OFFSET[:30])
+    ints = GroupSketch().update(Y[30:], np.array(_cycle([1, 0], 30)), OFFSET[30:])
+    with pytest.raises(logitshift.InputError, match="do not sort together"):
+        bools + ints

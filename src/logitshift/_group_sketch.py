@@ -444,11 +444,10 @@ class GroupSketch:
             left, right = left.astype(object), right.astype(object)
         keys = np.concatenate([left, right])
         try:
-            unique, inverse = np.unique(keys, return_inverse=True)
+            unique, inverse = _distinct_keys(keys)
         except TypeError:
             raise InputError("cannot merge group sketches whose group labels do not sort "
                              "together (mixed types)", argument="other") from None
-        inverse = inverse.ravel()
         merged = GroupSketch(self.width, self.order)
         merged._keys = _compact_keys(unique)
         n = unique.size
@@ -895,6 +894,23 @@ def _key_order(keys: np.ndarray) -> np.ndarray | None:
     if np.array_equal(order, np.arange(keys.size)):
         return None
     return order
+
+
+def _distinct_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys and each key's place among them: sorted where the keys share a total
+    order; by equality, in order of first appearance, where they are all of kinds that do not
+    (frozensets, whose ``<`` is the subset order, would otherwise be sorted into repeats).
+    Raises ``TypeError`` for keys of two families (bools beside numbers, text beside
+    numbers)."""
+    if keys.dtype == object and keys.size:
+        families = {_family(kind) for kind in set(map(type, keys.tolist()))}
+        if len(families) > 1:
+            raise TypeError("mixed types")
+        if families == {"other"}:
+            codes = _hashed_codes(keys.tolist())
+            return codes.levels, codes.codes
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return unique, inverse.ravel()
 
 
 def _has_duplicates(keys: np.ndarray) -> bool:

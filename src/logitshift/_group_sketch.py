@@ -10,9 +10,11 @@ any shift are `_kernels.sketch_terms` on that group's slice of the tables.
 
 from __future__ import annotations
 
+import decimal
 import json
 import math
 import numbers
+import reprlib
 import struct
 import zlib
 from dataclasses import dataclass
@@ -59,9 +61,10 @@ class GroupCodes:
         return len(self.levels)
 
 
-def _missing(index: int, name: str) -> InputError:
-    return InputError(f"{name}[{index}] is missing: every row needs a group", argument=name,
-                      index=index)
+def _missing(index: int, name: str, problem: str = "missing") -> InputError:
+    reason = "every level must be a label" if name == "levels" else "every row needs a group"
+    return InputError(f"{name}[{index}] is {problem}: {reason}", argument=name, index=index,
+                      value=math.nan if problem == "nan" else None)
 
 
 def _first_null(array: Any) -> int:
@@ -83,38 +86,174 @@ def _from_arrow(array: Any, n_rows: int, name: str, first_row: int = 0) -> Group
     if array.null_count:
         raise _missing(first_row + _first_null(array), name)
     kind = array.type
-    if not pa.types.is_dictionary(kind):
+    if pa.types.is_nested(kind):
+        raise InputError(f"{name} holds values of type {kind}: a group label is one value "
+                         "(a number, string, bool, date), not a list or a record",
+                         argument=name)
+    given = pa.types.is_dictionary(kind)
+    if not given:
         if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
             values = array.to_numpy() if isinstance(array, pa.ChunkedArray) else \
                 array.to_numpy(zero_copy_only=False)
             return _from_numpy(np.asarray(values), n_rows, name, first_row)
-        array = pc.dictionary_encode(array)
+        try:
+            array = pc.dictionary_encode(array)
+        except pa.ArrowNotImplementedError:  # types Arrow cannot hash: Python's hash can
+            return _from_objects(np.asarray(array.to_pylist() + [None], dtype=object)[:-1],
+                                 name, first_row)
     if isinstance(array, pa.ChunkedArray):
         if array.num_chunks == 0:
             return GroupCodes(np.empty(0, np.int64), 0, np.empty(0, object))
+        if any(chunk.dictionary.null_count for chunk in array.chunks):
+            # Arrow cannot unify dictionaries with nulls: the values themselves, where a
+            # null entry is a null row.
+            return _from_arrow(array.cast(kind.value_type), n_rows, name, first_row)
         array = array.unify_dictionaries()
         dictionary = array.chunk(0).dictionary
         indices = np.concatenate([np.asarray(c.indices) for c in array.chunks])
     else:
         dictionary, indices = array.dictionary, np.asarray(array.indices)
-    return GroupCodes(indices, 0, np.asarray(dictionary.to_pylist(), dtype=object))
+    if not given:  # Arrow's own encoding: each value once
+        return GroupCodes(indices, 0, np.asarray(dictionary.to_pylist() + [None],
+                                                 dtype=object)[:-1])
+    return _from_dictionary(dictionary, indices, name, first_row)
 
 
-def _factorised(values: np.ndarray, name: str) -> GroupCodes:
-    """Codes of any 1-D array by sorting (``np.unique``) or, for keys that do not sort
-    together (mixed types), by hashing, in order of first appearance."""
-    try:
-        levels, inverse = np.unique(values, return_inverse=True)
-        return GroupCodes(inverse.ravel(), 0, levels)
-    except TypeError:
-        pass
+def _from_dictionary(dictionary: Any, indices: np.ndarray, name: str,
+                     first_row: int) -> GroupCodes:
+    """Codes of a dictionary column given to us: its entries in use, factorised as a column
+    of their own, so that an entry written twice is one group and a null or NaN entry in use
+    is a missing group."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    used = np.zeros(len(dictionary), dtype=bool)
+    used[indices] = True
+    entries = np.flatnonzero(used)
+    compact = np.full(len(dictionary), -1, dtype=np.int64)
+    compact[entries] = np.arange(entries.size)
+    rows_entry = compact[indices]
+    values = dictionary.take(pa.array(entries))
+    null = np.asarray(pc.is_null(values, nan_is_null=True), dtype=bool)
+    if null.any():
+        raise _missing(first_row + int(np.flatnonzero(null[rows_entry])[0]), name)
+    inner = _from_arrow(values, entries.size, name)
+    return GroupCodes(np.asarray(inner.codes)[rows_entry], inner.base, inner.levels)
+
+
+def _sorted_codes(values: np.ndarray) -> GroupCodes:
+    """Codes of a 1-D array whose values sort together, by sorting (``np.unique``)."""
+    levels, inverse = np.unique(values, return_inverse=True)
+    return GroupCodes(inverse.ravel(), 0, levels)
+
+
+def _hashed_codes(items: list[Any]) -> GroupCodes:
+    """Codes of hashable labels in order of first appearance: equal labels (Python's ``==``)
+    are one group, whether or not the labels sort together."""
     seen: dict[Any, int] = {}
+    codes = np.fromiter((seen.setdefault(value, len(seen)) for value in items),
+                        dtype=np.int64, count=len(items))
+    levels = np.empty(len(seen), dtype=object)
+    levels[:] = list(seen) if seen else []
+    return GroupCodes(codes, 0, levels)
+
+
+#: Types whose values are never missing and always hashable: the check of an object column
+#: looks at the others only.
+_PLAIN_TYPES = frozenset({str, int, bool, bytes})
+_FLOAT_TYPES = frozenset({float, np.float64, np.float32, np.float16})
+
+
+def _is_missing(value: Any) -> bool:
+    """None, pandas' NA and NaT, and any value unequal to itself: float, numpy and decimal
+    NaN, numpy's NaT."""
+    if value is None or type(value).__name__ in ("NAType", "NaTType"):
+        return True
+    if isinstance(value, decimal.Decimal):
+        return value.is_nan()
     try:
-        codes = np.fromiter((seen.setdefault(value, len(seen)) for value in values.tolist()),
-                            dtype=np.int64, count=values.size)
-    except TypeError as exc:
-        raise InputError(f"{name} must hold hashable labels: {exc}", argument=name) from None
-    return GroupCodes(codes, 0, np.array(list(seen), dtype=object))
+        unequal = value != value
+    except (TypeError, ValueError, ArithmeticError):  # no comparison, so no NaN
+        return False
+    return isinstance(unequal, (bool, np.bool_)) and bool(unequal)
+
+
+def _family(kind: type) -> str:
+    """Which labels sort and compare with which: bools, real numbers, text, bytes, other."""
+    if issubclass(kind, (bool, np.bool_)):
+        return "bool"
+    if issubclass(kind, (numbers.Real, decimal.Decimal)):
+        return "real"
+    if issubclass(kind, str):
+        return "str"
+    if issubclass(kind, bytes):
+        return "bytes"
+    return "other"
+
+
+def _describe(value: Any) -> str:
+    """A label as the user wrote it, cut short."""
+    return reprlib.repr(value.item() if isinstance(value, np.generic) else value)
+
+
+def _from_objects(values: np.ndarray, name: str, first_row: int) -> GroupCodes:
+    """Codes of a 1-D object column: each label checked (missing, unhashable), then a column
+    of one type by that type's path, real numbers by sorting (Python's exact comparisons),
+    anything else by hashing."""
+    items = values.tolist()
+    if not items:
+        return GroupCodes(np.empty(0, np.int64), 0, np.empty(0, dtype=object))
+    kinds = set(map(type, items))
+    if kinds <= _PLAIN_TYPES | {float}:
+        if float in kinds and any(value != value for value in items):  # only NaN
+            raise _missing(first_row + next(i for i, v in enumerate(items) if v != v), name)
+    else:
+        for index, value in enumerate(items):
+            if type(value) in _PLAIN_TYPES:
+                continue
+            if _is_missing(value):
+                raise _missing(first_row + index, name)
+            try:
+                hash(value)
+            except TypeError:
+                raise InputError(
+                    f"{name}[{first_row + index}] = {_describe(value)} is a "
+                    f"{type(value).__name__}, which is not hashable: a group label must be "
+                    "a number, string, bool or other hashable value", argument=name,
+                    index=first_row + index, value=value) from None
+    family = {kind: _family(kind) for kind in kinds}
+    families = set(family.values())
+    if {"bool", "real"} <= families:
+        # Python counts True as 1 and False as 0: they would be one group, silently.
+        firsts = {}
+        for index, value in enumerate(items):
+            firsts.setdefault(family[type(value)] == "bool", index)
+            if len(firsts) == 2:
+                break
+        earlier, later = sorted(firsts.values())
+        raise InputError(
+            f"{name}[{first_row + later}] = {items[later]!r} and {name}[{first_row + earlier}]"
+            f" = {items[earlier]!r} mix bools and numbers, which Python counts as equal "
+            "(True as 1, False as 0): give the labels one type, such as str",
+            argument=name, index=first_row + later, value=items[later])
+    if families == {"bool"}:
+        return _from_numpy(np.array(items, dtype=bool), len(items), name, first_row)
+    if families == {"str"} or families == {"bytes"}:
+        import pyarrow as pa
+
+        return _from_arrow(pa.array(items), len(items), name, first_row)
+    if families == {"real"}:
+        if all(issubclass(kind, (int, np.integer)) for kind in kinds):
+            for dtype in (np.int64, np.uint64):
+                try:
+                    return _from_numpy(np.array(items, dtype=dtype), len(items), name,
+                                       first_row)
+                except OverflowError:
+                    continue
+        elif kinds <= _FLOAT_TYPES:  # each exact as a double
+            return _from_numpy(np.array(items, dtype=np.float64), len(items), name, first_row)
+        return _sorted_codes(values)
+    return _hashed_codes(items)
 
 
 def _from_numpy(values: np.ndarray, n_rows: int, name: str, first_row: int = 0) -> GroupCodes:
@@ -132,30 +271,54 @@ def _from_numpy(values: np.ndarray, n_rows: int, name: str, first_row: int = 0) 
         low, high = int(values.min()), int(values.max())
         if high - low < max(_DIRECT_SPAN, 4 * n_rows):
             return GroupCodes(values, low, np.arange(low, high + 1, dtype=values.dtype))
-        return _factorised(values, name)
-    if kind == "f":
-        nan = np.isnan(values)
-        if nan.any():
-            index = first_row + int(np.flatnonzero(nan)[0])
-            raise InputError(f"{name}[{index}] is nan: every row needs a group",
-                             argument=name, index=index, value=math.nan)
-        return _factorised(values, name)
+        return _sorted_codes(values)
+    if kind in "fcMm":
+        missing = np.isnat(values) if kind in "Mm" else np.isnan(values)
+        if missing.any():
+            raise _missing(first_row + int(np.flatnonzero(missing)[0]), name,
+                           "missing" if kind in "Mm" else "nan")
+        return _sorted_codes(values)
     if kind in "US":
         import pyarrow as pa
 
         return _from_arrow(pa.array(values), n_rows, name, first_row)
     if kind == "O":
-        for index, value in enumerate(values.tolist()):
-            if value is None or (isinstance(value, float) and value != value):
-                raise _missing(first_row + index, name)
-        try:
-            import pyarrow as pa
+        return _from_objects(values, name, first_row)
+    raise InputError(f"{name} has dtype {values.dtype}, which cannot hold group labels",
+                     argument=name)
 
-            return _from_arrow(pa.array(values), n_rows, name, first_row)
-        except (TypeError, ValueError, ArithmeticError, ImportError):
-            # pyarrow's own errors derive from these: mixed types, objects it cannot hold.
-            return _factorised(values, name)
-    return _factorised(values, name)
+
+def _as_column(values: Any, name: str) -> np.ndarray:
+    """A list or tuple as a 1-D object array, element by element (numpy would make
+    ``[1, "1"]`` two strings and a list of pairs 2-D); anything else by ``np.asarray``."""
+    if isinstance(values, (list, tuple)):
+        kinds = set(map(type, values))
+        if len(kinds) == 1 and kinds <= {int, float, bool, str}:
+            return np.asarray(values)  # one type: numpy merges nothing
+        column = np.empty(len(values), dtype=object)
+        for index, value in enumerate(values):
+            column[index] = value
+        return column
+    try:
+        return np.asarray(values)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} cannot be read as an array: {exc}", argument=name) from None
+
+
+def _level_keys(levels: Any) -> np.ndarray:
+    """``levels`` as a 1-D array of distinct labels, checked as a group column is."""
+    keys = _as_column(levels, "levels")
+    if keys.ndim != 1:
+        raise InputError(f"levels must be 1-D, got shape {keys.shape}", argument="levels")
+    codes = np.asarray(_from_numpy(keys, keys.size, "levels").codes)
+    _, first = np.unique(codes, return_index=True)
+    if first.size != keys.size:
+        repeat = int(np.flatnonzero(~np.isin(np.arange(keys.size), first))[0])
+        original = int(np.flatnonzero(codes == codes[repeat])[0])
+        raise InputError(f"levels[{repeat}] = {_describe(keys[repeat])} repeats "
+                         f"levels[{original}]: levels must be distinct", argument="levels",
+                         index=repeat, value=keys[repeat])
+    return keys
 
 
 def group_codes(group: Any, n_rows: int, levels: Any = None, name: str = "group",
@@ -163,17 +326,16 @@ def group_codes(group: Any, n_rows: int, levels: Any = None, name: str = "group"
     """The :class:`GroupCodes` of a column of group labels with ``n_rows`` rows.
 
     Integer labels are their own codes; a pandas, polars or pyarrow categorical
-    (dictionary) column gives its codes and categories; anything else is factorised once.
-    With ``levels``, ``group`` holds integer codes into them. Raises :class:`InputError` for
-    a missing or NaN label (naming the row, numbered from ``first_row``), a 2-D column, or a
-    length other than ``n_rows``.
+    (dictionary) column gives its codes and categories (an entry written twice is one
+    group); anything else is factorised once: by sorting where the labels sort together
+    (numbers, text), by hashing where they do not (equal labels are one group). With
+    ``levels``, ``group`` holds integer codes into them. Raises :class:`InputError` naming
+    the row (numbered from ``first_row``) for a missing label (None, NaN, NaT, pandas' NA, a
+    null, a dictionary entry that is null), an unhashable one, or bools beside numbers; and
+    for a 2-D column, one of nested values, or a length other than ``n_rows``.
     """
     if levels is not None:
-        keys = np.asarray(levels)
-        if keys.ndim != 1:
-            raise InputError(f"levels must be 1-D, got shape {keys.shape}", argument="levels")
-        if len(set(keys.tolist())) != keys.size:
-            raise InputError("levels must be distinct", argument="levels")
+        keys = _level_keys(levels)
         codes = np.asarray(group)
         if codes.dtype.kind not in "iu":
             raise InputError(f"with levels, {name} must hold integer codes, got dtype "
@@ -198,11 +360,7 @@ def group_codes(group: Any, n_rows: int, levels: Any = None, name: str = "group"
         return _from_arrow(group.to_arrow(), n_rows, name, first_row)
     if library == "pyarrow" and hasattr(group, "null_count"):
         return _from_arrow(group, n_rows, name, first_row)
-    try:
-        values = np.asarray(group)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"{name} cannot be read as an array: {exc}", argument=name) from None
-    return _from_numpy(values, n_rows, name, first_row)
+    return _from_numpy(_as_column(group, name), n_rows, name, first_row)
 
 
 class _GroupCurve:
@@ -286,11 +444,10 @@ class GroupSketch:
             left, right = left.astype(object), right.astype(object)
         keys = np.concatenate([left, right])
         try:
-            unique, inverse = np.unique(keys, return_inverse=True)
+            unique, inverse = _distinct_keys(keys)
         except TypeError:
             raise InputError("cannot merge group sketches whose group labels do not sort "
                              "together (mixed types)", argument="other") from None
-        inverse = inverse.ravel()
         merged = GroupSketch(self.width, self.order)
         merged._keys = _compact_keys(unique)
         n = unique.size
@@ -737,6 +894,23 @@ def _key_order(keys: np.ndarray) -> np.ndarray | None:
     if np.array_equal(order, np.arange(keys.size)):
         return None
     return order
+
+
+def _distinct_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys and each key's place among them: sorted where the keys share a total
+    order; by equality, in order of first appearance, where they are all of kinds that do not
+    (frozensets, whose ``<`` is the subset order, would otherwise be sorted into repeats).
+    Raises ``TypeError`` for keys of two families (bools beside numbers, text beside
+    numbers)."""
+    if keys.dtype == object and keys.size:
+        families = {_family(kind) for kind in set(map(type, keys.tolist()))}
+        if len(families) > 1:
+            raise TypeError("mixed types")
+        if families == {"other"}:
+            codes = _hashed_codes(keys.tolist())
+            return codes.levels, codes.codes
+    unique, inverse = np.unique(keys, return_inverse=True)
+    return unique, inverse.ravel()
 
 
 def _has_duplicates(keys: np.ndarray) -> bool:

@@ -11,6 +11,7 @@ this module's business.
 from __future__ import annotations
 
 import math
+import reprlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,6 +31,10 @@ __all__ = ["GroupTotals", "GroupTerms", "GroupCurves", "GroupShiftFit", "fit_gro
 SHRINKAGES = (None, "random")
 #: The most Gauss-Hermite points: beyond, the rule's weights underflow.
 MAX_NAGQ = 100
+#: A float group column of at least this many rows, with more distinct values than this
+#: share of them, not all whole numbers, is taken for scores passed as groups.
+_SCORE_LIKE_ROWS = 20
+_SCORE_LIKE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -752,14 +757,24 @@ class GroupShiftFit:
     def predict_shift(self, keys: Any) -> np.ndarray:
         """The shift for each of ``keys``: the shrunk shift ``μ̂ + û_g`` of a group seen, ``μ̂``
         for one not seen (``shrinkage="random"``); the maximum-likelihood shift, nan for an
-        unseen group, without shrinkage."""
+        unseen group, without shrinkage. ``keys``: a list (its elements, tuples included),
+        an array (its elements) or one key; an unhashable key, which no group can have, is
+        an :class:`InputError` naming its place."""
         values = self.shrunk if self.shrinkage == "random" else self.shift
         default = self.mean if self.shrinkage == "random" else math.nan
         lookup = {key: i for i, key in enumerate(self.groups.tolist())}
-        keys = np.asarray(keys, dtype=object).ravel().tolist()
+        # A list is its elements as they are (numpy would split a list of pairs into two
+        # columns); anything else, an array's elements or one key.
+        keys = list(keys) if isinstance(keys, (list, tuple)) else \
+            np.asarray(keys, dtype=object).ravel().tolist()
         out = np.full(len(keys), default)
         for j, key in enumerate(keys):
-            i = lookup.get(key.item() if isinstance(key, np.generic) else key)
+            try:
+                i = lookup.get(key.item() if isinstance(key, np.generic) else key)
+            except TypeError:
+                raise InputError(f"keys[{j}] = {reprlib.repr(key)} is a {type(key).__name__}, "
+                                 "which is not hashable and so not a group label",
+                                 argument="keys", index=j, value=key) from None
             if i is not None:
                 out[j] = values[i]
         return out
@@ -968,6 +983,25 @@ def _plain(value: Any) -> Any:
     return value.item() if isinstance(value, np.generic) else value
 
 
+def _refuse_score_like_groups(keys: np.ndarray, n_rows: int) -> None:
+    """Refuse float groups that look like scores: nearly one distinct value per row and not
+    all whole numbers, as ``fit_groups(y, scores, groups)`` (the order of ``fit(y, offset)``)
+    gives. Checked on the final keys, so that every source gets it once and a stream's
+    batches cannot trip it one by one. (A CSV source reads decimals as text: strings pass,
+    and are the way to group by such values on purpose.)"""
+    if (keys.dtype.kind != "f" or n_rows < _SCORE_LIKE_ROWS
+            or keys.size <= _SCORE_LIKE_SHARE * n_rows):
+        return
+    with np.errstate(invalid="ignore"):
+        if np.all(keys == np.round(keys)):
+            return
+    raise InputError(
+        f"group holds {keys.size} distinct floats in {n_rows} rows, not all whole numbers: "
+        "these look like scores, not groups. The offset is the third argument: "
+        "fit_groups(y, group, offset=scores); to group by these values, pass them as "
+        "strings or integer codes", argument="group", value=keys.size)
+
+
 def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq: int = 1,
                      pseudo_count: float = 0.0, tol: float | None = None,
                      max_iter: int = 100) -> GroupShiftFit:
@@ -991,6 +1025,7 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
             f"the weights sum to {whole!r}, beyond [2**-500, 2**500], where fit_groups would "
             "lose its sums' precision; divide every weight by the same power of two (the "
             "shifts do not change)", argument="weight", value=whole)
+    _refuse_score_like_groups(groups.keys, int(np.sum(totals.n_rows)))
     no_weight = totals.weight_sum == 0
     active = totals.active_negatives + totals.active_positives
     no_finite = ~no_weight & (active == 0)

@@ -214,3 +214,225 @@ def test_a_label_that_vanishes_from_the_pooled_fit_is_refused_as_fit_refuses_it(
         logitshift.fit(labels, offset, weight=weight)
     with pytest.raises(logitshift.InputError, match="vanishes in the pooled fit"):
         _quiet(logitshift.fit_groups, labels, group, offset, weight)
+
+
+# -- item: the calibration report of extreme but finite inputs -----------------------------------
+
+mpmath = pytest.importorskip("mpmath")
+mpmath.mp.dps = 60
+
+
+def _softplus(x):
+    return mpmath.log1p(mpmath.exp(x))
+
+
+def _reference_report(y, f, w, slope_loss):
+    """val.prob's indexes, the Brier score and the log loss by their definitions, in mpmath
+    (60 digits, exponents unbounded), from the rows; ``slope_loss`` is the recalibration
+    line's mean loss (NaN where it did not converge: U and Q are NaN then)."""
+    y = [mpmath.mpf(float(v)) for v in y]
+    f = [mpmath.mpf(float(v)) for v in f]
+    w = [mpmath.mpf(1)] * len(y) if w is None else [mpmath.mpf(float(v)) for v in w]
+    n = mpmath.fsum(w)
+    mean = mpmath.fsum(wi * yi for wi, yi in zip(w, y)) / n
+    entropy = -sum(p * mpmath.log(p) for p in (mean, 1 - mean) if p > 0)
+    loss = mpmath.fsum(wi * (yi * _softplus(-fi) + (1 - yi) * _softplus(fi))
+                       for wi, yi, fi in zip(w, y, f)) / n
+    p = [1 / (1 + mpmath.exp(-fi)) for fi in f]
+    brier = mpmath.fsum(wi * ((1 - yi) * pi ** 2 + yi * (1 - pi) ** 2)
+                        for wi, yi, pi in zip(w, y, p)) / n
+    ratio = 2 * n * (entropy - loss)
+    r2 = ((1 - mpmath.exp(-ratio / n)) / (1 - mpmath.exp(-2 * entropy)) if entropy > 0
+          else math.nan)
+    discrimination = (ratio - 1) / n
+    out = {"r2": r2, "discrimination": discrimination, "discrimination_chi2": ratio,
+           "brier": brier, "log_loss": loss}
+    if math.isnan(slope_loss):
+        out.update(unreliability=math.nan, quality=math.nan)
+    else:
+        joint = max(2 * n * (loss - mpmath.mpf(slope_loss)), 0)
+        out.update(unreliability=(joint - 2) / n, quality=(ratio - joint + 1) / n)
+    return {name: float(value) if not isinstance(value, float) else value
+            for name, value in out.items()}
+
+
+def _check_report(report, y, f, w=None):
+    reference = _reference_report(y, f, w, report.slope.loss if report.slope.converged
+                                  else math.nan)
+    for name, expected in reference.items():
+        got = getattr(report, name)
+        if math.isnan(expected) or math.isinf(expected):
+            assert got == expected or (math.isnan(got) and math.isnan(expected)), name
+        else:
+            # Differences of losses of 1e300 keep their digits relative to the losses.
+            assert got == pytest.approx(expected, rel=1e-9, abs=1e-12), name
+
+
+def _rows(seed=0, n=400, scale=1.0):
+    rng = np.random.default_rng(seed)
+    f = rng.normal(0, 1, n)
+    y = (rng.random(n) < 1 / (1 + np.exp(-f))).astype(float)
+    return y, f * scale
+
+
+def _validate(*args, **kwargs):
+    return _quiet(logitshift.validate, *args, **kwargs)
+
+
+def test_validate_scores_times_1e4_as_the_issue_found():
+    """R² raised OverflowError: math range error; its true value is about -e^4300."""
+    y, f = _rows(scale=1e4)
+    report = _validate(y, f)
+    assert report.r2 == -math.inf
+    _check_report(report, y, f)
+    # The slope is either statsmodels' or says it is not.
+    sm = pytest.importorskip("statsmodels.api")
+    glm = sm.GLM(y, sm.add_constant(f), family=sm.families.Binomial()).fit(tol=1e-14)
+    for slope in (report.slope, _quiet(logitshift.fit_slope, y, f)):
+        if slope.status == "converged":
+            assert [slope.intercept, slope.slope] == pytest.approx(glm.params, rel=1e-7)
+        else:
+            assert slope.status == "max_iter" and not slope.converged
+
+
+HOSTILE = {
+    "scores 1e2": (lambda: _rows(1, scale=1e2)),
+    "scores 1e300": (lambda: _rows(2, scale=1e300)),
+    "scores -1e300 everywhere": (lambda: (_rows(3)[0], np.full(400, -1e300))),
+    "scores 1e300 everywhere": (lambda: (_rows(4)[0], np.full(400, 1e300))),
+    "one misplaced row at 1e300": (lambda: (lambda y, f: (y, np.where(np.arange(400) == 7,
+                                   1e300 * (0.5 - y), f)))(*_rows(5))),
+    "two rows, separated by 2e300": (lambda: (np.array([0.0, 1.0]), np.array([-1e300, 1e300]))),
+    "two rows, the wrong way round": (lambda: (np.array([1.0, 0.0]),
+                                               np.array([-1e300, 1e300]))),
+    "soft labels, scores 1e300": (lambda: (np.linspace(0.05, 0.95, 400),
+                                           _rows(6, scale=1e300)[1])),
+    "soft labels, scores 1e4": (lambda: (np.linspace(0.05, 0.95, 400),
+                                         _rows(7, scale=1e4)[1])),
+    "scores 700 logits apart": (lambda: _rows(8, scale=700.0)),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE), ids=list(HOSTILE))
+def test_validate_extreme_scores_against_mpmath(case):
+    y, f = HOSTILE[case]()
+    _check_report(_validate(y, f), y, f)
+
+
+@pytest.mark.parametrize("weight", [1e-300, 1e300, 5e-324, 1.7e308],
+                         ids=["1e-300", "1e300", "subnormal", "near max"])
+@pytest.mark.parametrize("scale", [1.0, 1e4, 1e300], ids=["1", "1e4", "1e300"])
+def test_validate_extreme_weights_against_mpmath(weight, scale):
+    y, f = _rows(9, n=200, scale=scale)
+    w = np.full(y.size, weight)
+    report = _validate(y, f, weight=w)
+    _check_report(report, y, f, w)
+    # The indexes are per unit of weight: a common scale of the weights changes nothing
+    # but the chi-square statistics, which are totals.
+    plain = _validate(y, f)
+    for name in ("r2", "brier", "log_loss"):
+        assert getattr(report, name) == pytest.approx(getattr(plain, name), rel=1e-12)
+
+
+def test_validate_file_streams_the_same_report(tmp_path):
+    for scale in (1e4, 1e300):
+        y, f = _rows(10, scale=scale)
+        path = tmp_path / f"scores-{scale:g}.csv"
+        path.write_text("y,f\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in zip(y, f)))
+        streamed = _quiet(logitshift.validate_file, path, label="y", offset="f")
+        memory = _validate(y, f)
+        _check_report(streamed, y, f)
+        for name in ("r2", "discrimination", "unreliability", "quality", "brier",
+                     "log_loss", "discrimination_chi2"):
+            a, b = getattr(streamed, name), getattr(memory, name)
+            assert a == b or a == pytest.approx(b, rel=1e-12) or (a != a and b != b), name
+
+
+def test_the_command_line_reports_scores_times_1e4(tmp_path):
+    import subprocess
+    import sys
+
+    y, f = _rows(11, scale=1e4)
+    path = tmp_path / "scores.csv"
+    path.write_text("y,f\n" + "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in zip(y, f)))
+    done = subprocess.run([sys.executable, "-m", "logitshift", "validate", str(path),
+                           "--label", "y", "--offset", "f", "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert '"r2": "-inf"' in done.stdout or '"r2": -Infinity' in done.stdout
+
+
+@pytest.mark.parametrize("label", [0.0, 1.0, 0.25])
+def test_one_row_with_a_score_of_1e300(label):
+    y, f = np.array([label]), np.array([1e300])
+    report = _validate(y, f)
+    _check_report(report, y, f)
+    assert report.slope.status in ("constant_offset", "all_positive", "all_negative")
+
+
+def test_all_scores_equal_at_1e300():
+    y, _ = _rows(12)
+    report = _validate(y, np.full(y.size, 1e300))
+    assert report.slope.status == "constant_offset"
+    _check_report(report, y, np.full(y.size, 1e300))
+
+
+@pytest.mark.parametrize("probability", [0.0, 1.0, 1 - 1e-17, 1e-300, 1 - 2**-53])
+def test_probabilities_at_the_ends(probability):
+    """0 and 1 (and 1 - 1e-17, which is 1.0 in doubles) are ∓inf logits: they must agree
+    with their labels, else the row is named; 1e-300 and 1 - 2**-53 are finite."""
+    y, f = _rows(13, n=100)
+    p = 1 / (1 + np.exp(-f))
+    p[0] = probability
+    raw = math.log(probability) - math.log1p(-probability) if 0 < probability < 1 else None
+    for label in (0.0, 1.0):
+        y[0] = label
+        agrees = raw is not None or probability == label
+        if not agrees:
+            with pytest.raises(logitshift.InputError, match=r"\[0\]"):
+                _validate(y, p, offset_is="probability")
+            continue
+        report = _validate(y, p, offset_is="probability")
+        if raw is not None:
+            scores = np.log(p) - np.log1p(-p)
+            scores[0] = raw
+            _check_report(report, y, scores)
+        else:
+            # A row whose infinite score agrees with its label adds no loss.
+            keep = np.arange(y.size) != 0
+            scores = np.log(p[keep]) - np.log1p(-p[keep])
+            expected = _reference_report(y[keep], scores, None, math.nan)
+            assert report.log_loss * y.size == pytest.approx(
+                expected["log_loss"] * (y.size - 1), rel=1e-9)
+
+
+def test_fit_slope_says_what_it_reached_with_scores_of_1e300():
+    y, f = _rows(14, scale=1e300)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        slope = logitshift.fit_slope(y, f)
+    assert slope.status in ("converged", "max_iter", "separated", "beyond_sketch")
+    if slope.status != "converged":
+        assert not slope.converged and caught
+    else:  # the slope of the same data at scale 1, divided by 1e300
+        plain = logitshift.fit_slope(y, f / 1e300)
+        assert slope.slope * 1e300 == pytest.approx(plain.slope, rel=1e-9)
+
+
+def test_fit_slope_with_heavy_and_light_weights_against_statsmodels():
+    sm = pytest.importorskip("statsmodels.api")
+    y, f = _rows(15, scale=30.0)
+    glm = sm.GLM(y, sm.add_constant(f), family=sm.families.Binomial()).fit(tol=1e-14)
+    for weight in (1e-300, 1e300, 1.7e308):
+        slope = logitshift.fit_slope(y, f, weight=np.full(y.size, weight))
+        assert slope.status == "converged"
+        assert [slope.intercept, slope.slope] == pytest.approx(glm.params, rel=1e-8)
+
+
+def test_every_label_one_class_with_extreme_scores():
+    y = np.ones(50)
+    f = np.linspace(-1e300, 1e300, 50)
+    with pytest.warns(RuntimeWarning):
+        report = logitshift.validate(y, f)
+    assert math.isnan(report.r2) and math.isnan(report.c_statistic)
+    _check_report(report, y, f)

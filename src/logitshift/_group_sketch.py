@@ -711,15 +711,17 @@ def _group_exponents(sketch: GroupSketch, data: Prepared, codes: GroupCodes,
                      position: np.ndarray) -> np.ndarray:
     """Each group's units: `_solve.weight_exponent` of its totals (0 where they are
     ordinary, which is nearly always)."""
-    totals = sketch.group_totals
-    weight = totals.weight_sum
+    weight = sketch._sums[:, 0]
     limit = 2.0 ** ORDINARY_EXPONENT
     exponent = np.zeros(weight.size, dtype=np.int64)
-    # `weight_exponent`'s cases beyond the ordinary, found for all groups at once.
-    with np.errstate(invalid="ignore"):
-        odd = ~((weight == 0) | ((1.0 / limit <= weight) & (weight <= limit))) | (
-            (weight < 0.5) & ((totals.positives < TINY) | (totals.active_positives < TINY)
-                              | (totals.active_negatives < TINY)))
+    # `weight_exponent`'s cases beyond the ordinary, found for all groups at once; the label
+    # totals matter only below a weight of 1/2 (the tables' sums, made only then).
+    odd = ~((weight == 0) | ((1.0 / limit <= weight) & (weight <= limit)))
+    if not (odd.any() or (weight < 0.5).any()):
+        return exponent
+    totals = sketch.group_totals
+    odd |= (weight < 0.5) & ((totals.positives < TINY) | (totals.active_positives < TINY)
+                             | (totals.active_negatives < TINY))
     largest = None
     for g in np.flatnonzero(odd).tolist():
         if not math.isfinite(weight[g]) and largest is None:

@@ -20,7 +20,7 @@ import numpy as np
 from ._losses import sigmoid_abs, softplus
 from ._result import LRTest, ShiftFit, normal_quantile
 from ._shift import check_options, fit_curve
-from ._solve import Curve, ldexp
+from ._solve import Curve, ldexp, pseudo_count_too_large
 from ._validate import InputError, as_positive_int, warn
 
 __all__ = ["GroupTotals", "GroupTerms", "GroupCurves", "GroupShiftFit", "fit_group_curves",
@@ -844,7 +844,14 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
     pseudo = None
     if pseudo_count > 0:
         # The pseudo-rows' weight in each group's units, as `_solve.pseudo_rows` has it.
-        pseudo_weight = np.ldexp(pseudo_count, -exponent.astype(np.intc))
+        with np.errstate(over="ignore"):
+            pseudo_weight = np.ldexp(pseudo_count, -exponent.astype(np.intc))
+        beyond = np.flatnonzero(usable & ~np.isfinite(pseudo_weight))
+        if beyond.size:
+            g = int(beyond[0])
+            raise pseudo_count_too_large(
+                pseudo_count, float(np.ldexp(totals.weight_sum[g], int(exponent[g]))),
+                f" in group {_plain(groups.keys[g])!r}")
         objective = GroupTotals(**{**totals.__dict__,
                                    "active_negatives": totals.active_negatives + pseudo_weight,
                                    "active_positives": totals.active_positives + pseudo_weight})

@@ -570,7 +570,8 @@ def test_group_codes_keep_integer_codes_in_place():
 
 def test_groups_beyond_what_the_group_sketch_resolves_say_so():
     """No wrong number silently: separable groups with gaps of 1e4 logits are flagged (fit
-    solves them in log space), and weights summing beyond 2**500 are refused."""
+    solves them in log space); weights summing beyond 2**500 are solved a group at a time in
+    the group's own units, and refused by name only by the random-intercept likelihood."""
     rng = np.random.default_rng(21)
     group = rng.integers(0, 3, 3000)
     labels = (rng.random(3000) < 0.3).astype(int)
@@ -583,5 +584,11 @@ def test_groups_beyond_what_the_group_sketch_resolves_say_so():
         rows = group == index
         assert flagged.shift[index] == pytest.approx(
             logitshift.fit(labels[rows], offsets[rows]).shift, rel=1e-13)
+    heavy = np.full(3000, 1e308)
+    solved = logitshift.fit_groups(labels, group, offsets, heavy)
+    for index in (0, 1, 2):
+        rows = group == index
+        assert solved.shift[index] == logitshift.fit(labels[rows], offsets[rows],
+                                                     weight=heavy[rows]).shift
     with pytest.raises(logitshift.InputError, match=r"beyond \[2\*\*-500, 2\*\*500\]"):
-        logitshift.fit_groups(labels, group, offsets, np.full(3000, 1e308))
+        logitshift.fit_groups(labels, group, offsets, heavy, shrinkage="random")

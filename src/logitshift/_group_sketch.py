@@ -17,7 +17,7 @@ import numbers
 import reprlib
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
@@ -29,7 +29,7 @@ from ._rows import (Prepared, ScanTotals, in_threads, max_threads, row_ranges,
                     terms_from_sums)
 from ._sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAULT_WIDTH,
                       MAX_ORDER, Sketch, _combine, fill_reference)
-from ._solve import CurveTotals, Terms
+from ._solve import ORDINARY_EXPONENT, TINY, CurveTotals, Terms, weight_exponent
 from ._validate import InputError, as_shift, library_of, rows
 
 __all__ = ["GroupSketch", "GroupCodes", "group_codes", "GROUP_FORMAT_VERSION"]
@@ -412,6 +412,10 @@ class GroupSketch:
         self._n_rows = np.zeros(0, dtype=np.int64)
         self._sums = np.zeros((0, 2))  # Σ w, Σ w y
         self._range = np.zeros((0, 2))  # least and greatest finite offset
+        #: Each group's sums and tables are in units of ``2**_exponent[g]`` of the weights
+        #: (0 but for a group whose weights sum beyond [2**-500, 2**500]): as `Sketch` keeps
+        #: its sums, a group at a time, so that no group's scale costs another its digits.
+        self._exponent = np.zeros(0, dtype=np.int64)
 
     # -- building ----------------------------------------------------------------------------
 
@@ -451,15 +455,21 @@ class GroupSketch:
         merged = GroupSketch(self.width, self.order)
         merged._keys = _compact_keys(unique)
         n = unique.size
+        mine, theirs = inverse[:self.n_groups], inverse[self.n_groups:]
+        # A group's rows from both sides add in the larger of their units (`ScanTotals`'
+        # rule), so that nothing overflows.
+        exponent = _common_exponents(n, (mine, self), (theirs, other))
+        my_sums, my_tables = self._in_units(exponent[mine])
+        their_sums, their_tables = other._in_units(exponent[theirs])
+        merged._exponent = exponent
         merged._n_rows = np.zeros(n, dtype=np.int64)
         np.add.at(merged._n_rows, inverse, np.concatenate([self._n_rows, other._n_rows]))
         merged._sums = np.zeros((n, 2))
-        np.add.at(merged._sums, inverse, np.concatenate([self._sums, other._sums]))
+        np.add.at(merged._sums, inverse, np.concatenate([my_sums, their_sums]))
         ranges = np.concatenate([self._range, other._range])
         merged._range = np.column_stack([np.full(n, math.inf), np.full(n, -math.inf)])
         np.minimum.at(merged._range[:, 0], inverse, ranges[:, 0])
         np.maximum.at(merged._range[:, 1], inverse, ranges[:, 1])
-        mine, theirs = inverse[:self.n_groups], inverse[self.n_groups:]
         # Keys that sort together are kept sorted and distinct (fills and from_bytes see to
         # it), so both maps into the merged keys increase; should one not, the general sort
         # stands in.
@@ -467,14 +477,14 @@ class GroupSketch:
             group = np.concatenate([np.repeat(mine, np.diff(self._start)),
                                     np.repeat(theirs, np.diff(other._start))])
             merged._set_cells(group, np.concatenate([self._centres, other._centres]),
-                              np.concatenate([self._tables, other._tables]), n)
+                              np.concatenate([my_tables, their_tables]), n)
             return merged
         # Both sketches' cells are sorted by (group, centre) and the keys' map keeps the
         # groups' order: one merge of the two runs, with no copy of either.
         runs = []
-        for sketch, groups in ((self, mine), (other, theirs)):
+        for sketch, groups, tables in ((self, mine, my_tables), (other, theirs, their_tables)):
             runs += [np.repeat(groups, np.diff(sketch._start)), sketch._centres,
-                     sketch._tables.reshape(sketch.n_cells, 2 * self.order)]
+                     tables.reshape(sketch.n_cells, 2 * self.order)]
         n_cells = _kernels.merge_cells(*runs, np.empty(0, dtype=np.int64), np.empty(0),
                                        np.empty((0, 2 * self.order)))
         group = np.empty(n_cells, dtype=np.int64)
@@ -492,6 +502,16 @@ class GroupSketch:
         if isinstance(other, int) and not isinstance(other, bool) and other == 0:
             return self.merge(GroupSketch(self.width, self.order))
         return NotImplemented
+
+    def _in_units(self, exponent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The sums and tables with group ``g`` in units of ``2**exponent[g]`` (exact, but
+        for what falls below the doubles' range): themselves where nothing changes."""
+        change = (self._exponent - exponent).astype(np.intc)
+        if not change.any():
+            return self._sums, self._tables
+        per_cell = np.repeat(change, np.diff(self._start))
+        return (np.ldexp(self._sums, change[:, None]),
+                np.ldexp(self._tables, per_cell[:, None, None]))
 
     def _set_cells(self, group: np.ndarray, centres: np.ndarray, tables: np.ndarray,
                    n_groups: int) -> None:
@@ -547,8 +567,8 @@ class GroupSketch:
         """Each group's totals, as arrays in the order of :attr:`keys`."""
         n = self.n_groups
         t = self._tables
-        # (Weights near the top of the double range overflow these sums to inf or nan; the
-        # estimator refuses such weights by name.)
+        # (In each group's units; offsets near the top of the double range may still
+        # overflow the weighted offset, whose mean then falls back on the range's midpoint.)
         with np.errstate(over="ignore", invalid="ignore"):
             parts = np.column_stack([t[:, 0, 0], t[:, 1, 0],
                                      self._centres * (t[:, 0, 0] + t[:, 1, 0]) + t[:, 0, 1]
@@ -568,7 +588,8 @@ class GroupSketch:
         return GroupTotals(n_rows=self._n_rows.copy(), weight_sum=self._sums[:, 0].copy(),
                            positives=self._sums[:, 1].copy(), active_negatives=sums[:, 0],
                            active_positives=sums[:, 1], offset_min=self._range[:, 0].copy(),
-                           offset_max=self._range[:, 1].copy(), offset_mean=mean)
+                           offset_max=self._range[:, 1].copy(), offset_mean=mean,
+                           scale_exponent=self._exponent.copy())
 
     def _scan_totals(self, index: int) -> ScanTotals:
         low, high = self._start[index], self._start[index + 1]
@@ -580,7 +601,8 @@ class GroupSketch:
             active_positives=float(np.sum(t[:, 1, 0])),
             weighted_offset=float(np.sum(self._centres[low:high] * (t[:, 0, 0] + t[:, 1, 0]))
                                   + np.sum(t[:, :, 1])),
-            offset_min=float(self._range[index, 0]), offset_max=float(self._range[index, 1]))
+            offset_min=float(self._range[index, 0]), offset_max=float(self._range[index, 1]),
+            scale_exponent=int(self._exponent[index]))
 
     def curve(self, index: int) -> _GroupCurve:
         """Group ``index`` (its place in :attr:`keys`) as a curve: the shift estimator solves
@@ -597,17 +619,33 @@ class GroupSketch:
                           self._centres[low:high].copy(), self._tables[low:high].copy())
 
     def pooled(self) -> Sketch:
-        """The :class:`~logitshift.Sketch` of every row, the groups ignored."""
-        centres, tables = _combine(self._centres, self._tables, self.width)
+        """The :class:`~logitshift.Sketch` of every row, the groups ignored, in the units
+        of its heaviest group. Raises :class:`InputError` where a label's every row is in
+        groups more than 2**1074 lighter than the heaviest, as `logitshift.fit` does on the
+        rows: their total vanishes beside it."""
+        exponent = int(_common_exponents(1, (np.zeros(self.n_groups, dtype=np.int64),
+                                             self))[0])
+        sums, tables = self._in_units(np.full(self.n_groups, exponent))
+        centres, tables = _combine(self._centres, tables, self.width)
         totals = ScanTotals(
-            n_rows=int(self._n_rows.sum()), weight_sum=float(self._sums[:, 0].sum()),
-            positives=float(self._sums[:, 1].sum()),
+            n_rows=int(self._n_rows.sum()), weight_sum=float(sums[:, 0].sum()),
+            positives=float(sums[:, 1].sum()),
             active_negatives=float(np.sum(tables[:, 0, 0])),
             active_positives=float(np.sum(tables[:, 1, 0])),
             weighted_offset=float(np.sum(centres * (tables[:, 0, 0] + tables[:, 1, 0]))
                                   + np.sum(tables[:, :, 1])),
             offset_min=float(self._range[:, 0].min(initial=math.inf)),
-            offset_max=float(self._range[:, 1].max(initial=-math.inf)))
+            offset_max=float(self._range[:, 1].max(initial=-math.inf)),
+            scale_exponent=exponent)
+        if self._exponent.any():
+            for side, label in ((0, "0"), (1, "1")):
+                present = self._tables[:, side, 0].sum() > 0
+                if present and not tables[:, side, 0].sum() > 0:
+                    raise InputError(
+                        f"weight spans more than the range of doubles: every row labelled "
+                        f"{label} is in groups whose weights are less than 2**-1074 of the "
+                        f"heaviest group's, so their total vanishes in the pooled fit",
+                        argument="weight")
         return _sketch_of(self.width, self.order, totals, centres, tables)
 
     def evaluate_groups(self, shifts: np.ndarray, wanted: np.ndarray | None = None,
@@ -643,16 +681,21 @@ class GroupSketch:
     # -- moving it ---------------------------------------------------------------------------
 
     def _header(self) -> dict[str, Any]:
-        return {"width": self.width, "order": self.order, "n_groups": self.n_groups,
-                "n_cells": self.n_cells, "key_type": _key_type(self._keys),
-                "keys": [_plain(key) for key in self._keys.tolist()]}
+        header = {"width": self.width, "order": self.order, "n_groups": self.n_groups,
+                  "n_cells": self.n_cells, "key_type": _key_type(self._keys),
+                  "keys": [_plain(key) for key in self._keys.tolist()]}
+        if self._exponent.any():
+            header["scale_exponents"] = self._exponent.tolist()
+        return header
 
     def _body(self) -> bytes:
         text = json.dumps(self._header(), separators=(",", ":")).encode()
         arrays = [np.diff(self._start).astype("<i8"), self._n_rows.astype("<i8"),
                   self._sums.astype("<f8"), self._range.astype("<f8"),
                   self._centres.astype("<f8"), self._tables.astype("<f8")]
-        return (_MAGIC + struct.pack("<II", GROUP_FORMAT_VERSION, len(text)) + text
+        # Units other than 1 would be misread by a version-2 reader: only they make a 3.
+        version = GROUP_FORMAT_VERSION if self._exponent.any() else 2
+        return (_MAGIC + struct.pack("<II", version, len(text)) + text
                 + b"".join(array.tobytes() for array in arrays))
 
     def to_bytes(self) -> bytes:
@@ -690,6 +733,9 @@ class GroupSketch:
             width, order = float(header["width"]), int(header["order"])
             n_groups, n_cells = int(header["n_groups"]), int(header["n_cells"])
             keys = _keys_of(header["key_type"], header["keys"])
+            exponents = _exponents_of(header.get("scale_exponents"), n_groups)
+            if (version == GROUP_FORMAT_VERSION) != bool(exponents.any()):
+                raise ValueError(f"version {version} with units {exponents.tolist()[:3]}")
         except (ValueError, KeyError, TypeError) as exc:
             raise InputError(f"group sketch is corrupted: its header ({exc})",
                              argument="blob") from None
@@ -723,7 +769,7 @@ class GroupSketch:
         if _key_order(keys) is not None or _has_duplicates(keys):
             raise InputError("group sketch is corrupted: its keys are not sorted and distinct",
                              argument="blob")
-        sketch._keys, sketch._n_rows = keys, n_rows
+        sketch._keys, sketch._n_rows, sketch._exponent = keys, n_rows, exponents
         sketch._sums, sketch._range = sums.reshape(n_groups, 2), ranges.reshape(n_groups, 2)
         sketch._centres, sketch._tables = centres, tables.reshape(n_cells, 2, order)
         sketch._start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
@@ -736,8 +782,35 @@ class GroupSketch:
 
 _MAGIC = b"LSGS"
 #: The format of :meth:`GroupSketch.to_bytes`: the version-2 design of the sketch's (magic,
-#: version, header length, JSON header, arrays, CRC-32), with its own magic.
-GROUP_FORMAT_VERSION = 2
+#: version, header length, JSON header, arrays, CRC-32), with its own magic. Version 3 adds
+#: the header's ``scale_exponents`` (each group's units, where any is not 1); a sketch
+#: without them is written as version 2.
+GROUP_FORMAT_VERSION = 3
+
+#: Units beyond these cannot come from weights that are doubles (sums of up to 2**63 rows).
+_EXPONENT_LIMIT = 1200
+
+
+def _exponents_of(values: Any, n_groups: int) -> np.ndarray:
+    """The header's ``scale_exponents`` (absent: every group in units of 1)."""
+    if values is None:
+        return np.zeros(n_groups, dtype=np.int64)
+    if not (isinstance(values, list) and len(values) == n_groups
+            and all(type(v) is int and abs(v) <= _EXPONENT_LIMIT for v in values)):
+        raise ValueError("scale_exponents is not a list of small integers, one a group")
+    return np.array(values, dtype=np.int64)
+
+
+def _common_exponents(n: int, *parts: tuple[np.ndarray, GroupSketch]) -> np.ndarray:
+    """The units of ``n`` groups made of the groups of ``parts`` (``(index, sketch)``:
+    sketch's group ``i`` goes into group ``index[i]``): the largest of those with weight,
+    so that no sum overflows; 0 where none has weight."""
+    floor = np.iinfo(np.int64).min
+    common = np.full(n, floor, dtype=np.int64)
+    for index, sketch in parts:
+        np.maximum.at(common, index, np.where(sketch._sums[:, 0] != 0, sketch._exponent,
+                                              floor))
+    return np.where(common == floor, 0, common)
 
 
 def _sketch_of(width: float, order: int, totals: ScanTotals, centres: np.ndarray,
@@ -760,7 +833,72 @@ def _balanced(cumulative: np.ndarray, threads: int | None) -> list[tuple[int, in
 
 def _filled(data: Prepared, codes: GroupCodes, width: float, order: int,
             threads: int | None) -> GroupSketch:
-    """The group sketch of one chunk in memory.
+    """The group sketch of one chunk in memory, each group in the units of its own weights.
+
+    As `_rows.rescaled_pass` does for `Sketch`, group by group: where a group's weights sum
+    beyond ``[2**-500, 2**500]`` (see `_solve.weight_exponent`), the chunk is filled again
+    with that group's weights divided by the power of two that brings their sum near 1, so
+    that a group of weights 5e-324 keeps its digits beside one of weights 1, and one of
+    1e300 does not overflow. The common case makes one fill and no copy.
+    """
+    sketch, position = _filled_once(data, codes, width, order, threads)
+    if data.weights is None:
+        return sketch
+    exponent = _group_exponents(sketch, data, codes, position)
+    if not exponent.any():
+        return sketch
+    values = np.asarray(codes.codes).astype(np.int64) - codes.base
+    rescaled = replace(data, weights=np.ldexp(data.weights.astype(np.float64),
+                                              -exponent[position[values]].astype(np.intc)))
+    again, _ = _filled_once(rescaled, codes, width, order, threads)
+    before, after = sketch.group_totals, again.group_totals
+    for name, label in (("active_negatives", "0"), ("active_positives", "1")):
+        vanished = np.flatnonzero((getattr(before, name) > 0) & (getattr(after, name) == 0))
+        if vanished.size:
+            raise InputError(
+                f"weight spans more than the range of doubles within group "
+                f"{_plain(sketch._keys[vanished[0]])!r}: every row labelled {label} weighs "
+                f"less than 2**-1074 of the group's heaviest row, so their total vanishes "
+                f"beside it", argument="weight")
+    again._exponent = exponent
+    return again
+
+
+def _group_exponents(sketch: GroupSketch, data: Prepared, codes: GroupCodes,
+                     position: np.ndarray) -> np.ndarray:
+    """Each group's units: `_solve.weight_exponent` of its totals (0 where they are
+    ordinary, which is nearly always)."""
+    weight = sketch._sums[:, 0]
+    limit = 2.0 ** ORDINARY_EXPONENT
+    exponent = np.zeros(weight.size, dtype=np.int64)
+    # `weight_exponent`'s cases beyond the ordinary, found for all groups at once; the label
+    # totals matter only below a weight of 1/2 (the tables' sums, made only then).
+    odd = ~((weight == 0) | ((1.0 / limit <= weight) & (weight <= limit)))
+    if not (odd.any() or (weight < 0.5).any()):
+        return exponent
+    totals = sketch.group_totals
+    odd |= (weight < 0.5) & ((totals.positives < TINY) | (totals.active_positives < TINY)
+                             | (totals.active_negatives < TINY))
+    largest = None
+    for g in np.flatnonzero(odd).tolist():
+        if not math.isfinite(weight[g]) and largest is None:
+            # The heaviest row of each group (a pass, only for sums beyond the doubles).
+            by_code = np.zeros(position.size)
+            np.maximum.at(by_code, np.asarray(codes.codes).astype(np.int64) - codes.base,
+                          data.weights.astype(np.float64))
+            largest = np.zeros(weight.size)
+            largest[position[position >= 0]] = by_code[position >= 0]
+        exponent[g] = weight_exponent(
+            float(weight[g]), (float(totals.positives[g]), float(totals.active_positives[g]),
+                               float(totals.active_negatives[g])),
+            lambda g=g: float(largest[g]))
+    return exponent
+
+
+def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
+                 threads: int | None) -> tuple[GroupSketch, np.ndarray]:
+    """The group sketch of one chunk in memory, its sums in the weights' own units, and
+    where each code's group went in it (-1: a code without rows).
 
     Four kernels: `group_scan` validates the rows and totals each group per thread;
     `group_scatter` copies the tabled rows grouped (a counting sort, threads over rows);
@@ -865,7 +1003,8 @@ def _filled(data: Prepared, codes: GroupCodes, width: float, order: int,
     sketch._sums = sums[:, present].T.copy()
     sketch._range = np.column_stack([low[present], high[present]])
     sketch._set_cells(position[cell_code], centres, tables, present.size)
-    return sketch
+    sketch._exponent = np.zeros(present.size, dtype=np.int64)
+    return sketch, position
 
 
 def _fill_sparse(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray | None,

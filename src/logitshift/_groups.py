@@ -22,7 +22,7 @@ from . import _json
 from ._losses import sigmoid_abs, softplus
 from ._result import LRTest, ShiftFit, normal_quantile
 from ._shift import check_options, fit_curve
-from ._solve import Curve
+from ._solve import Curve, ldexp, pseudo_count_too_large
 from ._validate import InputError, as_positive_int, warn
 
 __all__ = ["GroupTotals", "GroupTerms", "GroupCurves", "GroupShiftFit", "fit_group_curves",
@@ -49,6 +49,15 @@ class GroupTotals:
     offset_min: np.ndarray
     offset_max: np.ndarray
     offset_mean: np.ndarray
+    #: Group ``g``'s weighted totals, and its sums (:class:`GroupTerms`, the losses), are in
+    #: units of ``2**scale_exponent[g]`` of the weights (`_solve.CurveTotals`'s units, a
+    #: group at a time); None: all 0.
+    scale_exponent: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.scale_exponent is None:
+            object.__setattr__(self, "scale_exponent",
+                               np.zeros(self.n_rows.size, dtype=np.int64))
 
 
 @dataclass(frozen=True)
@@ -165,13 +174,27 @@ def _pseudo_terms(mean: np.ndarray, pseudo_count: float, shifts: np.ndarray) -> 
         loss=a * softplus(-z) + a * softplus(z))
 
 
+def _log_ratios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """`_solve.log_ratio`, group by group: ``log(a / b)``, unchanged to the bit when a
+    group's ``a`` and ``b`` are multiplied by the same power of two (its units)."""
+    with np.errstate(all="ignore"):
+        ratio = a / b
+        near = np.log1p((a - b) / b)  # a - b is exact here (Sterbenz)
+        mantissa_a, exponent_a = np.frexp(a)
+        mantissa_b, exponent_b = np.frexp(b)
+        far = np.log(mantissa_a / mantissa_b) + (exponent_a - exponent_b) * math.log(2.0)
+        return np.where((0.5 <= ratio) & (ratio <= 2.0), near,
+                        np.where((2.0 ** -1000 < ratio) & (ratio < 2.0 ** 1000), np.log(ratio),
+                                 far))
+
+
 def _log_ratio_steps(terms: GroupTerms) -> np.ndarray:
     """`_solve._log_ratio_step`, group by group (nan where it is undefined)."""
     a, b = terms.negative, terms.positive
     with np.errstate(all="ignore"):
         slope = terms.negative_curvature / a + terms.positive_curvature / b
         ratio = terms.gradient / b
-        log_ratio = np.where(np.abs(ratio) < 0.5, np.log1p(ratio), np.log(a) - np.log(b))
+        log_ratio = np.where(np.abs(ratio) < 0.5, np.log1p(ratio), _log_ratios(a, b))
         step = -log_ratio / slope
     ok = (a > 0) & (b > 0) & np.isfinite(a) & np.isfinite(b) & (slope > 0)
     return np.where(ok, step, math.nan)
@@ -212,8 +235,7 @@ def _solve_groups_in(evaluate: Any, totals: GroupTotals, todo: np.ndarray, tol: 
     shift = np.full(n, math.nan)
     status = np.full(n, "", dtype=object)
     iterations = np.zeros(n, dtype=np.int64)
-    with np.errstate(all="ignore"):
-        center = np.log(totals.active_positives) - np.log(totals.active_negatives)
+    center = _log_ratios(totals.active_positives, totals.active_negatives)
     lo, hi = center - totals.offset_max, center - totals.offset_min
     closed = todo & (lo == hi)
     shift[closed], status[closed] = lo[closed], "closed_form"
@@ -469,6 +491,39 @@ class _RandomPart:
     marginal: _Marginal = field(repr=False, compare=False)
 
 
+class _InUserUnits:
+    """Group curves whose groups keep their sums in units of their own (see
+    :class:`GroupTotals`), seen in the user's units, which the random-intercept model adds
+    across groups. Only for a fit whose weights sum within [2**-500, 2**500]: there no group's
+    sums overflow, and a group whose own have fallen into the subnormals weighs nothing
+    beside the others."""
+
+    def __init__(self, groups: GroupCurves, totals: GroupTotals) -> None:
+        self._groups = groups
+        self._exponent = totals.scale_exponent.astype(np.intc)
+        self.keys = groups.keys
+        self.group_totals = GroupTotals(**{
+            **totals.__dict__, "scale_exponent": np.zeros(totals.n_rows.size, dtype=np.int64),
+            **{name: np.ldexp(getattr(totals, name), self._exponent)
+               for name in ("weight_sum", "positives", "active_negatives",
+                            "active_positives")}})
+
+    def evaluate_groups(self, shifts: np.ndarray, wanted: np.ndarray | None = None
+                        ) -> GroupTerms:
+        terms = self._groups.evaluate_groups(shifts, wanted)
+        return GroupTerms(*(np.ldexp(getattr(terms, name), self._exponent)
+                            for name in _TERMS))
+
+    def group_losses(self, shifts: np.ndarray, wanted: np.ndarray) -> np.ndarray:
+        return np.ldexp(self._groups.group_losses(shifts, wanted), self._exponent[:, None])
+
+    def curve(self, index: int) -> Curve:
+        return self._groups.curve(index)
+
+    def pooled(self) -> Curve:
+        return self._groups.pooled()
+
+
 def _fit_random(groups: GroupCurves, totals: GroupTotals, usable: np.ndarray, pooled: ShiftFit,
                 nagq: int, shift: np.ndarray, se: np.ndarray, max_iter: int) -> _RandomPart:
     if not math.isfinite(pooled.shift):
@@ -580,6 +635,8 @@ class GroupShiftFit:
     _pooled: ShiftFit | None = field(default=None, compare=False)
     _random: _RandomPart | None = field(default=None, compare=False)
     _options: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: Each group's total loss at its shift in its own units, and those units' exponents.
+    _total_loss: tuple[np.ndarray, np.ndarray] | None = field(default=None, compare=False)
 
     @property
     def n_groups(self) -> int:
@@ -696,8 +753,19 @@ class GroupShiftFit:
             pvalue = 0.5 * math.erfc(math.sqrt(0.5 * statistic)) if statistic > 0 else 1.0
             return LRTest(statistic, pvalue)
         usable = np.isin(self.status, ("no_weight", "no_finite_offset"), invert=True)
-        total = float(np.sum((self.loss * self.weight_sum)[usable]))
-        statistic = max(0.0, 2.0 * (pooled_loss - total))
+        if self._total_loss is None:
+            total = float(np.sum((self.loss * self.weight_sum)[usable]))
+            statistic = max(0.0, 2.0 * (pooled_loss - total))
+        else:
+            # In the pooled fit's units (its heaviest group's), so that weights of any scale
+            # neither overflow the totals nor drop the lighter groups' digits before the
+            # difference; beyond the doubles only where the statistic itself is.
+            losses, exponents = self._total_loss
+            units = self._pooled._scale_exponent
+            with np.errstate(over="ignore"):
+                total = float(np.sum(np.ldexp(losses, (exponents - units).astype(np.intc))
+                                     [usable]))
+            statistic = max(0.0, ldexp(self._pooled._objective_loss - total, units + 1))
         df = int(usable.sum()) - 1
         return LRTest(statistic, chi2_sf(statistic, df) if df > 0 else 1.0)
 
@@ -1017,14 +1085,18 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
         raise InputError("y is empty", argument="y")
     if not totals.weight_sum.sum() > 0:
         raise InputError("weight is zero on every row", argument="weight")
-    whole = float(np.sum(totals.weight_sum))
-    if not 2.0 ** -500 <= whole <= 2.0 ** 500:
-        # fit() keeps its sums in units of a power of two of the weights; the group sketch
-        # does not yet, and sums this far out overflow or lose their precision.
-        raise InputError(
-            f"the weights sum to {whole!r}, beyond [2**-500, 2**500], where fit_groups would "
-            "lose its sums' precision; divide every weight by the same power of two (the "
-            "shifts do not change)", argument="weight", value=whole)
+    exponent = totals.scale_exponent
+    if shrinkage == "random":
+        with np.errstate(over="ignore"):
+            whole = float(np.sum(np.ldexp(totals.weight_sum, exponent.astype(np.intc))))
+        if not 2.0 ** -500 <= whole <= 2.0 ** 500:
+            # The marginal likelihood adds the groups' losses in the user's units, where
+            # weights summing this far out overflow it or leave it in the subnormals.
+            raise InputError(
+                f"the weights sum to {whole!r}, beyond [2**-500, 2**500], where the "
+                "random-intercept likelihood leaves the range of doubles; divide every weight "
+                "by the same power of two (the shifts do not change, the random-intercept "
+                "model does: weights are frequencies)", argument="weight", value=whole)
     _refuse_score_like_groups(groups.keys, int(np.sum(totals.n_rows)))
     no_weight = totals.weight_sum == 0
     active = totals.active_negatives + totals.active_positives
@@ -1033,12 +1105,21 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
     objective = totals
     pseudo = None
     if pseudo_count > 0:
+        # The pseudo-rows' weight in each group's units, as `_solve.pseudo_rows` has it.
+        with np.errstate(over="ignore"):
+            pseudo_weight = np.ldexp(pseudo_count, -exponent.astype(np.intc))
+        beyond = np.flatnonzero(usable & ~np.isfinite(pseudo_weight))
+        if beyond.size:
+            g = int(beyond[0])
+            raise pseudo_count_too_large(
+                pseudo_count, float(np.ldexp(totals.weight_sum[g], int(exponent[g]))),
+                f" in group {_plain(groups.keys[g])!r}")
         objective = GroupTotals(**{**totals.__dict__,
-                                   "active_negatives": totals.active_negatives + pseudo_count,
-                                   "active_positives": totals.active_positives + pseudo_count})
+                                   "active_negatives": totals.active_negatives + pseudo_weight,
+                                   "active_positives": totals.active_positives + pseudo_weight})
 
         def pseudo(shifts: np.ndarray) -> GroupTerms:
-            return _pseudo_terms(np.nan_to_num(totals.offset_mean), pseudo_count, shifts)
+            return _pseudo_terms(np.nan_to_num(totals.offset_mean), pseudo_weight, shifts)
 
     def evaluate(shifts: np.ndarray, wanted: np.ndarray) -> GroupTerms:
         terms = groups.evaluate_groups(shifts, wanted)
@@ -1066,13 +1147,20 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
     information = at_shift.hessian
     if pseudo is not None:
         information = information + pseudo(np.where(usable, shift, 0.0)).hessian
-    with np.errstate(divide="ignore", invalid="ignore"):
-        se = np.where(information > 0, 1.0 / np.sqrt(information), math.inf)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # In each group's units, as `_shift.standard_error`: 1 / sqrt(H 2**e).
+        half, odd = np.divmod(exponent, 2)
+        se = np.where(information > 0,
+                      np.ldexp(1.0 / np.sqrt(np.ldexp(information, odd.astype(np.intc))),
+                               -half.astype(np.intc)), math.inf)
         weight = totals.weight_sum
         loss = np.where(usable, at_shift.loss / weight, math.nan)
         loss_at_zero = np.where(usable, at_zero.loss / weight, math.nan)
         expected = totals.positives + at_zero.gradient
         ratio = np.where(expected > 0, totals.positives / expected, math.inf)
+        # Totals go back to the user's units (inf where beyond the doubles), as fit's do.
+        user_weight = np.ldexp(weight, exponent.astype(np.intc))
+        user_positives = np.ldexp(totals.positives, exponent.astype(np.intc))
     se = np.where(usable, se, math.nan)
     ratio = np.where(usable, ratio, math.nan)
 
@@ -1095,14 +1183,16 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
         pooled = fit_curve(groups.pooled(), method="sketch", tol=tol, max_iter=max_iter)
     fit_options = {"pseudo_count": pseudo_count, "tol": tol, "max_iter": max_iter}
     result = dict(groups=groups.keys, shift=shift, se=se, n_rows=totals.n_rows,
-                  weight_sum=totals.weight_sum, positives=totals.positives, loss=loss,
+                  weight_sum=user_weight, positives=user_positives, loss=loss,
                   loss_at_zero=loss_at_zero, observed_expected=ratio, status=status,
                   iterations=solutions.iterations, shrinkage=shrinkage,
                   pseudo_count=pseudo_count, _curves=groups, _pooled=pooled,
-                  _options=fit_options)
+                  _options=fit_options,
+                  _total_loss=(np.where(usable, at_shift.loss, 0.0), exponent))
     if shrinkage == "random":
-        random = _fit_random(groups, totals, usable, pooled, options["nagq"], shift, se,
-                             max_iter)
+        in_user_units = _InUserUnits(groups, totals) if exponent.any() else groups
+        random = _fit_random(in_user_units, in_user_units.group_totals, usable, pooled,
+                             options["nagq"], shift, se, max_iter)
         if not random.converged:
             warn(f"the random-intercept fit did not converge after {max_iter} iterations; "
                  f"last mean {random.mean!r}, tau {random.tau!r}")

@@ -213,18 +213,30 @@ def _chi_square_pvalue(statistic: float, df: int) -> float:
     raise ValueError(df)  # pragma: no cover
 
 
+def _deviance_difference(shift: ShiftFit, higher: float, lower: float) -> float:
+    """``2 Σ w · (higher - lower)`` for two mean losses of the same rows: the difference of
+    the means first, then the weights in the sums' units (``2**scale_exponent``), so that it
+    leaves the doubles only where the statistic itself does (weights of 1e300, scores of
+    ±1e300), never as inf - inf."""
+    difference = higher - lower
+    if difference == 0 or math.isnan(difference):
+        return difference
+    units = shift._scale_exponent
+    weight = shift._data.totals.weight_sum if shift._data is not None else ldexp(
+        shift.weight_sum, -units)
+    return ldexp(difference * weight, units + 1)
+
+
 def miller_tests(shift: ShiftFit, slope: SlopeFit) -> MillerTests:
-    """Miller's three tests from the total losses at ``(0, 1)``, ``(shift, 1)`` and the
+    """Miller's three tests from the mean losses at ``(0, 1)``, ``(shift, 1)`` and the
     recalibration line."""
-    total = shift.weight_sum
-    at_identity, in_the_large = 2 * total * shift.loss_at_zero, 2 * total * shift.loss
-    recalibrated = 2 * total * slope.loss if slope.converged else math.nan
+    recalibrated = slope.loss if slope.converged else math.nan
     # Rounding can make a difference of deviances a hair negative; NaN (no slope fit) stays
     # NaN, where max(0.0, nan) would say 0.
-    joint = at_identity - recalibrated
+    joint = _deviance_difference(shift, shift.loss_at_zero, recalibrated)
     joint = 0.0 if joint < 0 else joint
-    intercept = max(0.0, at_identity - in_the_large)
-    line = in_the_large - recalibrated
+    intercept = max(0.0, _deviance_difference(shift, shift.loss_at_zero, shift.loss))
+    line = _deviance_difference(shift, shift.loss, recalibrated)
     line = 0.0 if line < 0 else line
     return MillerTests(joint, _chi_square_pvalue(joint, 2), intercept,
                        _chi_square_pvalue(intercept, 1), line, _chi_square_pvalue(line, 1))
@@ -357,17 +369,29 @@ def _val_prob_indexes(shift: ShiftFit, slope: SlopeFit, miller: MillerTests, mea
     """``val.prob``'s R², D, U and Q, with ``n = Σ w``: from the deviance of the intercept
     alone (the labels' entropy at their mean ``mean``), the deviance at the scores as they
     are (``LR`` is the first less the second: negative for scores worse than the mean) and
-    Miller's joint statistic."""
-    n = shift.weight_sum
+    Miller's joint statistic.
+
+    Each index is a deviance per unit of weight, so each is formed from the mean losses:
+    ``LR / n = 2 (entropy - loss at 0)``, ``R² = (1 - e^{-LR/n}) / (1 - e^{-2 entropy})``,
+    ``D = LR / n - 1 / n``, ``U = 2 (loss at 0 - loss of the line) - 2 / n``. A number
+    beyond the doubles (R² of scores 1e4 logits off, whose ``e^{-LR/n}`` is ``e^{1e4}``)
+    is its correctly rounded ``-inf``, never an error.
+    """
+    n = shift.weight_sum  # inf where the weights sum beyond the doubles: 1 / n is then 0
     entropy = -sum(p * math.log(p) for p in (mean, 1.0 - mean) if p > 0)
-    null_deviance = 2.0 * n * entropy
-    ratio = 2.0 * n * (entropy - shift.loss_at_zero)
-    r2 = (-math.expm1(-ratio / n) / -math.expm1(-null_deviance / n)
-          if null_deviance > 0 else math.nan)
-    discrimination = (ratio - 1.0) / n
-    unreliability = (miller.joint - 2.0) / n
+    ratio = _deviance_difference(shift, entropy, shift.loss_at_zero)
+    with np.errstate(over="ignore"):
+        per_weight = 2.0 * float(np.float64(entropy) - shift.loss_at_zero)
+        explained = -float(np.expm1(np.float64(-per_weight)))
+        r2 = (explained / -math.expm1(-2.0 * entropy) if entropy > 0 else math.nan)
+        discrimination = per_weight - 1.0 / n
+        recalibrated = slope.loss if slope.converged else math.nan
+        joint = 2.0 * float(np.float64(shift.loss_at_zero) - recalibrated)
+    joint = 0.0 if joint < 0 else joint
+    # Q = D - U = (LR - χ²)/n + 1/n, formed so: with weights summing to 1e-321, D and U are
+    # each -inf (their -1/n, -2/n), and Q is +inf, not inf - inf.
     return {"r2": r2, "discrimination": discrimination, "discrimination_chi2": ratio,
             "discrimination_pvalue": _chi_square_pvalue(ratio, 1) if ratio > 0 else 1.0,
-            "unreliability": unreliability,
+            "unreliability": joint - 2.0 / n,
             "unreliability_pvalue": miller.joint_pvalue,
-            "quality": discrimination - unreliability}
+            "quality": (per_weight - joint) + 1.0 / n}

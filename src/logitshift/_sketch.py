@@ -719,7 +719,10 @@ class Sketch:
         """The Taylor remainder ``(|slope| · width / 2π)^order``: the relative error of the
         sums at that slope (below 1e-15 with the defaults for ``|slope| <= 1.3``, below
         1e-12 for ``|slope| <= 3.2``)."""
-        return (abs(slope) * self.width / (2.0 * math.pi)) ** self.order
+        base = abs(slope) * self.width / (2.0 * math.pi)
+        # A steep trial slope (scores of 1e4 logits make them) is far beyond the sketch:
+        # its power overflows, which is inf here, not an error.
+        return base ** self.order if base < 1e15 else math.inf
 
     def separates(self) -> int:
         """+1 where every cell with label-0 weight lies below every cell with label-1 weight

@@ -21,7 +21,7 @@ from ._validate import InputError, check_infinite_offsets
 
 __all__ = ["Terms", "LogPart", "CurveTotals", "Curve", "ArrayCurve", "solve_curve",
            "DEFAULT_TOL", "TINY", "weight_exponent", "ldexp", "log_ratio", "squared_residuals",
-           "robust_meat_of"]
+           "robust_meat_of", "pseudo_count_too_large"]
 
 #: Newton stops once a step is below ``DEFAULT_TOL * max(1, |shift|)``. Newton converges
 #: quadratically, so the step applied last leaves an error far below this.
@@ -453,11 +453,25 @@ def robust_meat_of(curve: Curve, shift: float) -> float:
     return meat(shift)
 
 
+def pseudo_count_too_large(pseudo_count: float, weight_sum: float, where: str = ""
+                           ) -> InputError:
+    """The error for pseudo-rows more than 2**1023 times heavier than the rows' weights
+    (the sums' units cannot hold both): the rows would weigh nothing beside them."""
+    return InputError(
+        f"pseudo_count = {pseudo_count!r} is more than 2**1023 times the weights' sum "
+        f"({weight_sum!r}){where}: the rows would weigh nothing beside the pseudo-rows; pass "
+        "a pseudo_count in proportion to the weights", argument="pseudo_count",
+        value=pseudo_count)
+
+
 def pseudo_rows(totals: CurveTotals, pseudo_count: float) -> ArrayCurve:
     """One positive and one negative row of weight ``pseudo_count`` at the mean offset, in
     the units of ``totals``."""
     offset = np.full(2, totals.offset_mean)
     weight = ldexp(pseudo_count, -totals.scale_exponent)
+    if not math.isfinite(weight):
+        raise pseudo_count_too_large(pseudo_count, ldexp(totals.weight_sum,
+                                                         totals.scale_exponent))
     return ArrayCurve(np.array([1.0, 0.0]), offset, np.full(2, weight),
                       scale_exponent=totals.scale_exponent)
 

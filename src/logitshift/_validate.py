@@ -52,15 +52,16 @@ class InputError(ValueError):
         self.value = value
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+#: The folder of the whole package, its subpackages included.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(sys.modules[__name__.partition(".")[0]].__file__))
 
 
 def warn(message: str, category: type[Warning] = RuntimeWarning) -> None:
     """``warnings.warn`` pointed at the first frame outside logitshift: the user's line,
     however deep in the package the warning is raised, and whichever front end led there."""
     frame, level = sys._getframe(1), 2  # level 2 is the frame that called this function
-    while frame is not None and os.path.dirname(
-            os.path.abspath(frame.f_code.co_filename)) == _PACKAGE_DIR:
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(
+            _PACKAGE_DIR + os.sep):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, category, stacklevel=level)
 

@@ -554,7 +554,7 @@ def _integers(text: pa.Array) -> pa.Array | None:
     """The cells as int64 where every one (missing ones aside) is an integer as Python
     writes it, within int64; else None."""
     if pc.all(pc.ascii_is_decimal(text)).as_py():  # the usual case: no signs, so no regex
-        leading_zero = pc.and_(pc.starts_with(text, "0"), pc.greater(pc.utf8_length(text), 1))
+        leading_zero = pc.and_(pc.starts_with(text, "0"), pc.greater(pc.binary_length(text), 1))
         if pc.any(leading_zero).as_py():
             return None
     elif not pc.all(pc.match_substring_regex(text, _CANONICAL_INTEGER)).as_py():

@@ -497,6 +497,26 @@ class GroupSketch:
 
     __add__ = merge
 
+    def relabelled(self, keys: Any) -> GroupSketch:
+        """A new sketch of the same rows with group ``i`` (its place in :attr:`keys`) keyed
+        ``keys[i]``, the groups sorted by their new keys. The new keys must be distinct: no
+        two groups become one. (A CSV's integer labels become the text they were read from,
+        when a later cell shows the column is text.)"""
+        new = np.empty(self.n_groups, dtype=object)
+        values = list(keys)
+        if len(values) != self.n_groups:
+            raise InputError(f"keys has {len(values)} labels, the sketch {self.n_groups} "
+                             "groups", argument="keys")
+        new[:] = values
+        if len(set(values)) != len(values):
+            raise InputError("keys must be distinct: relabelling would merge groups",
+                             argument="keys")
+        copy = GroupSketch(self.width, self.order)
+        copy.__dict__.update(self.__dict__)
+        copy._keys = new
+        # Merging sorts the keys and carries every group's cells with its key.
+        return copy.merge(GroupSketch(self.width, self.order))
+
     def __radd__(self, other: Any) -> GroupSketch:
         """``0 + sketch``: a copy, so that ``sum(sketches)`` merges them."""
         if isinstance(other, int) and not isinstance(other, bool) and other == 0:

@@ -355,11 +355,10 @@ def _column_types(head: bytes, columns: Sequence[str], where: str,
     first rows look like (integers there may be followed by fractions further down); text,
     where the first rows hold booleans or text, to be turned into numbers a batch at a
     time (:func:`_numbers`), so that ``true``/``false`` may be followed by ``0.7`` and the
-    first cell that is not a number can be named. A column of ``keys`` (group labels) keeps
-    the kind of its first rows, so that every batch gives labels of one type: int64 or bool
-    where they hold only those, else text. Decimals stay text too: read as floats, labels
-    that differ (integers beyond int64, or decimals beyond a double's 17 digits) could
-    round to one."""
+    first cell that is not a number can be named. A column of ``keys`` (group labels) is
+    read as bytes, exactly as written, whatever its first rows hold: :class:`_CsvLabels`
+    tells its kind from what it holds, and pyarrow's own integers would read ``007`` and
+    ``0x7`` as 7."""
     sample = head[:head.rfind(b"\n") + 1] or head  # whole lines only
     # All columns, for their names: a name asked for may be missing or be there twice.
     schema = pacsv.read_csv(pa.BufferReader(sample)).schema
@@ -368,8 +367,7 @@ def _column_types(head: bytes, columns: Sequence[str], where: str,
     for name in columns:
         kind = schema.field(name).type
         if name in keys:
-            types[name] = (pa.int64() if pa.types.is_integer(kind)
-                           else pa.bool_() if pa.types.is_boolean(kind) else pa.string())
+            types[name] = pa.binary()
         else:
             types[name] = (pa.string() if pa.types.is_boolean(kind) or pa.types.is_string(kind)
                            else pa.float64())
@@ -400,20 +398,20 @@ def _csv_batches(source: Any, columns: Sequence[str], position: _Position | None
         if position is not None:
             position.start(stream=raw, total_bytes=size)
         rows = 0
+        labels = {name: _CsvLabels(name, where) for name in keys}
         try:
             head = stream.read(_CSV_SAMPLE_BYTES)
             types = _column_types(head, columns, where, keys)
             reader = _csv_reader(_Replayed(head, stream), columns, types)
             for batch in reader:
-                yield _as_numbers(batch, rows, where, keys)
+                yield _as_numbers(batch, rows, where, labels)
                 rows += batch.num_rows
         except pa.ArrowInvalid as exc:
             # pyarrow names the value but not its row or column: find them.
             bad = _CONVERSION.search(str(exc))
             if bad is None:
                 raise
-            raise _unparsable(source, start, columns, types, rows, bad.group(1),
-                              keys) from None
+            raise _unparsable(source, start, columns, types, rows, bad.group(1)) from None
         except OSError as exc:
             if codec is None:
                 raise
@@ -426,11 +424,11 @@ def _csv_batches(source: Any, columns: Sequence[str], position: _Position | None
 
 
 def _unparsable(source: Any, start: int | None, columns: Sequence[str],
-                types: dict[str, pa.DataType], first_row: int, value: str,
-                keys: Sequence[str] = ()) -> InputError:
+                types: dict[str, pa.DataType], first_row: int, value: str) -> InputError:
     """The error for a cell that does not parse as its column's type. A file is read again,
     as text, to find the cell's column and row; a pipe cannot be, so only the block it was in
-    is named."""
+    is named. (Group columns are read as bytes, which any cell is: their cells are checked
+    a batch at a time, by :class:`_CsvLabels`, with their rows in hand.)"""
     where = _where(source)
     if str(source) == "-" or (_is_file_object(source) and start is None):
         return InputError(
@@ -441,16 +439,14 @@ def _unparsable(source: Any, start: int | None, columns: Sequence[str],
         row = 0
         for batch in _csv_reader(stream, columns, {name: pa.string() for name in columns}):
             for name in columns:
-                if name in keys and types[name] == pa.string():
-                    continue  # text labels: any cell reads
+                if pa.types.is_binary(types[name]):
+                    continue  # group labels: any cell reads
                 convert = (_numbers if types[name] == pa.string()
                            else partial(pc.cast, target_type=types[name]))
                 found = _first_unconvertible(batch.column(name), convert)
                 if found is not None:
-                    cell = batch.column(name)[found].as_py()
-                    if name in keys:
-                        return _not_a_label(name, row + found, where, cell, types[name])
-                    return _not_a_number(name, row + found, where, cell)
+                    return _not_a_number(name, row + found, where,
+                                         batch.column(name)[found].as_py())
             row += batch.num_rows
     return InputError(f"cannot read {value!r} in {where} as a number", value=value)
 
@@ -464,13 +460,119 @@ def _not_a_number(column: str, row: int, where: str, cell: str) -> InputError:
                       "number", argument=column, index=row, value=cell)
 
 
-def _not_a_label(column: str, row: int, where: str, cell: str, kind: pa.DataType
-                 ) -> InputError:
-    """A group label of another kind than those of its column's first rows."""
-    what = "an integer within int64" if pa.types.is_integer(kind) else "a boolean"
-    return InputError(f"column {column!r} row {row} of {where}: the group label {cell!r} is "
-                      f"not {what}, as the labels in the column's first rows are",
-                      argument=column, index=row, value=cell)
+#: How a CSV group cell spells a boolean: pyarrow's spellings of true and false, less its
+#: ``1`` and ``0``, which are integers.
+_TRUE = ("true", "True", "TRUE")
+_FALSE = ("false", "False", "FALSE")
+#: An integer as Python and numpy write it: no sign but ``-``, no leading zeros, no ``-0``.
+_CANONICAL_INTEGER = r"^(0|-?[1-9][0-9]*)$"
+
+
+class _CsvLabels:
+    """A CSV group column's labels, a batch at a time, as what they are: its cells, read as
+    bytes exactly as written, become int64 where every one so far is an integer as Python
+    writes it (:data:`_CANONICAL_INTEGER`, within int64), bool where every one is one of
+    :data:`_TRUE` or :data:`_FALSE`, and text otherwise.
+
+    The kind is told from the first batch that holds a label (a block of
+    ``CSV_BLOCK_BYTES``). From the first batch of integers that holds a cell of any other
+    form the column comes as text, that batch and every one after it: each integer before
+    it is the text it was read from (``str(label)``), so the caller can key the groups it
+    has by that text and nothing is merged (:func:`sketch_groups_file` does). Booleans
+    cannot be turned back (``True`` and ``true`` are one label), so a later cell that is not
+    one is refused, by row. Missing cells (pyarrow's null spellings: empty, ``NA``,
+    ``null``, ...) stay missing, for the caller to refuse by row; a cell of only whitespace
+    is refused here, and so is one that is not UTF-8."""
+
+    def __init__(self, column: str, where: str) -> None:
+        self.column, self.where = column, where
+        self.kind: type | None = None  # int, bool or str, once a label is seen
+
+    def read(self, cells: pa.Array, first_row: int) -> pa.Array:
+        """The labels of a batch of cells (binary) whose first is row ``first_row``."""
+        text = self._text(cells, first_row)
+        if self.kind is None and text.null_count == len(text):
+            return text  # no label yet: missing ones only, for the caller to refuse
+        if self.kind in (None, int):
+            integers = _integers(text)
+            if integers is not None:
+                self.kind = int
+                return integers
+        if self.kind in (None, bool):
+            booleans = _booleans(text)
+            if booleans is not None:
+                self.kind = bool
+                return booleans
+            if self.kind is bool:
+                raise self._not_a_boolean(text, first_row)
+        self.kind = str  # for good: this batch and every one after it are text
+        self._check_blanks(text, first_row)
+        return text
+
+    def _text(self, cells: pa.Array, first_row: int) -> pa.Array:
+        try:
+            return pc.cast(cells, pa.string())
+        except pa.ArrowInvalid:
+            found = _first_unconvertible(cells, partial(pc.cast, target_type=pa.string()))
+            if found is None:  # pragma: no cover - the whole column failed, no part did
+                raise
+            row, value = first_row + found, cells[found].as_py()
+            raise InputError(
+                f"{self.where}: column {self.column!r}: group[{row}] = {value!r} is not "
+                "UTF-8 text: save the file as UTF-8",
+                argument=self.column, index=row, value=value) from None
+
+    def _check_blanks(self, text: pa.Array, first_row: int) -> None:
+        blank = pc.fill_null(pc.utf8_is_space(text), False)
+        if pc.any(blank).as_py():
+            row = first_row + int(np.flatnonzero(blank.to_numpy(zero_copy_only=False))[0])
+            value = text[row - first_row].as_py()
+            raise InputError(
+                f"{self.where}: column {self.column!r}: group[{row}] = {value!r} is blank "
+                "(only whitespace): every row needs a group", argument=self.column,
+                index=row, value=value)
+
+    def _not_a_boolean(self, text: pa.Array, first_row: int) -> InputError:
+        self._check_blanks(text, first_row)
+        spelled = pc.is_in(text, value_set=pa.array(_TRUE + _FALSE))  # false where missing
+        bad = pc.and_(pc.is_valid(text), pc.invert(spelled))
+        found = int(np.flatnonzero(bad.to_numpy(zero_copy_only=False))[0])
+        row, value = first_row + found, text[found].as_py()
+        return InputError(
+            f"{self.where}: column {self.column!r}: group[{row}] = {value!r} is not true or "
+            "false: the group column's type changed. It was read as booleans from its first "
+            f"rows (about {_size(CSV_BLOCK_BYTES)}), where True and true are one label, so it "
+            "cannot become text now; to read it as text from the start, put a row with "
+            "another label first",
+            argument=self.column, index=row, value=value)
+
+
+def _size(n_bytes: int) -> str:
+    return f"{n_bytes / 2**20:g} MB" if n_bytes >= 2**20 else f"{n_bytes / 2**10:g} KB"
+
+
+def _integers(text: pa.Array) -> pa.Array | None:
+    """The cells as int64 where every one (missing ones aside) is an integer as Python
+    writes it, within int64; else None."""
+    if pc.all(pc.ascii_is_decimal(text)).as_py():  # the usual case: no signs, so no regex
+        leading_zero = pc.and_(pc.starts_with(text, "0"), pc.greater(pc.binary_length(text), 1))
+        if pc.any(leading_zero).as_py():
+            return None
+    elif not pc.all(pc.match_substring_regex(text, _CANONICAL_INTEGER)).as_py():
+        return None
+    try:
+        return pc.cast(text, pa.int64())
+    except pa.ArrowInvalid:  # beyond int64
+        return None
+
+
+def _booleans(text: pa.Array) -> pa.Array | None:
+    """The cells as bool where every one (missing ones aside) spells true or false; else
+    None."""
+    spelled = pc.is_in(text, value_set=pa.array(_TRUE + _FALSE))  # false where missing
+    if not pc.all(pc.or_(spelled, pc.is_null(text))).as_py():
+        return None
+    return pc.cast(text, pa.bool_())
 
 
 def _first_unconvertible(cells: pa.Array, convert: Callable[[pa.Array], Any]) -> int | None:
@@ -508,13 +610,16 @@ def _numbers(cells: pa.Array) -> pa.Array:
 
 
 def _as_numbers(batch: pa.RecordBatch, first_row: int, where: str,
-                keys: Sequence[str] = ()) -> pa.RecordBatch:
+                labels: dict[str, _CsvLabels] | None = None) -> pa.RecordBatch:
     """A CSV batch with its text columns (booleans or text in the rows the types were told
     from) turned into float64, or the error naming the first cell that is not a number; the
-    columns of ``keys`` (group labels) as they were read."""
+    columns of ``labels`` (group labels) read by them."""
+    labels = labels or {}
     columns = []
     for name, column in zip(batch.schema.names, batch.columns):
-        if pa.types.is_string(column.type) and name not in keys:
+        if name in labels:
+            column = labels[name].read(column, first_row)
+        elif pa.types.is_string(column.type):
             try:
                 column = _numbers(column)
             except pa.ArrowInvalid:
@@ -581,10 +686,15 @@ def iter_batches(
         compressed when it starts as gzip, bz2, zstd or lz4 do).
     keys : sequence of str, optional
         Those of ``columns`` that hold labels (groups) rather than numbers: yielded as
-        pyarrow Arrays, missing values and all, for the caller to check. A CSV key column is
-        read as int64 or bool where its first rows hold only those, and as text otherwise
-        (decimals and integers beyond int64 too, as they are written); a Parquet one in its
-        own type (dictionary columns as dictionaries).
+        pyarrow Arrays, missing values and all, for the caller to check. A CSV key column
+        comes as int64 while every cell is an integer as Python writes it (``-12``, not
+        ``+12``, ``012``, ``0x0c`` or ``-0``), as bool where every cell of its first block
+        is ``true``/``True``/``TRUE`` or ``false``/``False``/``FALSE``, and as text,
+        exactly as written, otherwise; from the first batch of integers holding another
+        cell, as text (each integer before it was written as ``str(label)``). A cell of only
+        whitespace, one that is not UTF-8, or a later cell of a boolean column that is not a
+        boolean is refused by row. A Parquet one comes in its own type (dictionary columns
+        as dictionaries).
 
     Raises
     ------
@@ -724,10 +834,12 @@ def _read_ahead(batches: Iterator[Any]) -> Iterator[Any]:
 
 def _stream(source: Any, columns: Sequence[str], roles: dict[str, Any],
             fill: Callable[[dict[str, Any], int, int], None], *, batch_rows: int | None,
-            progress: bool | None, format: str | None, keys: Sequence[str] = ()) -> None:
+            progress: bool | None, format: str | None, keys: Sequence[str] = (),
+            finish: Callable[[Any], None] | None = None) -> None:
     """Read the named columns of every file a batch at a time, in one pass, and hand each
-    batch to ``fill(batch, first_row, threads)``; its errors name the file and the column
-    of ``roles``, and rows are numbered from 0 within each file."""
+    batch to ``fill(batch, first_row, threads)``, then the file to ``finish(file)``; their
+    errors name the file and the column of ``roles``, and rows are numbered from 0 within
+    each file."""
     batch_rows = DEFAULT_BATCH_ROWS if batch_rows is None else as_positive_int(batch_rows,
                                                                                "batch_rows")
     check_format(format)
@@ -755,6 +867,9 @@ def _stream(source: Any, columns: Sequence[str], roles: dict[str, Any],
                 position.rows = first_row
                 if shown is not None:
                     shown.show(rows + first_row, number, position.describe())
+        if finish is not None:
+            with prefixing(_where(path)), naming_columns(roles):
+                finish(path)
         rows += first_row
     if shown is not None:
         shown.show(rows, len(sources), "done", final=True)
@@ -838,17 +953,20 @@ def sketch_groups_file(
         Column names, as for :func:`sketch_file`.
     group : str
         The column of groups: labels, not numbers (see ``keys`` of :func:`iter_batches`).
-        A CSV column is read as integers or booleans where its first rows hold only those,
-        else as text, exactly as written; every batch, and every file, must give labels of
-        one kind.
+        A CSV column is read as integers where every cell is an integer as Python writes it,
+        as booleans where every one is true or false, and as text, exactly as written,
+        otherwise: labels written differently are different groups. A CSV's integers
+        become the text they were written as where text labels follow them, in the file or
+        in another CSV or Parquet file; booleans beside labels of another kind are refused.
 
     Raises
     ------
     InputError
         As :func:`sketch_file`, and for a missing group (``'a.csv': column 'country':
-        group[7] is missing: every row needs a group``), a CSV group cell of another kind
-        than the column's first rows, group labels of files that do not sort together, or
-        a group column that is also the label, offset or weight column.
+        group[7] is missing: every row needs a group``), a blank one (only whitespace) or
+        one that is not UTF-8, a later cell of a CSV column of booleans that is not one,
+        group labels of files that do not sort together or booleans beside other labels,
+        or a group column that is also the label, offset or weight column.
     """
     check_offset_is(offset_is)
     return Files(source, {"y": label, "group": group, "offset": offset, "weight": weight},
@@ -871,22 +989,102 @@ class Files:
     def summary(self, needs: Needs) -> Sketch | GroupSketch:
         roles = self.roles
         require_scores(needs, roles.get("offset"), named=True)
-        keys = []
-        if needs.groups:
-            group = roles["group"]
-            for role in ("y", "offset", "weight"):
-                if roles[role] is not None and roles[role] == group:
-                    what = "label" if role == "y" else role
-                    raise InputError(f"group names the column {group!r}, which is also the "
-                                     f"{what}: a file's column is read either as labels or as "
-                                     "numbers", argument="group", value=group)
-            keys = [group]
-        summary = empty(needs)
+        if not needs.groups:
+            summary = empty(needs)
+            self._stream(lambda batch: summary)
+            return summary
+        group = roles["group"]
+        for role in ("y", "offset", "weight"):
+            if roles[role] is not None and roles[role] == group:
+                what = "label" if role == "y" else role
+                raise InputError(f"group names the column {group!r}, which is also the "
+                                 f"{what}: a file's column is read either as labels or as "
+                                 "numbers", argument="group", value=group)
+        # Each file fills a sketch of its own, added to those before it once it is read: a
+        # CSV file's integer labels may yet turn out to be text, in the file or beside
+        # another's.
+        files = _FileGroups(self._reading["format"])
+        self._stream(lambda batch: files.labels_of(batch[group]), keys=[group],
+                     finish=files.finish)
+        return files.total
+
+    def _stream(self, summary_for: Callable[[dict[str, Any]], Sketch | GroupSketch],
+                **options: Any) -> None:
+        """Stream the files, each batch into the summary ``summary_for(batch)``."""
+        roles = self.roles
 
         def fill_batch(batch: dict[str, Any], first_row: int, threads: int) -> None:
             chunk = {role: batch[name] for role, name in roles.items() if name is not None}
-            fill(summary, chunk,
-                 first_row=first_row, offset_is=self.offset_is, threads=threads)
+            fill(summary_for(batch), chunk, first_row=first_row, offset_is=self.offset_is,
+                 threads=threads)
 
-        _stream(self.source, self._columns, roles, fill_batch, keys=keys, **self._reading)
-        return summary
+        _stream(self.source, self._columns, roles, fill_batch, **self._reading, **options)
+
+
+_KIND_NAMES = {"int": "integers", "bool": "booleans", "text": "text",
+               "other": "of other types"}
+
+
+def _kind(keys: np.ndarray) -> str:
+    """What a sketch's group labels are: ``int``, ``bool``, ``text`` or ``other``."""
+    if keys.dtype.kind in "iu":
+        return "int"
+    if keys.dtype.kind == "b":
+        return "bool"
+    return "text" if all(isinstance(key, str) for key in keys.tolist()) else "other"
+
+
+def _as_text(sketch: GroupSketch) -> GroupSketch:
+    """A sketch of a CSV's integer labels keyed by the text they were read from: each cell
+    was an integer as Python writes it (see :class:`_CsvLabels`), so ``str`` gives it back."""
+    return sketch.relabelled([str(key) for key in sketch.keys.tolist()])
+
+
+class _FileGroups:
+    """The group sketch of files read one after another: each file's own sketch, added to
+    the total when the file ends.
+
+    A CSV group column's integers are its text read as numbers (:class:`_CsvLabels`): where
+    text labels follow them, in the same file or in another one, they become that text
+    again, so that a CSV's labels are never refused or merged for having been read as
+    integers first. Booleans beside labels of any other kind are refused: ``True`` would
+    otherwise merge with ``1``."""
+
+    def __init__(self, format: str | None) -> None:
+        self.format = format
+        self.total = GroupSketch()
+        self.part = GroupSketch()
+        self.total_from_csv = True  # every file in the total so far is a CSV
+        self.kind: str | None = None  # the kind of the total's labels, and the file that
+        self.kind_source = ""  # first gave it
+
+    def labels_of(self, labels: Any) -> GroupSketch:
+        """The file's sketch, ready for a batch of ``labels``: keyed by text if the batch
+        is the first of a CSV's group column to be text."""
+        if (self.part.n_groups and pa.types.is_string(getattr(labels, "type", None))
+                and _kind(self.part.keys) == "int"):
+            self.part = _as_text(self.part)
+        return self.part
+
+    def finish(self, source: Any) -> None:
+        """Add the file's sketch to the total."""
+        part, self.part = self.part, GroupSketch()
+        if not part.n_groups:
+            return
+        csv = _format_of(source, self.format) == "csv"
+        mine = _kind(part.keys)
+        if {mine, self.kind} == {"int", "text"}:
+            if mine == "int" and csv:
+                part, mine = _as_text(part), "text"
+            elif self.kind == "int" and self.total_from_csv:
+                self.total, self.kind = _as_text(self.total), "text"
+        if self.kind is not None and "bool" in (mine, self.kind) and mine != self.kind:
+            raise InputError(
+                f"its group labels are {_KIND_NAMES[mine]}, those of {self.kind_source} "
+                f"{_KIND_NAMES[self.kind]}: a group column must hold labels of one kind in "
+                "every file (True would be taken for 1)", argument="group")
+        self.total = part if not self.total.n_groups else self.total + part
+        self.total_from_csv = self.total_from_csv and csv
+        if self.kind is None:
+            self.kind, self.kind_source = mine, _where(source)
+

@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 
 from . import _kernels
-from ._groups import GroupTerms, GroupTotals
+from ._groups import (GroupShiftFit, GroupTerms, GroupTotals, check_group_options,
+                      fit_group_curves)
 from ._rows import (Prepared, ScanTotals, in_threads, max_threads, row_ranges,
                     terms_from_sums)
 from ._sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAULT_WIDTH,
@@ -240,8 +241,22 @@ class GroupSketch:
     validate it and find each group's offset range, once to fill each group's window of
     cells, threads owning disjoint ranges of groups; then the empty cells are dropped.
     Sketches of disjoint rows merge (``a + b``, ``sum(sketches)``) into the sketch of all
-    of them; ``to_bytes`` / ``from_bytes`` move one between processes. Group keys are kept
-    sorted (in order of first appearance where they do not sort together).
+    of them; ``to_bytes`` / ``from_bytes`` move one between processes; ``solve`` gives
+    what :func:`logitshift.fit_groups` gives on the same rows. Group keys are kept sorted
+    (in order of first appearance where they do not sort together).
+
+    Examples
+    --------
+    >>> import numpy as np, logitshift
+    >>> sketch = logitshift.GroupSketch()
+    >>> for labels, group, offsets in [
+    ...         (np.array([0, 1, 1, 0]), np.array(["a", "a", "b", "b"]),
+    ...          np.array([0.2, 1.5, -0.3, 0.4])),
+    ...         (np.array([1, 0, 1]), np.array(["b", "a", "b"]), np.array([0.1, -2.0, 0.3]))]:
+    ...     _ = sketch.update(labels, group, offsets)
+    >>> moved = logitshift.GroupSketch.from_bytes(sketch.to_bytes())
+    >>> moved.solve().groups.tolist()
+    ['a', 'b']
     """
 
     def __init__(self, width: float = DEFAULT_WIDTH, order: int = DEFAULT_ORDER) -> None:
@@ -482,6 +497,22 @@ class GroupSketch:
                             shifts, wanted, _COEFFICIENTS, _FACTORIALS, low, high, out)
                     for low, high in bounds])
         return out
+
+    # -- the estimator -----------------------------------------------------------------------
+
+    def solve(self, *, shrinkage: str | None = None, nagq: int = 1, pseudo_count: float = 0.0,
+              tol: float | None = None, max_iter: int = 100) -> GroupShiftFit:
+        """The :class:`~logitshift.GroupShiftFit` of the rows seen so far: what
+        :func:`logitshift.fit_groups` gives on the same rows, with its options (``shrinkage``,
+        ``nagq``, ``pseudo_count``, ``tol``, ``max_iter``), from the tables alone.
+
+        Raises :class:`InputError` for an option out of range, a sketch with no rows, or
+        rows that weigh nothing; warns as :func:`logitshift.fit_groups` does.
+        """
+        options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+        if self.n_groups == 0:
+            raise InputError("y is empty: the group sketch has no rows yet", argument="y")
+        return fit_group_curves(self, **options)
 
     # -- moving it ---------------------------------------------------------------------------
 

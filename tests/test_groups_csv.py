@@ -424,11 +424,11 @@ def test_cli_on_standard_input_integers_then_fr_past_the_first_block():
     done = _cli(b"y,g,f\n" + chunk * times + tail, "--json")
     assert done.returncode == 0, done.stderr.decode()
     result = json.loads(done.stdout)
-    assert result["groups"] == ["12", "5", "FR"]
+    assert result["group"] == ["12", "5", "FR"]
     y = np.array([int(row[0]) for row in pattern] * times + [1, 0, 1, 0])
     g = np.array([row[1] for row in pattern] * times + ["FR", "FR", "FR", "12"])
     f = np.array([float(row[2]) for row in pattern] * times + [0.5, -0.5, 1.5, 0.1])
-    for key, shift, n_rows in zip(result["groups"], result["shift"], result["n_rows"]):
+    for key, shift, n_rows in zip(result["group"], result["shift"], result["n_rows"]):
         mine = g == key
         assert n_rows == mine.sum()
         assert shift == pytest.approx(logitshift.fit(y[mine], f[mine]).shift, abs=1e-9)

@@ -491,5 +491,6 @@ def test_merging_bool_keys_into_int_keys_is_refused():
     # Python counts True as 1: merged, two groups of two files would become one.
     bools = GroupSketch().update(Y[:30], np.array(_cycle([True, False], 30)), OFFSET[:30])
     ints = GroupSketch().update(Y[30:], np.array(_cycle([1, 0], 30)), OFFSET[30:])
-    with pytest.raises(logitshift.InputError, match="do not sort together"):
+    with pytest.raises(logitshift.InputError,
+                       match="labels are int into one whose labels are bool"):
         bools + ints

@@ -8,6 +8,7 @@
 from ._api import (fit, fit_file, fit_frame, fit_groups, fit_groups_file, fit_groups_frame,
                    fit_slope, fit_slope_file, fit_slope_frame, validate, validate_file,
                    validate_frame)
+from ._group_sketch import GroupSketch
 from ._groups import GroupShiftFit
 from ._report import CalibrationCurve, CalibrationReport, MillerTests
 from ._losses import gradient, hessian, loss, sigmoid
@@ -29,6 +30,7 @@ __all__ = [
     "fit_groups_frame",
     "fit_groups_file",
     "GroupShiftFit",
+    "GroupSketch",
     "validate",
     "validate_frame",
     "validate_file",

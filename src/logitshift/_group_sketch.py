@@ -14,6 +14,7 @@ import decimal
 import json
 import math
 import numbers
+import re
 import reprlib
 import struct
 import zlib
@@ -24,7 +25,8 @@ from typing import Any
 import numpy as np
 
 from . import _kernels
-from ._groups import GroupTerms, GroupTotals
+from ._groups import (GroupShiftFit, GroupTerms, GroupTotals, check_group_options,
+                      fit_group_curves)
 from ._rows import (Prepared, ScanTotals, in_threads, max_threads, row_ranges,
                     terms_from_sums)
 from ._sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAULT_WIDTH,
@@ -45,6 +47,9 @@ _WINDOW_ROWS = 2
 _WINDOW_CELLS = 256
 #: The widest window (±2048 logits at the default width): a thread's scratch, 8 MB.
 _MAX_WINDOW = 1 << 16
+
+_INT64_MAX = 2**63 - 1
+_UINT64_MAX = 2**64 - 1
 
 
 @dataclass(frozen=True)
@@ -398,8 +403,23 @@ class GroupSketch:
     validate it and find each group's offset range, once to fill each group's window of
     cells, threads owning disjoint ranges of groups; then the empty cells are dropped.
     Sketches of disjoint rows merge (``a + b``, ``sum(sketches)``) into the sketch of all
-    of them; ``to_bytes`` / ``from_bytes`` move one between processes. Group keys are kept
-    sorted (in order of first appearance where they do not sort together).
+    of them, where their group labels are of one type; ``to_bytes`` / ``from_bytes`` move
+    one between processes; ``solve`` gives what :func:`logitshift.fit_groups` gives on the
+    same rows. Group keys are kept sorted (in order of first appearance where they do not
+    sort together).
+
+    Examples
+    --------
+    >>> import numpy as np, logitshift
+    >>> sketch = logitshift.GroupSketch()
+    >>> for labels, group, offsets in [
+    ...         (np.array([0, 1, 1, 0]), np.array(["a", "a", "b", "b"]),
+    ...          np.array([0.2, 1.5, -0.3, 0.4])),
+    ...         (np.array([1, 0, 1]), np.array(["b", "a", "b"]), np.array([0.1, -2.0, 0.3]))]:
+    ...     _ = sketch.update(labels, group, offsets)
+    >>> moved = logitshift.GroupSketch.from_bytes(sketch.to_bytes())
+    >>> moved.solve().groups.tolist()
+    ['a', 'b']
     """
 
     def __init__(self, width: float = DEFAULT_WIDTH, order: int = DEFAULT_ORDER) -> None:
@@ -436,22 +456,36 @@ class GroupSketch:
         return self
 
     def merge(self, other: GroupSketch) -> GroupSketch:
-        """A new sketch of both sketches' rows."""
+        """A new sketch of both sketches' rows.
+
+        Raises :class:`InputError` for anything but a group sketch of the same width and
+        order, and for one whose group labels are of another type (bool beside int, int
+        beside float, str beside bytes, ...): a label is one group only where both types
+        agree on it, so ``True`` never joins the group ``1``. Integers of any width and
+        sign are one type, merged exactly.
+        """
         if not isinstance(other, GroupSketch):
-            return NotImplemented
+            raise InputError(f"cannot merge a {type(other).__name__} into a group sketch: "
+                             "only another GroupSketch", argument="other")
         if (other.width, other.order) != (self.width, self.order):
             raise InputError(
                 f"cannot merge a group sketch of width {other.width} and order {other.order} "
                 f"into one of width {self.width} and order {self.order}", argument="other")
+        if self.n_groups and other.n_groups:
+            mine, theirs = _key_kind(self._keys), _key_kind(other._keys)
+            if mine != theirs:
+                raise InputError(
+                    f"cannot merge a group sketch whose labels are {theirs} into one whose "
+                    f"labels are {mine}: a group column must hold labels of one type in "
+                    "every chunk and file", argument="other", value=(mine, theirs))
         left, right = _as_object(self._keys), _as_object(other._keys)
         if left.dtype != right.dtype:  # (uint64 beside int64 would become float64)
             left, right = left.astype(object), right.astype(object)
         keys = np.concatenate([left, right])
         try:
             unique, inverse = _distinct_keys(keys)
-        except TypeError:
-            raise InputError("cannot merge group sketches whose group labels do not sort "
-                             "together (mixed types)", argument="other") from None
+        except TypeError:  # mixed labels, as a fill keeps them: in order of appearance
+            unique, inverse = _first_appearance(keys)
         merged = GroupSketch(self.width, self.order)
         merged._keys = _compact_keys(unique)
         n = unique.size
@@ -465,7 +499,8 @@ class GroupSketch:
         merged._n_rows = np.zeros(n, dtype=np.int64)
         np.add.at(merged._n_rows, inverse, np.concatenate([self._n_rows, other._n_rows]))
         merged._sums = np.zeros((n, 2))
-        np.add.at(merged._sums, inverse, np.concatenate([my_sums, their_sums]))
+        with np.errstate(over="ignore"):  # _finite refuses the sums that overflow
+            np.add.at(merged._sums, inverse, np.concatenate([my_sums, their_sums]))
         ranges = np.concatenate([self._range, other._range])
         merged._range = np.column_stack([np.full(n, math.inf), np.full(n, -math.inf)])
         np.minimum.at(merged._range[:, 0], inverse, ranges[:, 0])
@@ -478,7 +513,7 @@ class GroupSketch:
                                     np.repeat(theirs, np.diff(other._start))])
             merged._set_cells(group, np.concatenate([self._centres, other._centres]),
                               np.concatenate([my_tables, their_tables]), n)
-            return merged
+            return _finite(merged)
         # Both sketches' cells are sorted by (group, centre) and the keys' map keeps the
         # groups' order: one merge of the two runs, with no copy of either.
         runs = []
@@ -493,7 +528,7 @@ class GroupSketch:
         _kernels.merge_cells(*runs, group, merged._centres, tables)
         merged._tables = tables.reshape(n_cells, 2, self.order)
         merged._start = np.searchsorted(group, np.arange(n + 1)).astype(np.int64)
-        return merged
+        return _finite(merged)
 
     __add__ = merge
 
@@ -521,7 +556,9 @@ class GroupSketch:
         """``0 + sketch``: a copy, so that ``sum(sketches)`` merges them."""
         if isinstance(other, int) and not isinstance(other, bool) and other == 0:
             return self.merge(GroupSketch(self.width, self.order))
-        return NotImplemented
+        raise InputError(f"cannot merge a group sketch into a {type(other).__name__}: only "
+                         "into another GroupSketch (or the 0 that sum() starts from)",
+                         argument="other")
 
     def _in_units(self, exponent: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The sums and tables with group ``g`` in units of ``2**exponent[g]`` (exact, but
@@ -597,7 +634,8 @@ class GroupSketch:
             occupied = np.flatnonzero(np.diff(self._start) > 0)
             if occupied.size:
                 sums[occupied] = np.add.reduceat(parts, self._start[occupied], axis=0)
-        active = sums[:, 0] + sums[:, 1]
+            # (A first fill's sums may overflow before the group is put in its units.)
+            active = sums[:, 0] + sums[:, 1]
         low, high = self._range[:, 0], self._range[:, 1]
         with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
             mean = sums[:, 2] / active
@@ -698,23 +736,42 @@ class GroupSketch:
                     for low, high in bounds])
         return out
 
+    # -- the estimator -----------------------------------------------------------------------
+
+    def solve(self, *, shrinkage: str | None = None, nagq: int = 1, pseudo_count: float = 0.0,
+              tol: float | None = None, max_iter: int = 100) -> GroupShiftFit:
+        """The :class:`~logitshift.GroupShiftFit` of the rows seen so far: what
+        :func:`logitshift.fit_groups` gives on the same rows, with its options (``shrinkage``,
+        ``nagq``, ``pseudo_count``, ``tol``, ``max_iter``), from the tables alone.
+
+        Raises :class:`InputError` for an option out of range, a sketch with no rows, or
+        rows that weigh nothing; warns as :func:`logitshift.fit_groups` does.
+        """
+        options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+        if self.n_groups == 0:
+            raise InputError("y is empty: the group sketch has no rows yet", argument="y")
+        return fit_group_curves(self, **options)
+
     # -- moving it ---------------------------------------------------------------------------
 
     def _header(self) -> dict[str, Any]:
+        key_type = _key_type(self._keys)
         header = {"width": self.width, "order": self.order, "n_groups": self.n_groups,
-                  "n_cells": self.n_cells, "key_type": _key_type(self._keys),
-                  "keys": [_plain(key) for key in self._keys.tolist()]}
+                  "n_cells": self.n_cells, "key_type": key_type,
+                  "keys": _written_keys(self._keys, key_type)}
         if self._exponent.any():
-            header["scale_exponents"] = self._exponent.tolist()
+            header[_UNITS_FIELD] = self._exponent.tolist()
         return header
 
     def _body(self) -> bytes:
-        text = json.dumps(self._header(), separators=(",", ":")).encode()
+        header = self._header()
+        text = json.dumps(header, separators=(",", ":")).encode()
         arrays = [np.diff(self._start).astype("<i8"), self._n_rows.astype("<i8"),
                   self._sums.astype("<f8"), self._range.astype("<f8"),
                   self._centres.astype("<f8"), self._tables.astype("<f8")]
-        # Units other than 1 would be misread by a version-2 reader: only they make a 3.
-        version = GROUP_FORMAT_VERSION if self._exponent.any() else 2
+        # The oldest version that holds the key type and the units: readers of version 2
+        # read every other blob.
+        version = max(_KEY_TYPES[header["key_type"]][1], 3 if self._exponent.any() else 2)
         return (_MAGIC + struct.pack("<II", version, len(text)) + text
                 + b"".join(array.tobytes() for array in arrays))
 
@@ -725,16 +782,29 @@ class GroupSketch:
         the header (JSON: grid, counts, the keys and their type), then per group its number
         of cells, rows, ``Σ w``, ``Σ w y`` and offset range, the cells' centres and tables
         (little-endian int64 and float64), and the CRC-32 of everything before it (uint32).
-        Keys must be integers, floats, strings or bools.
+
+        Keys read back exactly, in the same array type: bools, int64, uint64, Python
+        integers beyond both, float64 (``-0.0`` and infinities too), strings and, where all
+        of a sketch's keys are bytes, bytes (as hexadecimal; version 3, as are uint64 keys;
+        every other sketch is written as version 2). Raises :class:`InputError` for a key of
+        any other type.
         """
         body = self._body()
         return body + struct.pack("<I", zlib.crc32(body))
 
     @classmethod
     def from_bytes(cls, blob: bytes) -> GroupSketch:
-        """The group sketch of a :meth:`to_bytes` blob. Raises :class:`InputError` for any
-        other blob: not a group sketch, a checksum mismatch, a newer format version, or
-        fields that do not agree."""
+        """The group sketch of a :meth:`to_bytes` blob.
+
+        Raises :class:`InputError` for every other blob: ``"not a logitshift group
+        sketch"``, ``"group sketch is corrupted: checksum mismatch"`` (a flipped bit, a
+        truncation), ``"written by format version N"`` (newer than this reads), and, since a
+        checksum proves only that the bytes are as written, for any field that no group
+        sketch holds: a header not as :meth:`to_bytes` writes it, a key not of its type,
+        keys unsorted or repeated, a count, total or offset range that does not agree with
+        the group's cells, a NaN or infinity where none can be, cells off the grid or out of
+        order, moments beyond what a cell's width allows.
+        """
         if not isinstance(blob, (bytes, bytearray, memoryview)):
             raise InputError(f"blob must be bytes, got {type(blob).__name__}", argument="blob")
         blob = bytes(blob)
@@ -744,28 +814,36 @@ class GroupSketch:
         version, length = struct.unpack("<II", blob[4:12])
         if version > GROUP_FORMAT_VERSION or version < 2:
             raise InputError(f"group sketch written by format version {version}; this reads "
-                             f"version {GROUP_FORMAT_VERSION}", argument="blob", value=version)
-        body, (checksum,) = blob[:-4], struct.unpack("<I", blob[-4:])
-        if zlib.crc32(body) != checksum:
+                             f"versions 2 to {GROUP_FORMAT_VERSION}", argument="blob",
+                             value=version)
+        (checksum,) = struct.unpack("<I", blob[-4:])
+        if zlib.crc32(memoryview(blob)[:-4]) != checksum:
             raise InputError("group sketch is corrupted: checksum mismatch", argument="blob")
+        if 12 + length > len(blob) - 4:
+            raise _corrupted(f"its header's length {length} runs past its {len(blob)} bytes")
+        header = _parse_header(blob[12:12 + length])
+        width = header["width"]
+        if isinstance(width, bool) or not isinstance(width, float):
+            raise _corrupted(f"width = {width!r} is not a number")
+        order = _size_field(header, "order", 2, MAX_ORDER)
+        n_groups = _size_field(header, "n_groups", 0, len(blob))
+        n_cells = _size_field(header, "n_cells", 0, len(blob))
         try:
-            header = json.loads(blob[12:12 + length].decode("utf-8"))
-            width, order = float(header["width"]), int(header["order"])
-            n_groups, n_cells = int(header["n_groups"]), int(header["n_cells"])
-            keys = _keys_of(header["key_type"], header["keys"])
-            exponents = _exponents_of(header.get("scale_exponents"), n_groups)
-            if (version == GROUP_FORMAT_VERSION) != bool(exponents.any()):
-                raise ValueError(f"version {version} with units {exponents.tolist()[:3]}")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"group sketch is corrupted: its header ({exc})",
-                             argument="blob") from None
-        if not (2 <= order <= MAX_ORDER and 0 <= n_groups and 0 <= n_cells
-                and keys.size == n_groups):
-            raise InputError("group sketch is corrupted: its header's sizes", argument="blob")
+            sketch = cls(width, order)
+        except InputError as exc:
+            raise _corrupted(str(exc)) from None
+        keys = _keys_of(header["key_type"], header["keys"], version)
+        if keys.size != n_groups:
+            raise _corrupted(f"it has {keys.size} keys, where n_groups = {n_groups}")
+        try:
+            exponents = _exponents_of(header.get(_UNITS_FIELD), n_groups)
+        except ValueError as exc:
+            raise _corrupted(str(exc)) from None
+        if exponents.any() and version < 3:
+            raise _corrupted(f"version {version} cannot hold units other than 1")
         expected = 12 + length + 8 * (6 * n_groups + n_cells * (1 + 2 * order)) + 4
         if len(blob) != expected:
-            raise InputError(f"group sketch is corrupted: {len(blob)} bytes, where its header "
-                             f"says {expected}", argument="blob")
+            raise _corrupted(f"{len(blob)} bytes, where its header says {expected}")
         at = 12 + length
 
         def take(count: int, dtype: str) -> np.ndarray:
@@ -775,23 +853,17 @@ class GroupSketch:
             return array.astype(np.int64 if dtype == "<i8" else np.float64)
 
         counts, n_rows = take(n_groups, "<i8"), take(n_groups, "<i8")
-        sums, ranges = take(2 * n_groups, "<f8"), take(2 * n_groups, "<f8")
-        centres, tables = take(n_cells, "<f8"), take(n_cells * 2 * order, "<f8")
-        sketch = cls(width, order)
-        if (counts < 0).any() or counts.sum() != n_cells or (n_rows < 0).any():
-            raise InputError("group sketch is corrupted: its counts", argument="blob")
+        sums = take(2 * n_groups, "<f8").reshape(n_groups, 2)
+        ranges = take(2 * n_groups, "<f8").reshape(n_groups, 2)
+        centres = take(n_cells, "<f8")
+        tables = take(n_cells * 2 * order, "<f8").reshape(n_cells, 2, order)
         # Merges rely on the order: keys sorted and distinct, each group's cells increasing.
-        same_group = np.repeat(np.arange(n_groups), counts)
-        same_group = same_group[1:] == same_group[:-1]
-        if (same_group & ~(centres[1:] > centres[:-1])).any():
-            raise InputError("group sketch is corrupted: a group's cells are not in order",
-                             argument="blob")
         if _key_order(keys) is not None or _has_duplicates(keys):
-            raise InputError("group sketch is corrupted: its keys are not sorted and distinct",
-                             argument="blob")
+            raise _corrupted("its keys are not sorted and distinct")
+        _check_cells(keys, counts, n_rows, sums, ranges, centres, tables, sketch.width)
         sketch._keys, sketch._n_rows, sketch._exponent = keys, n_rows, exponents
-        sketch._sums, sketch._range = sums.reshape(n_groups, 2), ranges.reshape(n_groups, 2)
-        sketch._centres, sketch._tables = centres, tables.reshape(n_cells, 2, order)
+        sketch._sums, sketch._range = sums, ranges
+        sketch._centres, sketch._tables = centres, tables
         sketch._start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         return sketch
 
@@ -801,10 +873,10 @@ class GroupSketch:
 
 
 _MAGIC = b"LSGS"
-#: The format of :meth:`GroupSketch.to_bytes`: the version-2 design of the sketch's (magic,
-#: version, header length, JSON header, arrays, CRC-32), with its own magic. Version 3 adds
-#: the header's ``scale_exponents`` (each group's units, where any is not 1); a sketch
-#: without them is written as version 2.
+#: The newest format of :meth:`GroupSketch.to_bytes`: the version-2 design of the sketch's
+#: (magic, version, header length, JSON header, arrays, CRC-32), with its own magic. Version
+#: 3 adds the key types ``uint`` and ``bytes`` and the header's ``scale_exponents`` (each
+#: group's units, where any is not 1); a blob without them is written as version 2.
 GROUP_FORMAT_VERSION = 3
 
 #: Units beyond these cannot come from weights that are doubles (sums of up to 2**63 rows).
@@ -863,10 +935,10 @@ def _filled(data: Prepared, codes: GroupCodes, width: float, order: int,
     """
     sketch, position = _filled_once(data, codes, width, order, threads)
     if data.weights is None:
-        return sketch
+        return _finite(sketch)
     exponent = _group_exponents(sketch, data, codes, position)
     if not exponent.any():
-        return sketch
+        return _finite(sketch)
     values = np.asarray(codes.codes).astype(np.int64) - codes.base
     rescaled = replace(data, weights=np.ldexp(data.weights.astype(np.float64),
                                               -exponent[position[values]].astype(np.intc)))
@@ -881,7 +953,7 @@ def _filled(data: Prepared, codes: GroupCodes, width: float, order: int,
                 f"less than 2**-1074 of the group's heaviest row, so their total vanishes "
                 f"beside it", argument="weight")
     again._exponent = exponent
-    return again
+    return _finite(again)
 
 
 def _group_exponents(sketch: GroupSketch, data: Prepared, codes: GroupCodes,
@@ -928,9 +1000,14 @@ def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
     thread.
     """
     arguments = data.kernel_arguments
-    values = codes.codes
+    values, base = codes.codes, codes.base
     if values.dtype.kind not in "iu" or not values.dtype.isnative:
         values = values.astype(np.int64)
+    if base > _INT64_MAX:
+        # uint64 labels past int64 are their own codes less a base that int64 cannot hold,
+        # and numba, having compiled the kernels for an int64 base, would refuse it
+        # (OverflowError): subtract it here.
+        values, base = (values - np.uint64(base)).astype(np.int64), 0
     n_codes = codes.n_codes
     ranges = row_ranges(data.n_rows, threads)
     t = len(ranges)
@@ -940,12 +1017,12 @@ def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
     low = np.full((t, n_codes), math.inf)
     high = np.full((t, n_codes), -math.inf)
     first_bad = np.full(t, -1, dtype=np.int64)
-    in_threads([partial(_kernels.group_scan, values, codes.base, n_codes, *arguments, start,
+    in_threads([partial(_kernels.group_scan, values, base, n_codes, *arguments, start,
                         stop, count[k], tabled[k], sums[k, 0], sums[k, 1], low[k], high[k],
                         first_bad[k:k + 1]) for k, (start, stop) in enumerate(ranges)])
     if (first_bad >= 0).any():
         row = int(first_bad[first_bad >= 0].min())
-        code = int(values[row]) - codes.base
+        code = int(values[row]) - base
         if not 0 <= code < n_codes:
             index = row + data.first_row
             raise InputError(f"group[{index}] = {int(values[row])} is not a code of the "
@@ -965,7 +1042,7 @@ def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
                              else np.float64)
     has_weights = data.weights is not None
     sorted_weights = np.empty(n_tabled if has_weights else 0)
-    in_threads([partial(_kernels.group_scatter, values, codes.base, *arguments, start, stop,
+    in_threads([partial(_kernels.group_scatter, values, base, *arguments, start, stop,
                         cursor[k], sorted_offsets, sorted_labels, sorted_weights)
                 for k, (start, stop) in enumerate(ranges)])
     count, sums = count.sum(axis=0), sums.sum(axis=0)
@@ -1027,6 +1104,22 @@ def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
     return sketch, position
 
 
+def _finite(sketch: GroupSketch) -> GroupSketch:
+    """The sketch, whose sums are all finite; else :class:`InputError` naming the first group
+    whose weights overflow the double range (no estimate could use its sums)."""
+    bad = ~np.isfinite(sketch._sums).all(axis=1)
+    if not bad.any():
+        cells = ~np.isfinite(sketch._tables).all(axis=(1, 2))
+        if not cells.any():
+            return sketch
+        bad[np.searchsorted(sketch._start, np.flatnonzero(cells)[0], side="right") - 1] = True
+    index = int(np.flatnonzero(bad)[0])
+    raise InputError(f"the weights of {_group_named(sketch._keys, index)} sum beyond the largest "
+                     "float, beyond [2**-500, 2**500], where fit_groups would lose its sums' "
+                     "precision; divide every weight by the same power of two (the shifts do "
+                     "not change)", argument="weight", value=float(sketch._sums[index, 0]))
+
+
 def _fill_sparse(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray | None,
                  row_start: np.ndarray, sparse: np.ndarray, width: float, order: int
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -1072,6 +1165,20 @@ def _distinct_keys(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return unique, inverse.ravel()
 
 
+def _first_appearance(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct keys in order of first appearance and each key's place among them, for
+    keys that do not sort together. Labels of different types stay apart (``True`` and
+    ``1``, ``1`` and ``1.0``), as they do between sketches."""
+    seen: dict[tuple[str, Any], int] = {}
+    values = keys.tolist()
+    inverse = np.fromiter((seen.setdefault((_label_type(value), value), len(seen))
+                           for value in values), dtype=np.int64, count=len(values))
+    unique = np.empty(len(seen), dtype=object)
+    for index, (_, value) in enumerate(seen):  # element by element: tuples stay elements
+        unique[index] = value
+    return unique, inverse
+
+
 def _has_duplicates(keys: np.ndarray) -> bool:
     try:
         return np.unique(_as_object(keys)).size != keys.size
@@ -1084,16 +1191,68 @@ def _as_object(keys: np.ndarray) -> np.ndarray:
 
 
 def _compact_keys(keys: np.ndarray) -> np.ndarray:
-    """Keys as a numeric array where they are all numbers, else as objects."""
-    if keys.dtype != object or keys.size == 0:
+    """Keys in the one array type their values give, whatever their history (a fill of
+    int32 codes, a merge, a blob): bools; integers as int64, as uint64 where some exceed
+    int64 and none is negative, else as Python ints; floats as float64; anything else
+    (strings, bytes, mixed types) as objects."""
+    kind = keys.dtype.kind
+    if kind in "US":
+        return keys.astype(object)
+    if kind == "f":
+        return keys.astype(np.float64)
+    if kind == "i":
+        return keys.astype(np.int64)
+    if kind == "u":
+        return keys.astype(np.uint64 if keys.size and keys.max() > _INT64_MAX else np.int64)
+    if kind != "O" or keys.size == 0:
         return keys
     values = keys.tolist()
-    for kind in (bool, int, float):
-        if all(type(value) is kind for value in values):
-            return np.array(values, dtype={bool: np.bool_, int: np.int64,
-                                           float: np.float64}[kind]) \
-                if kind is not int or all(-2**63 <= v < 2**63 for v in values) else keys
+    if all(isinstance(value, bool) for value in values):
+        return np.array(values, dtype=np.bool_)
+    if all(isinstance(value, numbers.Integral) and not isinstance(value, bool)
+           for value in values):
+        values = [int(value) for value in values]
+        low, high = min(values), max(values)
+        if low >= -_INT64_MAX - 1 and high <= _INT64_MAX:
+            return np.array(values, dtype=np.int64)
+        if low >= 0 and high <= _UINT64_MAX:
+            return np.array(values, dtype=np.uint64)
+        return keys
+    if all(isinstance(value, (float, np.floating)) for value in values):
+        return np.array(values, dtype=np.float64)
     return keys
+
+
+def _label_type(value: Any) -> str:
+    """The name of one group label's type, as :func:`_key_kind` names it."""
+    return _type_name(type(value))
+
+
+def _type_name(kind: type) -> str:
+    if issubclass(kind, (bool, np.bool_)):
+        return "bool"
+    if issubclass(kind, numbers.Integral):
+        return "int"
+    if issubclass(kind, (float, np.floating)):
+        return "float"
+    if issubclass(kind, str):
+        return "str"
+    if issubclass(kind, bytes):
+        return "bytes"
+    return kind.__name__
+
+
+def _key_kind(keys: np.ndarray) -> str:
+    """The type of a sketch's group labels in words (``"int"``, ``"str"``, ``"int and
+    str"`` for mixed labels): two sketches merge only where it is the same. Integers of
+    every width and sign are one type, ``int``."""
+    kind = keys.dtype.kind
+    named = {"b": "bool", "i": "int", "u": "int", "f": "float", "U": "str", "S": "bytes"}
+    if kind in named:
+        return named[kind]
+    if kind != "O":
+        return str(keys.dtype)
+    return " and ".join(sorted({_type_name(label) for label in set(map(type, keys.tolist()))}))
 
 
 def _equal_keys(keys: np.ndarray, key: Any) -> np.ndarray:
@@ -1106,28 +1265,216 @@ def _equal_keys(keys: np.ndarray, key: Any) -> np.ndarray:
 
 
 def _plain(key: Any) -> Any:
-    if isinstance(key, (bool, str)) or key is None:
+    if isinstance(key, (bool, str)):
         return key
     if isinstance(key, numbers.Integral):
         return int(key)
-    if isinstance(key, numbers.Real):
+    if isinstance(key, (float, np.floating)):
         return float(key)
     raise InputError(f"group label {key!r} ({type(key).__name__}) cannot be written: "
-                     "only integers, floats, strings and bools can", argument="group",
-                     value=key)
+                     "only integers, floats, strings, bools and (all of one sketch) bytes can",
+                     argument="group", value=key)
 
 
 def _key_type(keys: np.ndarray) -> str:
+    """The ``key_type`` of the header: how its list of keys reads back."""
     kind = keys.dtype.kind
-    return {"b": "bool", "i": "int", "u": "int", "f": "float"}.get(kind, "object")
+    if kind == "O" and keys.size and all(isinstance(key, bytes) for key in keys.tolist()):
+        return "bytes"
+    return {"b": "bool", "i": "int", "u": "uint", "f": "float", "S": "bytes"}.get(kind,
+                                                                                  "object")
 
 
-def _keys_of(key_type: str, values: list[Any]) -> np.ndarray:
+def _written_keys(keys: np.ndarray, key_type: str) -> list[Any]:
+    if key_type == "bytes":
+        return [bytes(key).hex() for key in keys.tolist()]
+    return [_plain(key) for key in keys.tolist()]
+
+
+#: Each ``key_type`` of the header: the JSON values its keys may be, and the first format
+#: version that writes it (older readers refuse the blob by its version, not as corrupted).
+_KEY_TYPES: dict[str, tuple[str, int]] = {
+    "bool": ("a bool", 2),
+    "int": ("an integer of int64", 2),
+    "float": ("a float other than NaN", 2),
+    "object": ("a string, an integer, a float other than NaN or a bool", 2),
+    "uint": ("an integer of uint64", 3),
+    "bytes": ("lower-case hexadecimal text", 3),
+}
+
+
+def _is_key(value: Any, key_type: str) -> bool:
+    """Whether a JSON value of the header is a key of ``key_type`` as `to_bytes` writes it."""
+    integer = isinstance(value, int) and not isinstance(value, bool)
+    number = integer or (isinstance(value, float) and not math.isnan(value))
+    if key_type == "bool":
+        return isinstance(value, bool)
+    if key_type == "int":
+        return integer and -_INT64_MAX - 1 <= value <= _INT64_MAX
+    if key_type == "uint":
+        return integer and 0 <= value <= _UINT64_MAX
+    if key_type == "float":
+        return isinstance(value, float) and not math.isnan(value)
+    if key_type == "bytes":
+        return isinstance(value, str) and _HEX.fullmatch(value) is not None
+    return isinstance(value, (str, bool)) or number
+
+
+_HEX = re.compile("(?:[0-9a-f]{2})*")
+#: The JSON types each ``key_type``'s keys may have (`_is_key` says which values).
+_JSON_TYPES = {"bool": {bool}, "int": {int}, "uint": {int}, "float": {float}, "bytes": {str},
+               "object": {str, int, float, bool}}
+
+
+def _all_keys(values: list[Any], key_type: str) -> bool:
+    """Whether every value is a key of ``key_type``: `_is_key` of each, by whole lists."""
+    if not set(map(type, values)) <= _JSON_TYPES[key_type]:
+        return False
+    if key_type in ("int", "uint") and values:
+        low = -_INT64_MAX - 1 if key_type == "int" else 0
+        high = _INT64_MAX if key_type == "int" else _UINT64_MAX
+        return low <= min(values) and max(values) <= high
+    if key_type in ("float", "object"):
+        return all(value == value for value in values)  # no NaN
+    if key_type == "bytes":
+        return all(_HEX.fullmatch(value) is not None for value in values)
+    return True
+
+
+def _keys_of(key_type: Any, values: Any, version: int) -> np.ndarray:
+    """The keys of a header, each checked to be of its ``key_type``."""
+    if key_type not in _KEY_TYPES or _KEY_TYPES[key_type][1] > version:
+        raise _corrupted(f"key_type = {key_type!r} is not a key type of format version "
+                         f"{version}")
     if not isinstance(values, list):
-        raise TypeError("keys is not a list")
-    dtype = {"bool": np.bool_, "int": np.int64, "float": np.float64}.get(key_type)
-    if key_type == "object":
-        return np.array(values + [None], dtype=object)[:-1]  # a 1-D array even of tuples
-    if dtype is None:
-        raise ValueError(f"key_type {key_type!r}")
-    return np.array(values, dtype=dtype)
+        raise _corrupted(f"keys is a {type(values).__name__}, not a list")
+    if not _all_keys(values, key_type):
+        index = next(i for i, value in enumerate(values) if not _is_key(value, key_type))
+        raise _corrupted(f"keys[{index}] = {values[index]!r} is not a group label of "
+                         f"key_type {key_type!r} ({_KEY_TYPES[key_type][0]})")
+    if key_type == "bytes":
+        return np.array([bytes.fromhex(value) for value in values] + [None],
+                        dtype=object)[:-1]
+    dtype = {"bool": np.bool_, "int": np.int64, "uint": np.uint64, "float": np.float64}
+    if key_type in dtype:
+        return np.array(values, dtype=dtype[key_type])
+    return _compact_keys(np.array(values + [None], dtype=object)[:-1])
+
+
+def _corrupted(message: str) -> InputError:
+    return InputError(f"group sketch is corrupted: {message}", argument="blob")
+
+
+def _size_field(header: dict[str, Any], name: str, low: int, high: int) -> int:
+    value = header[name]
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _corrupted(f"{name} = {value!r} must be an integer between {low} and {high}")
+    return value
+
+
+#: The header's fields, in the order `to_bytes` writes them.
+_HEADER_FIELDS = ("width", "order", "n_groups", "n_cells", "key_type", "keys")
+#: The header's last field where some group's units are not 1 (version 3).
+_UNITS_FIELD = "scale_exponents"
+
+
+def _parse_header(text: bytes) -> dict[str, Any]:
+    """The header's fields, from JSON exactly as `to_bytes` wrote it (no other spelling)."""
+    try:
+        header = json.loads(text.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # UnicodeDecodeError, JSONDecodeError
+        raise _corrupted(f"its header is not JSON ({exc})") from None
+    if not isinstance(header, dict):
+        raise _corrupted("its header is not a JSON object")
+    if tuple(header) not in (_HEADER_FIELDS, _HEADER_FIELDS + (_UNITS_FIELD,)):
+        raise _corrupted(f"its header has the fields {list(header)}, where "
+                         f"{list(_HEADER_FIELDS)} (and {_UNITS_FIELD!r}) are written")
+    if json.dumps(header, separators=(",", ":")).encode() != text:
+        raise _corrupted("its header is not as GroupSketch.to_bytes writes it")
+    return header
+
+
+def _group_named(keys: np.ndarray, index: int) -> str:
+    key = keys[index]
+    return f"group {key.item() if isinstance(key, np.generic) else key!r}"
+
+
+def _check_cells(keys: np.ndarray, counts: np.ndarray, n_rows: np.ndarray,
+                 sums: np.ndarray, ranges: np.ndarray, centres: np.ndarray,
+                 tables: np.ndarray, width: float) -> None:
+    """What holds of every group sketch's arrays, to rounding: each group's counts, totals
+    and offset range against its own cells, the cells on the grid and in order, and their
+    moments within what a cell's width allows (`Sketch.from_bytes` checks the same of one
+    group)."""
+    n_cells = centres.size
+
+    def first(bad: np.ndarray) -> str:
+        return _group_named(keys, int(np.flatnonzero(bad)[0]))
+
+    if (counts < 0).any() or (counts > n_cells).any() or int(counts.sum()) != n_cells:
+        raise _corrupted(f"its groups' cell counts do not add up to n_cells = {n_cells}")
+    if (n_rows < 1).any():
+        raise _corrupted(f"{first(n_rows < 1)} has no rows, where every group has some")
+    if (counts > n_rows).any():
+        raise _corrupted(f"{first(counts > n_rows)} has more cells than rows")
+    if sum(n_rows.tolist()) > _INT64_MAX:
+        raise _corrupted("its groups' rows add up to more than 2**63 - 1")
+    weight_sum, positives = sums[:, 0], sums[:, 1]
+    for name, values in (("weight_sum", weight_sum), ("positives", positives)):
+        bad = ~((values >= 0) & (values < math.inf))
+        if bad.any():
+            raise _corrupted(f"{first(bad)} has {name} = {float(values[bad][0])!r}, which "
+                             "must be finite and non-negative")
+    if (positives > weight_sum * (1 + 1e-8)).any():
+        raise _corrupted(f"{first(positives > weight_sum * (1 + 1e-8))} has positives "
+                         "greater than its weight_sum")
+    if not (np.isfinite(centres).all() and np.isfinite(tables).all()):
+        raise _corrupted("its tables hold a number that is not finite")
+    group = np.repeat(np.arange(keys.size), counts)
+    same_group = group[1:] == group[:-1]
+    if (same_group & ~(centres[1:] > centres[:-1])).any():
+        raise _corrupted("a group's cells are not in order")
+    on_grid = np.abs(centres) < 2.0 ** 52 * width  # beyond, a row is its own centre
+    if not np.all((centres[on_grid] / width - 0.5) % 1 == 0):
+        raise _corrupted("a cell's centre is not on the grid")
+    weights = tables[:, :, 0]
+    if (weights < 0).any():
+        raise _corrupted("a cell has a negative weight")
+    # Remainders lie within half a cell of the centre: |Σ w d^j| <= (width / 2)^j Σ w. (In
+    # blocks of cells whose temporaries stay in cache: 20x faster than the whole at once.)
+    bound = (0.5 * width) ** np.arange(tables.shape[2]) * (1 + 1e-9)
+    for low in range(0, n_cells, 8192):
+        block = tables[low:low + 8192]
+        if (np.abs(block) > block[:, :, :1] * bound + 1e-300).any():
+            raise _corrupted("a cell's moments exceed what its width allows")
+    active = np.zeros((keys.size, 2))
+    occupied = np.flatnonzero(counts > 0)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    with np.errstate(over="ignore", invalid="ignore"):
+        if occupied.size:
+            active[occupied] = np.add.reduceat(weights, starts[occupied], axis=0)
+        # Σ w over every row, Σ w y and Σ w (1 - y) are at least their cells' (the tabled
+        # rows'); Σ w (1 - y) is Σ w - Σ w y, to rounding of Σ w.
+        agree = ((weight_sum >= active.sum(axis=1) * (1 - 1e-8) - 1e-300)
+                 & (positives >= active[:, 1] * (1 - 1e-8) - 1e-300)
+                 & (weight_sum - positives >= active[:, 0] - 1e-8 * weight_sum - 1e-300))
+    if not agree.all():
+        raise _corrupted(f"{first(~agree)} has totals (weight_sum, positives) less than the "
+                         "weights of its cells")
+    low, high = ranges[:, 0], ranges[:, 1]
+    empty = counts == 0
+    if not ((low[empty] == math.inf) & (high[empty] == -math.inf)).all():
+        bad = empty & ~((low == math.inf) & (high == -math.inf))
+        raise _corrupted(f"{first(bad)} has an offset range but no cells")
+    if occupied.size:
+        lowest = centres[starts[occupied]]
+        highest = centres[starts[occupied] + counts[occupied] - 1]
+        with np.errstate(invalid="ignore"):
+            inside = ((low[occupied] <= high[occupied])
+                      & (np.abs(low[occupied] - lowest) <= 0.5 * width)
+                      & (np.abs(high[occupied] - highest) <= 0.5 * width))
+        if not inside.all():
+            index = int(occupied[np.flatnonzero(~inside)[0]])
+            raise _corrupted(f"{_group_named(keys, index)} has the offset range "
+                             f"[{float(low[index])!r}, {float(high[index])!r}], which does not "
+                             "hold its cells")

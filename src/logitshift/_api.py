@@ -705,7 +705,7 @@ def fit_groups(y: Any, group: Any, offset: Any = None, weight: Any = None, *,
 
     Notes
     -----
-    One pass fills a :class:`~logitshift._group_sketch.GroupSketch`, the Taylor tables of
+    One pass fills a :class:`~logitshift.GroupSketch`, the Taylor tables of
     :class:`Sketch` keyed by (group, cell); every group's curve comes from its own rows of
     them. Per-group shifts are found by the shift's Newton, all groups at once. The random
     intercepts integrate each group on its own curve: its mode by safeguarded Newton, its
@@ -780,7 +780,7 @@ def fit_groups_file(source: Any, label: str, group: str, offset: str | None = No
     """:func:`fit_groups` on columns of CSV or Parquet files of any size, in one pass.
 
     The rows are streamed a batch at a time into a
-    :class:`~logitshift._group_sketch.GroupSketch` (:func:`logitshift.io.sketch_groups_file`),
+    :class:`~logitshift.GroupSketch` (:func:`logitshift.io.sketch_groups_file`),
     so memory stays a few batches and the sketch, whatever the size of the files, and
     standard input (``"-"``, CSV) is read once.
 

@@ -1,7 +1,7 @@
 """The Dask source: one summary per chunk or partition, where it lies, merged in a tree.
 
 Each chunk of the arrays, or each partition of the DataFrame, fills a
-:class:`~logitshift.Sketch` (a :class:`~logitshift._group_sketch.GroupSketch` for per-group
+:class:`~logitshift.Sketch` (a :class:`~logitshift.GroupSketch` for per-group
 shifts) by the chunk step every source shares (:func:`logitshift._chunks.fill`); the
 summaries merge in a tree, eight at a time, and the client gets the one that is left.
 Summaries merge exactly, so the estimators give what they give on the same data in memory,

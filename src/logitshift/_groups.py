@@ -4,7 +4,7 @@ model ``y ~ Bernoulli(σ(offset + μ + u_g))``, ``u_g ~ N(0, τ²)``, from per-g
 The estimator sees the data only through *group curves* (:class:`GroupCurves`): the groups'
 keys and totals, every group's sums at its own shift in one call, each group as a curve of
 its own (:class:`_solve.Curve`) and the curve of all rows together. Where they came from (a
-:class:`~logitshift._group_sketch.GroupSketch` of arrays, of a stream, of a cluster) is not
+:class:`~logitshift.GroupSketch` of arrays, of a stream, of a cluster) is not
 this module's business.
 """
 
@@ -570,6 +570,13 @@ def _fit_random(groups: GroupCurves, totals: GroupTotals, usable: np.ndarray, po
 
 # -- the result ---------------------------------------------------------------------------------
 
+class UnknownGroup(InputError, KeyError):
+    """A key that is not one of the groups: an :class:`InputError`, and a ``KeyError`` as
+    any lookup's miss is."""
+
+    __str__ = InputError.__str__
+
+
 @dataclass(frozen=True, repr=False)
 class GroupShiftFit:
     """Per-group shifts: each group's maximum-likelihood shift and, with
@@ -645,7 +652,10 @@ class GroupShiftFit:
     def _index(self, key: Any) -> int:
         matches = np.flatnonzero(_equal(self.groups, key))
         if not matches.size:
-            raise KeyError(key)
+            shown = ", ".join(repr(_plain(group)) for group in self.groups[:5].tolist())
+            more = f", ... ({self.n_groups} groups)" if self.n_groups > 5 else ""
+            raise UnknownGroup(f"no group {key!r}: the groups are {shown}{more}",
+                               argument="key", value=key)
         return int(matches[0])
 
     def confint(self, level: float = 0.95, method: str = "profile", keys: Any = None
@@ -664,7 +674,8 @@ class GroupShiftFit:
             shift is infinite.
         keys : sequence, optional
             The groups wanted, in this order (by default every group, in the order of
-            ``groups``); a key that is not a group raises ``KeyError``, as :meth:`fit_of`.
+            ``groups``); a key that is not a group raises :class:`UnknownGroup` (an
+            ``InputError`` and a ``KeyError``), as :meth:`fit_of`.
 
         Returns
         -------
@@ -728,7 +739,9 @@ class GroupShiftFit:
 
     def fit_of(self, key: Any) -> ShiftFit:
         """The group's full :class:`ShiftFit` (profile interval, LR test and the rest): the
-        shift estimator on the group's own curve, as :func:`logitshift.fit` on its rows."""
+        shift estimator on the group's own curve, as :func:`logitshift.fit` on its rows. A
+        key that is not a group raises :class:`UnknownGroup`, an ``InputError`` that names
+        a few of the groups and is also a ``KeyError``."""
         return fit_curve(self._curves.curve(self._index(key)), method="sketch",
                          **self._options)
 

@@ -219,7 +219,7 @@ def fit_groups_arrays(y: Any, group: Any, offset: Any = None, weight: Any = None
 
 def sketch_groups_arrays(y: Any, group: Any, offset: Any = None, weight: Any = None, *,
                          levels: Any = None, offset_is: str = "logit") -> GroupSketch:
-    """The :class:`~logitshift._group_sketch.GroupSketch` of Dask arrays, in one pass over
+    """The :class:`~logitshift.GroupSketch` of Dask arrays, in one pass over
     their chunks; arguments and errors as for :func:`fit_groups_arrays`."""
     check_offset_is(offset_is)
     return DaskArrays({"y": y, "group": group, "offset": offset, "weight": weight},
@@ -263,7 +263,7 @@ def fit_groups_frame(frame: Any, label: Any, group: Any, offset: Any = None, wei
 
 def sketch_groups_frame(frame: Any, label: Any, group: Any, offset: Any = None, weight: Any = None,
                         *, levels: Any = None, offset_is: str = "logit") -> GroupSketch:
-    """The :class:`~logitshift._group_sketch.GroupSketch` of the named columns of a Dask
+    """The :class:`~logitshift.GroupSketch` of the named columns of a Dask
     DataFrame, in one pass over its partitions; arguments and errors as for
     :func:`fit_groups_frame`."""
     check_offset_is(offset_is)

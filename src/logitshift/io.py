@@ -942,7 +942,7 @@ def sketch_groups_file(
     offset_is: str = "logit",
 ) -> GroupSketch:
     """Stream the named columns of files into a
-    :class:`~logitshift._group_sketch.GroupSketch`, in one pass.
+    :class:`~logitshift.GroupSketch`, in one pass.
 
     Parameters
     ----------

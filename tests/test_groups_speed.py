@@ -104,7 +104,7 @@ def test_the_ends_are_where_the_profile_deviance_reaches_the_quantile(fits, case
                                         ("boundary", 1)])
 def test_the_interval_needs_a_handful_of_profile_values(fits, name, nagq, monkeypatch):
     # Each profile value is three values of log L (a Newton step in μ), rarely six; each
-    # end takes about five of them. The bisection took hundreds of values of log L.
+    # end takes five or six of them. The bisection took 240 to 450 values of log L here.
     calls = []
     value = _groups._Marginal.__call__
 

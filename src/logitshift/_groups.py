@@ -489,6 +489,8 @@ class _RandomPart:
     iterations: int
     nagq: int
     marginal: _Marginal = field(repr=False, compare=False)
+    #: The observed information in ``(μ, log τ)`` at the optimum (None at ``τ̂ = 0``).
+    information: np.ndarray | None = field(default=None, repr=False, compare=False)
 
 
 class _InUserUnits:
@@ -565,7 +567,165 @@ def _fit_random(groups: GroupCurves, totals: GroupTotals, usable: np.ndarray, po
     shrunk = np.where(usable, mean + modes, math.nan)
     shrunk_se = np.where(usable, 1.0 / np.sqrt(hessian + 1.0 / (tau * tau)), math.nan)
     return _RandomPart(mean, mean_se, tau, -value, shrunk, shrunk_se, converged, iterations,
-                       nagq, marginal)
+                       nagq, marginal, curvature)
+
+
+class _Profile:
+    """The profile of the marginal likelihood in ``τ``, ``p(τ) = min_μ -log L(μ, τ)``, and the
+    ends of the interval where ``2 (p(τ) - p(τ̂)) <= z²``.
+
+    Each value of ``p`` is a Newton step in ``μ`` on central differences (three values of
+    ``-log L``) from ``μ`` predicted off the nearest values already found: with ``δ`` the
+    distance of the prediction from the minimum, the parabola's minimum is ``p`` within
+    about ``c δ³`` (``c`` the curvature in ``μ``), and a prediction that is too far gets a
+    second step. The modes of every group are warm-started by `_Marginal` from the last
+    ones found.
+    """
+
+    #: The step of the differences in μ, and the accepted cubic error ``c |step|³``.
+    STEP = 1e-4
+    ACCEPT = 1e-10
+    #: The secant's stopping rule: its step below this, relative, in its variable.
+    TOL = 1e-10
+
+    def __init__(self, random: _RandomPart, pooled_shift: float, pooled_loss: float) -> None:
+        self.marginal = random.marginal
+        self.tau, self.mean, self.minimum = random.tau, random.mean, -random.loglik
+        # Solved (τ, μ̂(τ)): the fit's point, and the pooled shift at the boundary.
+        self.solved = [(random.tau, random.mean), (0.0, pooled_shift)]
+        self.pooled_loss = pooled_loss
+        self.information = random.information
+
+    def _predicted_mean(self, tau: float) -> float:
+        nearest = sorted(self.solved, key=lambda point: abs(point[0] - tau))[:2]
+        (t0, m0), (t1, m1) = nearest
+        if len(self.solved) == 2 and self.information is not None and self.tau > 0:
+            # Only the fit's point on this side: its slope dμ̂/dτ = -H_μv / (H_μμ τ̂).
+            h = self.information
+            if h[0, 0] > 0:
+                return self.mean - h[0, 1] / h[0, 0] * (tau - self.tau) / self.tau
+        if t0 == t1:
+            return m0
+        return m0 + (m1 - m0) * (tau - t0) / (t1 - t0)
+
+    def value(self, tau: float) -> float:
+        """``p(τ)``."""
+        log_tau = math.log(tau)
+        m, h = self._predicted_mean(tau), self.STEP
+        value = math.nan
+        for _ in range(30):
+            f0, fp, fm = (self.marginal(m, log_tau), self.marginal(m + h, log_tau),
+                          self.marginal(m - h, log_tau))
+            curvature = (fp - 2.0 * f0 + fm) / (h * h)
+            if not curvature > 0:  # not convex here: the least of the three
+                value, m = min((f0, m), (fp, m + h), (fm, m - h))
+                break
+            gradient = (fp - fm) / (2.0 * h)
+            step = -gradient / curvature
+            value = f0 + 0.5 * gradient * step  # the parabola's minimum
+            m += step
+            if curvature * abs(step) ** 3 <= self.ACCEPT:
+                break
+        self.solved.append((tau, m))
+        return value
+
+    def _excess(self, tau: float) -> float:
+        """``sqrt(2 (p(τ) - p(τ̂)))``, the root of the profile deviance: nearly linear in
+        ``log τ`` or ``τ``, where the deviance is nearly quadratic."""
+        if tau == 0.0:
+            profile = self.pooled_loss
+        else:
+            profile = self.value(tau)
+        return math.sqrt(max(2.0 * (profile - self.minimum), 0.0))
+
+    def _first_guess(self, z: float, direction: int) -> float | None:
+        """``log τ`` where the quadratic approximation of the profile reaches ``z²``."""
+        h = self.information
+        if h is None or not h[0, 0] > 0:
+            return None
+        curvature = h[1, 1] - h[0, 1] * h[0, 1] / h[0, 0]
+        if not curvature > 0:
+            return None
+        return math.log(self.tau) + direction * z / math.sqrt(curvature)
+
+    def lower_end(self, z: float) -> float:
+        """The end below ``τ̂ > 0`` (where the deviance at ``τ = 0`` exceeds ``z²``), in ``τ``:
+        bracketed from the start by ``τ = 0`` and ``τ̂``."""
+        guess = self._first_guess(z, -1)
+        start = math.exp(guess) if guess is not None else 0.5 * self.tau
+        return _secant_root(lambda tau: self._excess(tau) - z, self.tau, -z, 0.0,
+                            self._excess(0.0) - z, min(max(start, 1e-3 * self.tau),
+                                                       0.999 * self.tau),
+                            self.TOL * self.tau)
+
+    def upper_end(self, z: float) -> float:
+        """The end above ``τ̂``: in ``log τ`` from ``τ̂ > 0``, in ``τ`` from ``τ̂ = 0``."""
+        if self.tau > 0:
+            guess = self._first_guess(z, 1)
+            start = guess if guess is not None else math.log(self.tau) + 0.5
+            log_tau = _secant_root(lambda v: self._excess(math.exp(v)) - z,
+                                   math.log(self.tau), -z, None, None, start, self.TOL,
+                                   limit=_TAU_LIMIT)
+            return math.exp(log_tau)
+        return _secant_root(lambda tau: self._excess(tau) - z, 0.0, -z, None, None, 0.25,
+                            self.TOL, limit=math.exp(_TAU_LIMIT))
+
+
+#: log τ beyond which the upper end is taken as unbounded.
+_TAU_LIMIT = math.log(1e8)
+
+
+def _secant_root(function: Any, inside: float, at_inside: float, outside: float | None,
+                 at_outside: float | None, guess: float, tol: float,
+                 limit: float = math.inf) -> float:
+    """The root of an increasing-away ``function`` between ``inside`` (where it is negative)
+    and ``outside`` (positive; None: not known yet, beyond ``guess``), by secant steps from
+    the last two points, replaced by the bracket's false position (Illinois) where they
+    leave the bracket, and by steps that at most quadruple while no point beyond is known.
+    Stops once a step is within ``tol`` (absolute); returns inf where the function stays
+    negative up to ``limit``."""
+    direction = 1.0 if guess > inside else -1.0
+    last, at_last = inside, at_inside
+    x = guess
+    streak = 0  # > 0: the inside end replaced that often in a row; < 0: the outside end
+    for _ in range(100):
+        value = function(x)
+        if value == 0.0:
+            return x
+        if value < 0:
+            inside, at_inside = x, value
+            streak = max(streak, 0) + 1
+        else:
+            outside, at_outside = x, value
+            streak = min(streak, 0) - 1
+        secant = (x - value * (x - last) / (value - at_last) if value != at_last
+                  else math.nan)
+        reach = x + direction * 4.0 * abs(x - last)
+        last, at_last = x, value
+        if outside is None:
+            if not (secant - x) * direction > 0:
+                secant = reach
+            following = min(secant, reach) if direction > 0 else max(secant, reach)
+            if direction * following >= direction * limit:
+                if direction * x >= direction * limit:
+                    return math.inf
+                following = limit
+        else:
+            low, high = min(inside, outside), max(inside, outside)
+            following = secant
+            if not low < following < high:
+                # False position, the value of an end kept twice in a row halved (Illinois).
+                a_in = at_inside * (0.5 if streak <= -2 else 1.0)
+                a_out = at_outside * (0.5 if streak >= 2 else 1.0)
+                following = inside - a_in * (outside - inside) / (a_out - a_in)
+                if not low < following < high:
+                    following = 0.5 * (low + high)
+        scale = tol * max(1.0, abs(x))
+        if abs(following - x) <= scale or (outside is not None
+                                           and abs(outside - inside) <= scale):
+            return following
+        x = following
+    return x
 
 
 # -- the result ---------------------------------------------------------------------------------
@@ -785,55 +945,29 @@ class GroupShiftFit:
     def tau_confint(self, level: float = 0.95) -> tuple[float, float]:
         """Profile-likelihood interval for ``τ`` (``shrinkage="random"``): the ``τ`` where
         ``2 (log L̂ - max_μ log L(μ, τ))`` reaches the chi-square(1) quantile; the lower end is
-        0 where the profile at ``τ = 0`` stays below it."""
+        0 where the profile at ``τ = 0`` stays below it, the upper end inf where the profile
+        stays below it up to ``τ = 1e8``.
+
+        Notes
+        -----
+        Each end is a root of the signed square root of the profile deviance less ``z``, a
+        nearly linear function (of ``log τ`` above ``τ̂``, of ``τ`` below it and from a
+        boundary fit), by the secant method kept inside its bracket, from the quadratic
+        approximation of the observed information: five or six profile values an end, each
+        ``max_μ`` by Newton on central differences (three values of ``log L`` a step), from
+        ``μ`` predicted off the values already found; one step each once two are found.
+        The bisection this replaced took 240 to 450 values of ``log L`` for the two ends.
+        """
         if self._random is None:
             raise InputError("tau_confint needs shrinkage='random'", argument="shrinkage")
         z = normal_quantile(level)
-        target = -self.loglik + 0.5 * z * z
-        marginal = self._random.marginal
-        mean = [self.mean]
-
-        def profile(log_tau: float) -> float:
-            # Newton in μ with difference derivatives, from the last μ.
-            m = mean[0]
-            for _ in range(30):
-                h = 1e-4
-                f0, fp, fm = (marginal(m, log_tau), marginal(m + h, log_tau),
-                              marginal(m - h, log_tau))
-                curvature = (fp - 2 * f0 + fm) / (h * h)
-                step = -((fp - fm) / (2 * h)) / curvature if curvature > 0 else 0.0
-                m += step
-                if abs(step) < 1e-9:
-                    break
-            mean[0] = m
-            return marginal(m, log_tau)
-
         pooled_loss = self._pooled.loss * self._pooled.weight_sum
-        ends = []
-        for direction in (-1, 1):
-            if self.tau == 0 and direction < 0:
-                ends.append(0.0)
-                continue
-            if direction < 0 and pooled_loss <= target:
-                ends.append(0.0)
-                continue
-            inner = math.log(self.tau) if self.tau > 0 else math.log(_TAU_FLOOR)
-            outer = inner + direction * 0.5
-            mean[0] = self.mean
-            while profile(outer) < target:
-                inner, outer = outer, outer + direction * 1.0
-                if abs(outer) > 50:
-                    break
-            for _ in range(60):  # bisection in log τ
-                middle = 0.5 * (inner + outer)
-                if profile(middle) < target:
-                    inner = middle
-                else:
-                    outer = middle
-                if abs(outer - inner) < 1e-9:
-                    break
-            ends.append(math.exp(0.5 * (inner + outer)))
-        return (ends[0], ends[1])
+        profile = _Profile(self._random, self._pooled.shift, pooled_loss)
+        if self.tau == 0 or 2.0 * (pooled_loss + self.loglik) <= z * z:
+            low = 0.0
+        else:
+            low = profile.lower_end(z)
+        return (low, profile.upper_end(z))
 
     def predict_shift(self, keys: Any) -> np.ndarray:
         """The shift for each of ``keys``: the shrunk shift ``μ̂ + û_g`` of a group seen, ``μ̂``

@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 
 import logitshift
-from logitshift._group_sketch import GroupSketch
+from logitshift._summary.group_sketch import GroupSketch
 
 _R = r"""
 suppressPackageStartupMessages(library(lme4))

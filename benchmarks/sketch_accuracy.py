@@ -16,8 +16,8 @@ import argparse
 import numpy as np
 
 from logitshift import Sketch
-from logitshift._shift import fit_curve
-from logitshift._solve import ArrayCurve
+from logitshift._estimators.shift import fit_curve
+from logitshift._estimators.solve import ArrayCurve
 
 
 def datasets(n: int, rng: np.random.Generator):

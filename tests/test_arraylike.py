@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import logitshift
-from logitshift._rows import Prepared
+from logitshift._summary.passes import Prepared
 
 N = 5_000
 

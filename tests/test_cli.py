@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import logitshift
+import logitshift._sources.files
 import logitshift.io
 from logitshift.cli import main
 
@@ -367,7 +368,7 @@ def test_errors_as_a_process(bad_files, argv, fragment):
 
 def test_fit_streams_batches_and_numbers_rows_from_the_file_start(tmp_path, capsys,
                                                                    monkeypatch):
-    monkeypatch.setattr(logitshift.io, "DEFAULT_BATCH_ROWS", 100)
+    monkeypatch.setattr(logitshift._sources.files, "DEFAULT_BATCH_ROWS", 100)
     rng = np.random.default_rng(3)
     offsets = rng.normal(0, 1, 350)
     labels = (rng.random(350) < 0.3).astype(float)

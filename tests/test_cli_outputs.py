@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import logitshift
-from logitshift._json import json_safe
+from logitshift._core.jsonsafe import json_safe
 from logitshift.cli import main
 
 FIT = ["--label", "y", "--offset", "f", "--group", "g", "--quiet"]

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import logitshift
 from logitshift import InputError
-from logitshift._group_sketch import GroupSketch
+from logitshift._summary.group_sketch import GroupSketch
 
 Y = np.array([0, 1, 1, 0, 1, 0])
 F = np.array([0.1, -0.4, 0.3, 1.2, -2.0, 0.6])
@@ -700,7 +700,7 @@ def test_sum_of_chunks_is_the_sketch_of_all_rows():
 # -- item 13: GroupSketch is public, and solves ----------------------------------------------------
 
 def test_group_sketch_is_exported():
-    import logitshift._group_sketch as module
+    import logitshift._summary.group_sketch as module
 
     assert "GroupSketch" in logitshift.__all__
     assert logitshift.GroupSketch is module.GroupSketch

@@ -15,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 from scipy import optimize, special, stats
 
 import logitshift
-from logitshift._group_sketch import GroupSketch, group_codes
+from logitshift._summary.group_sketch import GroupSketch, group_codes
 
 DATA = Path(__file__).parent / "data" / "glmer"
 
@@ -136,7 +136,7 @@ def test_lr_test_of_one_common_shift(grouped):
 @pytest.mark.parametrize("df", [1, 2, 5, 59, 400])
 @pytest.mark.parametrize("statistic", [0.01, 1.0, 7.5, 60.0, 300.0, 900.0])
 def test_chi2_survival_matches_scipy(df, statistic):
-    from logitshift._groups import chi2_sf
+    from logitshift._estimators.groups import chi2_sf
 
     assert chi2_sf(statistic, df) == pytest.approx(stats.chi2.sf(statistic, df), rel=1e-12,
                                                    abs=1e-300)

@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import logitshift
+import logitshift._sources.files
 import logitshift.io
 
 REPEATS = 6  # rows per label, both classes among them
@@ -91,8 +92,8 @@ def fit_file(path, **options):
 def small_blocks(monkeypatch):
     """CSV read in blocks of 4 KB: a file of many batches, its group column's kind told from
     the first."""
-    monkeypatch.setattr(logitshift.io, "CSV_BLOCK_BYTES", 1 << 12)
-    monkeypatch.setattr(logitshift.io, "_CSV_SAMPLE_BYTES", 1 << 11)
+    monkeypatch.setattr(logitshift._sources.files, "CSV_BLOCK_BYTES", 1 << 12)
+    monkeypatch.setattr(logitshift._sources.files, "_CSV_SAMPLE_BYTES", 1 << 11)
 
 
 # -- the issue's cases: labels that were merged ----------------------------------------------
@@ -458,7 +459,7 @@ def test_cli_on_standard_input_refuses_a_missing_group_by_row():
 
 
 def test_relabelled_carries_each_groups_rows_to_its_new_key_and_refuses_a_merge():
-    from logitshift._group_sketch import GroupSketch
+    from logitshift._summary.group_sketch import GroupSketch
 
     written, y, offset = rows_of(["2", "10", "-3"], repeats=30)
     ints = np.array([int(cell) for cell in written])

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import logitshift
-from logitshift._group_sketch import GroupSketch
+from logitshift._summary.group_sketch import GroupSketch
 
 N = 60
 RNG = np.random.default_rng(11)

@@ -10,7 +10,7 @@ pytest.importorskip("matplotlib", reason="logitshift.plot needs matplotlib (logi
 from matplotlib.figure import Figure  # noqa: E402
 
 from logitshift import plot  # noqa: E402
-from logitshift._result import normal_quantile  # noqa: E402
+from logitshift._estimators.result import normal_quantile  # noqa: E402
 from test_groups_sources import make_rows, reference  # noqa: E402
 
 

@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import logitshift
+import logitshift._sources.files
 import logitshift.io
 
 N_ROWS = 3000
@@ -162,8 +163,8 @@ def _write(rows: pd.DataFrame, path, row_group_size=256):
 def small_csv_batches(monkeypatch):
     """CSV read in blocks of 16 KB (batches of about 300 rows) and its types told from the
     first 4 KB, as a file of many blocks is."""
-    monkeypatch.setattr(logitshift.io, "CSV_BLOCK_BYTES", 1 << 14)
-    monkeypatch.setattr(logitshift.io, "_CSV_SAMPLE_BYTES", 1 << 12)
+    monkeypatch.setattr(logitshift._sources.files, "CSV_BLOCK_BYTES", 1 << 14)
+    monkeypatch.setattr(logitshift._sources.files, "_CSV_SAMPLE_BYTES", 1 << 12)
 
 
 @pytest.mark.parametrize("options", OPTIONS)
@@ -184,13 +185,13 @@ def test_a_sketch_is_filled_batch_by_batch(tmp_path, rows, monkeypatch):
     path = tmp_path / "rows.parquet"
     _write(rows, path)
     seen = []
-    update = logitshift._group_sketch.GroupSketch.update
+    update = logitshift._summary.group_sketch.GroupSketch.update
 
     def spy(self, y, group, *args, first_row=0, **kwargs):
         seen.append((first_row, len(y)))
         return update(self, y, group, *args, first_row=first_row, **kwargs)
 
-    monkeypatch.setattr(logitshift._group_sketch.GroupSketch, "update", spy)
+    monkeypatch.setattr(logitshift._summary.group_sketch.GroupSketch, "update", spy)
     quietly(logitshift.io.sketch_groups_file, path, "y", "site", "f", batch_rows=500)
     assert len(seen) > 1 and all(0 < size <= 500 for _, size in seen)
     starts = [start for start, _ in seen]

@@ -14,7 +14,7 @@ import pytest
 from scipy import optimize, special, stats
 
 import logitshift
-from logitshift import _groups
+from logitshift._estimators import groups as _groups
 
 DATA = Path(__file__).parent / "data" / "glmer"
 

@@ -28,9 +28,9 @@ import logitshift
 import logitshift.cli
 import reference
 from logitshift import InputError, Sketch
-from logitshift._result import normal_quantile
-from logitshift._shift import fit_curve
-from logitshift._solve import ArrayCurve, Terms
+from logitshift._estimators.result import normal_quantile
+from logitshift._estimators.shift import fit_curve
+from logitshift._estimators.solve import ArrayCurve, Terms
 
 
 # -- Tables, files and the command line ----------------------------------------------------

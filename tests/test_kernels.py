@@ -16,11 +16,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import logitshift
-from logitshift import _kernels, _sketch
-from logitshift._kernels import (N_STATS, S_ANCHOR, S_FIRST_BAD, S_HIGH, S_LOW, S_OFFSET_MAX,
+from logitshift._core import kernels as _kernels
+from logitshift._summary import sketch as _sketch
+from logitshift._core.kernels import (N_STATS, S_ANCHOR, S_FIRST_BAD, S_HIGH, S_LOW, S_OFFSET_MAX,
                                  S_OFFSET_MIN, S_OVERFLOW, S_POSITIVES, S_WEIGHT)
-from logitshift._rows import Prepared
-from logitshift._sketch import fill_reference, scan_arrays
+from logitshift._summary.passes import Prepared
+from logitshift._summary.sketch import fill_reference, scan_arrays
 
 WIDTH = 2.0 ** -4
 INTEGER_LABELS = [np.bool_, np.uint8, np.int8, np.int32, np.int64]

@@ -14,8 +14,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 import logitshift
-from logitshift import _kernels
-from logitshift._report import c_statistic
+from logitshift._core import kernels as _kernels
+from logitshift._estimators.report import c_statistic
 
 DATA = Path(__file__).parent / "data" / "valprob"
 

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import logitshift
+import logitshift._sources.files
 import logitshift.io
 from logitshift import InputError
 
@@ -81,7 +82,7 @@ def csv_bytes(columns) -> bytes:
 def counted_reads(monkeypatch):
     """Every file the streaming source opens, and the rows it reads from each."""
     opened = []
-    original = logitshift.io.iter_batches
+    original = logitshift._sources.files.iter_batches
 
     def counting(source, columns, **options):
         opened.append(0)
@@ -89,7 +90,7 @@ def counted_reads(monkeypatch):
             opened[-1] += len(next(iter(batch.values())))
             yield batch
 
-    monkeypatch.setattr(logitshift.io, "iter_batches", counting)
+    monkeypatch.setattr(logitshift._sources.files, "iter_batches", counting)
     return opened
 
 

@@ -202,7 +202,7 @@ def _mp_two_sided_quantile(level, mp):
 def test_normal_quantile_matches_mpmath_at_every_level(level):
     import mpmath as mp
 
-    from logitshift._result import normal_quantile
+    from logitshift._estimators.result import normal_quantile
 
     with mp.workdps(40):
         reference = float(_mp_two_sided_quantile(level, mp))

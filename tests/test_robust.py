@@ -199,7 +199,7 @@ def test_optional_tables_match_the_numpy_reference(labels_kind):
     # zeros: each row lands in its cell's w² moments and in its sub-bin of the histogram.
     rng = np.random.default_rng(9)
     n = 5_000
-    width = logitshift._sketch.DEFAULT_WIDTH
+    width = logitshift._summary.sketch.DEFAULT_WIDTH
     offsets = np.concatenate([rng.normal(0, 3, n - 40), np.arange(-20, 20) * width])
     offsets[:6] = [3e38, -3e38, 3e5, -3e5, 1e-300, -0.0]  # float32 holds them all
     soft = rng.random(n)

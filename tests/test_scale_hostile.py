@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import logitshift
-from logitshift._group_sketch import GroupSketch
+from logitshift._summary.group_sketch import GroupSketch
 
 SUBNORMAL = 5e-324  # 2**-1074
 
@@ -151,7 +151,7 @@ def test_group_sketch_merge_and_bytes_keep_each_groups_units():
     merged = halves[0] + halves[1]
     copied = GroupSketch.from_bytes(merged.to_bytes())
     for sketch in (merged, copied):
-        result = logitshift._groups.fit_group_curves(sketch)
+        result = logitshift._estimators.groups.fit_group_curves(sketch)
         assert result.shift == pytest.approx(whole.shift, rel=1e-12)
         assert result.weight_sum == pytest.approx(whole.weight_sum, rel=1e-12)
     # A blob whose groups all weigh in units of 1 is still written as version 2.

@@ -11,10 +11,10 @@ import pytest
 
 import logitshift
 from logitshift import Sketch
-from logitshift._memory import ExactCurve
-from logitshift._rows import Prepared
-from logitshift._sketch import fill_reference, scan_arrays
-from logitshift._solve import ArrayCurve
+from logitshift._summary.memory import ExactCurve
+from logitshift._summary.passes import Prepared
+from logitshift._summary.sketch import fill_reference, scan_arrays
+from logitshift._estimators.solve import ArrayCurve
 
 LABEL_DTYPES = [np.bool_, np.int8, np.int64, np.float32, np.float64]
 OFFSET_DTYPES = [np.float32, np.float64]
@@ -104,7 +104,7 @@ def test_enormous_offsets_keep_their_own_cells():
     exact = logitshift.fit(labels, offsets, method="newton")
     assert exact.converged
     assert sketch.solve().shift == pytest.approx(exact.shift, rel=1e-14)
-    reference = logitshift._shift.fit_curve(ArrayCurve(labels, offsets, None), method="newton")
+    reference = logitshift._estimators.shift.fit_curve(ArrayCurve(labels, offsets, None), method="newton")
     assert reference.shift == pytest.approx(exact.shift, rel=1e-14)
 
 
@@ -300,7 +300,7 @@ def test_results_do_not_depend_on_the_number_of_threads(monkeypatch):
     labels, offsets, weights = make_data(400_000, rng, soft=True, weighted=True)
     results = []
     for threads in (1, 2, 3):
-        monkeypatch.setattr(logitshift._rows, "max_threads", lambda: threads)
+        monkeypatch.setattr(logitshift._summary.passes, "max_threads", lambda: threads)
         results.append((logitshift.fit(labels, offsets, weights).shift,
                         logitshift.fit(labels, offsets, weights, method="newton").shift))
     values = np.array(results)
@@ -339,7 +339,7 @@ def test_inputs_are_read_in_place_and_left_unchanged():
 
 def test_vectorized_compiling_restores_numba_setting_and_compiles_the_signature():
     numba = pytest.importorskip("numba")
-    from logitshift import _kernels
+    from logitshift._core import kernels as _kernels
 
     @numba.njit
     def add_rows(values, out):
@@ -359,13 +359,13 @@ def test_fits_from_many_threads_at_once_share_the_pool_safely(monkeypatch):
     """Callers that need more pool threads than the pool has grow it while others use it."""
     from concurrent.futures import ThreadPoolExecutor
 
-    monkeypatch.setattr(logitshift._rows, "max_threads", lambda: 8)
+    monkeypatch.setattr(logitshift._summary.passes, "max_threads", lambda: 8)
     rng = np.random.default_rng(13)
     labels, offsets, _ = make_data(65_536 * 9, rng, np.int8)
     sizes = [65_536 * k for k in range(2, 10)] * 3
     expected = {n: logitshift.fit(labels[:n], offsets[:n]).shift for n in set(sizes)}
     for _ in range(3):
-        logitshift._rows._forget_pool()  # start small, so that calls must grow it
+        logitshift._summary.passes._forget_pool()  # start small, so that calls must grow it
         with ThreadPoolExecutor(len(sizes)) as callers:
             shifts = list(callers.map(lambda n: logitshift.fit(labels[:n], offsets[:n]).shift,
                                       sizes))
@@ -473,7 +473,7 @@ def test_a_field_with_a_default_may_be_absent(real_blob):
     header, arrays = _header_and_arrays(real_blob)
     del header["max_cells"]
     sketch = Sketch.from_bytes(_v2_with_header(header, arrays))
-    assert sketch.max_cells == logitshift._sketch.DEFAULT_MAX_CELLS
+    assert sketch.max_cells == logitshift._summary.sketch.DEFAULT_MAX_CELLS
     assert sketch.solve().shift == Sketch.from_bytes(real_blob).solve().shift
 
 
@@ -655,7 +655,7 @@ def test_the_budget_is_settable_and_the_cells_are_counted_before_they_are_filled
     cells = Sketch(max_cells=1 << 20).update(labels, offsets).n_cells
     assert Sketch(max_cells=cells).update(labels, offsets).n_cells == cells
     filled = []
-    monkeypatch.setattr(logitshift._sketch, "_fill_outside_windows",
+    monkeypatch.setattr(logitshift._summary.sketch, "_fill_outside_windows",
                         lambda *args: filled.append(1))
     with pytest.raises(logitshift.InputError, match=f"{cells:,} cells"):
         Sketch(max_cells=cells - 1).update(labels, offsets)
@@ -676,8 +676,8 @@ def test_the_budget_bounds_the_memory_of_a_wide_stream():
         tracemalloc.stop()
     # Beyond the threads' dense windows (allocated whatever the data), the tables of these
     # rows would take 136 bytes a row; counting their cells takes a few dozen.
-    from logitshift._rows import row_ranges
-    windows = len(row_ranges(labels.size)) * (2 * logitshift._sketch._HALF_WINDOW) * 2 * 8 * 8
+    from logitshift._summary.passes import row_ranges
+    windows = len(row_ranges(labels.size)) * (2 * logitshift._summary.sketch._HALF_WINDOW) * 2 * 8 * 8
     assert peak < windows + 40 * labels.size
 
 

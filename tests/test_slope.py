@@ -17,7 +17,7 @@ from scipy.optimize import minimize_scalar
 from scipy.stats import chi2
 
 import logitshift
-from logitshift._slope import ArraySlopeCurve
+from logitshift._estimators.slope import ArraySlopeCurve
 
 DATA = Path(__file__).parent / "data" / "valprob"
 
@@ -263,7 +263,7 @@ def test_weights_at_any_scale_move_only_the_covariance(power):
 
 
 def fit_exactly(y, f, w):
-    from logitshift._slope import fit_slope_curve
+    from logitshift._estimators.slope import fit_slope_curve
     return fit_slope_curve(ArraySlopeCurve(y, f, w), method="exact")
 
 

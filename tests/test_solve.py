@@ -11,8 +11,8 @@ import pytest
 
 import logitshift
 import reference
-from logitshift._shift import fit_curve
-from logitshift._solve import ArrayCurve
+from logitshift._estimators.shift import fit_curve
+from logitshift._estimators.solve import ArrayCurve
 
 # The seed notebook's example, scenario B: DESIGN.md's 50-digit reference.
 SEED_SHIFT_B = mp.mpf("-2.4810844113094772659")

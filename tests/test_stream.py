@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import logitshift
+import logitshift._sources.files
 import logitshift.io
 from logitshift import InputError
 from logitshift.cli import main
@@ -76,7 +77,7 @@ def test_parquet_with_uneven_row_groups_equals_the_in_memory_fit(tmp_path, data,
 
 def test_csv_and_compressed_csv_equal_the_in_memory_fit(tmp_path, data, monkeypatch):
     labels, offsets, weights = data
-    monkeypatch.setattr(logitshift.io, "CSV_BLOCK_BYTES", 1 << 16)  # many blocks
+    monkeypatch.setattr(logitshift._sources.files, "CSV_BLOCK_BYTES", 1 << 16)  # many blocks
     text = csv_text(labels, offsets, weights)
     (tmp_path / "scores.csv").write_text(text)
     with gzip.open(tmp_path / "scores.csv.gz", "wt") as handle:
@@ -135,7 +136,7 @@ def test_nan_in_a_later_file_names_the_file_the_row_and_the_column(tmp_path, dat
 
 def test_label_out_of_range_in_csv_names_the_row(tmp_path, data, monkeypatch):
     labels, offsets, _ = data
-    monkeypatch.setattr(logitshift.io, "CSV_BLOCK_BYTES", 1 << 14)
+    monkeypatch.setattr(logitshift._sources.files, "CSV_BLOCK_BYTES", 1 << 14)
     labels = labels.copy()
     labels[17_001] = 3
     path = tmp_path / "scores.csv"
@@ -148,7 +149,7 @@ def test_label_out_of_range_in_csv_names_the_row(tmp_path, data, monkeypatch):
 @pytest.mark.parametrize("row", [0, 7, 12_999, N - 1])
 def test_an_unparsable_cell_is_found_in_its_row_and_column(tmp_path, data, monkeypatch, row):
     labels, offsets, _ = data
-    monkeypatch.setattr(logitshift.io, "CSV_BLOCK_BYTES", 1 << 14)  # in a later block
+    monkeypatch.setattr(logitshift._sources.files, "CSV_BLOCK_BYTES", 1 << 14)  # in a later block
     lines = csv_text(labels, offsets).splitlines()
     y, f = lines[1 + row].split(",")
     lines[1 + row] = f"{y},{f}x"
@@ -174,8 +175,8 @@ def test_an_unparsable_cell_on_stdin_in_the_first_rows_is_found(data, monkeypatc
 
 def test_an_unparsable_cell_later_on_stdin_names_its_block(data, monkeypatch):
     labels, offsets, _ = data
-    monkeypatch.setattr(logitshift.io, "CSV_BLOCK_BYTES", 1 << 14)
-    monkeypatch.setattr(logitshift.io, "_CSV_SAMPLE_BYTES", 1 << 12)
+    monkeypatch.setattr(logitshift._sources.files, "CSV_BLOCK_BYTES", 1 << 14)
+    monkeypatch.setattr(logitshift._sources.files, "_CSV_SAMPLE_BYTES", 1 << 12)
     lines = csv_text(labels, offsets).splitlines()
     lines[1 + 15_000] = "1,abc"
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(
@@ -192,9 +193,9 @@ def test_an_unparsable_cell_later_on_stdin_names_its_block(data, monkeypatch):
 def test_integers_followed_by_fractions_are_numbers(tmp_path, data, monkeypatch, where):
     """Whatever the first rows look like, a CSV column of numbers is read as numbers."""
     labels, offsets, _ = data
-    monkeypatch.setattr(logitshift.io, "CSV_BLOCK_BYTES", 1 << 14)
+    monkeypatch.setattr(logitshift._sources.files, "CSV_BLOCK_BYTES", 1 << 14)
     if where == "later":
-        monkeypatch.setattr(logitshift.io, "_CSV_SAMPLE_BYTES", 1 << 12)
+        monkeypatch.setattr(logitshift._sources.files, "_CSV_SAMPLE_BYTES", 1 << 12)
     weights = np.ones(N)
     weights[N - 3] = 0.5
     path = tmp_path / "weights.csv"
@@ -344,7 +345,7 @@ def test_a_refused_batch_waits_for_the_batch_being_read(tmp_path, data, monkeypa
     path = tmp_path / "scores.parquet"
     pq.write_table(pa.table({"y": labels, "f": offsets}), path, row_group_size=500)
     reading = threading.Event()
-    real_batches, real_update = logitshift.io.iter_batches, logitshift.Sketch.update
+    real_batches, real_update = logitshift._sources.files.iter_batches, logitshift.Sketch.update
 
     def slow_batches(*args, **kwargs):
         for number, batch in enumerate(real_batches(*args, **kwargs)):
@@ -357,7 +358,7 @@ def test_a_refused_batch_waits_for_the_batch_being_read(tmp_path, data, monkeypa
         assert reading.wait(5)  # refuse the first batch while the second is being read
         raise InputError("refused", argument="y")
 
-    monkeypatch.setattr(logitshift.io, "iter_batches", slow_batches)
+    monkeypatch.setattr(logitshift._sources.files, "iter_batches", slow_batches)
     monkeypatch.setattr(logitshift.Sketch, "update", refusing_update)
     with pytest.raises(InputError, match="refused"):
         logitshift.fit_file(path, "y", "f", batch_rows=500)

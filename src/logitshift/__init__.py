@@ -8,14 +8,14 @@
 from ._api import (fit, fit_file, fit_frame, fit_groups, fit_groups_file, fit_groups_frame,
                    fit_slope, fit_slope_file, fit_slope_frame, validate, validate_file,
                    validate_frame)
-from ._group_sketch import GroupSketch
-from ._groups import GroupShiftFit
-from ._report import CalibrationCurve, CalibrationReport, MillerTests
-from ._losses import gradient, hessian, loss, sigmoid
-from ._result import LRTest, ObservedExpected, ShiftFit
-from ._slope import SlopeFit, SlopeIntervals
-from ._sketch import Sketch
-from ._validate import InputError
+from ._core.losses import gradient, hessian, loss, sigmoid
+from ._core.validate import InputError
+from ._estimators.groups import GroupShiftFit
+from ._estimators.report import CalibrationCurve, CalibrationReport, MillerTests
+from ._estimators.result import LRTest, ObservedExpected, ShiftFit
+from ._estimators.slope import SlopeFit, SlopeIntervals
+from ._summary.group_sketch import GroupSketch
+from ._summary.sketch import Sketch
 
 __version__ = "0.1.0"
 

@@ -15,15 +15,15 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ._chunks import Needs
-from ._groups import GroupShiftFit, check_group_options, fit_group_curves
-from ._memory import Rows, ScoredArrays
-from ._report import CalibrationReport
-from ._result import ShiftFit, normal_quantile
-from ._shift import check_options, fit_curve
-from ._slope import MAX_TRUNCATION, SlopeFit, fit_slope_curve, warn_about
-from ._validate import (InputError, as_positive_int, check_offset_is, check_se_type,
-                        library_of, naming_columns)
+from ._core.validate import (InputError, as_positive_int, check_offset_is, check_se_type,
+                             library_of, naming_columns)
+from ._estimators.groups import GroupShiftFit, check_group_options, fit_group_curves
+from ._estimators.report import CalibrationReport
+from ._estimators.result import ShiftFit, normal_quantile
+from ._estimators.shift import check_options, fit_curve
+from ._estimators.slope import MAX_TRUNCATION, SlopeFit, fit_slope_curve, warn_about
+from ._summary.chunks import Needs
+from ._summary.memory import Rows, ScoredArrays
 
 __all__ = ["fit", "fit_frame", "fit_file", "fit_slope", "fit_slope_frame", "fit_slope_file",
            "validate", "validate_frame", "validate_file",
@@ -54,13 +54,13 @@ def _is_dataset(data: Any) -> bool:
 #: (``"files"``). Within a form, the first source whose test accepts the input reads it;
 #: each is a module and a class in it, imported only when chosen (Dask is optional).
 SOURCES: dict[str, list[tuple[Callable[[Any], bool], str, str]]] = {
-    "arrays": [(_is_dask_arrays, "_dask", "DaskArrays"),
-               (lambda columns: True, "_arrays", "Arrays")],
-    "table": [(_is_dask_frame, "_dask", "DaskFrame"),
-              (_is_dataset, "_dataset", "ArrowDataset"),
-              (lambda frame: True, "_arrays", "Table")],
-    "files": [(_is_dataset, "_dataset", "ArrowDataset"),
-              (lambda source: True, "io", "Files")],
+    "arrays": [(_is_dask_arrays, "_sources.dask", "DaskArrays"),
+               (lambda columns: True, "_sources.arrays", "Arrays")],
+    "table": [(_is_dask_frame, "_sources.dask", "DaskFrame"),
+              (_is_dataset, "_sources.dataset", "ArrowDataset"),
+              (lambda frame: True, "_sources.arrays", "Table")],
+    "files": [(_is_dataset, "_sources.dataset", "ArrowDataset"),
+              (lambda source: True, "_sources.files", "Files")],
 }
 
 
@@ -91,7 +91,7 @@ class Estimator:
     """An estimator as the façade runs it: what it needs of a source, given its options,
     and how it turns the source's summary into its one result.
 
-    ``finish`` takes :class:`~logitshift._memory.Rows` from a source that keeps its rows in
+    ``finish`` takes :class:`~logitshift._summary.memory.Rows` from a source that keeps its rows in
     memory (and may then use them exactly), a sketch from any other.
     """
 

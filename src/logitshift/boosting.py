@@ -33,8 +33,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._api import fit
-from ._result import ShiftFit
-from ._validate import InputError, rows
+from ._core.validate import InputError, rows
+from ._estimators.result import ShiftFit
 
 if TYPE_CHECKING:
     import lightgbm

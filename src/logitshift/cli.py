@@ -31,12 +31,12 @@ import numpy as np
 
 from . import __version__
 from ._api import fit, fit_groups_file, validate_file
-from ._groups import GroupShiftFit, check_group_options
-from ._json import json_safe
-from ._report import CalibrationReport
-from ._result import ShiftFit, normal_quantile
-from ._shift import check_options
-from ._validate import InputError, as_positive_int, column_roles, naming_columns
+from ._core.jsonsafe import json_safe
+from ._core.validate import InputError, as_positive_int, column_roles, naming_columns
+from ._estimators.groups import GroupShiftFit, check_group_options
+from ._estimators.report import CalibrationReport
+from ._estimators.result import ShiftFit, normal_quantile
+from ._estimators.shift import check_options
 
 __all__ = ["main"]
 
@@ -263,7 +263,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from .io import sketch_file  # pyarrow loads only when a file is read
+    from .io import sketch_file
 
     if args.group is not None:
         return _fit_groups(args)

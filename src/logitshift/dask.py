@@ -24,13 +24,13 @@ from __future__ import annotations
 from typing import Any
 
 from ._api import GROUPS, SHIFT, group_names, group_options, run, shift_options
-from ._chunks import Needs
-from ._dask import DaskArrays, DaskFrame
-from ._group_sketch import GroupSketch
-from ._groups import GroupShiftFit
-from ._result import ShiftFit
-from ._sketch import Sketch
-from ._validate import as_bool, check_offset_is
+from ._core.validate import as_bool, check_offset_is
+from ._estimators.groups import GroupShiftFit
+from ._estimators.result import ShiftFit
+from ._sources.dask import DaskArrays, DaskFrame
+from ._summary.chunks import Needs
+from ._summary.group_sketch import GroupSketch
+from ._summary.sketch import Sketch
 
 __all__ = ["fit_arrays", "fit_frame", "sketch_arrays", "sketch_frame", "fit_groups_arrays",
            "fit_groups_frame", "sketch_groups_arrays", "sketch_groups_frame"]

@@ -31,12 +31,12 @@ try:
 except ImportError as exc:
     raise ImportError('plotting needs matplotlib: pip install "logitshift[plot]"') from exc
 
-from ._groups import GroupShiftFit
-from ._losses import sigmoid
-from ._report import CalibrationReport, equal_weight_groups
-from ._result import ShiftFit, normal_quantile
-from ._sketch import Sketch
-from ._validate import InputError, as_positive_int, as_shift
+from ._core.losses import sigmoid
+from ._core.validate import InputError, as_positive_int, as_shift
+from ._estimators.groups import GroupShiftFit
+from ._estimators.report import CalibrationReport, equal_weight_groups
+from ._estimators.result import ShiftFit, normal_quantile
+from ._summary.sketch import Sketch
 
 __all__ = ["loss_curve", "reliability", "figure", "calibration", "prediction_histogram",
            "report_figure", "group_shifts"]

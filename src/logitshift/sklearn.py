@@ -28,8 +28,8 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     ) from exc
 
 from ._api import fit as fit_shift
-from ._losses import sigmoid_pair
-from ._validate import InputError, as_weight
+from ._core.losses import sigmoid_pair
+from ._core.validate import InputError, as_weight
 
 __all__ = ["ShiftCalibrator"]
 

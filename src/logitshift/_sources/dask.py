@@ -2,7 +2,7 @@
 
 Each chunk of the arrays, or each partition of the DataFrame, fills a
 :class:`~logitshift.Sketch` (a :class:`~logitshift.GroupSketch` for per-group
-shifts) by the chunk step every source shares (:func:`logitshift._chunks.fill`); the
+shifts) by the chunk step every source shares (:func:`logitshift._summary.chunks.fill`); the
 summaries merge in a tree, eight at a time, and the client gets the one that is left.
 Summaries merge exactly, so the estimators give what they give on the same data in memory,
 to rounding. The work runs on whatever scheduler is active: a ``distributed.Client`` where
@@ -26,11 +26,11 @@ try:
 except ImportError as exc:
     raise ImportError('logitshift.dask needs dask: pip install "logitshift[dask]"') from exc
 
-from ._chunks import Needs, empty, fill, named_columns, refuse_passes, require_scores
-from ._group_sketch import GroupSketch
-from ._sketch import Sketch
-from ._validate import (InputError, as_numeric, as_offset, as_raw_scores, check_columns,
-                        naming_columns, prefixing, rows)
+from .._core.validate import (InputError, as_numeric, as_offset, as_raw_scores, check_columns,
+                              naming_columns, prefixing, rows)
+from .._summary.chunks import Needs, empty, fill, named_columns, refuse_passes, require_scores
+from .._summary.group_sketch import GroupSketch
+from .._summary.sketch import Sketch
 
 __all__ = ["DaskArrays", "DaskFrame"]
 
@@ -40,7 +40,7 @@ _FAN_IN = 8
 
 class DaskArrays:
     """Dask arrays (or arrays that become one chunk each), by role, as for
-    :class:`~logitshift._arrays.Arrays`; rows are numbered in the whole array where the
+    :class:`~logitshift._sources.arrays.Arrays`; rows are numbered in the whole array where the
     chunks' sizes are known, else within their chunk."""
 
     roles: dict[str, Any] = {}

@@ -22,17 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels
-from ._kernels import (N_STATS, S_ANCHOR, S_FIRST_BAD, S_HIGH, S_LOW, S_OFFSET_MAX,
-                       S_OFFSET_MIN, S_OVERFLOW, S_POSITIVES, S_WEIGHT)
-from ._report import CalibrationReport, build_report, c_statistic_of_cells
-from ._result import ShiftFit
-from ._rows import (NO_ROWS, Prepared, ScanTotals, in_threads, log_parts_from_states,
-                    raise_for_bad_rows, rescaled_pass, row_ranges, terms_from_sums)
-from ._shift import fit_curve
-from ._slope import SlopeFit, SlopeTerms, fit_slope_curve, scaled_totals, warn_about
-from ._solve import CurveTotals, LogPart, Terms, ldexp, with_log_parts
-from ._validate import InputError, as_bool, as_positive_int, as_shift, check_se_type
+from .._core import kernels as _kernels
+from .._core.kernels import (N_STATS, S_ANCHOR, S_FIRST_BAD, S_HIGH, S_LOW, S_OFFSET_MAX,
+                             S_OFFSET_MIN, S_OVERFLOW, S_POSITIVES, S_WEIGHT)
+from .._core.units import LogPart, ldexp
+from .._core.validate import InputError, as_bool, as_positive_int, as_shift, check_se_type
+from .._estimators.report import CalibrationReport, build_report, c_statistic_of_cells
+from .._estimators.result import ShiftFit
+from .._estimators.shift import fit_curve
+from .._estimators.slope import SlopeFit, SlopeTerms, fit_slope_curve, scaled_totals, warn_about
+from .._estimators.solve import CurveTotals, Terms, with_log_parts
+from .passes import (NO_ROWS, Prepared, ScanTotals, in_threads, log_parts_from_states,
+                     raise_for_bad_rows, rescaled_pass, row_ranges, terms_from_sums)
 
 __all__ = ["Sketch", "CellRates", "CellBudgetExceeded", "scan_arrays", "fill_reference",
            "DEFAULT_WIDTH", "DEFAULT_ORDER", "DEFAULT_MAX_CELLS", "FORMAT_VERSION"]

@@ -12,10 +12,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ._chunks import Needs, empty, fill, named_columns, refuse_passes, require_scores
-from ._group_sketch import GroupSketch
-from ._sketch import Sketch
-from ._validate import InputError, as_positive_int, check_columns, naming_columns, prefixing
+from .._core.validate import InputError, as_positive_int, check_columns, naming_columns, prefixing
+from .._summary.chunks import Needs, empty, fill, named_columns, refuse_passes, require_scores
+from .._summary.group_sketch import GroupSketch
+from .._summary.sketch import Sketch
 
 __all__ = ["ArrowDataset"]
 

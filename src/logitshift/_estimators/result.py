@@ -9,9 +9,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from . import _json
-from ._solve import Curve, ldexp, profile_bound
-from ._validate import InputError, as_shift
+from .._core import jsonsafe as _json
+from .._core.units import ldexp
+from .._core.validate import InputError, as_shift
+from .solve import Curve, profile_bound
 
 __all__ = ["ShiftFit", "LRTest", "ObservedExpected"]
 

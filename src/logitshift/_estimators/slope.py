@@ -15,13 +15,14 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from . import _json
-from ._losses import sigmoid_pair, softplus, times
-from ._result import normal_quantile
-from ._solve import (DEFAULT_TOL, ArrayCurve, Curve, CurveTotals, ldexp, profile_bound,
-                     solve_curve, squared_residuals)
-from ._validate import (InputError, as_numeric, as_positive_int, check_infinite_offsets,
-                        check_se_type, warn)
+from .._core import jsonsafe as _json
+from .._core.losses import sigmoid_pair, softplus, times
+from .._core.units import ldexp
+from .._core.validate import (InputError, as_numeric, as_positive_int, check_infinite_offsets,
+                              check_se_type, warn)
+from .result import normal_quantile
+from .solve import (DEFAULT_TOL, ArrayCurve, Curve, CurveTotals, profile_bound, solve_curve,
+                    squared_residuals)
 
 __all__ = ["SlopeTerms", "SlopeCurve", "ArraySlopeCurve", "SlopeFit", "SlopeIntervals",
            "fit_slope_curve", "warn_about", "MAX_TRUNCATION"]

@@ -13,17 +13,17 @@ from dataclasses import dataclass, replace
 from functools import cached_property, partial
 import numpy as np
 
-from . import _kernels
-from ._kernels import (N_STATS, S_ACTIVE_NEG, S_ACTIVE_POS, S_FIRST_BAD, S_OFFSET_MAX,
-                       S_OFFSET_MIN, S_POSITIVES, S_WEIGHT, S_WEIGHTED_OFFSET)
-from ._report import c_statistic
-from ._rows import (Prepared, ScanTotals, exact_log_parts, in_threads, raise_for_bad_rows,
-                    rescaled_pass, row_ranges, terms_from_sums)
-from ._sketch import CellBudgetExceeded, Sketch
-from ._slope import ArraySlopeCurve
-from ._losses import sigmoid_pair
-from ._solve import ArrayCurve, Curve, Terms, squared_residuals, with_log_parts
-from ._validate import InputError
+from .._core import kernels as _kernels
+from .._core.kernels import (N_STATS, S_ACTIVE_NEG, S_ACTIVE_POS, S_FIRST_BAD, S_OFFSET_MAX,
+                             S_OFFSET_MIN, S_POSITIVES, S_WEIGHT, S_WEIGHTED_OFFSET)
+from .._core.losses import sigmoid_pair
+from .._core.validate import InputError
+from .._estimators.report import c_statistic
+from .._estimators.slope import ArraySlopeCurve
+from .._estimators.solve import ArrayCurve, Curve, Terms, squared_residuals, with_log_parts
+from .passes import (Prepared, ScanTotals, exact_log_parts, in_threads, raise_for_bad_rows,
+                     rescaled_pass, row_ranges, terms_from_sums)
+from .sketch import CellBudgetExceeded, Sketch
 
 __all__ = ["Rows", "ScoredArrays", "scan_totals", "ExactCurve", "ConstantCurve"]
 

@@ -24,15 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from . import _kernels
-from ._groups import (GroupShiftFit, GroupTerms, GroupTotals, check_group_options,
-                      fit_group_curves)
-from ._rows import (Prepared, ScanTotals, in_threads, max_threads, row_ranges,
-                    terms_from_sums)
-from ._sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAULT_WIDTH,
-                      MAX_ORDER, Sketch, _combine, fill_reference)
-from ._solve import ORDINARY_EXPONENT, TINY, CurveTotals, Terms, weight_exponent
-from ._validate import InputError, as_shift, library_of, rows
+from .._core import kernels as _kernels
+from .._core.units import ORDINARY_EXPONENT, TINY, weight_exponent
+from .._core.validate import InputError, as_shift, library_of, rows
+from .._estimators.groups import (GroupShiftFit, GroupTerms, GroupTotals, check_group_options,
+                                  fit_group_curves)
+from .._estimators.solve import CurveTotals, Terms
+from .passes import Prepared, ScanTotals, in_threads, max_threads, row_ranges, terms_from_sums
+from .sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAULT_WIDTH,
+                     MAX_ORDER, Sketch, _combine, fill_reference)
 
 __all__ = ["GroupSketch", "GroupCodes", "group_codes", "GROUP_FORMAT_VERSION"]
 

@@ -2,7 +2,7 @@
 
 :class:`Arrays` takes columns as values (numpy, lists, pandas, polars, pyarrow, CPU torch),
 :class:`Table` the named columns of a table (:func:`frame_columns`). Their summary is
-:class:`~logitshift._memory.Rows` (checked for type and shape; the pass that validates them
+:class:`~logitshift._summary.memory.Rows` (checked for type and shape; the pass that validates them
 comes with the curve the estimator asks for), or a :class:`GroupSketch` for per-group shifts.
 """
 
@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
-from ._chunks import Needs, fill, require_scores
-from ._group_sketch import GroupSketch
-from ._memory import Rows
-from ._rows import Prepared
-from ._validate import InputError, as_raw_scores, check_columns, column_roles, naming_columns
+from .._core.validate import InputError, as_raw_scores, check_columns, column_roles, naming_columns
+from .._summary.chunks import Needs, fill, require_scores
+from .._summary.group_sketch import GroupSketch
+from .._summary.memory import Rows
+from .._summary.passes import Prepared
 
 __all__ = ["Arrays", "Table", "frame_columns"]
 

@@ -11,10 +11,10 @@ import math
 from dataclasses import replace
 from typing import Any
 
-from ._result import ShiftFit
-from ._solve import (DEFAULT_TOL, TINY, ArrayCurve, Curve, Terms, ldexp, pseudo_rows,
-                     robust_meat_of, solve_curve)
-from ._validate import InputError, as_nonnegative_float, as_positive_int, check_se_type, warn
+from .._core.units import TINY, ldexp
+from .._core.validate import InputError, as_nonnegative_float, as_positive_int, check_se_type, warn
+from .result import ShiftFit
+from .solve import DEFAULT_TOL, ArrayCurve, Curve, Terms, pseudo_rows, robust_meat_of, solve_curve
 
 __all__ = ["fit_curve", "check_options", "METHODS"]
 

@@ -15,10 +15,12 @@ from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
-from . import _json, _kernels
-from ._result import ShiftFit, normal_quantile
-from ._slope import SlopeFit
-from ._solve import CurveTotals, ldexp
+from .._core import jsonsafe as _json
+from .._core import kernels as _kernels
+from .._core.units import ldexp
+from .result import ShiftFit, normal_quantile
+from .slope import SlopeFit
+from .solve import CurveTotals
 
 __all__ = ["CalibrationReport", "CalibrationCurve", "MillerTests", "PolynomialSums",
            "build_report", "c_statistic", "c_statistic_of_cells", "equal_weight_groups",

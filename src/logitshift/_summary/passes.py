@@ -23,9 +23,10 @@ from typing import Any
 import numba
 import numpy as np
 
-from . import _kernels
-from ._solve import CurveTotals, LogPart, Terms, ldexp, mean_within, weight_exponent
-from ._validate import InputError, as_labels, as_offset, as_weight, check_infinite_offsets
+from .._core import kernels as _kernels
+from .._core.units import LogPart, ldexp, mean_within, weight_exponent
+from .._core.validate import InputError, as_labels, as_offset, as_weight, check_infinite_offsets
+from .._estimators.solve import CurveTotals, Terms
 
 __all__ = ["Prepared", "ScanTotals", "NO_ROWS", "max_threads", "row_ranges", "in_threads",
            "raise_for_bad_rows", "terms_from_sums", "rescaled_pass", "log_parts_from_states",

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from ._group_sketch import GroupSketch
-from ._sketch import Sketch
-from ._validate import InputError, as_raw_scores, column_roles
+from .._core.validate import InputError, as_raw_scores, column_roles
+from .group_sketch import GroupSketch
+from .sketch import Sketch
 
 __all__ = ["Needs", "empty", "fill", "named_columns", "require_scores", "refuse_passes",
            "ROLES"]

@@ -18,12 +18,13 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from . import _json
-from ._losses import sigmoid_abs, softplus
-from ._result import LRTest, ShiftFit, normal_quantile
-from ._shift import check_options, fit_curve
-from ._solve import Curve, ldexp, pseudo_count_too_large
-from ._validate import InputError, as_positive_int, warn
+from .._core import jsonsafe as _json
+from .._core.losses import sigmoid_abs, softplus
+from .._core.units import ldexp
+from .._core.validate import InputError, as_positive_int, warn
+from .result import LRTest, ShiftFit, normal_quantile
+from .shift import check_options, fit_curve
+from .solve import Curve, pseudo_count_too_large
 
 __all__ = ["GroupTotals", "GroupTerms", "GroupCurves", "GroupShiftFit", "fit_group_curves",
            "check_group_options", "SHRINKAGES", "chi2_sf"]

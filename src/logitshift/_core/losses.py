@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import InputError, as_labels, as_numeric, as_weight
+from .validate import InputError, as_labels, as_numeric, as_weight
 
 __all__ = ["sigmoid", "softplus", "loss", "gradient", "hessian", "sigmoid_abs", "sigmoid_pair", "times"]
 

@@ -1,0 +1,1 @@
+"""Sources: each reads one kind of input, a chunk at a time, into the summary an estimator needs."""

@@ -875,19 +875,10 @@ def _stream(source: Any, columns: Sequence[str], roles: dict[str, Any],
         shown.show(rows, len(sources), "done", final=True)
 
 
-def sketch_file(
-    source: str | Path | Sequence[str | Path],
-    label: str,
-    offset: str | None = None,
-    weight: str | None = None,
-    *,
-    batch_rows: int | None = None,
-    progress: bool | None = None,
-    format: str | None = None,
-    offset_is: str = "logit",
-    robust: bool = False,
-    histogram: bool = False,
-) -> Sketch:
+def sketch_file(source: str | Path | Sequence[str | Path], label: str, offset: str | None = None,
+                weight: str | None = None, *, batch_rows: int | None = None,
+                progress: bool | None = None, format: str | None = None, offset_is: str = "logit",
+                robust: bool = False, histogram: bool = False) -> Sketch:
     """Stream the named columns of files through a :class:`~logitshift.Sketch`, in one pass.
 
     Parameters
@@ -929,18 +920,10 @@ def sketch_file(
                  offset_is=offset_is).summary(Needs(robust=robust, histogram=histogram))
 
 
-def sketch_groups_file(
-    source: str | Path | Sequence[str | Path],
-    label: str,
-    group: str,
-    offset: str | None = None,
-    weight: str | None = None,
-    *,
-    batch_rows: int | None = None,
-    progress: bool | None = None,
-    format: str | None = None,
-    offset_is: str = "logit",
-) -> GroupSketch:
+def sketch_groups_file(source: str | Path | Sequence[str | Path], label: str, group: str,
+                       offset: str | None = None, weight: str | None = None, *,
+                       batch_rows: int | None = None, progress: bool | None = None,
+                       format: str | None = None, offset_is: str = "logit") -> GroupSketch:
     """Stream the named columns of files into a
     :class:`~logitshift.GroupSketch`, in one pass.
 

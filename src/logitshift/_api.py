@@ -167,12 +167,6 @@ REPORT = Estimator(
     finish=_finish_report)
 
 
-def group_options(shrinkage: Any, nagq: Any, pseudo_count: Any, tol: Any, max_iter: Any
-                  ) -> dict[str, Any]:
-    """The per-group fit's options, checked before any pass over the data."""
-    return check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
-
-
 GROUPS = Estimator(needs=lambda options: Needs(groups=True),
                    finish=lambda summary, options: fit_group_curves(summary, **options))
 
@@ -722,7 +716,7 @@ def fit_groups(y: Any, group: Any, offset: Any = None, weight: Any = None, *,
     >>> result.groups.tolist(), bool(result.shift[0] < result.shift[4])
     ([0, 1, 2, 3, 4], True)
     """
-    return run(GROUPS, group_options(shrinkage, nagq, pseudo_count, tol, max_iter),
+    return run(GROUPS, check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter),
                pick("arrays", {"y": y, "group": group, "offset": offset, "weight": weight},
                     offset_is=offset_is, levels=levels))
 
@@ -766,7 +760,7 @@ def fit_groups_frame(frame: Any, label: str, group: str, offset: str | None = No
     >>> logitshift.fit_groups_frame(frame, "clicked", "site", "score").groups.tolist()
     ['a', 'b', 'c']
     """
-    return run(GROUPS, group_options(shrinkage, nagq, pseudo_count, tol, max_iter),
+    return run(GROUPS, check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter),
                pick("table", frame, group_names(label, group, offset, weight),
                     offset_is=offset_is, levels=levels))
 
@@ -815,7 +809,7 @@ def fit_groups_file(source: Any, label: str, group: str, offset: str | None = No
     OSError
         A file that cannot be opened.
     """
-    return run(GROUPS, group_options(shrinkage, nagq, pseudo_count, tol, max_iter),
+    return run(GROUPS, check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter),
                pick("files", source, group_names(label, group, offset, weight),
                     offset_is=offset_is, batch_rows=batch_rows, progress=progress,
                     format=format))

@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._api import GROUPS, SHIFT, group_names, group_options, run, shift_options
+from ._api import GROUPS, SHIFT, group_names, run, shift_options
 from ._core.validate import as_bool, check_offset_is
-from ._estimators.groups import GroupShiftFit
+from ._estimators.groups import GroupShiftFit, check_group_options
 from ._estimators.result import ShiftFit
 from ._sources.dask import DaskArrays, DaskFrame
 from ._summary.chunks import Needs
@@ -210,7 +210,7 @@ def fit_groups_arrays(y: Any, group: Any, offset: Any = None, weight: Any = None
     ``(group, cell)`` pair); the sketches merge in a tree, eight at a time, and the client
     fits the one left. The random-intercept model then needs no further pass.
     """
-    options = group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
     check_offset_is(offset_is)
     return run(GROUPS, options,
                DaskArrays({"y": y, "group": group, "offset": offset, "weight": weight},
@@ -254,7 +254,7 @@ def fit_groups_frame(frame: Any, label: Any, group: Any, offset: Any = None, wei
         As :func:`fit_frame` says, with the errors of :func:`logitshift.fit_groups`:
         ``partition 3: column 'country': group[17] is missing: every row needs a group``.
     """
-    options = group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
     check_offset_is(offset_is)
     return run(GROUPS, options,
                DaskFrame(frame, group_names(label, group, offset, weight), offset_is=offset_is,

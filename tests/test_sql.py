@@ -3,6 +3,7 @@ real PostgreSQL server, and the query's text for warehouses. Every estimator giv
 gives on the same rows in memory; every bad row is refused by name."""
 
 import math
+import re
 import os
 import shutil
 import socket
@@ -435,3 +436,43 @@ def test_postgres_bad_rows_and_errors(postgres_events):
     # The connection is left usable.
     assert logitshift.fit_frame(logitshift.sql.table("events", postgres_events, "postgres"),
                                 "y", "f").n_rows == N
+
+
+# -- the command line -----------------------------------------------------------------------------
+
+def test_cli_sql(tmp_path, frame, capsys):
+    from logitshift.cli import main
+
+    pq.write_table(pa.Table.from_pandas(frame[["y", "f", "w", "site"]]), tmp_path / "e.parquet")
+    query = f"SELECT * FROM '{tmp_path}/e.parquet' WHERE f > -3"
+    assert main(["fit", "--sql", query, "--label", "y", "--offset", "f", "--weight", "w",
+                 "--json"]) == 0
+    import json
+
+    got = json.loads(capsys.readouterr().out)
+    kept = frame[frame.f > -3]
+    assert got["shift"] == pytest.approx(logitshift.fit_frame(kept, "y", "f", "w").shift,
+                                         abs=1e-12)
+    assert main(["validate", "--sql", query, "--label", "y", "--offset", "f", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["slope"] == pytest.approx(
+        logitshift.validate_frame(kept, "y", "f").slope.slope, abs=1e-12)
+    assert main(["fit", "--sql", query, "--label", "y", "--offset", "f", "--group", "site",
+                 "--json"]) == 0
+    groups = json.loads(capsys.readouterr().out)
+    want = logitshift.fit_groups_frame(kept, "y", "site", "f")
+    np.testing.assert_allclose(groups["shift"], want.shift, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("arguments,message", [
+    (["--sql", "SELECT 2 AS y, 0.5 AS f"], r"label column 'y' is outside \[0, 1\]"),
+    (["--sql", "SELECT * FROM missing_table"], "failed on the engine"),
+    (["a.csv", "--sql", "SELECT 1 AS y"], "give PATHs or --sql, not both"),
+    ([], "name the input"),
+])
+def test_cli_sql_errors(arguments, message, capsys):
+    from logitshift.cli import main
+
+    assert main(["fit", *arguments, "--label", "y", "--offset", "f"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and re.search(message, err)

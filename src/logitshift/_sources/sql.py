@@ -475,16 +475,16 @@ class _Engine:
         """The result's column names and its rows, a batch at a time (a relation's at most
         ``limit + 1``, in one)."""
         try:
-            if self.relation is not None:
-                result = self.relation.query(_RELATION, text)
+            if self.relation is not None or _is_duckdb(self.connection):
+                # A relation, fetched whole: DuckDB streams a cursor's result with fewer
+                # threads (measured 1.7x slower on 1e7 rows).
+                result = (self.relation.query(_RELATION, text) if self.relation is not None
+                          else self.connection.sql(text))
                 if limit is not None:
                     result = result.limit(limit + 1)
                 return list(result.columns), iter([result.fetchall()])
-            if _is_duckdb(self.connection):
-                cursor = self.connection.execute(text)
-            else:
-                cursor = self.connection.cursor()
-                cursor.execute(text)
+            cursor = self.connection.cursor()
+            cursor.execute(text)
             columns = [column[0] for column in cursor.description]
             return columns, _batches(cursor.fetchmany)
         except Exception as exc:  # noqa: BLE001 - every engine has its own error types

@@ -49,6 +49,13 @@ def _is_dataset(data: Any) -> bool:
     return isinstance(data, (ds.Dataset, ds.Scanner))
 
 
+def _is_sql(data: Any) -> bool:
+    """A DuckDB relation, or the table of :func:`logitshift.sql.table`."""
+    if type(data).__module__ == "logitshift._sources.sql":
+        return True
+    return library_of(data) in ("duckdb", "_duckdb") and hasattr(data, "query")
+
+
 #: The sources, by the form in which a public function takes its input: its columns as
 #: values (``"arrays"``), a table and column names (``"table"``), or files and column names
 #: (``"files"``). Within a form, the first source whose test accepts the input reads it;
@@ -58,6 +65,7 @@ SOURCES: dict[str, list[tuple[Callable[[Any], bool], str, str]]] = {
                (lambda columns: True, "_sources.arrays", "Arrays")],
     "table": [(_is_dask_frame, "_sources.dask", "DaskFrame"),
               (_is_dataset, "_sources.dataset", "ArrowDataset"),
+              (_is_sql, "_sources.sql", "SqlTable"),
               (lambda frame: True, "_sources.arrays", "Table")],
     "files": [(_is_dataset, "_sources.dataset", "ArrowDataset"),
               (lambda source: True, "_sources.files", "Files")],

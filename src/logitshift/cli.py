@@ -30,7 +30,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from . import __version__
-from ._api import fit, fit_groups_file, validate_file
+from ._api import fit, fit_groups_file, fit_groups_frame, validate_file, validate_frame
 from ._core.jsonsafe import json_safe
 from ._core.validate import InputError, as_positive_int, column_roles, naming_columns
 from ._estimators.groups import GroupShiftFit, check_group_options
@@ -281,11 +281,19 @@ def _fit(args: argparse.Namespace) -> int:
         raise InputError("--offset-is probability needs --offset, the column of "
                          "probabilities", argument="--offset-is")
     plot = _plotting(args.plot)
+    source = _sql_source(args)
     _refuse_inputs(args.paths, [("--plot", args.plot)])
-    # One pass, a batch at a time: memory stays bounded whatever the files' size.
-    sketch = sketch_file(args.paths, args.label, args.offset, args.weight,
-                         progress=False if args.quiet else None, format=args.format,
-                         offset_is=args.offset_is, robust=args.se_type == "robust")
+    if source is not None:  # one query, on DuckDB
+        from ._sources.sql import SqlTable
+        from ._summary.chunks import Needs
+
+        sketch = SqlTable(source, roles, offset_is=args.offset_is).summary(
+            Needs(robust=args.se_type == "robust"))
+    else:
+        # One pass, a batch at a time: memory stays bounded whatever the files' size.
+        sketch = sketch_file(args.paths, args.label, args.offset, args.weight,
+                             progress=False if args.quiet else None, format=args.format,
+                             offset_is=args.offset_is, robust=args.se_type == "robust")
     with naming_columns(roles):
         result = sketch.solve(pseudo_count=args.pseudo_count, se_type=args.se_type)
     if plot is not None:
@@ -319,11 +327,18 @@ def _fit_groups(args: argparse.Namespace) -> int:
                          "probabilities", argument="--offset-is")
     table_format = _table_format(args.output)
     plot = _plotting(args.plot)
+    source = _sql_source(args)
     _refuse_inputs(args.paths, [("--output", args.output), ("--plot", args.plot)])
-    result = fit_groups_file(args.paths, args.label, args.group, args.offset, args.weight,
-                             progress=False if args.quiet else None, format=args.format,
-                             offset_is=args.offset_is, shrinkage=shrinkage, nagq=nagq,
-                             pseudo_count=args.pseudo_count)
+    if source is not None:
+        result = fit_groups_frame(source, args.label, args.group, args.offset, args.weight,
+                                  offset_is=args.offset_is, shrinkage=shrinkage, nagq=nagq,
+                                  pseudo_count=args.pseudo_count)
+    else:
+        result = fit_groups_file(args.paths, args.label, args.group, args.offset,
+                                 args.weight, progress=False if args.quiet else None,
+                                 format=args.format, offset_is=args.offset_is,
+                                 shrinkage=shrinkage, nagq=nagq,
+                                 pseudo_count=args.pseudo_count)
     # Files before the report, so that a path that cannot be written leaves stdout empty.
     if plot is not None:
         _save_figure(plot.group_shifts(result, level=args.level).figure, args.plot)
@@ -526,11 +541,17 @@ def _validate(args: argparse.Namespace) -> int:
     normal_quantile(args.level)
     as_positive_int(args.bins, "bins")
     plot = _plotting(args.plot)
+    source = _sql_source(args)
     _refuse_inputs(args.paths, [("--plot", args.plot)])
-    report = validate_file(args.paths, args.label, args.offset, args.weight,
-                           offset_is=args.offset_is, bins=args.bins, level=args.level,
-                           progress=False if args.quiet else None, format=args.format,
-                           se_type=args.se_type)
+    if source is not None:
+        report = validate_frame(source, args.label, args.offset, args.weight,
+                                offset_is=args.offset_is, bins=args.bins, level=args.level,
+                                se_type=args.se_type)
+    else:
+        report = validate_file(args.paths, args.label, args.offset, args.weight,
+                               offset_is=args.offset_is, bins=args.bins, level=args.level,
+                               progress=False if args.quiet else None, format=args.format,
+                               se_type=args.se_type)
     if plot is not None:
         # Before the report, so that a path that cannot be written leaves stdout empty.
         _save_figure(plot.report_figure(report), args.plot)
@@ -541,12 +562,39 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sql_source(args: argparse.Namespace) -> Any:
+    """The ``--sql`` query as a source on a new in-memory DuckDB (None without ``--sql``),
+    where no PATH is given too; PATHs without ``--sql`` otherwise."""
+    if args.sql is None:
+        if not args.paths:
+            raise InputError("name the input: one PATH or more, or --sql QUERY",
+                             argument="paths")
+        return None
+    if args.paths:
+        raise InputError(f"give PATHs or --sql, not both (PATH {args.paths[0]!r})",
+                         argument="--sql")
+    if args.format is not None:
+        raise InputError("--format applies to PATHs: DuckDB reads what --sql names",
+                         argument="--format")
+    try:
+        from .sql import table
+
+        return table(args.sql)
+    except ImportError:
+        raise InputError('--sql runs on DuckDB: pip install "logitshift[sql]"',
+                         argument="--sql") from None
+
+
 def _add_input_flags(command: argparse.ArgumentParser, offset_help: str,
                      offset_required: bool) -> None:
     """The flags that say where the rows are, shared by ``fit`` and ``validate``."""
-    command.add_argument("paths", metavar="PATH", nargs="+",
+    command.add_argument("paths", metavar="PATH", nargs="*",
                          help="a .csv or .parquet file, a directory of Parquet files, a glob "
                               "pattern, or - for CSV on standard input")
+    command.add_argument("--sql", metavar="QUERY",
+                         help="instead of PATHs, the rows of a query that DuckDB runs, e.g. "
+                              "\"SELECT * FROM 'events/*.parquet' WHERE day > '2024-06-01'\" "
+                              "(needs logitshift[sql]): the sketch is one GROUP BY on it")
     command.add_argument("--label", required=True, metavar="COL", help="labels in [0, 1]")
     command.add_argument("--offset", required=offset_required, metavar="COL", help=offset_help)
     command.add_argument("--weight", metavar="COL", help="non-negative frequency weights")

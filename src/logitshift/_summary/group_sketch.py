@@ -857,15 +857,50 @@ class GroupSketch:
         ranges = take(2 * n_groups, "<f8").reshape(n_groups, 2)
         centres = take(n_cells, "<f8")
         tables = take(n_cells * 2 * order, "<f8").reshape(n_cells, 2, order)
+        return sketch._with_cells(keys, counts, n_rows, sums, ranges, centres, tables,
+                                  exponents)
+
+    @classmethod
+    def _from_cells(cls, keys: np.ndarray, counts: np.ndarray, n_rows: np.ndarray,
+                    sums: np.ndarray, ranges: np.ndarray, centres: np.ndarray,
+                    tables: np.ndarray, *, width: float = DEFAULT_WIDTH,
+                    order: int = DEFAULT_ORDER, argument: str = "rows") -> GroupSketch:
+        """The group sketch of per-group arrays gathered elsewhere (an SQL engine's sums):
+        keys sorted and distinct, each group's number of cells, rows, ``(Σ w, Σ w y)`` and
+        offset range, and the cells' centres and tables sorted by (group, centre), every
+        group in units of 1. Checked as :meth:`from_bytes` checks a blob, so that a wrong
+        result is refused as a corrupted blob is (``argument`` names its origin)."""
+        sketch = cls(width, order)
+        try:
+            return sketch._with_cells(
+                _compact_keys(keys), np.asarray(counts, dtype=np.int64),
+                np.asarray(n_rows, dtype=np.int64), np.asarray(sums, dtype=np.float64),
+                np.asarray(ranges, dtype=np.float64), np.asarray(centres, dtype=np.float64),
+                np.asarray(tables, dtype=np.float64), np.zeros(len(keys), dtype=np.int64))
+        except InputError as exc:
+            raise InputError(str(exc), argument=argument) from None
+
+    def _with_cells(self, keys: np.ndarray, counts: np.ndarray, n_rows: np.ndarray,
+                    sums: np.ndarray, ranges: np.ndarray, centres: np.ndarray,
+                    tables: np.ndarray, exponents: np.ndarray) -> GroupSketch:
+        """This (empty) sketch holding these arrays, once they pass every check."""
         # Merges rely on the order: keys sorted and distinct, each group's cells increasing.
         if _key_order(keys) is not None or _has_duplicates(keys):
             raise _corrupted("its keys are not sorted and distinct")
-        _check_cells(keys, counts, n_rows, sums, ranges, centres, tables, sketch.width)
-        sketch._keys, sketch._n_rows, sketch._exponent = keys, n_rows, exponents
-        sketch._sums, sketch._range = sums, ranges
-        sketch._centres, sketch._tables = centres, tables
-        sketch._start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return sketch
+        n_groups = keys.size
+        shapes = {"counts": (counts, (n_groups,)), "n_rows": (n_rows, (n_groups,)),
+                  "sums": (sums, (n_groups, 2)), "ranges": (ranges, (n_groups, 2)),
+                  "centres": (centres, (centres.size,)),
+                  "tables": (tables, (centres.size, 2, self.order))}
+        for name, (array, shape) in shapes.items():
+            if array.shape != shape:
+                raise _corrupted(f"{name} has shape {array.shape}, where {shape} is needed")
+        _check_cells(keys, counts, n_rows, sums, ranges, centres, tables, self.width)
+        self._keys, self._n_rows, self._exponent = keys, n_rows, exponents
+        self._sums, self._range = sums, ranges
+        self._centres, self._tables = centres, tables
+        self._start = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        return self
 
     def __repr__(self) -> str:
         return (f"GroupSketch(groups={self.n_groups}, n_rows={self.n_rows}, "

@@ -481,6 +481,35 @@ class Sketch:
         sketch._fill(data, None)
         return sketch
 
+    @classmethod
+    def _from_cells(cls, centres: np.ndarray, tables: np.ndarray, *, n_rows: int,
+                    weight_sum: float, positives: float, offset_min: float,
+                    offset_max: float, scale_exponent: int = 0,
+                    squared: np.ndarray | None = None, histogram: np.ndarray | None = None,
+                    width: float = DEFAULT_WIDTH, order: int = DEFAULT_ORDER,
+                    max_cells: int = DEFAULT_MAX_CELLS, argument: str = "rows") -> Sketch:
+        """The sketch of per-cell tables summed elsewhere (an SQL engine's ``GROUP BY``):
+        the occupied cells' centres (sorted) and tables ``(cells, 2, order)``, the totals
+        over every row (``n_rows``, ``Σ w``, ``Σ w y``, the least and greatest finite
+        offset of positive weight), the units of the weights, and the optional tables where
+        given. The label parts' totals and ``Σ w f`` come from the tables, as a fill takes
+        them. Checked field by field as :meth:`from_bytes` checks a blob, so that a wrong
+        result is refused as a corrupted blob is (``argument`` names its origin)."""
+        centres = np.asarray(centres, dtype=np.float64)
+        tables = np.asarray(tables, dtype=np.float64).reshape(centres.size, 2, order)
+        extras = {name: np.asarray(table, dtype=np.float64)
+                  for name, table in (("squared", squared), ("histogram", histogram))
+                  if table is not None}
+        totals = ScanTotals(
+            n_rows=int(n_rows), weight_sum=float(weight_sum), positives=float(positives),
+            active_negatives=float(np.sum(tables[:, 0, 0])),
+            active_positives=float(np.sum(tables[:, 1, 0])),
+            weighted_offset=_weighted_offset(centres, tables), offset_min=float(offset_min),
+            offset_max=float(offset_max), scale_exponent=int(scale_exponent))
+        header = {"width": float(width), "order": int(order), "max_cells": int(max_cells),
+                  **{name: 1 for name in extras}, "n_cells": centres.size, **asdict(totals)}
+        return _checked_sketch(header, centres, tables, FORMAT_VERSION, argument, extras)
+
     def _fill(self, data: Prepared, threads: int | None) -> None:
         """Add the rows: the tables in the pass that validates them, then the optional
         tables over the same rows, now valid, into the cells that pass found."""

@@ -50,11 +50,17 @@ def connection(frame):
     con.close()
 
 
+def _table(*args, **kwargs):
+    """:func:`logitshift.sql.table` summed by the engine (one GROUP BY), the path these tests
+    hold to the kernels; DuckDB's default streams the rows instead (tests at the end)."""
+    return logitshift.sql.table(*args, aggregate=True, **kwargs)
+
+
 def _sources(connection):
     return {
         "relation": connection.sql("SELECT * FROM events"),
-        "table": logitshift.sql.table("events", connection),
-        "query": logitshift.sql.table("SELECT y, f, w, p, g, site FROM events WHERE TRUE",
+        "table": _table("events", connection),
+        "query": _table("SELECT y, f, w, p, g, site FROM events WHERE TRUE",
                                       connection),
     }
 
@@ -79,7 +85,7 @@ def test_sketch_equals_the_kernels(connection, frame):
     from logitshift._sources.sql import SqlTable
     from logitshift._summary.chunks import Needs
 
-    source = SqlTable(logitshift.sql.table("events", connection),
+    source = SqlTable(_table("events", connection),
                       {"y": "y", "offset": "f", "weight": "w"})
     got = source.summary(Needs(robust=True, histogram=True))
     want = logitshift.Sketch(robust=True, histogram=True).update(frame.y, frame.f, frame.w)
@@ -140,13 +146,13 @@ def test_parquet_file_by_duckdb(tmp_path, frame):
     pq.write_table(pa.Table.from_pandas(frame[["y", "f", "w", "site"]]), tmp_path / "a.parquet")
     pq.write_table(pa.Table.from_pandas(frame[["y", "f", "w", "site"]].iloc[:1000]),
                    tmp_path / "b.parquet")
-    source = logitshift.sql.table(f"SELECT * FROM '{tmp_path}/*.parquet'")
+    source = _table(f"SELECT * FROM '{tmp_path}/*.parquet'")
     got = logitshift.fit_frame(source, "y", "f", "w")
     want = logitshift.fit_file(sorted(tmp_path.glob("*.parquet")), "y", "f", "w")
     assert got.shift == pytest.approx(want.shift, abs=1e-12)
     assert got.n_rows == N + 1000
     # A file's name alone, as DuckDB reads it, is a source too.
-    alone = logitshift.fit_frame(logitshift.sql.table(f"'{tmp_path}/a.parquet'"), "y", "f", "w")
+    alone = logitshift.fit_frame(_table(f"'{tmp_path}/a.parquet'"), "y", "f", "w")
     assert alone.shift == pytest.approx(logitshift.fit_frame(frame, "y", "f", "w").shift,
                                         abs=1e-12)
 
@@ -170,7 +176,7 @@ BAD_ROWS = [
 @pytest.mark.parametrize("case,row,argument,message", BAD_ROWS, ids=[c[0] for c in BAD_ROWS])
 def test_bad_rows_refused(case, row, argument, message):
     good = "SELECT 1.0 AS y, 0.25 AS f, 1.0 AS w UNION ALL SELECT 0.0, -0.5, 2.0"
-    source = logitshift.sql.table(f"{good} UNION ALL {row} UNION ALL {good}")
+    source = _table(f"{good} UNION ALL {row} UNION ALL {good}")
     with pytest.raises(InputError, match=message) as caught:
         logitshift.fit_frame(source, "y", "f", "w")
     assert caught.value.argument == argument
@@ -184,7 +190,7 @@ def test_certain_rows_and_zero_weights_are_summed_as_in_memory():
     rows = ("SELECT * FROM (VALUES (1.0, 'inf'::DOUBLE, 2.0), (0.0, '-inf'::DOUBLE, 1.0), "
             "(1.0, 0.3, 1.0), (0.0, 0.1, 1.0), (1.0, -0.2, 0.0), (0.0, 1.5, 3.0), "
             "(1.0, 'inf'::DOUBLE, 0.0)) AS t(y, f, w)")
-    got = logitshift.fit_frame(logitshift.sql.table(rows), "y", "f", "w")
+    got = logitshift.fit_frame(_table(rows), "y", "f", "w")
     want = logitshift.fit_frame(duckdb.sql(rows).df(), "y", "f", "w")
     assert got.shift == pytest.approx(want.shift, abs=1e-12)
     assert (got.n_rows, got.weight_sum, got.positives) == (want.n_rows, want.weight_sum,
@@ -194,21 +200,21 @@ def test_certain_rows_and_zero_weights_are_summed_as_in_memory():
 def test_group_null_and_probability_out_of_range():
     rows = "SELECT * FROM (VALUES (1.0, 0.3, 'a'), (0.0, 0.1, NULL)) AS t(y, f, g)"
     with pytest.raises(InputError, match="group column 'g' is NULL: every row needs a group"):
-        logitshift.fit_groups_frame(logitshift.sql.table(rows), "y", "g", "f")
+        logitshift.fit_groups_frame(_table(rows), "y", "g", "f")
     rows = "SELECT * FROM (VALUES (1.0, 0.3), (0.0, 1.5)) AS t(y, p)"
     with pytest.raises(InputError, match=r"probability outside \[0, 1\].*e.g. 1.5"):
-        logitshift.fit_frame(logitshift.sql.table(rows), "y", "p", offset_is="probability")
+        logitshift.fit_frame(_table(rows), "y", "p", offset_is="probability")
 
 
 def test_missing_column_and_engine_error_and_newton(connection):
     with pytest.raises(InputError, match="no column 'score'.*'y'"):
         logitshift.fit_frame(_sources(connection)["table"], "y", "score")
     with pytest.raises(InputError, match="failed on the engine"):
-        logitshift.fit_frame(logitshift.sql.table("no_such_table", connection), "y", "f")
+        logitshift.fit_frame(_table("no_such_table", connection), "y", "f")
     with pytest.raises(InputError, match="method = 'newton'"):
         logitshift.fit_frame(_sources(connection)["table"], "y", "f", method="newton")
     with pytest.raises(InputError, match="dialect is needed"):
-        logitshift.sql.table("events", object())
+        _table("events", object())
 
 
 # -- what the kernels do in units of a power of two, or in logarithms ----------------------------
@@ -221,7 +227,7 @@ def test_extreme_weights_in_units(frame, scale):
     small["w"] = scale
     connection = duckdb.connect()
     connection.register("rows", small)
-    got = logitshift.fit_frame(logitshift.sql.table("rows", connection), "y", "f", "w")
+    got = logitshift.fit_frame(_table("rows", connection), "y", "f", "w")
     want = logitshift.fit_frame(small, "y", "f", "w")
     assert got.shift == pytest.approx(want.shift, abs=1e-12)
     assert got.weight_sum == pytest.approx(want.weight_sum, rel=1e-14)
@@ -231,14 +237,14 @@ def test_weights_beyond_a_common_unit_refused():
     rows = ("SELECT * FROM (VALUES (1.0, 0.3, 1e300), (0.0, 0.1, 5e-324), (0.0, 0.2, 5e-324))"
             " AS t(y, f, w)")
     with pytest.raises(InputError, match="every row labelled 0 weighs less than 2\\*\\*-1074"):
-        logitshift.fit_frame(logitshift.sql.table(rows), "y", "f", "w")
+        logitshift.fit_frame(_table(rows), "y", "f", "w")
 
 
 def test_group_weights_beyond_the_ordinary_refused():
     rows = ("SELECT * FROM (VALUES (1.0, 0.3, 1e-200, 'a'), (0.0, 0.1, 1e-200, 'a'), "
             "(0.0, 0.1, 1.0, 'b')) AS t(y, f, w, g)")
     with pytest.raises(InputError, match="group 'a' sum to .* beyond \\[2\\*\\*-500"):
-        logitshift.fit_groups_frame(logitshift.sql.table(rows), "y", "g", "f", "w")
+        logitshift.fit_groups_frame(_table(rows), "y", "g", "f", "w")
 
 
 def test_separable_with_a_huge_gap_as_a_stream(tmp_path):
@@ -248,7 +254,7 @@ def test_separable_with_a_huge_gap_as_a_stream(tmp_path):
     f = np.concatenate([np.linspace(-900, -850, 50), np.linspace(850, 900, 50)])
     table = pa.table({"y": y, "f": f})
     pq.write_table(table, tmp_path / "s.parquet")
-    got = logitshift.fit_frame(logitshift.sql.table(f"'{tmp_path}/s.parquet'"), "y", "f")
+    got = logitshift.fit_frame(_table(f"'{tmp_path}/s.parquet'"), "y", "f")
     want = logitshift.fit_file(tmp_path / "s.parquet", "y", "f")
     memory = logitshift.fit(y, f)
     assert got.shift == want.shift or got.shift == pytest.approx(want.shift, abs=1e-12)
@@ -259,7 +265,7 @@ def test_separable_with_a_huge_gap_as_a_stream(tmp_path):
 def test_cell_budget(tmp_path):
     rows = "SELECT (i % 2)::DOUBLE AS y, i * 1.0 AS f FROM range(70000) t(i)"
     with pytest.raises(InputError, match="max_cells"):
-        logitshift.fit_frame(logitshift.sql.table(rows), "y", "f")
+        logitshift.fit_frame(_table(rows), "y", "f")
 
 
 # -- the rows read back, and a result that is not a sketch's ---------------------------------
@@ -402,14 +408,14 @@ def test_postgres_gives_the_same_sketch(postgres_events, frame, connection):
     from logitshift._summary.chunks import Needs
 
     names = {"y": "y", "offset": "f", "weight": "w"}
-    on_postgres = SqlTable(logitshift.sql.table("events", postgres_events, "postgres"), names)
-    on_duckdb = SqlTable(logitshift.sql.table("events", connection), names)
+    on_postgres = SqlTable(_table("events", postgres_events, "postgres"), names)
+    on_duckdb = SqlTable(_table("events", connection), names)
     needs = Needs(robust=True, histogram=True)
     got, want = on_postgres.summary(needs), on_duckdb.summary(needs)
     np.testing.assert_array_equal(got._centres, want._centres)
     np.testing.assert_allclose(got._tables, want._tables, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(got._histogram, want._histogram, rtol=1e-12)
-    source = logitshift.sql.table("SELECT * FROM events", postgres_events, dialect="postgres")
+    source = _table("SELECT * FROM events", postgres_events, dialect="postgres")
     assert logitshift.fit_frame(source, "y", "f", "w").shift == pytest.approx(
         logitshift.fit_frame(frame, "y", "f", "w").shift, abs=1e-12)
     groups = logitshift.fit_groups_frame(source, "y", "site", "f", "w")
@@ -422,19 +428,19 @@ def test_postgres_gives_the_same_sketch(postgres_events, frame, connection):
 
 
 def test_postgres_bad_rows_and_errors(postgres_events):
-    source = logitshift.sql.table("SELECT y, f, w FROM events UNION ALL SELECT 3, 0.5, 1.0",
+    source = _table("SELECT y, f, w FROM events UNION ALL SELECT 3, 0.5, 1.0",
                                   postgres_events, "postgres")
     with pytest.raises(InputError, match=r"label column 'y' is outside \[0, 1\].*e.g. 3.0"):
         logitshift.fit_frame(source, "y", "f", "w")
-    source = logitshift.sql.table("SELECT y, f, w FROM events UNION ALL "
+    source = _table("SELECT y, f, w FROM events UNION ALL "
                                   "SELECT 1, 'NaN'::float8, 1.0", postgres_events, "postgres")
     with pytest.raises(InputError, match="offset column 'f' is NaN"):
         logitshift.fit_frame(source, "y", "f", "w")
     with pytest.raises(InputError, match="failed on the engine"):
-        logitshift.fit_frame(logitshift.sql.table("missing", postgres_events, "postgres"),
+        logitshift.fit_frame(_table("missing", postgres_events, "postgres"),
                              "y", "f")
     # The connection is left usable.
-    assert logitshift.fit_frame(logitshift.sql.table("events", postgres_events, "postgres"),
+    assert logitshift.fit_frame(_table("events", postgres_events, "postgres"),
                                 "y", "f").n_rows == N
 
 
@@ -465,7 +471,7 @@ def test_cli_sql(tmp_path, frame, capsys):
 
 
 @pytest.mark.parametrize("arguments,message", [
-    (["--sql", "SELECT 2 AS y, 0.5 AS f"], r"label column 'y' is outside \[0, 1\]"),
+    (["--sql", "SELECT 2 AS y, 0.5 AS f"], r"column 'y': label y\[0\] = 2 is outside \[0, 1\]"),
     (["--sql", "SELECT * FROM missing_table"], "failed on the engine"),
     (["a.csv", "--sql", "SELECT 1 AS y"], "give PATHs or --sql, not both"),
     ([], "name the input"),
@@ -476,3 +482,35 @@ def test_cli_sql_errors(arguments, message, capsys):
     assert main(["fit", *arguments, "--label", "y", "--offset", "f"]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and re.search(message, err)
+
+
+# -- DuckDB hands its rows over: the kernels fill the sketch -----------------------------------
+
+def test_duckdb_streams_its_rows_to_the_kernels_by_default(connection, tmp_path):
+    rows = connection.sql("SELECT y, f, w, g FROM events").fetchnumpy()
+    expected = logitshift.fit(rows["y"], rows["f"], rows["w"])
+    for source in (connection.sql("SELECT * FROM events"),
+                   logitshift.sql.table("events", connection)):
+        assert logitshift.fit_frame(source, "y", "f", "w").shift == pytest.approx(
+            expected.shift, rel=1e-13, abs=1e-15)
+    groups = logitshift.fit_groups_frame(logitshift.sql.table("events", connection), "y",
+                                         "g", "f")
+    reference = logitshift.fit_groups(rows["y"], rows["g"], offset=rows["f"])
+    np.testing.assert_allclose(groups.shift, reference.shift, rtol=1e-12)
+    with pytest.raises(InputError, match="only DuckDB"):
+        logitshift.sql.table("events", _DBAPI(), "postgres", aggregate=False)
+
+
+def test_streamed_rows_keep_the_kernels_log_space_and_name_bad_rows():
+    gap = "SELECT * FROM (VALUES (0, -900.0), (0, -899.5), (1, 900.0), (1, 899.0)) t(y, f)"
+    got = logitshift.fit_frame(logitshift.sql.table(gap), "y", "f")
+    want = logitshift.fit(np.array([0, 0, 1, 1]), np.array([-900.0, -899.5, 900.0, 899.0]))
+    assert got.shift == want.shift and got.status == want.status
+    bad = "SELECT * FROM (VALUES (0, 0.5), (1, 'NaN'::DOUBLE), (1, 0.1)) t(y, f)"
+    with pytest.raises(InputError, match=r"the DuckDB relation|offset\[1\] is nan"):
+        logitshift.fit_frame(duckdb.sql(bad), "y", "f")
+
+
+class _DBAPI:
+    def cursor(self):  # pragma: no cover - never called: refused before
+        raise AssertionError

@@ -1,8 +1,10 @@
 """Fits where the rows lie: a DuckDB query, any DB-API connection, or a warehouse's SQL.
 
 Every estimator's ``_frame`` function takes a DuckDB relation, or :func:`table` (a table,
-view or query and the connection that runs it), and runs the sketch as one ``GROUP BY``
-query on that engine: a billion rows come back as a few thousand sums. :func:`query` gives
+view or query and the connection that runs it). On a database the sketch is one ``GROUP BY``
+query that the engine runs: a billion rows come back as a few thousand sums. DuckDB hands its
+rows over as Arrow batches instead, which the kernels sketch as they sketch a file (exact, and
+faster there); ``table(..., aggregate=True)`` makes DuckDB sum them too. :func:`query` gives
 the query's text for engines you run yourself (BigQuery, Snowflake, Spark SQL, ...), and
 :func:`sketch_of_rows` reads its result rows back into a sketch.
 
@@ -25,7 +27,8 @@ from ._summary.sketch import Sketch
 __all__ = ["table", "query", "sketch_of_rows", "DIALECTS"]
 
 
-def table(source: str, connection: Any = None, dialect: str | None = None) -> SqlSource:
+def table(source: str, connection: Any = None, dialect: str | None = None, *,
+          aggregate: bool | None = None) -> SqlSource:
     """A table, view or query for the estimators' ``_frame`` functions
     (:func:`logitshift.fit_frame`, ``fit_slope_frame``, ``validate_frame``,
     ``fit_groups_frame``).
@@ -41,6 +44,12 @@ def table(source: str, connection: Any = None, dialect: str | None = None) -> Sq
     dialect : str, optional
         The connection's SQL dialect, as sqlglot names it (``"postgres"``, ``"duckdb"``,
         ...): the sketch's query is transpiled to it. Implied for DuckDB.
+    aggregate : bool, optional
+        ``True``: the engine sums the sketch, one ``GROUP BY`` query whose few thousand
+        result rows are all that leaves it (any engine; the kernels' log-space paths are
+        refused by name, see :mod:`logitshift.sql`). ``False``: the rows stream to
+        logitshift as Arrow batches and the kernels fill the sketch, exactly as from a file
+        (DuckDB only). Default: ``False`` on DuckDB, ``True`` elsewhere.
 
     Returns
     -------
@@ -66,7 +75,16 @@ def table(source: str, connection: Any = None, dialect: str | None = None) -> Sq
                          f"got {type(connection).__name__}", argument="connection")
     if not isinstance(dialect, str):
         raise InputError(f"dialect must be a name, got {dialect!r}", argument="dialect")
-    return SqlSource(source, connection, dialect.lower())
+    if aggregate is None:
+        aggregate = not duckdb
+    if not isinstance(aggregate, bool):
+        raise InputError(f"aggregate must be True or False, got {aggregate!r}",
+                         argument="aggregate", value=aggregate)
+    if not aggregate and not duckdb:
+        raise InputError("aggregate=False streams the rows as Arrow batches, which only DuckDB "
+                         "hands over; another engine sums the sketch itself (aggregate=True)",
+                         argument="aggregate", value=aggregate)
+    return SqlSource(source, connection, dialect.lower(), aggregate)
 
 
 def query(source: str, label: str, offset: str | None = None, weight: str | None = None,

@@ -12,8 +12,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from .._core.validate import InputError, as_positive_int, check_columns, naming_columns, prefixing
-from .._summary.chunks import Needs, empty, fill, named_columns, refuse_passes, require_scores
+from .._core.validate import InputError, as_positive_int, check_columns
+from .._summary.chunks import (Needs, empty, fill_batches, named_columns, refuse_passes,
+                               require_scores)
 from .._summary.group_sketch import GroupSketch
 from .._summary.sketch import Sketch
 
@@ -61,17 +62,12 @@ class ArrowDataset:
         if isinstance(data, ds.Dataset):
             options = {} if self.batch_rows is None else {"batch_size": self.batch_rows}
             data = data.scanner(columns=self._columns, **options)
-        summary = empty(needs)
-        read: dict[str, int] = {}  # rows read so far in each file
-        for tagged in data.scan_batches():
-            batch = tagged.record_batch
-            where = getattr(tagged.fragment, "path", None)
-            where = "the dataset" if not where else repr(where)
-            first_row = read.get(where, 0)
-            chunk = {role: batch.column(name) for role, name in self.roles.items()
-                     if name is not None}
-            with prefixing(where), naming_columns(self.roles):
-                fill(summary, chunk, first_row=first_row, offset_is=self.offset_is,
-                     levels=self.levels)
-            read[where] = first_row + batch.num_rows
-        return summary
+        tagged = ((_place(batch.fragment), batch.record_batch) for batch in data.scan_batches())
+        return fill_batches(empty(needs), tagged, self.roles, offset_is=self.offset_is,
+                            levels=self.levels)
+
+
+def _place(fragment: Any) -> str:
+    """A fragment's file, for errors."""
+    path = getattr(fragment, "path", None)
+    return repr(path) if path else "the dataset"

@@ -35,7 +35,8 @@ import numpy as np
 
 from .._core.units import ldexp, weight_exponent
 from .._core.validate import InputError, check_columns, check_offset_is, naming_columns
-from .._summary.chunks import Needs, named_columns, refuse_passes, require_scores
+from .._summary.chunks import (Needs, empty, fill_batches, named_columns, refuse_passes,
+                               require_scores)
 from .._summary.group_sketch import GroupSketch
 from .._summary.sketch import (DEFAULT_MAX_CELLS, DEFAULT_ORDER, DEFAULT_WIDTH,
                                HISTOGRAM_WIDTH, CellBudgetExceeded, Sketch)
@@ -445,9 +446,13 @@ class SqlSource:
     source: str
     connection: Any = None
     dialect: str = "duckdb"
+    #: The engine sums the sketch (one ``GROUP BY``), or (DuckDB) hands its rows over as
+    #: Arrow batches to the kernels.
+    aggregate: bool = True
 
     def __repr__(self) -> str:
-        return f"logitshift.sql.table({self.source!r}, dialect={self.dialect!r})"
+        return (f"logitshift.sql.table({self.source!r}, dialect={self.dialect!r}, "
+                f"aggregate={self.aggregate!r})")
 
 
 def _is_duckdb(value: Any) -> bool:
@@ -465,9 +470,11 @@ class _Engine:
             if connection is None:
                 connection = _duckdb().connect()
             self.connection, self.relation = connection, None
-        else:  # a DuckDB relation
+            self.aggregate = data.aggregate
+        else:  # a DuckDB relation: its rows stream to the kernels
             self.source, self.dialect = _RELATION, "duckdb"
             self.connection, self.relation = None, data
+            self.aggregate = False
         self.what = (repr(self.source) if self.relation is None else "the DuckDB relation")
 
     def run(self, text: str, limit: int | None = None
@@ -502,6 +509,30 @@ class _Engine:
         return InputError(f"the query over {self.what} failed on the engine: {detail}",
                           argument="source", value=self.source)
 
+    def batches(self, columns: Sequence[Any]) -> Iterator[tuple[str, Any]]:
+        """The named columns of every row, as Arrow record batches (DuckDB only)."""
+        def selected(names: str) -> Any:
+            if self.relation is not None:
+                return self.relation.query(_RELATION, f"SELECT {names} FROM {_RELATION}")
+            return self.connection.sql(f"SELECT {names} FROM ({_as_source(self.source)}) "
+                                       "AS rows_in")
+
+        try:
+            relation = selected(", ".join(_name(column) for column in columns))
+            # DECIMAL columns (DuckDB's type of a literal such as 0.5) are numbers to the
+            # query's sums too: they travel as doubles.
+            relation = selected(", ".join(
+                f"CAST({_name(column)} AS DOUBLE) AS {_name(column)}"
+                if str(kind).upper().startswith("DECIMAL") else _name(column)
+                for column, kind in zip(columns, relation.types)))
+            reader = relation.to_arrow_reader(_ARROW_BATCH_ROWS)
+            for batch in reader:
+                yield self.what, batch
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every engine has its own error types
+            raise self.failed(exc) from None
+
     def columns(self) -> list[str]:
         if self.relation is not None:
             return list(self.relation.columns)
@@ -526,6 +557,8 @@ class _Engine:
 
 #: The name a DuckDB relation goes by in its query.
 _RELATION = "logitshift_relation"
+#: Rows of an Arrow batch that DuckDB hands over: a chunk of the kernels' fill.
+_ARROW_BATCH_ROWS = 1 << 20
 
 
 def _batches(fetchmany: Any) -> Iterator[list[Any]]:
@@ -563,6 +596,10 @@ class SqlTable:
         require_scores(needs, self.roles.get("offset"), named=True)
         engine = self.engine
         check_columns(self._columns, engine.columns(), f"the query {engine.what}")
+        if not engine.aggregate:
+            # The rows go through the same kernels as a file's batches: exact, log space too.
+            return fill_batches(empty(needs), engine.batches(self._columns), self.roles,
+                                offset_is=self.offset_is)
         cells = self._cells(needs, 0)
         raise_for_bad(cells, self.roles, self._example)
         exponent = 0

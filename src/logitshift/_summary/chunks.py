@@ -8,18 +8,19 @@ writes only how it reads, and an estimator only what it does with the summary.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from .._core.validate import InputError, as_raw_scores, column_roles
+from .._core.validate import (InputError, as_raw_scores, column_roles, naming_columns,
+                              prefixing)
 from .group_sketch import GroupSketch
 from .sketch import Sketch
 
-__all__ = ["Needs", "empty", "fill", "named_columns", "require_scores", "refuse_passes",
-           "ROLES"]
+__all__ = ["Needs", "empty", "fill", "fill_batches", "named_columns", "require_scores",
+           "refuse_passes", "ROLES"]
 
 #: The columns a chunk may hold, by role, in the order the sources name them.
 ROLES = ("y", "offset", "weight", "group")
@@ -83,6 +84,22 @@ def fill(summary: Sketch | GroupSketch, chunk: Mapping[str, Any], *, first_row: 
                               levels=levels, first_row=first_row, threads=threads)
     return summary.update(chunk["y"], offset, chunk.get("weight"), first_row=first_row,
                           threads=threads)
+
+
+def fill_batches(summary: Sketch | GroupSketch, batches: Iterable[tuple[str, Any]],
+                 roles: Mapping[str, Any], *, offset_is: str = "logit", levels: Any = None
+                 ) -> Sketch | GroupSketch:
+    """Add record batches to ``summary``: ``batches`` yields ``(where, batch)``, a place's
+    name for errors (a file) and a pyarrow record batch whose columns ``roles`` names; rows
+    are numbered from 0 within each place. Returns the summary."""
+    read: dict[str, int] = {}  # rows read so far in each place
+    for where, batch in batches:
+        first_row = read.get(where, 0)
+        chunk = {role: batch.column(name) for role, name in roles.items() if name is not None}
+        with prefixing(where), naming_columns(roles):
+            fill(summary, chunk, first_row=first_row, offset_is=offset_is, levels=levels)
+        read[where] = first_row + batch.num_rows
+    return summary
 
 
 def require_scores(needs: Needs, offset: Any, *, named: bool) -> None:

@@ -51,6 +51,7 @@ class ArrowDataset:
         self.roles, self._columns = named_columns(names)
 
     def summary(self, needs: Needs) -> Sketch | GroupSketch:
+        import pyarrow as pa
         import pyarrow.dataset as ds
 
         refuse_passes(needs, "a pyarrow dataset")
@@ -63,11 +64,25 @@ class ArrowDataset:
             data = data.scanner(columns=self._columns, **options)
         summary = empty(needs)
         read: dict[str, int] = {}  # rows read so far in each file
-        for tagged in data.scan_batches():
+        # The kind of the group labels in the first file, and that file: a dataset casts
+        # every file to one schema, which would make the text "1" of one file, the integer 1
+        # of another and True of a third one group.
+        label_kind: tuple[str, str] | None = None
+        batches = data.scan_batches()
+        while True:
+            try:
+                tagged = next(batches)
+            except StopIteration:
+                break
+            except pa.ArrowException as exc:
+                raise _unreadable(self.data, schema, self._columns, exc) from None
             batch = tagged.record_batch
             where = getattr(tagged.fragment, "path", None)
             where = "the dataset" if not where else repr(where)
             first_row = read.get(where, 0)
+            if where not in read and self.roles.get("group") is not None:
+                label_kind = _group_kind(tagged.fragment, self.roles["group"], where,
+                                         label_kind)
             chunk = {role: batch.column(name) for role, name in self.roles.items()
                      if name is not None}
             with prefixing(where), naming_columns(self.roles):
@@ -75,3 +90,68 @@ class ArrowDataset:
                      levels=self.levels)
             read[where] = first_row + batch.num_rows
         return summary
+
+
+def _unreadable(data: Any, schema: Any, columns: list[str], error: Exception) -> InputError:
+    """The error for a scan that Arrow could not read: where a file's column is of another
+    type than the dataset's schema (which pyarrow takes from one file), that file, the
+    column and both types; else Arrow's own message, as one line."""
+    import pyarrow.dataset as ds
+
+    reason = " ".join(str(error).split())
+    if isinstance(data, ds.FileSystemDataset):
+        for fragment in data.get_fragments():
+            physical = fragment.physical_schema
+            for name in columns:
+                if name in physical.names and name in schema.names \
+                        and physical.field(name).type != schema.field(name).type:
+                    return InputError(
+                        f"{fragment.path!r}: column {name!r} is of type "
+                        f"{physical.field(name).type}, where the dataset's schema says "
+                        f"{schema.field(name).type}: the files must agree on each column's "
+                        f"type ({reason})", argument=name, value=str(physical.field(name).type))
+    return InputError(f"cannot read the dataset: {reason}", argument="source")
+
+
+def _kind_of(kind: Any) -> str:
+    """The kind of group label an Arrow type holds, as the files source tells them apart:
+    integers of any width and sign are one kind; a dictionary is its values' kind."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_integer(kind):
+        return "integers"
+    if pa.types.is_boolean(kind):
+        return "booleans"
+    if pa.types.is_floating(kind):
+        return "floats"
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or \
+            pa.types.is_string_view(kind):
+        return "text"
+    if pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or \
+            pa.types.is_binary_view(kind):
+        return "bytes"
+    return str(kind)
+
+
+def _group_kind(fragment: Any, column: str, where: str, first: tuple[str, str] | None
+                ) -> tuple[str, str] | None:
+    """The kind of the group labels of a file as stored (before the dataset's cast), checked
+    against the first file's: labels of two kinds are refused, naming both files."""
+    try:
+        physical = fragment.physical_schema
+    except Exception:  # noqa: BLE001 - a fragment that cannot say keeps the dataset's type
+        return first
+    if column not in physical.names:  # a partition key: one type, the partitioning's
+        return first
+    kind = _kind_of(physical.field(column).type)
+    if first is None:
+        return (kind, where)
+    if kind != first[0]:
+        raise InputError(
+            f"{where}: column {column!r}: its group labels are {kind}, those of {first[1]} "
+            f"{first[0]}: a group column must hold labels of one kind in every file of a "
+            "dataset (the dataset would cast them to one type, merging labels such as "
+            "'1', 1 and True)", argument=column, value=(first[0], kind))
+    return first

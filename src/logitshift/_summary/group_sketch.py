@@ -25,12 +25,13 @@ from typing import Any
 import numpy as np
 
 from .._core import kernels as _kernels
-from .._core.units import ORDINARY_EXPONENT, TINY, weight_exponent
-from .._core.validate import InputError, as_shift, library_of, rows
-from .._estimators.groups import (GroupShiftFit, GroupTerms, GroupTotals, check_group_options,
-                                  fit_group_curves)
-from .._estimators.solve import CurveTotals, Terms
-from .passes import Prepared, ScanTotals, in_threads, max_threads, row_ranges, terms_from_sums
+from .._core.units import ORDINARY_EXPONENT, TINY, LogPart, weight_exponent
+from .._core.validate import InputError, as_positive_int, as_shift, library_of, rows
+from .._estimators.groups import (GroupShiftFit, GroupTerms, GroupTotals, UnknownGroup,
+                                  check_group_options, fit_group_curves)
+from .._estimators.solve import CurveTotals, Terms, with_log_parts
+from .passes import (Prepared, ScanTotals, in_threads, log_parts_from_states, max_threads,
+                     row_ranges, terms_from_sums)
 from .sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAULT_WIDTH,
                      MAX_ORDER, Sketch, _combine, fill_reference)
 
@@ -370,7 +371,9 @@ def group_codes(group: Any, n_rows: int, levels: Any = None, name: str = "group"
 
 class _GroupCurve:
     """One group of a :class:`GroupSketch` as a curve: its totals and its sums at any shift,
-    `_kernels.sketch_terms` on its own cells."""
+    `_kernels.sketch_terms` on its own cells, with the logarithms of a part that falls below
+    `TINY` (as :meth:`Sketch.evaluate` gives them), so that ``fit_of`` solves a group whose
+    labels are separated by a gap wider than the doubles' σ as `fit` on its rows does."""
 
     passes = 1
 
@@ -380,9 +383,18 @@ class _GroupCurve:
         self.totals = totals
 
     def evaluate(self, shift: float) -> Terms:
-        return terms_from_sums(_kernels.sketch_terms(
-            self._centres, self._tables, self._width, as_shift(shift), _COEFFICIENTS,
-            _FACTORIALS, _NO_CELLS))
+        shift = as_shift(shift)
+        terms = terms_from_sums(_kernels.sketch_terms(
+            self._centres, self._tables, self._width, shift, _COEFFICIENTS, _FACTORIALS,
+            _NO_CELLS))
+        return with_log_parts(terms, shift, self.totals.weight_sum, self._log_parts)
+
+    def _log_parts(self, shift: float, scale: float, exponent: int
+                   ) -> tuple[LogPart | None, LogPart | None]:
+        state = np.zeros(_kernels.N_LOG)
+        _kernels.sketch_log_parts(self._centres, self._tables, self._width, shift,
+                                  _COEFFICIENTS, _FACTORIALS, scale, state)
+        return log_parts_from_states(state, exponent)
 
 
 class GroupSketch:
@@ -447,6 +459,8 @@ class GroupSketch:
         ``first_row``). ``levels``: ``group`` holds integer codes into them. Returns the
         sketch itself."""
         data = Prepared.of(y, offset, weight, allow_empty=True, first_row=first_row)
+        if threads is not None:
+            threads = as_positive_int(threads, "threads")
         codes = group_codes(group, data.n_rows, levels, first_row=first_row)
         if data.n_rows == 0:
             return self
@@ -543,6 +557,17 @@ class GroupSketch:
             raise InputError(f"keys has {len(values)} labels, the sketch {self.n_groups} "
                              "groups", argument="keys")
         new[:] = values
+        for index, value in enumerate(values):
+            try:
+                hash(value)
+            except TypeError:
+                raise InputError(f"keys[{index}] = {reprlib.repr(value)} is a "
+                                 f"{type(value).__name__}, which is not hashable: a group "
+                                 "label must be a number, string, bool or other hashable value",
+                                 argument="keys", index=index, value=value) from None
+            if _is_missing(value):
+                raise InputError(f"keys[{index}] is missing: every group needs a label",
+                                 argument="keys", index=index, value=value)
         if len(set(values)) != len(values):
             raise InputError("keys must be distinct: relabelling would merge groups",
                              argument="keys")
@@ -613,11 +638,15 @@ class GroupSketch:
         return int(self._n_rows.sum())
 
     def index_of(self, key: Any) -> int:
-        """The position of a group's key in :attr:`keys`; raises ``KeyError`` for an unseen
-        one."""
+        """The position of a group's key in :attr:`keys`; an unseen one raises
+        :class:`~logitshift.InputError` naming a few of the groups, which is also a
+        ``KeyError``."""
         for index in np.flatnonzero(_equal_keys(self._keys, key)):
             return int(index)
-        raise KeyError(key)
+        shown = ", ".join(reprlib.repr(group) for group in self._keys[:5].tolist())
+        more = f", ... ({self.n_groups} groups)" if self.n_groups > 5 else ""
+        raise UnknownGroup(f"no group {reprlib.repr(key)}: the groups are {shown or 'none'}"
+                           f"{more}", argument="key", value=key)
 
     @property
     def group_totals(self) -> GroupTotals:

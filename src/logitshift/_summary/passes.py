@@ -65,6 +65,13 @@ class Prepared:
     @classmethod
     def of(cls, y: Any, offset: Any, weight: Any, *, allow_empty: bool = False,
            first_row: int = 0) -> Prepared:
+        # The rows' numbers in messages: a non-negative int, so that a message never fails
+        # on the arithmetic of a row number.
+        if isinstance(first_row, (bool, np.bool_)) or not isinstance(
+                first_row, (int, np.integer)) or first_row < 0:
+            raise InputError(f"first_row = {first_row!r} must be a non-negative integer",
+                             argument="first_row", value=first_row)
+        first_row = int(first_row)
         labels = as_labels(y, check_values=False, allow_empty=allow_empty)
         n_rows = labels.shape[0]
         return cls(labels, as_offset(offset, n_rows, check_values=False),

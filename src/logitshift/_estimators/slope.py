@@ -17,7 +17,7 @@ import numpy as np
 
 from .._core import jsonsafe as _json
 from .._core.losses import sigmoid_pair, softplus, times
-from .._core.units import ldexp
+from .._core.units import ldexp, log_ratio
 from .._core.validate import (InputError, as_numeric, as_positive_int, check_infinite_offsets,
                               check_se_type, warn)
 from .result import normal_quantile
@@ -436,13 +436,35 @@ def fit_slope_curve(curve: SlopeCurve, *, method: str, tol: float | None = None,
     if separated:
         return result(math.nan, separated * math.inf, "separated", 0, None)
 
-    intercept, slope = solve_curve(curve.at_slope(1.0), tol=tol).shift, 1.0
+    # From the calibration in the large (slope 1, the shift's exact root); where Newton does
+    # not converge from there (scores so spread that every row is certain at slope 1: the
+    # curvature vanishes, or the first step leaps far beyond the answer), from the null
+    # model instead (slope 0, the intercept the log odds of the labels), as glm starts.
+    start = (solve_curve(curve.at_slope(1.0), tol=tol).shift, 1.0)
+    outcome = _newton(curve, *start, tol, max_iter)
+    if outcome[2] != "converged":
+        null = log_ratio(totals.active_positives, totals.active_negatives)
+        retried = _newton(curve, null, 0.0, tol, max_iter)
+        if retried[2] == "converged":
+            outcome = retried
+    intercept, slope, status, iterations, terms = outcome
+    if status == "stalled":
+        status, iterations = "max_iter", max_iter
+    return result(intercept, slope, status, iterations, terms)
+
+
+def _newton(curve: SlopeCurve, intercept: float, slope: float, tol: float, max_iter: int
+            ) -> tuple[float, float, str, int, SlopeTerms]:
+    """Newton steps on the convex loss from ``(intercept, slope)``, each halved until the
+    loss does not rise, until both steps are below ``tol · max(1, |value|)``: the point,
+    its status (``"converged"``, ``"beyond_sketch"``, ``"max_iter"``, or ``"stalled"``
+    where the curvature vanishes), the iterations and the sums there."""
     terms = curve.evaluate_slope(intercept, slope)
     for iteration in range(1, max_iter + 1):
         aa, ab, bb = terms.hessian
         det = aa * bb - ab * ab
         if not (det > 0 and math.isfinite(det)):
-            break
+            return intercept, slope, "stalled", iteration - 1, terms
         ga, gb = terms.gradient
         step_a, step_b = -(bb * ga - ab * gb) / det, -(aa * gb - ab * ga) / det
         scale = 1.0
@@ -453,11 +475,11 @@ def fit_slope_curve(curve: SlopeCurve, *, method: str, tol: float | None = None,
             scale *= 0.5
         intercept, slope, terms = intercept + scale * step_a, slope + scale * step_b, trial
         if curve.truncation(slope) > MAX_TRUNCATION:
-            return result(intercept, slope, "beyond_sketch", iteration, terms)
+            return intercept, slope, "beyond_sketch", iteration, terms
         if (abs(scale * step_a) <= tol * max(1.0, abs(intercept))
                 and abs(scale * step_b) <= tol * max(1.0, abs(slope))):
-            return result(intercept, slope, "converged", iteration, terms)
-    return result(intercept, slope, "max_iter", max_iter, terms)
+            return intercept, slope, "converged", iteration, terms
+    return intercept, slope, "max_iter", max_iter, terms
 
 
 def warn_about(result: SlopeFit) -> SlopeFit:

@@ -746,13 +746,19 @@ class Sketch:
         return _Sloped(self, float(slope))
 
     def truncation(self, slope: float) -> float:
-        """The Taylor remainder ``(|slope| · width / 2π)^order``: the relative error of the
-        sums at that slope (below 1e-15 with the defaults for ``|slope| <= 1.3``, below
-        1e-12 for ``|slope| <= 3.2``)."""
+        """The relative error of the slope curve's sums at ``slope``: the Taylor remainder
+        ``(|slope| · width / 2π)^order`` (below 1e-15 with the defaults for ``|slope| <=
+        1.3``, below 1e-12 for ``|slope| <= 3.2``), or, where larger, the grid's resolution:
+        a remainder ``d = offset - centre`` is rounded to ``2**-54 · width``, which is
+        ``2**-54 · width / spread`` of the offsets' spread (scores spread over 1e-20 logits
+        lie in one cell, whose tables cannot tell them apart)."""
         base = abs(slope) * self.width / (2.0 * math.pi)
         # A steep trial slope (scores of 1e4 logits make them) is far beyond the sketch:
         # its power overflows, which is inf here, not an error.
-        return base ** self.order if base < 1e15 else math.inf
+        taylor = base ** self.order if base < 1e15 else math.inf
+        spread = self.totals.offset_max - self.totals.offset_min
+        resolution = 2.0 ** -54 * self.width / spread if spread > 0 else 0.0
+        return max(taylor, resolution)
 
     def separates(self) -> int:
         """+1 where every cell with label-0 weight lies below every cell with label-1 weight

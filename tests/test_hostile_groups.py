@@ -465,13 +465,18 @@ def test_predict_shift_of_columns(by_name, keys):
     assert got[0] == by_name.shift[0] and math.isnan(got[1]) and got[2] == by_name.shift[2]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_estimators/groups.py predict_shift: a generator is neither list nor tuple, so "
-    "np.asarray(keys, dtype=object) makes it one 0-d key, and the answer is [nan] where the "
-    "two shifts (or an InputError) are due"))
 def test_predict_shift_of_a_generator(by_name):
     got = by_name.predict_shift(key for key in ["a", "c"])
     assert got.tolist() == [by_name.shift[0], by_name.shift[2]]
+
+
+def test_a_string_is_one_key_for_every_lookup(by_name):
+    # predict_shift and confint read keys alike: a string is one label, not its letters.
+    assert by_name.predict_shift("a").tolist() == [by_name.shift[0]]
+    low, high = by_name.confint(keys="a")
+    assert np.isfinite(low[0]) and np.isnan(low[1:]).all()
+    with pytest.raises(logitshift.InputError, match="no group 'ab'"):
+        by_name.confint(keys="ab")
 
 
 @pytest.mark.parametrize("level", [1.0, 0.0, math.nan, "0.9", 95, True])

@@ -863,7 +863,7 @@ class GroupShiftFit:
         else:
             lookup = {key: i for i, key in enumerate(self.groups.tolist())}
             chosen = np.array([self._index(key) if (place := _position(lookup, key)) is None
-                               else place for key in keys], dtype=np.int64)
+                               else place for key in _key_list(keys)], dtype=np.int64)
             wanted = np.zeros(self.n_groups, dtype=bool)
             wanted[chosen] = True
         low = np.full(self.n_groups, math.nan)
@@ -979,10 +979,7 @@ class GroupShiftFit:
         values = self.shrunk if self.shrinkage == "random" else self.shift
         default = self.mean if self.shrinkage == "random" else math.nan
         lookup = {key: i for i, key in enumerate(self.groups.tolist())}
-        # A list is its elements as they are (numpy would split a list of pairs into two
-        # columns); anything else, an array's elements or one key.
-        keys = list(keys) if isinstance(keys, (list, tuple)) else \
-            np.asarray(keys, dtype=object).ravel().tolist()
+        keys = _key_list(keys)
         out = np.full(len(keys), default)
         for j, key in enumerate(keys):
             try:
@@ -1181,6 +1178,19 @@ def _degenerate_ends(evaluate: Any, direction: np.ndarray, offset_mean: np.ndarr
             point = np.where(active, guess, point)
         end[active] = point[active]
     return end + beyond
+
+
+def _key_list(keys: Any) -> list[Any]:
+    """Keys given to a lookup, as a list: a list's or a tuple's elements as they are (numpy
+    would split a list of pairs into two columns), an array's elements, an iterator's (a
+    generator); anything else (a string, a set, a dict) is one key."""
+    if isinstance(keys, (list, tuple)):
+        return list(keys)
+    if hasattr(keys, "__array__") and not isinstance(keys, (str, bytes)):
+        return np.asarray(keys, dtype=object).ravel().tolist()
+    if hasattr(keys, "__next__"):
+        return list(keys)
+    return [keys]
 
 
 def _position(lookup: dict[Any, int], key: Any) -> int | None:

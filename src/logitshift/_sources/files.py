@@ -32,7 +32,7 @@ import pyarrow.parquet as pq
 
 from .._core.validate import (InputError, as_positive_int, check_columns, check_offset_is,
                               naming_columns, prefixing)
-from .._summary.chunks import Needs, empty, fill, named_columns, require_scores
+from .._summary.chunks import Needs, empty, fill, named_columns, read_ahead, require_scores
 from .._summary.group_sketch import GroupSketch
 from .._summary.passes import max_threads
 from .._summary.sketch import Sketch
@@ -820,18 +820,6 @@ class _Progress:
         self._width = len(text)
 
 
-_END = object()
-
-
-def _read_ahead(batches: Iterator[Any]) -> Iterator[Any]:
-    """The same items, the next one read in a thread while the caller works on this one."""
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="logitshift-reader") as reader:
-        coming = reader.submit(next, batches, _END)
-        while (batch := coming.result()) is not _END:
-            coming = reader.submit(next, batches, _END)
-            yield batch
-
-
 def _stream(source: Any, columns: Sequence[str], roles: dict[str, Any],
             fill: Callable[[dict[str, Any], int, int], None], *, batch_rows: int | None,
             progress: bool | None, format: str | None, keys: Sequence[str] = (),
@@ -859,7 +847,7 @@ def _stream(source: Any, columns: Sequence[str], roles: dict[str, Any],
         # file with it.
         with closing(iter_batches(path, columns, batch_rows=batch_rows, format=format,
                                   keys=keys, _position=position)) as batches, \
-                closing(_read_ahead(batches)) as ahead:
+                closing(read_ahead(batches)) as ahead:
             for batch in ahead:
                 with prefixing(_where(path)), naming_columns(roles):
                     fill(batch, first_row, fill_threads)

@@ -8,7 +8,9 @@ writes only how it reads, and an estimator only what it does with the summary.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +19,11 @@ import numpy as np
 from .._core.validate import (InputError, as_raw_scores, column_roles, naming_columns,
                               prefixing)
 from .group_sketch import GroupSketch
+from .passes import max_threads
 from .sketch import Sketch
 
-__all__ = ["Needs", "empty", "fill", "fill_batches", "named_columns", "require_scores",
-           "refuse_passes", "ROLES"]
+__all__ = ["Needs", "empty", "fill", "fill_batches", "read_ahead", "named_columns",
+           "require_scores", "refuse_passes", "ROLES"]
 
 #: The columns a chunk may hold, by role, in the order the sources name them.
 ROLES = ("y", "offset", "weight", "group")
@@ -93,13 +96,30 @@ def fill_batches(summary: Sketch | GroupSketch, batches: Iterable[tuple[str, Any
     name for errors (a file) and a pyarrow record batch whose columns ``roles`` names; rows
     are numbered from 0 within each place. Returns the summary."""
     read: dict[str, int] = {}  # rows read so far in each place
-    for where, batch in batches:
-        first_row = read.get(where, 0)
-        chunk = {role: batch.column(name) for role, name in roles.items() if name is not None}
-        with prefixing(where), naming_columns(roles):
-            fill(summary, chunk, first_row=first_row, offset_is=offset_is, levels=levels)
-        read[where] = first_row + batch.num_rows
+    # A pipeline, as for files: one thread reads the next batch while the others fill.
+    threads = max(1, max_threads() - 1)
+    with closing(read_ahead(iter(batches))) as ahead:
+        for where, batch in ahead:
+            first_row = read.get(where, 0)
+            chunk = {role: batch.column(name) for role, name in roles.items()
+                     if name is not None}
+            with prefixing(where), naming_columns(roles):
+                fill(summary, chunk, first_row=first_row, offset_is=offset_is, levels=levels,
+                     threads=threads)
+            read[where] = first_row + batch.num_rows
     return summary
+
+
+_END = object()
+
+
+def read_ahead(items: Iterator[Any]) -> Iterator[Any]:
+    """The same items, the next one read in a thread while the caller works on this one."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="logitshift-reader") as reader:
+        coming = reader.submit(next, items, _END)
+        while (item := coming.result()) is not _END:
+            coming = reader.submit(next, items, _END)
+            yield item
 
 
 def require_scores(needs: Needs, offset: Any, *, named: bool) -> None:

@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("pyspark", reason="the Spark source needs pyspark (logitshift[spark])")
 
 import logitshift  # noqa: E402
+import logitshift._sources.spark  # noqa: E402
 import logitshift.spark  # noqa: E402
 from logitshift import InputError  # noqa: E402
 from test_groups_sources import assert_same_groups, make_rows  # noqa: E402
@@ -85,7 +86,10 @@ def test_the_frames_are_in_several_partitions(frame, rows, grouped):
 
 @pytest.mark.parametrize("weight", [None, "w"], ids=["unweighted", "weighted"])
 @pytest.mark.parametrize("se_type", ["model", "robust"])
-def test_fit_frame_is_fit_on_the_same_rows(frame, rows, weight, se_type):
+@pytest.mark.parametrize("chunk_rows", [1000, 1 << 18], ids=["batches", "partitions"])
+def test_fit_frame_is_fit_on_the_same_rows(frame, rows, weight, se_type, chunk_rows,
+                                           monkeypatch):
+    monkeypatch.setattr(logitshift._sources.spark.SparkFrame, "chunk_rows", chunk_rows)
     result = logitshift.fit_frame(frame, "y", SCORE, weight, se_type=se_type)
     expected = logitshift.fit(rows["y"], rows[SCORE], None if weight is None else rows[weight],
                               se_type=se_type)
@@ -166,7 +170,13 @@ def ranged(spark):
     ("site", "null", "groups",
      "partition 1: column 'site': group[1017] is missing: every row needs a group"),
 ], ids=["nan-offset", "label-2", "missing-group"])
-def test_a_bad_row_is_named_by_partition_column_and_row(ranged, column, bad, call, message):
+@pytest.mark.parametrize("chunk_rows", [1, 1500, 1 << 18],
+                         ids=["each-batch", "two-batches", "the-partition"])
+def test_a_bad_row_is_named_by_partition_column_and_row(ranged, column, bad, call, message,
+                                                        chunk_rows, monkeypatch):
+    """Numbered within the partition, whether the chunks are Spark's batches of 1000 rows
+    or runs of them (the bad row is in the second batch)."""
+    monkeypatch.setattr(logitshift._sources.spark.SparkFrame, "chunk_rows", chunk_rows)
     frame = ranged.selectExpr(
         *[f"case when id = 3017 then {bad} else {name} end as {name}" if name == column
           else name for name in ("y", "margin", "site")])
@@ -183,6 +193,12 @@ def test_a_row_in_the_first_batch_of_the_first_partition(ranged):
     frame = ranged.selectExpr("y", "case when id = 4 then double('inf') else margin end as m")
     with pytest.raises(InputError, match=r"^partition 0: column 'm': offset\[4\] = inf "):
         logitshift.fit_frame(frame, "y", "m")
+
+
+def test_a_spark_object_that_is_not_a_dataframe_is_refused_by_name(spark):
+    rdd = spark.sparkContext.parallelize([(1, 0.5)])
+    with pytest.raises(InputError, match=r"^frame must be a pyspark.sql.DataFrame, got RDD$"):
+        logitshift.fit_frame(rdd, "y", "f")
 
 
 def _jobs(spark, group):

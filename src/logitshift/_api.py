@@ -41,6 +41,10 @@ def _is_dask_frame(frame: Any) -> bool:
     return library_of(frame) == "dask"
 
 
+def _is_spark_frame(frame: Any) -> bool:
+    return library_of(frame) == "pyspark"
+
+
 def _is_dataset(data: Any) -> bool:
     if type(data).__module__ != "pyarrow._dataset":
         return False
@@ -59,11 +63,13 @@ def _is_sql(data: Any) -> bool:
 #: The sources, by the form in which a public function takes its input: its columns as
 #: values (``"arrays"``), a table and column names (``"table"``), or files and column names
 #: (``"files"``). Within a form, the first source whose test accepts the input reads it;
-#: each is a module and a class in it, imported only when chosen (Dask is optional).
+#: each is a module and a class in it, imported only when chosen (Dask and Spark are
+#: optional).
 SOURCES: dict[str, list[tuple[Callable[[Any], bool], str, str]]] = {
     "arrays": [(_is_dask_arrays, "_sources.dask", "DaskArrays"),
                (lambda columns: True, "_sources.arrays", "Arrays")],
     "table": [(_is_dask_frame, "_sources.dask", "DaskFrame"),
+              (_is_spark_frame, "_sources.spark", "SparkFrame"),
               (_is_dataset, "_sources.dataset", "ArrowDataset"),
               (_is_sql, "_sources.sql", "SqlTable"),
               (lambda frame: True, "_sources.arrays", "Table")],

@@ -27,6 +27,7 @@ __all__ = [
     "slope_terms", "derivative_coefficients", "compile_vectorized", "polynomial_derivatives",
     "sketch_polynomials", "group_scan", "group_scatter", "group_cell_counts", "group_fill",
     "group_terms", "fill_extras", "ordered_pairs", "pool_cells", "merge_cells", "group_losses",
+    "group_derivatives", "group_integrals", "N_INTEGRAL",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}

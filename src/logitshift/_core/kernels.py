@@ -27,6 +27,7 @@ __all__ = [
     "slope_terms", "derivative_coefficients", "compile_vectorized", "polynomial_derivatives",
     "sketch_polynomials", "group_scan", "group_scatter", "group_cell_counts", "group_fill",
     "group_terms", "fill_extras", "ordered_pairs", "pool_cells", "merge_cells", "group_losses",
+    "group_derivatives", "group_integrals", "N_INTEGRAL",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -1452,3 +1453,314 @@ def group_terms(group_start, centres, tables, width, shifts, wanted, coefficient
         for i in range(N_TERMS):
             value = sums[i, 0]
             out[g, i] = value + sums[i, 1] if math.isfinite(value) else value
+
+
+#: What `group_integrals` writes per group: the group's ``-log ∫`` and its gradient and
+#: Hessian in ``(μ, θ = log τ)``; its mode as a shift ``s = μ + û`` and the loss's second
+#: derivative there; the mode's first and second derivatives in ``(μ, θ)``; Newton's
+#: iterations.
+N_INTEGRAL = 14
+(I_VALUE, I_MEAN, I_THETA, I_MEAN_MEAN, I_MEAN_THETA, I_THETA_THETA, I_SHIFT, I_CURVATURE,
+ I_SHIFT_MEAN, I_SHIFT_THETA, I_SHIFT_MEAN_MEAN, I_SHIFT_MEAN_THETA, I_SHIFT_THETA_THETA,
+ I_ITERATIONS) = range(N_INTEGRAL)
+
+
+@nb.njit(**_HELPER)
+def _group_moments(tables, factorials, low, high, moments):
+    """``moments[c] = (M_neg, M_pos, M_neg + M_pos)_j / j!`` of the cells ``[low, high)``:
+    the tables as `sketch_terms` reads them, divided once for every point a group is
+    evaluated at."""
+    order = tables.shape[2]
+    for c in range(high - low):
+        for j in range(order):
+            negative = tables[low + c, 0, j] / factorials[j]
+            positive = tables[low + c, 1, j] / factorials[j]
+            moments[c, 0, j] = negative
+            moments[c, 1, j] = positive
+            moments[c, 2, j] = negative + positive
+
+
+@nb.njit(**_HELPER)
+def _group_derivatives(centres, moments, low, high, points, n_points, top, coefficients,
+                       sums, out):
+    """The loss of cells ``[low, high)`` (their `_group_moments`) at each shift
+    ``points[k]``, ``k < n_points``, and its derivatives up to ``top`` (2 or 4): ``out[k,
+    i] = L^(i)(points[k])``, each summed over the cells with compensation.
+
+    A cell's series (`sketch_terms`') in ``σ^(m)(u)``, ``m >= 1`` (``D_m`` for ``u <= 0``,
+    ``(-1)^(m+1) D_m`` above), with ``B_j = (M_neg + M_pos)_j / j!``: the loss is ``M_neg,0
+    softplus(u) + M_pos,0 softplus(-u) + M_neg,1 σ(u) - M_pos,1 σ(-u) + Σ_(j>=2) B_j
+    σ^(j-1)(u)``, the gradient ``M_neg,0 σ(u) - M_pos,0 σ(-u) + Σ_(j>=1) B_j σ^(j)(u)``, and
+    the ``i``-th derivative, ``i >= 2``, ``Σ_j B_j σ^(j+i-1)(u)`` (the two labels' parts of
+    each term are equal beyond the first). Each ``D_m`` joins every sum it enters as soon
+    as Horner's rule has formed it, in registers. ``coefficients`` needs ``order + 3``
+    rows; ``sums`` is work space ``(5, 2)``."""
+    order = moments.shape[2]
+    n_rows = order + top - 1
+    width = coefficients.shape[1] - 1
+    for k in range(n_points):
+        for i in range(5):
+            sums[i, 0] = 0.0
+            sums[i, 1] = 0.0
+        shift = points[k]
+        for c in range(high - low):
+            u = centres[low + c] + shift
+            tail = math.exp(-abs(u))
+            small = tail / (1.0 + tail)  # σ(-|u|) = D_0
+            right = u > 0
+            negative = moments[c, 0, 0]
+            positive = moments[c, 1, 0]
+            softplus_small = math.log1p(tail)
+            loss = 0.0
+            if right:
+                up, down = 1.0 - small, small  # σ(u), σ(-u)
+                if negative != 0.0:  # (0 · inf would be nan)
+                    loss += negative * (u + softplus_small)
+                loss += positive * softplus_small
+            else:
+                up, down = small, 1.0 - small
+                loss += negative * softplus_small
+                if positive != 0.0:
+                    loss += positive * (softplus_small - u)
+            loss += moments[c, 0, 1] * up - moments[c, 1, 1] * down
+            gradient = negative * up - positive * down
+            second = 0.0
+            third = 0.0
+            fourth = 0.0
+            for m in range(1, n_rows):
+                degree = min(m + 1, width)
+                d = coefficients[m, degree]
+                for i in range(degree - 1, -1, -1):
+                    d = d * small + coefficients[m, i]
+                if right and m % 2 == 0:
+                    d = -d  # σ^(m)(u) on the right
+                if m + 1 < order:
+                    loss += moments[c, 2, m + 1] * d
+                if m < order:
+                    gradient += moments[c, 2, m] * d
+                if m <= order:
+                    second += moments[c, 2, m - 1] * d
+                if top > 2:
+                    if 2 <= m <= order + 1:
+                        third += moments[c, 2, m - 2] * d
+                    if m >= 3:
+                        fourth += moments[c, 2, m - 3] * d
+            sums[0, 0], sums[0, 1] = _add(sums[0, 0], sums[0, 1], loss)
+            sums[1, 0], sums[1, 1] = _add(sums[1, 0], sums[1, 1], gradient)
+            sums[2, 0], sums[2, 1] = _add(sums[2, 0], sums[2, 1], second)
+            if top > 2:
+                sums[3, 0], sums[3, 1] = _add(sums[3, 0], sums[3, 1], third)
+                sums[4, 0], sums[4, 1] = _add(sums[4, 0], sums[4, 1], fourth)
+        for i in range(top + 1):
+            value = sums[i, 0]
+            out[k, i] = value + sums[i, 1] if math.isfinite(value) else value
+
+
+@nb.njit(**_OPTIONS)
+def group_derivatives(group_start, centres, tables, shifts, top, coefficients, factorials,
+                      out):
+    """`_group_derivatives` of every group at its shift ``shifts[g]``: ``out[g, i] =
+    L^(i)`` for ``i <= top``, in each group's own units."""
+    order = tables.shape[2]
+    most = 0
+    for g in range(shifts.shape[0]):
+        most = max(most, group_start[g + 1] - group_start[g])
+    moments = np.empty((most, 3, order))
+    sums = np.empty((5, 2))
+    values = np.empty((1, 5))
+    points = np.empty(1)
+    for g in range(shifts.shape[0]):
+        low = group_start[g]
+        high = group_start[g + 1]
+        _group_moments(tables, factorials, low, high, moments)
+        points[0] = shifts[g]
+        _group_derivatives(centres, moments, low, high, points, 1, top, coefficients, sums,
+                           values)
+        for i in range(top + 1):
+            out[g, i] = values[0, i]
+
+
+@nb.njit(**_OPTIONS)
+def group_integrals(group_start, centres, tables, exponent, mean, tau, start,
+                    negatives, positives, nodes, weights, wanted, coefficients, factorials,
+                    first, stop, out):
+    """Each group's integral over its random intercept, ``-log ∫ exp(-h(u)) du / sqrt(2π
+    τ²)`` with ``h(u) = L(μ + u) + u² / (2τ²)``, and its exact gradient and Hessian in
+    ``(μ, θ = log τ)``, for the groups ``g`` in ``[first, stop)`` with ``wanted[g]``:
+    ``out[g]`` (the `N_INTEGRAL` columns, ``I_*``). ``L`` is the group's loss in the user's
+    units, ``2**exponent[g]`` times its tables'.
+
+    The mode ``û`` solves ``L'(μ + û) + û / τ² = 0``: Halley's steps (the third derivative
+    is at hand) from ``start[g]``, inside the bracket ``(-τ² N, τ² P)`` (``negatives``,
+    ``positives``), bisecting where a step leaves it, until a step is within 1e-13 of ``û``
+    (relative, or the bracket within 1e-15); the mode is the last point evaluated. With
+    ``t_k``, ``w_k`` the nodes and weights (summing to 1) of Gauss-Hermite quadrature, the
+    points are ``u_k = û + t_k τ / sqrt(P)``, ``P = 1 + τ² L''(μ + û)``, and
+
+        -log ∫ = ½ log P - log Σ_k w_k exp(-h(u_k) + t_k² / 2)
+
+    (one node at 0: Laplace). In the variable ``z = u / τ`` (each term bounded as τ → 0),
+    with ``s = μ + τ z``, the mode ``ẑ`` and ``P`` have derivatives from the mode's equation
+    ``τ L'(s) + ẑ = 0``, ``L`` differentiated up to four times at ``s``; each point's
+    ``h_k = L(s_k) + z_k² / 2``, ``z_k = ẑ + t_k P^(-1/2)``, then has first and second
+    derivatives from ``L'`` and ``L''`` at ``s_k``, and with ``π_k`` the points' shares of
+    the sum, ``∇ = ½ ∇P / P + Σ π_k ∇h_k`` and ``∇² = ½ ∇²(log P) + Σ π_k ∇²h_k -
+    Cov_π(∇h)``.
+    """
+    order = tables.shape[2]
+    variance = tau * tau
+    n_nodes = nodes.shape[0]
+    most = 0
+    for g in range(first, stop):
+        most = max(most, group_start[g + 1] - group_start[g])
+    moments = np.empty((most, 3, order))
+    sums = np.empty((5, 2))
+    values = np.empty((n_nodes, 5))
+    points = np.empty(n_nodes)
+    at = values[0]
+    for g in range(first, stop):
+        if not wanted[g]:
+            continue
+        low = group_start[g]
+        high = group_start[g + 1]
+        _group_moments(tables, factorials, low, high, moments)
+        e = exponent[g]
+        lo = -variance * negatives[g]
+        hi = variance * positives[g]
+        u = min(max(start[g], lo), hi)
+        iterations = 0
+        for iterations in range(1, 201):
+            points[0] = mean + u
+            _group_derivatives(centres, moments, low, high, points, 1, 4, coefficients,
+                               sums, values)
+            if e != 0:
+                for k in range(5):
+                    at[k] = math.ldexp(at[k], e)
+            slope = at[1] + u / variance
+            if slope > 0:
+                hi = u
+            elif slope < 0:
+                lo = u
+            curvature = at[2] + 1.0 / variance
+            step = -slope / curvature
+            # Halley: Newton's step corrected by the third derivative, where that is a
+            # correction (else Newton's).
+            bend = 1.0 + 0.5 * at[3] * step / curvature
+            if bend > 0.5 and math.isfinite(bend):
+                step = step / bend
+            new = u + step
+            converged = abs(step) <= 1e-13 * max(1.0, abs(u)) or slope == 0
+            if not (converged or (lo < new < hi)):
+                new = 0.5 * lo + 0.5 * hi
+            if converged or hi - lo <= 1e-15 * max(1.0, abs(u)):
+                break
+            u = new
+        loss, a, b, c, d = at[0], at[1], at[2], at[3], at[4]
+        # The mode and P, and their derivatives in (μ, θ) (m: μ, t: θ).
+        z = u / tau
+        p = 1.0 + variance * b
+        z_m = -tau * b / p
+        z_t = z * (1.0 - variance * b) / p
+        s_m = 1.0 / p
+        s_t = 2.0 * u / p
+        z_mm = -tau * c * s_m * s_m / p
+        z_mt = -(tau * b * (1.0 - variance * b) / p + tau * c * s_m * s_t) / p
+        z_tt = -(-z + variance * b * z + 2.0 * tau * b * (s_t + tau * z_t)
+                 + tau * c * s_t * s_t) / p
+        s_mm = tau * z_mm
+        s_mt = tau * (z_m + z_mt)
+        s_tt = tau * (z + 2.0 * z_t + z_tt)
+        p_m = variance * c * s_m
+        p_t = variance * (2.0 * b + c * s_t)
+        p_mm = variance * (d * s_m * s_m + c * s_mm)
+        p_mt = variance * (2.0 * c * s_m + d * s_m * s_t + c * s_mt)
+        p_tt = variance * (4.0 * b + 4.0 * c * s_t + d * s_t * s_t + c * s_tt)
+        # P^(-1/2), the points' spread in z, and its derivatives.
+        r = 1.0 / math.sqrt(p)
+        r_m = -0.5 * r * p_m / p
+        r_t = -0.5 * r * p_t / p
+        r_mm = r * (0.75 * p_m * p_m / p - 0.5 * p_mm) / p
+        r_mt = r * (0.75 * p_m * p_t / p - 0.5 * p_mt) / p
+        r_tt = r * (0.75 * p_t * p_t / p - 0.5 * p_tt) / p
+        at_mode = loss + u * u / (2.0 * variance)
+        # h's gradient at the mode, from which every point's is measured.
+        h_m = a * s_m + z * z_m
+        h_t = a * s_t + z * z_t
+        total = 0.0
+        mean_m = 0.0  # Σ w e^E δ, δ = ∇h_k - ∇h(û); then over the total
+        mean_t = 0.0
+        second_mm = 0.0  # Σ w e^E (∇²h_k - δ δ')
+        second_mt = 0.0
+        second_tt = 0.0
+        # Every point but the mode, evaluated together.
+        n_points = 0
+        for k in range(n_nodes):
+            if nodes[k] != 0.0:
+                points[n_points] = mean + (u + nodes[k] * tau * r)
+                n_points += 1
+        if n_points:
+            _group_derivatives(centres, moments, low, high, points, n_points, 2,
+                               coefficients, sums, values)
+        n_points = 0
+        for k in range(n_nodes):
+            t = nodes[k]
+            if t == 0.0:  # the mode itself (Laplace's one point, an odd rule's middle one)
+                share, point_loss, a_k, b_k, u_k = weights[k], loss, a, b, u
+            else:
+                u_k = u + t * tau * r
+                point_loss = values[n_points, 0]
+                a_k = values[n_points, 1]
+                b_k = values[n_points, 2]
+                n_points += 1
+                if e != 0:
+                    point_loss = math.ldexp(point_loss, e)
+                    a_k = math.ldexp(a_k, e)
+                    b_k = math.ldexp(b_k, e)
+                share = weights[k] * math.exp(
+                    at_mode - (point_loss + u_k * u_k / (2.0 * variance)) + 0.5 * t * t)
+            # z_k = ẑ + t P^(-1/2) and s_k = μ + τ z_k, differentiated.
+            z_k = z + t * r
+            zk_m = z_m + t * r_m
+            zk_t = z_t + t * r_t
+            zk_mm = z_mm + t * r_mm
+            zk_mt = z_mt + t * r_mt
+            zk_tt = z_tt + t * r_tt
+            spread = tau * t
+            sk_m = s_m + spread * r_m
+            sk_t = s_t + spread * (r + r_t)
+            sk_mm = s_mm + spread * r_mm
+            sk_mt = s_mt + spread * (r_m + r_mt)
+            sk_tt = s_tt + spread * (r + 2.0 * r_t + r_tt)
+            delta_m = a_k * sk_m + z_k * zk_m - h_m
+            delta_t = a_k * sk_t + z_k * zk_t - h_t
+            hk_mm = b_k * sk_m * sk_m + a_k * sk_mm + zk_m * zk_m + z_k * zk_mm
+            hk_mt = b_k * sk_m * sk_t + a_k * sk_mt + zk_m * zk_t + z_k * zk_mt
+            hk_tt = b_k * sk_t * sk_t + a_k * sk_tt + zk_t * zk_t + z_k * zk_tt
+            total += share
+            mean_m += share * delta_m
+            mean_t += share * delta_t
+            second_mm += share * (hk_mm - delta_m * delta_m)
+            second_mt += share * (hk_mt - delta_m * delta_t)
+            second_tt += share * (hk_tt - delta_t * delta_t)
+        mean_m /= total
+        mean_t /= total
+        value = at_mode + 0.5 * math.log1p(variance * b)
+        if n_nodes > 1:
+            value -= math.log(total)
+        out[g, I_VALUE] = value
+        out[g, I_MEAN] = 0.5 * p_m / p + h_m + mean_m
+        out[g, I_THETA] = 0.5 * p_t / p + h_t + mean_t
+        out[g, I_MEAN_MEAN] = (0.5 * (p_mm / p - p_m * p_m / (p * p)) + second_mm / total
+                               + mean_m * mean_m)
+        out[g, I_MEAN_THETA] = (0.5 * (p_mt / p - p_m * p_t / (p * p)) + second_mt / total
+                                + mean_m * mean_t)
+        out[g, I_THETA_THETA] = (0.5 * (p_tt / p - p_t * p_t / (p * p)) + second_tt / total
+                                 + mean_t * mean_t)
+        out[g, I_SHIFT] = mean + u
+        out[g, I_CURVATURE] = b
+        out[g, I_SHIFT_MEAN] = s_m
+        out[g, I_SHIFT_THETA] = s_t
+        out[g, I_SHIFT_MEAN_MEAN] = s_mm
+        out[g, I_SHIFT_MEAN_THETA] = s_mt
+        out[g, I_SHIFT_THETA_THETA] = s_tt
+        out[g, I_ITERATIONS] = iterations

@@ -27,8 +27,8 @@ import numpy as np
 from .._core import kernels as _kernels
 from .._core.units import ORDINARY_EXPONENT, TINY, LogPart, weight_exponent
 from .._core.validate import InputError, as_positive_int, as_shift, library_of, rows
-from .._estimators.groups import (GroupShiftFit, GroupTerms, GroupTotals, UnknownGroup,
-                                  check_group_options, fit_group_curves)
+from .._estimators.groups import (GroupIntegrals, GroupShiftFit, GroupTerms, GroupTotals,
+                                  UnknownGroup, check_group_options, fit_group_curves)
 from .._estimators.solve import CurveTotals, Terms, with_log_parts
 from .passes import (Prepared, ScanTotals, in_threads, log_parts_from_states, max_threads,
                      row_ranges, terms_from_sums)
@@ -36,6 +36,10 @@ from .sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAU
                      MAX_ORDER, Sketch, _combine, fill_reference)
 
 __all__ = ["GroupSketch", "GroupCodes", "group_codes", "GROUP_FORMAT_VERSION"]
+
+#: σ's derivatives to the fourth beyond the tables' order: `_kernels.group_integrals`
+#: differentiates each group's loss four times.
+_INTEGRAL_COEFFICIENTS = _kernels.derivative_coefficients(MAX_ORDER + 3)
 
 #: Integer group labels within this many of each other (or of 4 per row) are their own
 #: codes: no factorisation, the kernels read them in place.
@@ -764,6 +768,35 @@ class GroupSketch:
                             shifts, wanted, _COEFFICIENTS, _FACTORIALS, low, high, out)
                     for low, high in bounds])
         return out
+
+    def group_integrals(self, mean: float, tau: float, start: np.ndarray,
+                        negatives: np.ndarray, positives: np.ndarray, nodes: np.ndarray,
+                        weights: np.ndarray, wanted: np.ndarray) -> GroupIntegrals:
+        """Each group's integral over its random intercept (``N(0, τ²)``) at mean ``μ``, with
+        its exact gradient and Hessian in ``(μ, log τ)`` and its mode (a
+        :class:`GroupIntegrals`): `_kernels.group_integrals` on each group's cells, on every
+        core, in the user's units (each group's sums times ``2**exponent``). ``start``: each
+        group's first guess of the mode ``û``; ``negatives``, ``positives``: its label
+        weights in the user's units; ``nodes``, ``weights``: the Gauss-Hermite rule
+        (weights summing to 1). Rows of groups not ``wanted`` are 0."""
+        wanted = np.ascontiguousarray(wanted)
+        out = np.zeros((self.n_groups, _kernels.N_INTEGRAL))
+        # Work per group: its cells times the points it is evaluated at.
+        bounds = _balanced(np.cumsum(np.diff(self._start) * wanted), None)
+        arrays = [np.ascontiguousarray(a, dtype=np.float64)
+                  for a in (start, negatives, positives, nodes, weights)]
+        in_threads([partial(_kernels.group_integrals, self._start, self._centres, self._tables,
+                            self._exponent, float(mean), float(tau), *arrays[:3],
+                            *arrays[3:], wanted, _INTEGRAL_COEFFICIENTS, _FACTORIALS, low,
+                            high, out) for low, high in bounds])
+        k = _kernels
+        return GroupIntegrals(
+            value=out[:, k.I_VALUE], gradient=out[:, k.I_MEAN:k.I_THETA + 1],
+            hessian=out[:, k.I_MEAN_MEAN:k.I_THETA_THETA + 1], shift=out[:, k.I_SHIFT],
+            curvature=out[:, k.I_CURVATURE],
+            shift_gradient=out[:, k.I_SHIFT_MEAN:k.I_SHIFT_THETA + 1],
+            shift_hessian=out[:, k.I_SHIFT_MEAN_MEAN:k.I_SHIFT_THETA_THETA + 1],
+            iterations=out[:, k.I_ITERATIONS])
 
     # -- the estimator -----------------------------------------------------------------------
 

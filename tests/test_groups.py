@@ -348,30 +348,6 @@ def test_bytes_are_checked():
         GroupSketch.from_bytes(blob[:-9] + blob[-4:])
 
 
-@pytest.mark.parametrize("order", [2, 5, 8])
-def test_group_losses_are_the_losses_of_evaluate_groups(order):
-    # The quadrature's loss-only kernel writes the loss's series out again: it must give the
-    # very bits of the full evaluation, weighted, soft-labelled, far in the tails and on a
-    # group too spread for a window.
-    rng = np.random.default_rng(11)
-    n = 20_000
-    group = rng.integers(0, 40, n)
-    offset = rng.normal(0, 2, n)
-    offset[group == 3] *= 300
-    y = rng.random(n)
-    weight = rng.exponential(1.0, n)
-    sketch = GroupSketch(order=order).update(y, group, offset, weight)
-    shifts = rng.normal(0, 3, (sketch.n_groups, 6))
-    shifts[:, 0] = 40.0
-    wanted = np.ones(sketch.n_groups, dtype=bool)
-    wanted[5] = False
-    losses = sketch.group_losses(shifts, wanted)
-    for k in range(shifts.shape[1]):
-        expected = sketch.evaluate_groups(shifts[:, k], wanted).loss
-        np.testing.assert_array_equal(losses[:, k], expected)
-    assert (losses[5] == 0).all()
-
-
 def test_merging_keys_of_two_integer_types_keeps_them_apart():
     # uint64 beside int64 concatenates to float64, where 2**63 + 1 and 2**63 + 2 are equal.
     y, f = np.array([0, 1, 1, 0]), np.array([0.1, 0.2, 0.3, 0.4])

@@ -26,7 +26,7 @@ __all__ = [
     "count_labels", "exact_terms", "sketch_terms", "exact_log_parts", "sketch_log_parts",
     "slope_terms", "derivative_coefficients", "compile_vectorized", "polynomial_derivatives",
     "sketch_polynomials", "group_scan", "group_scatter", "group_cell_counts", "group_fill",
-    "group_terms", "fill_extras", "ordered_pairs", "pool_cells", "merge_cells", "group_losses",
+    "group_terms", "fill_extras", "ordered_pairs", "pool_cells", "merge_cells",
     "group_derivatives", "group_integrals", "N_INTEGRAL",
 ]
 
@@ -1311,72 +1311,6 @@ def group_fill(sorted_offsets, sorted_labels, sorted_weights, has_weights, row_s
                     tables[out, j] = window[at + j]
                     window[at + j] = 0.0
                 out += 1
-
-
-@nb.njit(**_OPTIONS)
-def group_losses(group_start, centres, tables, shifts, wanted, coefficients, factorials,
-                 first, stop, out):
-    """The loss alone of each group ``g`` in ``[first, stop)`` with ``wanted[g]``, at each of
-    its shifts ``shifts[g, k]``: ``out[g, k]``, the loss `group_terms` gives at that shift, to
-    the bit (the same series, the same order, the same compensation).
-
-    It needs ``σ^(j)`` only below ``order - 1``, and none of the gradient's or curvature's
-    sums: about half the work of `group_terms`, for the nodes of Gauss-Hermite quadrature.
-    (The loss's series is written out as in `sketch_terms`, which interleaves it with the
-    other sums.)
-    """
-    order = tables.shape[2]
-    exps = np.empty(_CELL_BLOCK)
-    small = np.empty(_CELL_BLOCK)
-    derivatives = np.empty((max(order - 1, 1), _CELL_BLOCK))
-    moments = np.empty((_CELL_BLOCK, order, 2))  # a cell's M_j / j!, the same at every point
-    points = shifts.shape[1]
-    sums = np.zeros((points, 2))
-    for g in range(first, stop):
-        if not wanted[g]:
-            continue
-        sums[:] = 0.0
-        for low in range(group_start[g], group_start[g + 1], _CELL_BLOCK):
-            m = min(_CELL_BLOCK, group_start[g + 1] - low)
-            for c in range(m):
-                for j in range(1, order):
-                    moments[c, j, 0] = tables[low + c, 0, j] / factorials[j]
-                    moments[c, j, 1] = tables[low + c, 1, j] / factorials[j]
-            for k in range(points):
-                shift = shifts[g, k]
-                _derivative_block(centres, low, m, shift, coefficients, exps, small,
-                                  derivatives)
-                for c in range(m):
-                    b = low + c
-                    u = centres[b] + shift
-                    right = u > 0
-                    m_neg = tables[b, 0, 0]
-                    m_pos = tables[b, 1, 0]
-                    softplus_small = math.log1p(exps[c])
-                    loss = 0.0
-                    if right:
-                        if m_neg != 0.0:
-                            loss += m_neg * (u + softplus_small)
-                        loss += m_pos * softplus_small
-                    else:
-                        loss += m_neg * softplus_small
-                        if m_pos != 0.0:
-                            loss += m_pos * (softplus_small - u)
-                    sign = 1.0
-                    for j in range(1, order):
-                        sign = -sign
-                        before = derivatives[j - 1, c]
-                        if right:
-                            sp_up = 1.0 - derivatives[0, c] if j == 1 else sign * before
-                            sp_down = sign * before
-                        else:
-                            sp_up = before
-                            sp_down = derivatives[0, c] - 1.0 if j == 1 else before
-                        loss += sp_up * moments[c, j, 0] + sp_down * moments[c, j, 1]
-                    sums[k, 0], sums[k, 1] = _add(sums[k, 0], sums[k, 1], loss)
-        for k in range(points):
-            value = sums[k, 0]
-            out[g, k] = value + sums[k, 1] if math.isfinite(value) else value
 
 
 @nb.njit(**_OPTIONS)

@@ -756,19 +756,6 @@ class GroupSketch:
                           negative_curvature=out[:, 4], positive_curvature=out[:, 5],
                           loss=out[:, 6])
 
-    def group_losses(self, shifts: np.ndarray, wanted: np.ndarray) -> np.ndarray:
-        """Each group's loss at each of its shifts, ``shifts[g, k]`` (``(groups, points)``),
-        for the groups ``wanted`` (the others' are 0): the ``loss`` of
-        :meth:`evaluate_groups` at those shifts, to the bit, in about half its time."""
-        shifts = np.ascontiguousarray(shifts, dtype=np.float64)
-        wanted = np.ascontiguousarray(wanted)
-        out = np.zeros(shifts.shape)
-        bounds = _balanced(np.cumsum(np.diff(self._start) * wanted), None)
-        in_threads([partial(_kernels.group_losses, self._start, self._centres, self._tables,
-                            shifts, wanted, _COEFFICIENTS, _FACTORIALS, low, high, out)
-                    for low, high in bounds])
-        return out
-
     def group_integrals(self, mean: float, tau: float, start: np.ndarray,
                         negatives: np.ndarray, positives: np.ndarray, nodes: np.ndarray,
                         weights: np.ndarray, wanted: np.ndarray) -> GroupIntegrals:

@@ -21,9 +21,9 @@ from ._estimators.groups import GroupShiftFit, check_group_options, fit_group_cu
 from ._estimators.report import CalibrationReport
 from ._estimators.result import ShiftFit, normal_quantile
 from ._estimators.shift import check_options, fit_curve
-from ._estimators.slope import MAX_TRUNCATION, SlopeFit, fit_slope_curve, warn_about
+from ._estimators.slope import SlopeFit
 from ._summary.chunks import Needs
-from ._summary.memory import Rows, ScoredArrays
+from ._summary.memory import Rows
 
 __all__ = ["fit", "fit_frame", "fit_file", "fit_slope", "fit_slope_frame", "fit_slope_file",
            "validate", "validate_frame", "validate_file",
@@ -105,8 +105,10 @@ class Estimator:
     """An estimator as the façade runs it: what it needs of a source, given its options,
     and how it turns the source's summary into its one result.
 
-    ``finish`` takes :class:`~logitshift._summary.memory.Rows` from a source that keeps its rows in
-    memory (and may then use them exactly), a sketch from any other.
+    ``finish`` takes :class:`~logitshift._summary.memory.Rows` from a source that keeps its
+    rows in memory, a sketch from any other: both answer ``solve_slope`` and ``validate``
+    (rows in memory with the exact refit and c-statistic), and the shift asks the rows for
+    the curve its method calls for.
     """
 
     needs: Callable[[Mapping[str, Any]], Needs]
@@ -150,15 +152,9 @@ def slope_options(tol: Any, max_iter: Any, se_type: Any) -> dict[str, Any]:
     return {"tol": tol, "max_iter": max_iter, "se_type": check_se_type(se_type)}
 
 
-def _finish_slope(summary: Any, options: Mapping[str, Any]) -> SlopeFit:
-    if isinstance(summary, Rows):
-        return warn_about(_slope_of(summary.scored, **options))
-    return summary.solve_slope(**options)
-
-
 SLOPE = Estimator(
     needs=lambda options: Needs(robust=options["se_type"] == "robust", scores=True),
-    finish=_finish_slope)
+    finish=lambda summary, options: summary.solve_slope(**options))
 
 
 def report_options(bins: Any, level: Any, se_type: Any) -> dict[str, Any]:
@@ -169,43 +165,14 @@ def report_options(bins: Any, level: Any, se_type: Any) -> dict[str, Any]:
     return {"bins": bins, "level": level, "se_type": se_type}
 
 
-def _finish_report(summary: Any, options: Mapping[str, Any]) -> CalibrationReport:
-    if isinstance(summary, Rows):
-        return _report_of(summary.scored, **options)
-    return summary.validate(**options)
-
-
 REPORT = Estimator(
     needs=lambda options: Needs(robust=options["se_type"] == "robust", histogram=True,
                                 scores=True),
-    finish=_finish_report)
+    finish=lambda summary, options: summary.validate(**options))
 
 
 GROUPS = Estimator(needs=lambda options: Needs(groups=True),
                    finish=lambda summary, options: fit_group_curves(summary, **options))
-
-
-def _slope_of(scored: ScoredArrays, tol: float | None, max_iter: int,
-              se_type: str) -> SlopeFit:
-    """The slope from the sketch, or from exact passes where the sketch cannot vouch for
-    its sums."""
-    options = {"tol": tol, "max_iter": max_iter, "se_type": se_type}
-    if scored.sketch is None:  # offsets beyond the cell budget
-        return fit_slope_curve(scored.exact_slope_curve(), method="exact", **options)
-    result = fit_slope_curve(scored.sketch, method="sketch", **options)
-    if result.status == "beyond_sketch" or result.truncation > MAX_TRUNCATION:
-        result = fit_slope_curve(scored.exact_slope_curve(), method="exact", **options)
-    return result
-
-
-def _report_of(scored: ScoredArrays, bins: int, level: float, se_type: str
-               ) -> CalibrationReport:
-    """The report of rows in memory: the exact c-statistic, and the slope refitted exactly
-    where the sketch cannot vouch for it."""
-    sketch = scored.sketched()  # the report's sums and curve come from the sketch's cells
-    slope = warn_about(_slope_of(scored, None, 100, se_type))
-    return sketch._report(slope, (scored.c_statistic(), 0.0), bins=bins, level=level,
-                          se_type=se_type)
 
 
 # -- the public functions ---------------------------------------------------------------------

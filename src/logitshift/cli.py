@@ -54,8 +54,6 @@ _FLAGS = {"pseudo_count": "--pseudo-count", "level": "--level", "format": "--for
 _PHRASES = {"shrinkage='random'": "--shrink"}
 #: The per-group table's formats, by the --output file's extension.
 _TABLE_FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet", ".parq": "parquet"}
-#: Files that a directory given as input is read for (io's Parquet suffixes).
-_PARQUET_SUFFIXES = {suffix for suffix, kind in _TABLE_FORMATS.items() if kind == "parquet"}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -185,6 +183,7 @@ def _refuse_inputs(paths: Sequence[str], outputs: Sequence[tuple[str, str | None
     file by any path: a link, ``./``), a Parquet file inside an input directory (read as
     part of the dataset), or a path that an input's glob pattern matches. Also two outputs
     that name one file."""
+    from ._sources.files import PARQUET_SUFFIXES
     from .io import expand_sources
 
     named = [(flag, path) for flag, path in outputs if path is not None]
@@ -203,7 +202,7 @@ def _refuse_inputs(paths: Sequence[str], outputs: Sequence[tuple[str, str | None
                                  "would overwrite the data: name another file",
                                  argument=flag, value=path)
         for source in given:
-            if (os.path.isdir(source) and Path(path).suffix.lower() in _PARQUET_SUFFIXES
+            if (os.path.isdir(source) and Path(path).suffix.lower() in PARQUET_SUFFIXES
                     and _inside(path, source)):
                 raise InputError(f"{flag} {path}: lies in the input directory {source}, "
                                  "whose Parquet files are all read as the data: write it "

@@ -183,6 +183,13 @@ def chi2_sf(statistic: float, df: int) -> float:
     return math.exp(log_prefix) * h
 
 
+def _pseudo_weight(pseudo_count: float, totals: GroupTotals) -> np.ndarray:
+    """The pseudo-rows' weight in each group's units, as `solve.pseudo_rows` has it (inf
+    where it is beyond the doubles there)."""
+    with np.errstate(over="ignore"):
+        return np.ldexp(pseudo_count, -totals.scale_exponent.astype(np.intc))
+
+
 def _pseudo_terms(mean: np.ndarray, pseudo_count: float, shifts: np.ndarray) -> GroupTerms:
     """The two pseudo-rows of each group (labels 1 and 0, weight ``pseudo_count``, at its
     mean offset), as `_solve.ArrayCurve` sums them."""
@@ -924,8 +931,9 @@ class GroupShiftFit:
         """The groups' sums with their pseudo-rows: what each group's shift minimises."""
         terms = self._curves.evaluate_groups(shifts, wanted)
         if self.pseudo_count > 0:
-            mean = np.nan_to_num(self._curves.group_totals.offset_mean)
-            terms = terms + _pseudo_terms(mean, self.pseudo_count, shifts)
+            totals = self._curves.group_totals
+            terms = terms + _pseudo_terms(np.nan_to_num(totals.offset_mean),
+                                          _pseudo_weight(self.pseudo_count, totals), shifts)
         return terms
 
     def fit_of(self, key: Any) -> ShiftFit:
@@ -1296,9 +1304,7 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
     objective = totals
     pseudo = None
     if pseudo_count > 0:
-        # The pseudo-rows' weight in each group's units, as `_solve.pseudo_rows` has it.
-        with np.errstate(over="ignore"):
-            pseudo_weight = np.ldexp(pseudo_count, -exponent.astype(np.intc))
+        pseudo_weight = _pseudo_weight(pseudo_count, totals)
         beyond = np.flatnonzero(usable & ~np.isfinite(pseudo_weight))
         if beyond.size:
             g = int(beyond[0])

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._core.validate import InputError, as_raw_scores, check_columns, column_roles, naming_columns
-from .._summary.chunks import Needs, fill, require_scores
+from .._summary.chunks import Needs, empty, fill, require_scores
 from .._summary.group_sketch import GroupSketch
 from .._summary.memory import Rows
 from .._summary.passes import Prepared
@@ -37,7 +37,7 @@ class Arrays:
         with naming_columns(self.roles):
             require_scores(needs, columns.get("offset"), named=bool(self.roles))
             if needs.groups:
-                return fill(GroupSketch(), columns, offset_is=self.offset_is,
+                return fill(empty(needs), columns, offset_is=self.offset_is,
                             levels=self.levels)
             offset = as_raw_scores(columns.get("offset"), self.offset_is)
             return Rows(Prepared.of(columns["y"], offset, columns.get("weight")),

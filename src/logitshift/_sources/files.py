@@ -38,7 +38,7 @@ from .._summary.passes import max_threads
 from .._summary.sketch import Sketch
 
 __all__ = ["iter_batches", "read_columns", "sketch_file", "sketch_groups_file", "expand_sources",
-           "check_format", "Files", "DEFAULT_BATCH_ROWS", "FORMATS"]
+           "check_format", "Files", "DEFAULT_BATCH_ROWS", "FORMATS", "PARQUET_SUFFIXES"]
 
 DEFAULT_BATCH_ROWS = 1 << 20
 #: Bytes of CSV parsed at a time (pyarrow's block): a batch of CSV rows.
@@ -46,7 +46,8 @@ CSV_BLOCK_BYTES = 1 << 24
 #: Bytes at the start of a CSV from which its columns' types are told.
 _CSV_SAMPLE_BYTES = 1 << 20
 
-_PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
+#: The suffixes of Parquet files, which a directory given as input is read for.
+PARQUET_SUFFIXES = {".parquet", ".pq", ".parq"}
 _CSV_SUFFIXES = {".csv", ".txt"}
 _COMPRESSION = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".lz4": "lz4"}
 
@@ -114,7 +115,7 @@ def _format_of(source: Any, format: str | None = None) -> str:
     if suffixes and suffixes[-1] in _COMPRESSION:
         suffixes = suffixes[:-1]
     last = suffixes[-1] if suffixes else ""
-    if last in _PARQUET_SUFFIXES:
+    if last in PARQUET_SUFFIXES:
         return "parquet"
     if last in _CSV_SUFFIXES:
         return "csv"
@@ -758,7 +759,7 @@ def expand_sources(source: Any) -> list[Any]:
             return [source]
         if os.path.isdir(text):
             found = sorted(str(path) for path in Path(text).rglob("*")
-                           if path.is_file() and path.suffix.lower() in _PARQUET_SUFFIXES)
+                           if path.is_file() and path.suffix.lower() in PARQUET_SUFFIXES)
             if not found:
                 raise InputError(f"no Parquet files in the directory {text!r}",
                                  argument="path", value=text)

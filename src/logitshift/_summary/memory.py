@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from functools import cached_property, partial
+
 import numpy as np
 
 from .._core import kernels as _kernels
@@ -18,8 +19,9 @@ from .._core.kernels import (N_STATS, S_ACTIVE_NEG, S_ACTIVE_POS, S_FIRST_BAD, S
                              S_OFFSET_MIN, S_POSITIVES, S_WEIGHT, S_WEIGHTED_OFFSET)
 from .._core.losses import sigmoid_pair
 from .._core.validate import InputError
-from .._estimators.report import c_statistic
-from .._estimators.slope import ArraySlopeCurve
+from .._estimators.report import CalibrationReport, c_statistic
+from .._estimators.slope import (MAX_TRUNCATION, ArraySlopeCurve, SlopeFit, fit_slope_curve,
+                                 warn_about)
 from .._estimators.solve import ArrayCurve, Curve, Terms, squared_residuals, with_log_parts
 from .passes import (Prepared, ScanTotals, exact_log_parts, in_threads, raise_for_bad_rows,
                      rescaled_pass, row_ranges, terms_from_sums)
@@ -61,6 +63,25 @@ class Rows:
         curve.passes += 1
         return curve, "newton"
 
+    def solve_slope(self, *, tol: float | None = None, max_iter: int = 100,
+                    se_type: str = "model") -> SlopeFit:
+        """The :class:`SlopeFit` of the rows, as :meth:`Sketch.solve_slope` gives a sketch's:
+        from their sketch, refitted with exact passes where the sketch cannot vouch for its
+        sums (offsets beyond its cell budget, a slope too steep or scores too close for its
+        grid)."""
+        return warn_about(self.scored.slope(tol=tol, max_iter=max_iter, se_type=se_type))
+
+    def validate(self, *, bins: int = 10, level: float = 0.95, se_type: str = "model"
+                 ) -> CalibrationReport:
+        """The :class:`CalibrationReport` of the rows, as :meth:`Sketch.validate` gives a
+        sketch's, with the exact c-statistic and the slope refitted exactly where the sketch
+        cannot vouch for it."""
+        scored = self.scored
+        sketch = scored.sketched()  # the report's sums and curve come from the sketch's cells
+        slope = warn_about(scored.slope(tol=None, max_iter=100, se_type=se_type))
+        return sketch._report(slope, (scored.c_statistic(), 0.0), bins=bins, level=level,
+                              se_type=se_type)
+
     @cached_property
     def scored(self) -> ScoredArrays:
         """:class:`ScoredArrays` of the rows, after one validating pass."""
@@ -98,6 +119,17 @@ class ScoredArrays:
         curve = ArraySlopeCurve(self.data.labels, self.data.offsets, self.data.weights)
         curve.passes = 1
         return curve
+
+    def slope(self, *, tol: float | None, max_iter: int, se_type: str) -> SlopeFit:
+        """The slope from the sketch, or from exact passes where the sketch cannot vouch for
+        its sums."""
+        options = {"tol": tol, "max_iter": max_iter, "se_type": se_type}
+        if self.sketch is None:  # offsets beyond the cell budget
+            return fit_slope_curve(self.exact_slope_curve(), method="exact", **options)
+        result = fit_slope_curve(self.sketch, method="sketch", **options)
+        if result.status == "beyond_sketch" or result.truncation > MAX_TRUNCATION:
+            result = fit_slope_curve(self.exact_slope_curve(), method="exact", **options)
+        return result
 
     def c_statistic(self) -> float:
         """The exact c-statistic of the rows (a sort)."""

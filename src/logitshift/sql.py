@@ -38,6 +38,8 @@ def table(source: str, connection: Any = None, dialect: str | None = None, *,
     source : str
         A table or view name, or a query in the connection's dialect (DuckDB reads files
         too: ``"SELECT * FROM 'events/*.parquet'"``, or just ``"'events/*.parquet'"``).
+        One statement: text that holds a second one, or closes a parenthesis it did not
+        open, is refused before anything runs.
     connection : DuckDB connection or DB-API connection, optional
         What runs the query: by default a new in-memory DuckDB. Any other DB-API
         connection (psycopg, ...) needs its ``dialect``.

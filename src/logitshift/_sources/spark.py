@@ -67,8 +67,13 @@ class SparkFrame:
         check_columns(self._columns, frame.columns, "the frame")
         # Backquoted, so that a name with a dot is a column, not a field of a struct; and
         # renamed by position, as mapInArrow itself reads them back by name, unquoted.
-        selected = frame.select(*[F.col("`" + name.replace("`", "``") + "`").alias(f"_{i}")
-                                  for i, name in enumerate(self._columns)])
+        # Decimals (Spark SQL's type of a literal such as 0.5) are numbers to the kernels:
+        # they travel as doubles. A group keeps its labels.
+        kinds = dict(frame.dtypes)
+        group = self.roles.get("group") if needs.groups else None
+        selected = frame.select(*[
+            _cast(F.col("`" + name.replace("`", "``") + "`"), kinds.get(name), name != group)
+            .alias(f"_{i}") for i, name in enumerate(self._columns)])
         positions = {role: self._columns.index(name) for role, name in self.roles.items()
                      if name is not None}
         fill_partition = functools.partial(_partition_summary, needs=needs, roles=self.roles,
@@ -88,6 +93,11 @@ class SparkFrame:
                                 empty(needs))
 
 
+def _cast(column: Any, kind: str | None, number: bool) -> Any:
+    """``column`` as a double where it holds decimals and is a ``number`` (not a group)."""
+    return column.cast("double") if number and (kind or "").startswith("decimal") else column
+
+
 def _read(needs: Needs, blob: bytes) -> Sketch | GroupSketch:
     return (GroupSketch if needs.groups else Sketch).from_bytes(bytes(blob))
 
@@ -103,7 +113,7 @@ def _partition_summary(batches: Iterator[Any], *, needs: Needs, roles: Mapping[s
     from pyspark import TaskContext
 
     partition = TaskContext.get().partitionId()
-    summary, first_row, error = empty(needs), 0, None
+    summary, first_row, error, blob = empty(needs), 0, None, None
     try:
         with prefixing(f"partition {partition}"), naming_columns(roles):
             for joined in _joined(batches, chunk_rows):
@@ -111,13 +121,14 @@ def _partition_summary(batches: Iterator[Any], *, needs: Needs, roles: Mapping[s
                 fill(summary, chunk, first_row=first_row, offset_is=offset_is, levels=levels,
                      threads=1)  # a task has one core; Spark runs a task per core
                 first_row += sum(batch.num_rows for batch in joined)
+            if not first_row:
+                return  # an empty partition adds nothing
+            # In the try: a label the summary cannot write (a decimal group) is refused too.
+            blob = summary.to_bytes()
     except InputError as exc:
         error = _pickled(exc)
-    if error is None and not first_row:
-        return  # an empty partition adds nothing
     yield pa.RecordBatch.from_pydict(
-        {"partition": [partition], "summary": [None if error else summary.to_bytes()],
-         "error": [error]},
+        {"partition": [partition], "summary": [blob], "error": [error]},
         schema=pa.schema([("partition", pa.int64()), ("summary", pa.binary()),
                           ("error", pa.binary())]))
 

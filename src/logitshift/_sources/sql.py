@@ -25,7 +25,9 @@ of two, exactly. Per-group fits refuse such a group by name instead.
 
 from __future__ import annotations
 
+import datetime
 import math
+import numbers
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -86,12 +88,45 @@ def _number(value: float) -> str:
     return f"CAST({float(value)!r} AS DOUBLE)"
 
 
-def _as_source(source: str) -> str:
-    """A query as it is; a table, a view or DuckDB's ``'files/*.parquet'`` as ``SELECT *``."""
-    text = source.strip().rstrip(";").strip()
-    if re.match(r"(?is)^\(?\s*(select|with|from|values|table)\b", text):
-        return text
-    return f"SELECT * FROM {text}"
+def _as_source(source: str, dialect: str = "duckdb") -> str:
+    """A query as it is; a table, a view or DuckDB's ``'files/*.parquet'`` as ``SELECT *``:
+    the text that goes between the parentheses of ``(...) AS rows_in``.
+
+    The text is read as ``dialect``'s tokens (strings, quoted names and comments apart), and
+    refused where it would not stay between those parentheses: a ``)`` it did not open, or a
+    second statement after a ``;``. Either would run whatever follows, on the caller's
+    connection (``events) t; DROP TABLE events; SELECT * FROM (events``). Comments before
+    the query and ``;`` after it are dropped; a line comment at its end is closed by the
+    line break the caller puts before ``)``."""
+    from sqlglot.dialects.dialect import Dialect
+    from sqlglot.tokens import TokenType
+
+    try:
+        tokens = Dialect.get_or_raise(dialect).tokenize(source)
+    except ValueError as exc:  # an unknown dialect
+        raise InputError(f"dialect = {dialect!r} is not a dialect sqlglot writes ({exc})",
+                         argument="dialect", value=dialect) from None
+    except Exception as exc:  # noqa: BLE001 - sqlglot's TokenError: an unclosed string
+        raise InputError(f"source {source!r} cannot be read as a query: {exc}",
+                         argument="source", value=source) from None
+    while tokens and tokens[-1].token_type == TokenType.SEMICOLON:
+        tokens.pop()
+    if not tokens:
+        raise InputError(f"source {source!r} holds no query", argument="source", value=source)
+    depth = 0
+    for token in tokens:
+        if token.token_type == TokenType.SEMICOLON:
+            raise InputError(f"source {source!r} holds more than one statement: give one "
+                             "query (or a table's name)", argument="source", value=source)
+        depth += {TokenType.L_PAREN: 1, TokenType.R_PAREN: -1}.get(token.token_type, 0)
+        if depth < 0:
+            raise InputError(f"source {source!r} closes a parenthesis it did not open: give "
+                             "one query (or a table's name)", argument="source", value=source)
+    text = source[tokens[0].start:tokens[-1].end + 1]
+    if tokens[0].token_type in (TokenType.SELECT, TokenType.WITH, TokenType.FROM,
+                                TokenType.VALUES, TokenType.TABLE, TokenType.L_PAREN):
+        return text + "\n"
+    return f"SELECT * FROM {text}\n"
 
 
 def _powers(order: int) -> list[str]:
@@ -246,7 +281,7 @@ def _transpiled(text: str, source: str, dialect: str) -> str:
                          argument="dialect", value=dialect) from None
     if written.count(_SOURCE) != 1:  # pragma: no cover - the canonical text names it once
         raise AssertionError("the placeholder of the source did not survive transpiling")
-    return written.replace(_SOURCE, f"({_as_source(source)}) AS rows_in")
+    return written.replace(_SOURCE, f"({_as_source(source, dialect)}) AS rows_in")
 
 
 # -- reading the result back --------------------------------------------------------------------
@@ -352,6 +387,7 @@ def sketch_of_rows(rows: Sequence[Sequence[Any]], columns: Sequence[str], *,
     roles = dict(roles or {"y": "y", "offset": "offset", "weight": "weight", "group": "group"})
     raise_for_bad(cells, roles)
     if cells.groups is not None:
+        _refuse_nan_groups(cells, roles.get("group"))
         if cells.squared is not None or cells.histogram:
             raise InputError("a group sketch keeps neither the w² tables nor the histogram: "
                              "make the query without robust and histogram", argument="rows")
@@ -396,7 +432,7 @@ def _group_sketch(cells: Cells, width: float, scale_exponent: int) -> GroupSketc
     from .._summary.group_sketch import _compact_keys, _distinct_keys
 
     rows = cells.kind != BIN
-    labels = np.array(list(cells.groups) + [None], dtype=object)[:-1][rows]
+    labels = _as_datetimes(np.array(list(cells.groups) + [None], dtype=object)[:-1][rows])
     try:
         keys, inverse = _distinct_keys(_compact_keys(labels))
     except TypeError:
@@ -421,6 +457,31 @@ def _group_sketch(cells: Cells, width: float, scale_exponent: int) -> GroupSketc
     return GroupSketch._from_cells(keys, counts, n_rows, sums, ranges, centres[order],
                                    cells.moments[rows][is_cell][order], width=width,
                                    order=cells.order)
+
+
+def _refuse_nan_groups(cells: Cells, column: Any) -> None:
+    """Refuse a NaN group label (a float's, or a PostgreSQL numeric's), as the kernels do: an
+    engine groups NaNs together, as if they were one label."""
+    missing = [index for index, key in enumerate(cells.groups or [])
+               if isinstance(key, numbers.Number) and key != key]
+    if missing:
+        count = int(cells.n[missing].sum())
+        rows = "1 row" if count == 1 else f"{count:,} rows"
+        raise InputError(f"group column {column!r} is NaN: every row needs a group, in {rows}",
+                         argument="group", value=cells.groups[missing[0]])
+
+
+def _as_datetimes(labels: np.ndarray) -> np.ndarray:
+    """Dates and (naive) times as numpy's, which sort, as the kernels hold an Arrow column of
+    them; any other labels as they are."""
+    values = labels.tolist()
+    if not values:
+        return labels
+    if all(isinstance(value, datetime.datetime) and value.tzinfo is None for value in values):
+        return np.array(values, dtype="datetime64[us]")
+    if all(type(value) is datetime.date for value in values):
+        return np.array(values, dtype="datetime64[D]")
+    return labels
 
 
 def _refuse_group_units(keys: np.ndarray, sums: np.ndarray) -> None:
@@ -509,22 +570,25 @@ class _Engine:
         return InputError(f"the query over {self.what} failed on the engine: {detail}",
                           argument="source", value=self.source)
 
-    def batches(self, columns: Sequence[Any]) -> Iterator[tuple[str, Any]]:
-        """The named columns of every row, as Arrow record batches (DuckDB only)."""
+    def batches(self, columns: Sequence[Any], group: Any = None
+                ) -> Iterator[tuple[str, Any]]:
+        """The named columns of every row, as Arrow record batches (DuckDB only); the
+        ``group`` column as it is, the others' big numbers as doubles."""
         def selected(names: str) -> Any:
             if self.relation is not None:
                 return self.relation.query(_RELATION, f"SELECT {names} FROM {_RELATION}")
-            return self.connection.sql(f"SELECT {names} FROM ({_as_source(self.source)}) "
-                                       "AS rows_in")
+            return self.connection.sql(f"SELECT {names} FROM "
+                                       f"({_as_source(self.source, self.dialect)}) AS rows_in")
 
         try:
             relation = selected(", ".join(_name(column) for column in columns))
-            # DECIMAL columns (DuckDB's type of a literal such as 0.5) are numbers to the
-            # query's sums too: they travel as doubles.
+            # DECIMAL columns (DuckDB's type of a literal such as 0.5) and 128-bit integers
+            # (the type of DuckDB's SUM of integers) are numbers to the query's sums too:
+            # they travel as doubles. A group keeps its labels: two 21-digit ids are two.
             relation = selected(", ".join(
                 f"CAST({_name(column)} AS DOUBLE) AS {_name(column)}"
-                if str(kind).upper().startswith("DECIMAL") else _name(column)
-                for column, kind in zip(columns, relation.types)))
+                if column != group and str(kind).upper().startswith(_WIDE_NUMBERS)
+                else _name(column) for column, kind in zip(columns, relation.types)))
             reader = relation.to_arrow_reader(_ARROW_BATCH_ROWS)
             for batch in reader:
                 yield self.what, batch
@@ -534,10 +598,38 @@ class _Engine:
             raise self.failed(exc) from None
 
     def columns(self) -> list[str]:
-        if self.relation is not None:
-            return list(self.relation.columns)
-        names, _ = self.run(f"SELECT * FROM ({_as_source(self.source)}) AS rows_in LIMIT 0")
+        """The source's column names, each as often as it gives it (DuckDB renames the second
+        of two names in a subquery, ``y`` and ``y_1``, and would read the first)."""
+        try:
+            if self.relation is not None:
+                return list(self.relation.columns)
+            if _is_duckdb(self.connection):
+                described = self.connection.sql(
+                    f"DESCRIBE ({_as_source(self.source, self.dialect)})").fetchall()
+                return [row[0] for row in described]
+        except InputError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every engine has its own error types
+            raise self.failed(exc) from None
+        names, _ = self.run(f"SELECT * FROM ({_as_source(self.source, self.dialect)}) "
+                            "AS rows_in LIMIT 0")
         return names
+
+    def check_columns(self, columns: Sequence[Any]) -> None:
+        """Refuse a column that is not there, or that the source gives twice; on DuckDB,
+        which reads names without regard to case, twice in any case."""
+        available = self.columns()
+        check_columns(columns, available, f"the query {self.what}")
+        if self.relation is None and not _is_duckdb(self.connection):
+            return
+        for name in columns:
+            same = [other for other in available if str(other).lower() == str(name).lower()]
+            if len(same) > 1:
+                raise InputError(
+                    f"column {name!r} is ambiguous in the query {self.what}: DuckDB reads "
+                    f"names without regard to case, and it has {', '.join(map(repr, same))}; "
+                    "rename the columns so that each name is used once",
+                    argument=name, value=name)
 
     def fetch(self, text: str, limit: int | None = None) -> tuple[list[str], list[list[Any]]]:
         """All rows of a query (at most ``limit`` plus a batch, where given)."""
@@ -557,6 +649,8 @@ class _Engine:
 
 #: The name a DuckDB relation goes by in its query.
 _RELATION = "logitshift_relation"
+#: DuckDB's types of numbers that Arrow hands over as decimals, which the kernels do not read.
+_WIDE_NUMBERS = ("DECIMAL", "HUGEINT", "UHUGEINT")
 #: Rows of an Arrow batch that DuckDB hands over: a chunk of the kernels' fill.
 _ARROW_BATCH_ROWS = 1 << 20
 
@@ -595,10 +689,11 @@ class SqlTable:
         refuse_passes(needs, "an SQL engine")
         require_scores(needs, self.roles.get("offset"), named=True)
         engine = self.engine
-        check_columns(self._columns, engine.columns(), f"the query {engine.what}")
+        engine.check_columns(self._columns)
         if not engine.aggregate:
             # The rows go through the same kernels as a file's batches: exact, log space too.
-            return fill_batches(empty(needs), engine.batches(self._columns), self.roles,
+            group = self.roles.get("group") if needs.groups else None
+            return fill_batches(empty(needs), engine.batches(self._columns, group), self.roles,
                                 offset_is=self.offset_is)
         cells = self._cells(needs, 0)
         raise_for_bad(cells, self.roles, self._example)

@@ -514,3 +514,17 @@ def test_streamed_rows_keep_the_kernels_log_space_and_name_bad_rows():
 class _DBAPI:
     def cursor(self):  # pragma: no cover - never called: refused before
         raise AssertionError
+
+
+def test_cli_sql_without_duckdb_says_which_extra(monkeypatch, capsys):
+    import importlib.util
+
+    from logitshift.cli import main
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == "duckdb" else real(name, *args))
+    assert main(["fit", "--sql", "SELECT 1 AS y, 0.5 AS f", "--label", "y",
+                 "--offset", "f"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ['logitshift: error: --sql runs on DuckDB: pip install "logitshift[sql]"']

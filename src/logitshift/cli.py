@@ -14,6 +14,7 @@ import contextlib
 from decimal import Decimal
 import fnmatch
 import glob
+import importlib.util
 import itertools
 import json
 import math
@@ -575,13 +576,13 @@ def _sql_source(args: argparse.Namespace) -> Any:
     if args.format is not None:
         raise InputError("--format applies to PATHs: DuckDB reads what --sql names",
                          argument="--format")
-    try:
-        from .sql import table
-
-        return table(args.sql)
-    except ImportError:
+    # DuckDB and sqlglot are imported only when the query runs: ask for them before.
+    if any(importlib.util.find_spec(name) is None for name in ("duckdb", "sqlglot")):
         raise InputError('--sql runs on DuckDB: pip install "logitshift[sql]"',
-                         argument="--sql") from None
+                         argument="--sql")
+    from .sql import table
+
+    return table(args.sql)
 
 
 def _add_input_flags(command: argparse.ArgumentParser, offset_help: str,

@@ -7,7 +7,7 @@ and writes into the output row it is given: the caller runs one range per core i
 allocated. In `totals` and `exact_terms` the sums run plainly over blocks of rows and the
 blocks are compensated (Neumaier), so they stay accurate over billions of rows; `fill` keeps
 its sums per table cell, plainly (exact for integer weights and 0/1 labels). The numpy reference
-(`_losses.py`, `_solve.ArrayCurve`, `_sketch.fill_reference`) is the oracle the tests hold
+(`losses.py`, `solve.ArrayCurve`, `sketch.fill_reference`) is the oracle the tests hold
 these kernels to.
 """
 
@@ -50,7 +50,7 @@ S_FIRST_BAD = 16  # first row that fails validation, or -1
 N_STATS = 17
 
 #: negative, positive, gradient (certain part), gradient (tails), negative and positive
-#: curvature, loss: the fields of `_solve.Terms`, the gradient in two parts.
+#: curvature, loss: the fields of `solve.Terms`, the gradient in two parts.
 N_TERMS = 7
 
 #: The log passes write, per label part (negative, then positive), a log-sum-exp in progress:
@@ -58,7 +58,7 @@ N_TERMS = 7
 #: the same sum weighted by the slopes and its compensation.
 N_LOG = 12
 _LOG_FIELDS = 6
-#: As `_solve._DEEP`: below it, log σ(x) is kept as its anchor (an offset) plus the rest.
+#: As `solve._DEEP`: below it, log σ(x) is kept as its anchor (an offset) plus the rest.
 _DEEP = -700.0
 # The log passes run only on separable data, where they are the whole cost of an evaluation;
 # IEEE semantics are what their exactness rests on.
@@ -233,7 +233,7 @@ def fill(offsets, has_offsets, constant_offset, labels, weights, has_weights, st
                 continue
             weight += w
         cell = np.floor(f * inv_width)
-        position = cell - origin  # `_sketch._fill_outside_windows` repeats this exactly
+        position = cell - origin  # `sketch._fill_outside_windows` repeats this exactly
         if not (position >= 0.0 and position < window):
             if f != f:
                 first_bad = i
@@ -619,10 +619,10 @@ def ordered_pairs(negative, positive):
 @nb.njit(**_OPTIONS)
 def exact_terms(offsets, has_offsets, constant_offset, labels, weights, has_weights, shift,
                 start, stop, out):
-    """The sums of `_solve.Terms` at ``shift`` over rows ``[start, stop)``, exactly.
+    """The sums of `solve.Terms` at ``shift`` over rows ``[start, stop)``, exactly.
 
     Writes ``out[2 * N_TERMS]``: each sum and its compensation. The gradient comes in two
-    parts, the weights of certain mistakes and the tails (see `_solve.ArrayCurve.evaluate`).
+    parts, the weights of certain mistakes and the tails (see `solve.ArrayCurve.evaluate`).
     Rows of zero weight or infinite offset add nothing.
     """
     out[:] = 0.0
@@ -731,7 +731,7 @@ def _derivative_block(centres, first, m, shift, coefficients, tails, small, deri
 
 @nb.njit(**_OPTIONS)
 def sketch_terms(centres, tables, width, shift, coefficients, factorials, per_cell):
-    """The sums of `_solve.Terms` at ``shift`` from the Taylor tables alone.
+    """The sums of `solve.Terms` at ``shift`` from the Taylor tables alone.
 
     ``centres[b]`` is a cell's centre, ``tables[b, label, j] = Σ w_label d^j``. With ``u`` the
     cell centre plus the shift, every sum is ``Σ_j g^(j)(u) / j! · tables[b, ·, j]`` for its
@@ -852,7 +852,7 @@ def _sketch_terms_into(centres, tables, width, shift, coefficients, factorials, 
 
 
 #: loss; the gradient in the intercept and in the slope, each as certain weight and tails;
-#: the three entries of the Hessian: the fields of `_slope.SlopeTerms`.
+#: the three entries of the Hessian: the fields of `slope.SlopeTerms`.
 N_SLOPE_TERMS = 8
 
 
@@ -1065,8 +1065,8 @@ def exact_log_parts(offsets, has_offsets, constant_offset, labels, weights, has_
                     shift, scale, start, stop, out):
     """The logarithms of the two label parts of the gradient at ``shift`` over rows
     ``[start, stop)``, by log-sum-exp of ``log(w scale) + log σ(±z)``; into ``out[N_LOG]``
-    (see `N_LOG`). Only for parts that underflow (`_solve.with_log_parts`); the numpy
-    reference is `_solve.log_parts`."""
+    (see `N_LOG`). Only for parts that underflow (`solve.with_log_parts`); the numpy
+    reference is `solve.log_parts`."""
     out[:] = 0.0
     for i in range(start, stop):
         f = float(offsets[i]) if has_offsets else constant_offset
@@ -1366,7 +1366,7 @@ def group_terms(group_start, centres, tables, width, shifts, wanted, coefficient
     own cells ``group_start[g]:group_start[g + 1]`` at its own shift ``shifts[g]``.
 
     ``out[g]`` gets the `N_TERMS` sums, each value plus its compensation (the value alone
-    where it is not finite), as `_rows.terms_from_sums` forms them before it splits the
+    where it is not finite), as `passes.terms_from_sums` forms them before it splits the
     gradient.
     """
     no_cells = np.empty((0, 2))

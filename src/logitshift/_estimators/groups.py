@@ -3,7 +3,7 @@ model ``y ~ Bernoulli(σ(offset + μ + u_g))``, ``u_g ~ N(0, τ²)``, from per-g
 
 The estimator sees the data only through *group curves* (:class:`GroupCurves`): the groups'
 keys and totals, every group's sums at its own shift in one call, each group as a curve of
-its own (:class:`_solve.Curve`) and the curve of all rows together. Where they came from (a
+its own (:class:`solve.Curve`) and the curve of all rows together. Where they came from (a
 :class:`~logitshift.GroupSketch` of arrays, of a stream, of a cluster) is not
 this module's business.
 """
@@ -40,7 +40,7 @@ _SCORE_LIKE_SHARE = 0.5
 
 @dataclass(frozen=True)
 class GroupTotals:
-    """Each group's totals, as arrays over the groups (the fields of `_solve.CurveTotals`)."""
+    """Each group's totals, as arrays over the groups (the fields of `solve.CurveTotals`)."""
 
     n_rows: np.ndarray
     weight_sum: np.ndarray
@@ -51,7 +51,7 @@ class GroupTotals:
     offset_max: np.ndarray
     offset_mean: np.ndarray
     #: Group ``g``'s weighted totals, and its sums (:class:`GroupTerms`, the losses), are in
-    #: units of ``2**scale_exponent[g]`` of the weights (`_solve.CurveTotals`'s units, a
+    #: units of ``2**scale_exponent[g]`` of the weights (`solve.CurveTotals`'s units, a
     #: group at a time); None: all 0.
     scale_exponent: np.ndarray | None = None
 
@@ -63,7 +63,7 @@ class GroupTotals:
 
 @dataclass(frozen=True)
 class GroupTerms:
-    """Each group's sums at its own shift (the fields of `_solve.Terms`, as arrays)."""
+    """Each group's sums at its own shift (the fields of `solve.Terms`, as arrays)."""
 
     negative: np.ndarray
     positive: np.ndarray
@@ -192,7 +192,7 @@ def _pseudo_weight(pseudo_count: float, totals: GroupTotals) -> np.ndarray:
 
 def _pseudo_terms(mean: np.ndarray, pseudo_count: float, shifts: np.ndarray) -> GroupTerms:
     """The two pseudo-rows of each group (labels 1 and 0, weight ``pseudo_count``, at its
-    mean offset), as `_solve.ArrayCurve` sums them."""
+    mean offset), as `solve.ArrayCurve` sums them."""
     z = mean + shifts
     right = z > 0
     near, tail = sigmoid_abs(z)
@@ -205,7 +205,7 @@ def _pseudo_terms(mean: np.ndarray, pseudo_count: float, shifts: np.ndarray) -> 
 
 
 def _log_ratios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """`_solve.log_ratio`, group by group: ``log(a / b)``, unchanged to the bit when a
+    """`units.log_ratio`, group by group: ``log(a / b)``, unchanged to the bit when a
     group's ``a`` and ``b`` are multiplied by the same power of two (its units)."""
     with np.errstate(all="ignore"):
         ratio = a / b
@@ -219,7 +219,7 @@ def _log_ratios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _log_ratio_steps(terms: GroupTerms) -> np.ndarray:
-    """`_solve._log_ratio_step`, group by group (nan where it is undefined)."""
+    """`solve._log_ratio_step`, group by group (nan where it is undefined)."""
     a, b = terms.negative, terms.positive
     with np.errstate(all="ignore"):
         slope = terms.negative_curvature / a + terms.positive_curvature / b
@@ -231,7 +231,7 @@ def _log_ratio_steps(terms: GroupTerms) -> np.ndarray:
 
 
 def _splits(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    """`_solve._split`, group by group."""
+    """`solve._split`, group by group."""
     with np.errstate(all="ignore"):
         middle = 0.5 * lo + 0.5 * hi
         up = np.sqrt(np.maximum(lo, 1.0)) * np.sqrt(np.abs(hi))
@@ -258,7 +258,7 @@ def _solve_groups(evaluate: Any, totals: GroupTotals, todo: np.ndarray, tol: flo
 
 def _solve_groups_in(evaluate: Any, totals: GroupTotals, todo: np.ndarray, tol: float,
                      max_iter: int) -> _Solutions:
-    """`_solve.solve_curve` on every group of ``todo`` at once (each must have positives and
+    """`solve.solve_curve` on every group of ``todo`` at once (each must have positives and
     negatives): the same bracket, start, steps and stopping rule, one evaluation of the
     groups still iterating per step."""
     n = todo.size
@@ -335,7 +335,7 @@ class _Marginal:
 
     the Laplace approximation at one node (the last term vanishes). The group curves'
     ``group_integrals`` gives each group's term with its exact gradient and Hessian in
-    ``(μ, log τ)`` (`_kernels.group_integrals`), from modes predicted to second order off
+    ``(μ, log τ)`` (`kernels.group_integrals`), from modes predicted to second order off
     the last ones found.
 
     Calling it (``marginal(μ, log τ)``) gives ``-log L`` and keeps the point, derivatives
@@ -883,7 +883,7 @@ class GroupShiftFit:
 
         Notes
         -----
-        The profile ends of every group run at once, the steps of `_solve.profile_bound` (and
+        The profile ends of every group run at once, the steps of `solve.profile_bound` (and
         of the finite end of an infinite shift, in log loss) on the group curves: a few
         dozen evaluations of all groups' sums, not a few per group. The groups that does
         not suit are solved one by one, as ``fit_of(key).confint``: those that did not
@@ -1091,7 +1091,7 @@ class GroupShiftFit:
 def _profile_ends(objective: Any, shift: np.ndarray, se: np.ndarray, z: float,
                   todo: np.ndarray) -> tuple[tuple[np.ndarray, np.ndarray], np.ndarray]:
     """The profile interval's ends of every group of ``todo`` (finite shifts), and where
-    they were found: `_solve.profile_bound` on all groups at once, each side in turn.
+    they were found: `solve.profile_bound` on all groups at once, each side in turn.
 
     A group is left out (not resolved) where the rise ``z² / 2`` is within a factor 1e12 of
     the rounding of its total loss, as :meth:`ShiftFit.confint` decides before it sums
@@ -1115,7 +1115,7 @@ def _profile_ends(objective: Any, shift: np.ndarray, se: np.ndarray, z: float,
 def _profile_side(objective: Any, shift: np.ndarray, minimum: np.ndarray, half: float,
                   direction: int, start: np.ndarray, todo: np.ndarray
                   ) -> tuple[np.ndarray, np.ndarray]:
-    """`_solve.profile_bound`'s walk on side ``direction``, group by group: double the
+    """`solve.profile_bound`'s walk on side ``direction``, group by group: double the
     distance until the loss has risen by more than ``half``, then Newton from beyond the
     root (monotone on a convex function), bisecting where rounding overshoots it."""
 
@@ -1164,7 +1164,7 @@ def _profile_side(objective: Any, shift: np.ndarray, minimum: np.ndarray, half: 
 def _degenerate_ends(evaluate: Any, direction: np.ndarray, offset_mean: np.ndarray,
                      log_quantile: float, todo: np.ndarray) -> np.ndarray:
     """The finite end of the interval of each group of ``todo`` (infinite shifts), on side
-    ``direction``: `_result._degenerate_bound` on all groups at once, where ``log loss(s)``
+    ``direction``: `result._degenerate_bound` on all groups at once, where ``log loss(s)``
     reaches ``log(z² / 2)``, bracketed Newton on the log of the loss."""
 
     def excess(point: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1345,7 +1345,7 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
     if pseudo is not None:
         information = information + pseudo(np.where(usable, shift, 0.0)).hessian
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # In each group's units, as `_shift.standard_error`: 1 / sqrt(H 2**e).
+        # In each group's units, as `shift.standard_error`: 1 / sqrt(H 2**e).
         half, odd = np.divmod(exponent, 2)
         se = np.where(information > 0,
                       np.ldexp(1.0 / np.sqrt(np.ldexp(information, odd.astype(np.intc))),

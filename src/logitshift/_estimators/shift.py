@@ -1,6 +1,6 @@
 """The shift estimator: the optimal shift of any curve, as a :class:`ShiftFit`.
 
-An estimator knows the data only as a *curve* (:class:`_solve.Curve`): its totals and its
+An estimator knows the data only as a *curve* (:class:`solve.Curve`): its totals and its
 sums at any shift. Where the curve came from (a sketch of a stream, an exact pass over arrays,
 a constant offset) is the sources' business, not this module's.
 """

@@ -5,7 +5,7 @@ the sketch holds one row of ``2 * order`` moments per occupied ``(group, cell)``
 ``groups × window``. It fills in one pass over the data (two reads of a chunk in memory:
 the groups' offset ranges, then the tables), merges with ``+`` and serialises with a version
 and a checksum, like :class:`~logitshift.Sketch`. Each group's loss, gradient and Hessian at
-any shift are `_kernels.sketch_terms` on that group's slice of the tables.
+any shift are `kernels.sketch_terms` on that group's slice of the tables.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAU
 
 __all__ = ["GroupSketch", "GroupCodes", "group_codes", "GROUP_FORMAT_VERSION"]
 
-#: σ's derivatives to the fourth beyond the tables' order: `_kernels.group_integrals`
+#: σ's derivatives to the fourth beyond the tables' order: `kernels.group_integrals`
 #: differentiates each group's loss four times.
 _INTEGRAL_COEFFICIENTS = _kernels.derivative_coefficients(MAX_ORDER + 3)
 
@@ -375,7 +375,7 @@ def group_codes(group: Any, n_rows: int, levels: Any = None, name: str = "group"
 
 class _GroupCurve:
     """One group of a :class:`GroupSketch` as a curve: its totals and its sums at any shift,
-    `_kernels.sketch_terms` on its own cells, with the logarithms of a part that falls below
+    `kernels.sketch_terms` on its own cells, with the logarithms of a part that falls below
     `TINY` (as :meth:`Sketch.evaluate` gives them), so that ``fit_of`` solves a group whose
     labels are separated by a gap wider than the doubles' σ as `fit` on its rows does."""
 
@@ -742,7 +742,7 @@ class GroupSketch:
     def evaluate_groups(self, shifts: np.ndarray, wanted: np.ndarray | None = None,
                         threads: int | None = None) -> GroupTerms:
         """Every group's sums at its own shift (``shifts[g]``), for the groups ``wanted``
-        (the others' are 0): `_kernels.sketch_terms` on each group's cells, on every core."""
+        (the others' are 0): `kernels.sketch_terms` on each group's cells, on every core."""
         n = self.n_groups
         shifts = np.ascontiguousarray(shifts, dtype=np.float64)
         wanted = np.ones(n, dtype=bool) if wanted is None else np.ascontiguousarray(wanted)
@@ -761,7 +761,7 @@ class GroupSketch:
                         weights: np.ndarray, wanted: np.ndarray) -> GroupIntegrals:
         """Each group's integral over its random intercept (``N(0, τ²)``) at mean ``μ``, with
         its exact gradient and Hessian in ``(μ, log τ)`` and its mode (a
-        :class:`GroupIntegrals`): `_kernels.group_integrals` on each group's cells, on every
+        :class:`GroupIntegrals`): `kernels.group_integrals` on each group's cells, on every
         core, in the user's units (each group's sums times ``2**exponent``). ``start``: each
         group's first guess of the mode ``û``; ``negatives``, ``positives``: its label
         weights in the user's units; ``nodes``, ``weights``: the Gauss-Hermite rule
@@ -1011,8 +1011,8 @@ def _filled(data: Prepared, codes: GroupCodes, width: float, order: int,
             threads: int | None) -> GroupSketch:
     """The group sketch of one chunk in memory, each group in the units of its own weights.
 
-    As `_rows.rescaled_pass` does for `Sketch`, group by group: where a group's weights sum
-    beyond ``[2**-500, 2**500]`` (see `_solve.weight_exponent`), the chunk is filled again
+    As `passes.rescaled_pass` does for `Sketch`, group by group: where a group's weights sum
+    beyond ``[2**-500, 2**500]`` (see `units.weight_exponent`), the chunk is filled again
     with that group's weights divided by the power of two that brings their sum near 1, so
     that a group of weights 5e-324 keeps its digits beside one of weights 1, and one of
     1e300 does not overflow. The common case makes one fill and no copy.
@@ -1042,7 +1042,7 @@ def _filled(data: Prepared, codes: GroupCodes, width: float, order: int,
 
 def _group_exponents(sketch: GroupSketch, data: Prepared, codes: GroupCodes,
                      position: np.ndarray) -> np.ndarray:
-    """Each group's units: `_solve.weight_exponent` of its totals (0 where they are
+    """Each group's units: `units.weight_exponent` of its totals (0 where they are
     ordinary, which is nearly always)."""
     weight = sketch._sums[:, 0]
     limit = 2.0 ** ORDINARY_EXPONENT

@@ -139,7 +139,7 @@ class ScoredArrays:
 
 def scan_totals(data: Prepared) -> ScanTotals:
     """One pass: validate and total, without tables; a second only for weights whose sum
-    is not ordinary (`_rows.rescaled_pass`), the totals then in the units it gives."""
+    is not ordinary (`passes.rescaled_pass`), the totals then in the units it gives."""
     scanned, exponent = rescaled_pass(data, _scan_totals, lambda totals: totals)
     return replace(scanned, scale_exponent=exponent)
 

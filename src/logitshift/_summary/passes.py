@@ -144,7 +144,7 @@ class ScanTotals:
     weighted_offset: float
     offset_min: float
     offset_max: float
-    #: The weighted totals are in units of ``2**scale_exponent`` (see `_solve.weight_exponent`).
+    #: The weighted totals are in units of ``2**scale_exponent`` (see `units.weight_exponent`).
     scale_exponent: int = 0
 
     def curve_totals(self) -> CurveTotals:
@@ -192,7 +192,7 @@ _WEIGHTED = ("weight_sum", "positives", "active_negatives", "active_positives",
 def rescaled_pass(data: Prepared, scan: Callable[[Prepared], Any],
                   totals_of: Callable[[Any], ScanTotals]) -> tuple[Any, int]:
     """``scan(data)``, and where the weights' sum is not ordinary (it overflows, or is below
-    2**-500, see `_solve.weight_exponent`), the same pass again over the weights in units
+    2**-500, see `units.weight_exponent`), the same pass again over the weights in units
     that make it ordinary: the common case makes one pass and no copy. Returns what the last
     pass returned and the exponent of its units."""
     with np.errstate(over="ignore", invalid="ignore"):  # sums that overflow are redone
@@ -223,7 +223,7 @@ NO_ROWS = ScanTotals(0, 0.0, 0.0, 0.0, 0.0, 0.0, math.inf, -math.inf)
 
 
 def terms_from_sums(sums: np.ndarray) -> Terms:
-    """`_solve.Terms` from a kernel's compensated sums ``(_kernels.N_TERMS, 2)``."""
+    """`solve.Terms` from a kernel's compensated sums ``(_kernels.N_TERMS, 2)``."""
     # An infinite sum (the loss at an infinite shift) has a meaningless compensation.
     value = (sums[:, 0] + np.where(np.isfinite(sums[:, 0]), sums[:, 1], 0.0)).tolist()
     return Terms(negative=value[0], positive=value[1], gradient=value[2] + value[3],
@@ -233,7 +233,7 @@ def terms_from_sums(sums: np.ndarray) -> Terms:
 def log_parts_from_states(states: np.ndarray, exponent: int
                           ) -> tuple[LogPart | None, LogPart | None]:
     """The two parts' logarithms from the log-sum-exp states a log pass wrote, one row per
-    range (see `_kernels.N_LOG`), their weights in units of ``2**exponent``."""
+    range (see `kernels.N_LOG`), their weights in units of ``2**exponent``."""
     parts: list[LogPart | None] = []
     half = _kernels.N_LOG // 2
     for base in (0, half):
@@ -252,7 +252,7 @@ def log_parts_from_states(states: np.ndarray, exponent: int
 
 def exact_log_parts(arguments: tuple, ranges: list[tuple[int, int]], shift: float,
                     scale: float, exponent: int) -> tuple[LogPart | None, LogPart | None]:
-    """The log pass over rows (`_kernels.exact_log_parts`), one range per thread."""
+    """The log pass over rows (`kernels.exact_log_parts`), one range per thread."""
     states = np.zeros((len(ranges), _kernels.N_LOG))
     in_threads([partial(_kernels.exact_log_parts, *arguments, shift, scale, start, stop,
                         states[t]) for t, (start, stop) in enumerate(ranges)])

@@ -175,9 +175,9 @@ def scan_arrays(data: Prepared, width: float, order: int, threads: int | None = 
 
 
 def _fill_kernel(arguments: tuple) -> tuple[Callable[..., None], tuple]:
-    """The fill kernel for these arrays and its leading arguments: `_kernels.fill_unweighted`
+    """The fill kernel for these arrays and its leading arguments: `kernels.fill_unweighted`
     for integer labels (bool included), an offset array and no weights, the common case and
-    twice as fast; `_kernels.fill` for everything else."""
+    twice as fast; `kernels.fill` for everything else."""
     offsets, has_offsets, _, labels, _, has_weights = arguments
     if has_offsets and not has_weights and labels.dtype.kind in "iu":
         return _kernels.fill_unweighted, (offsets, labels)
@@ -187,7 +187,7 @@ def _fill_kernel(arguments: tuple) -> tuple[Callable[..., None], tuple]:
 def scan_in_units(data: Prepared, width: float, order: int, threads: int | None = None,
                   max_cells: int | None = None) -> tuple[ScanTotals, np.ndarray, np.ndarray]:
     """`scan_arrays`, and where the weights' sum is not ordinary, again in units that make it
-    so (`_rows.rescaled_pass`); the totals say which."""
+    so (`passes.rescaled_pass`); the totals say which."""
     (scanned, centres, tables), exponent = rescaled_pass(
         data, partial(scan_arrays, width=width, order=order, threads=threads,
                       max_cells=max_cells),

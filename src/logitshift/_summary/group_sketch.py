@@ -33,7 +33,7 @@ from .._estimators.solve import CurveTotals, Terms, with_log_parts
 from .passes import (Prepared, ScanTotals, in_threads, log_parts_from_states, max_threads,
                      row_ranges, terms_from_sums)
 from .sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAULT_WIDTH,
-                     MAX_ORDER, Sketch, _combine, fill_reference)
+                     MAX_ORDER, Sketch, _combine, _weighted_offset, fill_reference)
 
 __all__ = ["GroupSketch", "GroupCodes", "group_codes", "GROUP_FORMAT_VERSION"]
 
@@ -690,8 +690,7 @@ class GroupSketch:
             positives=float(self._sums[index, 1]),
             active_negatives=float(np.sum(t[:, 0, 0])),
             active_positives=float(np.sum(t[:, 1, 0])),
-            weighted_offset=float(np.sum(self._centres[low:high] * (t[:, 0, 0] + t[:, 1, 0]))
-                                  + np.sum(t[:, :, 1])),
+            weighted_offset=_weighted_offset(self._centres[low:high], t),
             offset_min=float(self._range[index, 0]), offset_max=float(self._range[index, 1]),
             scale_exponent=int(self._exponent[index]))
 
@@ -723,8 +722,7 @@ class GroupSketch:
             positives=float(sums[:, 1].sum()),
             active_negatives=float(np.sum(tables[:, 0, 0])),
             active_positives=float(np.sum(tables[:, 1, 0])),
-            weighted_offset=float(np.sum(centres * (tables[:, 0, 0] + tables[:, 1, 0]))
-                                  + np.sum(tables[:, :, 1])),
+            weighted_offset=_weighted_offset(centres, tables),
             offset_min=float(self._range[:, 0].min(initial=math.inf)),
             offset_max=float(self._range[:, 1].max(initial=-math.inf)),
             scale_exponent=exponent)

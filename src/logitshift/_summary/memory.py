@@ -102,24 +102,26 @@ class Rows:
 
     def treated_weights(self, cuts: np.ndarray) -> TreatedWeights:
         """The exact weights of each label among the rows of raw score ``f >= cut``, for
-        each of ``cuts``: one binary search of every row among the sorted cuts and a
-        weighted count per gap between them (integer labels without weights count exactly;
-        weights are summed in float64), then sums from the top. O(n log k), no sort of
-        the rows."""
+        each of ``cuts``: one pass, each row placed among the sorted cuts by a binary search
+        and its weight added to its gap's (integer labels without weights count exactly;
+        weights are summed in float64, in the units of :meth:`label_totals`), then sums from
+        the top. O(n log k), no sort of the rows."""
         cuts = np.asarray(cuts, dtype=np.float64)
         order = np.argsort(cuts, kind="stable")
-        data = self.data.in_units(self._totals.scale_exponent)
-        # The number of cuts at or below each row: a row is at or above the j-th sorted cut
-        # exactly when it exceeds j of them.
-        gap = np.searchsorted(cuts[order], data.offsets, side="right")
-        negative, positive = _label_parts(data)
-        counts = np.stack([np.bincount(gap, weights=part, minlength=cuts.size + 1)
-                           for part in (negative, positive)])
-        from_top = np.cumsum(counts[:, ::-1], axis=1)[:, ::-1]
-        at_or_above = np.empty((2, cuts.size))
-        at_or_above[:, order] = from_top[:, 1:]
+        ordered = np.ascontiguousarray(cuts[order])
+        offsets, _, _, labels, weights, has_weights = self.data.kernel_arguments
+        scale = 2.0 ** -self._totals.scale_exponent
+        ranges = row_ranges(self.data.n_rows)
+        parts = np.zeros((len(ranges), cuts.size + 1, 2))
+        in_threads([partial(_kernels.weights_by_gap, offsets, labels, weights, has_weights,
+                            scale, ordered, start, stop, parts[t])
+                    for t, (start, stop) in enumerate(ranges)])
+        by_gap = parts.sum(axis=0)
+        from_top = np.cumsum(by_gap[::-1], axis=0)[::-1]  # row g: the gaps g, g + 1, ...
+        at_or_above = np.empty((cuts.size, 2))
+        at_or_above[order] = from_top[1:]
         zeros = np.zeros(cuts.size)
-        return TreatedWeights(at_or_above[0], at_or_above[1], zeros, zeros, zeros)
+        return TreatedWeights(at_or_above[:, 0], at_or_above[:, 1], zeros, zeros, zeros)
 
     @cached_property
     def _totals(self) -> ScanTotals:

@@ -108,15 +108,17 @@ class Rows:
         the top. O(n log k), no sort of the rows."""
         cuts = np.asarray(cuts, dtype=np.float64)
         order = np.argsort(cuts, kind="stable")
-        ordered = np.ascontiguousarray(cuts[order])
+        # Padded with NaN to a power of two above the cuts' number, as the kernel searches.
+        ordered = np.full(1 << cuts.size.bit_length(), np.nan)
+        ordered[:cuts.size] = cuts[order]
         offsets, _, _, labels, weights, has_weights = self.data.kernel_arguments
         scale = 2.0 ** -self._totals.scale_exponent
         ranges = row_ranges(self.data.n_rows)
-        parts = np.zeros((len(ranges), cuts.size + 1, 2))
+        parts = np.zeros((len(ranges), ordered.size, 2))
         in_threads([partial(_kernels.weights_by_gap, offsets, labels, weights, has_weights,
                             scale, ordered, start, stop, parts[t])
                     for t, (start, stop) in enumerate(ranges)])
-        by_gap = parts.sum(axis=0)
+        by_gap = parts.sum(axis=0)[:cuts.size + 1]
         from_top = np.cumsum(by_gap[::-1], axis=0)[::-1]  # row g: the gaps g, g + 1, ...
         at_or_above = np.empty((cuts.size, 2))
         at_or_above[order] = from_top[1:]

@@ -53,10 +53,11 @@ def medians(rows: dict[str, callable], repeats: int) -> dict[str, float]:
 
 
 def table(title: str, timed: dict[str, float], baseline: str, unit: str = "ms") -> str:
-    scale = 1e3 if unit == "ms" else 1.0
+    scale, digits = (1e3, 1) if unit == "ms" else (1.0, 3)
     lines = [f"### {title}", "", f"| row | median ({unit}) | × {baseline} |", "|---|---:|---:|"]
     for name, seconds in timed.items():
-        lines.append(f"| {name} | {seconds * scale:.{1 if unit == "ms" else 3}f} | {seconds / timed[baseline]:.2f} |")
+        lines.append(f"| {name} | {seconds * scale:.{digits}f} | "
+                     f"{seconds / timed[baseline]:.2f} |")
     return "\n".join(lines)
 
 

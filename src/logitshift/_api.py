@@ -651,8 +651,9 @@ def validate_file(source: Any, label: str, offset: str, weight: str | None = Non
     -------
     CalibrationReport
         The numbers of :func:`validate` on the same rows in memory, to rounding, but for the
-        decision curve (from the same histogram, with its bound) and the c-statistic, which comes from the sketch's histogram of offsets (sub-bins of width
-        2**-12): pairs of rows within one sub-bin are not ordered, and
+        decision curve (from the same histogram, with its bound) and the c-statistic,
+        which comes from the sketch's histogram of offsets (sub-bins of width 2**-12): pairs
+        of rows within one sub-bin are not ordered, and
         ``c_statistic_bound`` bounds the error that leaves (about 1e-5). The slope has no
         exact pass to fall back on: where it is too steep for the sketch's grid, its status
         is ``"beyond_sketch"``.
@@ -739,8 +740,8 @@ def decision_curve(y: Any, offset: Any, weight: Any = None, *, thresholds: Any =
     >>> risk = np.array([0.1, 0.4, 0.35, 0.2, 0.8, 0.6])
     >>> curve = logitshift.decision_curve(y, risk, offset_is="probability",
     ...                                   thresholds=[0.3], recalibrate=False)
-    >>> float(curve.model.net_benefit[0])    # TP 3, FP 1: 3/6 - 1/6 · 0.3/0.7
-    0.42857142857142855
+    >>> round(float(curve.model.net_benefit[0]), 6)    # TP 3, FP 1: 3/6 - 1/6 · 0.3/0.7
+    0.428571
     """
     return run(DECISION, decision_options(thresholds, recalibrate),
                pick("arrays", {"y": y, "offset": offset, "weight": weight},

@@ -246,7 +246,8 @@ def check_thresholds(thresholds: Any) -> np.ndarray:
         if not (steps > 0).all():
             i = int(np.flatnonzero(~(steps > 0))[0]) + 1
             raise InputError(f"thresholds must increase: thresholds[{i}] = "
-                             f"{float(values[i])!r} follows {float(values[i - 1])!r}", argument="thresholds", index=i,
+                             f"{float(values[i])!r} follows {float(values[i - 1])!r}",
+                             argument="thresholds", index=i,
                              value=float(values[i]))
     return values
 

@@ -423,3 +423,43 @@ def test_a_stream_of_certain_and_tied_risks_is_within_its_bound():
     least = 0.05 * tied[inside] * np.minimum(1, odds[inside])
     assert np.all(streamed.model.bound[inside] > least)
     assert streamed.model.bound[exact.thresholds == 0.5] < 1e-12
+
+
+# -- the figure -------------------------------------------------------------------------------
+
+def test_figure_draws_every_curve_off_the_legend(exact):
+    pytest.importorskip("matplotlib")
+    import logitshift.plot
+
+    figure = logitshift.plot.decision_figure(exact, standardized=True)
+    net, standardized = figure.axes
+    lines = {line.get_gid(): line for line in net.get_lines()}
+    assert set(lines) == {"model", "shifted", "recalibrated", "treat_all", "treat_none"}
+    np.testing.assert_array_equal(lines["model"].get_xdata(), 100 * exact.thresholds)
+    np.testing.assert_array_equal(lines["recalibrated"].get_ydata(),
+                                  exact.recalibrated.net_benefit)
+    np.testing.assert_array_equal(
+        {line.get_gid(): line for line in standardized.get_lines()}["model"].get_ydata(),
+        exact.model.standardized)
+    # Treat all falls far below 0; the axis stops at 15% of the top below 0.
+    low, high = net.get_ylim()
+    assert exact.treat_all.min() < low == pytest.approx(-0.15 * high)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()  # lays the figure out, as saving it does
+    renderer = canvas.get_renderer()
+    for ax in figure.axes:
+        legend = ax.get_legend().get_window_extent(renderer)
+        assert legend.y0 >= ax.get_window_extent(renderer).y1  # above the axes: no overlap
+    assert [text.get_text() for text in net.get_legend().get_texts()][:1] == ["model"]
+
+
+def test_command_line_refuses_one_file_for_both_figures(files, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    path = str(tmp_path / "both.png")
+    status = main(["validate", str(files / "rows.csv"), "--label", "y", "--offset", "f",
+                   "--plot", path, "--dca-plot", path])
+    assert status == 2
+    assert "--plot and --dca-plot name one file" in capsys.readouterr().err
+    assert not (tmp_path / "both.png").exists()

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
-from ._core.validate import (InputError, as_positive_int, check_offset_is, check_se_type,
-                             library_of, naming_columns)
+from ._core.validate import (InputError, as_bool, as_positive_int, check_offset_is,
+                             check_se_type, library_of, naming_columns)
+from ._estimators.decision import DecisionCurve, check_thresholds, decision_curve_of
 from ._estimators.groups import GroupShiftFit, check_group_options, fit_group_curves
 from ._estimators.report import CalibrationReport
 from ._estimators.result import ShiftFit, normal_quantile
@@ -27,8 +28,9 @@ from ._summary.memory import Rows
 
 __all__ = ["fit", "fit_frame", "fit_file", "fit_slope", "fit_slope_frame", "fit_slope_file",
            "validate", "validate_frame", "validate_file",
+           "decision_curve", "decision_curve_frame", "decision_curve_file",
            "fit_groups", "fit_groups_frame", "fit_groups_file",
-           "Estimator", "SHIFT", "SLOPE", "REPORT", "GROUPS", "SOURCES", "pick", "run"]
+           "Estimator", "SHIFT", "SLOPE", "REPORT", "DECISION", "GROUPS", "SOURCES", "pick", "run"]
 
 
 # -- the sources ------------------------------------------------------------------------------
@@ -157,18 +159,53 @@ SLOPE = Estimator(
     finish=lambda summary, options: summary.solve_slope(**options))
 
 
-def report_options(bins: Any, level: Any, se_type: Any) -> dict[str, Any]:
+def report_options(bins: Any, level: Any, se_type: Any, decision: Any = False,
+                   thresholds: Any = None) -> dict[str, Any]:
     """The report's options, checked before any pass over the data."""
     check_se_type(se_type)
     as_positive_int(bins, "bins")
     normal_quantile(level)
-    return {"bins": bins, "level": level, "se_type": se_type}
+    return {"bins": bins, "level": level, "se_type": se_type,
+            "thresholds": check_thresholds(thresholds) if as_bool(decision, "decision")
+            else None}
+
+
+def _finish_report(summary: Any, options: Mapping[str, Any]) -> CalibrationReport:
+    thresholds = options["thresholds"]
+    report = summary.validate(bins=options["bins"], level=options["level"],
+                              se_type=options["se_type"])
+    if thresholds is None:
+        return report
+    slope = report.slope  # the decision curve recalibrates with the report's own fits
+    return replace(report, decision=decision_curve_of(
+        summary, thresholds, shift=report.shift.shift,
+        line=(slope.intercept, slope.slope, slope.status), exact=isinstance(summary, Rows)))
 
 
 REPORT = Estimator(
     needs=lambda options: Needs(robust=options["se_type"] == "robust", histogram=True,
                                 scores=True),
-    finish=lambda summary, options: summary.validate(**options))
+    finish=_finish_report)
+
+
+def decision_options(thresholds: Any, recalibrate: Any) -> dict[str, Any]:
+    """The decision curve's options, checked before any pass over the data."""
+    return {"thresholds": check_thresholds(thresholds),
+            "recalibrate": as_bool(recalibrate, "recalibrate")}
+
+
+def _finish_decision(summary: Any, options: Mapping[str, Any]) -> DecisionCurve:
+    shift = line = None
+    if options["recalibrate"]:
+        shift = summary.solve().shift
+        slope = summary.solve_slope()
+        line = (slope.intercept, slope.slope, slope.status)
+    return decision_curve_of(summary, options["thresholds"], shift=shift, line=line,
+                             exact=isinstance(summary, Rows))
+
+
+DECISION = Estimator(needs=lambda options: Needs(histogram=True, scores=True),
+                     finish=_finish_decision)
 
 
 GROUPS = Estimator(needs=lambda options: Needs(groups=True),
@@ -500,7 +537,8 @@ def fit_slope_file(source: Any, label: str, offset: str, weight: str | None = No
 
 
 def validate(y: Any, offset: Any, weight: Any = None, *, offset_is: str = "logit", bins: int = 10,
-             level: float = 0.95, se_type: str = "model") -> CalibrationReport:
+             level: float = 0.95, se_type: str = "model", decision: bool = False,
+             thresholds: Any = None) -> CalibrationReport:
     """The calibration report of a model's scores: what R's ``rms::val.prob`` prints, and
     the calibration in the large, from one pass over the data.
 
@@ -521,13 +559,19 @@ def validate(y: Any, offset: Any, weight: Any = None, *, offset_is: str = "logit
         Coverage of the curve's intervals.
     se_type : {"model", "robust"}, default "model"
         The standard errors of the shift and the slope, as for :func:`fit`.
+    decision : bool, default False
+        Also the decision curve (:func:`decision_curve`, with both recalibrations), from
+        the same pass, as ``report.decision``.
+    thresholds : array_like, optional
+        Its threshold probabilities (default 0.01, 0.02, ..., 0.99).
 
     Returns
     -------
     CalibrationReport
         The shift (calibration in the large) and the slope (weak calibration) with their
         inference, Miller's tests, Spiegelhalter's z, the Brier score, the log loss, the
-        c-statistic, the binned curve and ICI / E50 / E90.
+        c-statistic, the binned curve and ICI / E50 / E90; with ``decision=True``, the
+        decision curve.
 
     Notes
     -----
@@ -540,14 +584,15 @@ def validate(y: Any, offset: Any, weight: Any = None, *, offset_is: str = "logit
     (sub-bins of width 2**-12), with the bound on its error in ``c_statistic_bound`` (about
     1e-5; at most 1e-4 unless the scores pile up within a few thousandths of a logit).
     """
-    return run(REPORT, report_options(bins, level, se_type),
+    return run(REPORT, report_options(bins, level, se_type, decision, thresholds),
                pick("arrays", {"y": y, "offset": offset, "weight": weight},
                     offset_is=offset_is))
 
 
 def validate_frame(frame: Any, label: str, offset: str, weight: str | None = None, *,
                    offset_is: str = "logit", bins: int = 10, level: float = 0.95,
-                   se_type: str = "model") -> CalibrationReport:
+                   se_type: str = "model", decision: bool = False, thresholds: Any = None
+                   ) -> CalibrationReport:
     """:func:`validate` on the named columns of a table.
 
     Parameters
@@ -555,7 +600,7 @@ def validate_frame(frame: Any, label: str, offset: str, weight: str | None = Non
     frame, label, offset, weight
         As for :func:`fit_slope_frame`. From a Dask DataFrame or a pyarrow dataset (one pass
         over its partitions or batches) the c-statistic carries its bound.
-    offset_is, bins, level, se_type
+    offset_is, bins, level, se_type, decision, thresholds
         As for :func:`validate`.
 
     Returns
@@ -577,7 +622,7 @@ def validate_frame(frame: Any, label: str, offset: str, weight: str | None = Non
     >>> round(report.c_statistic, 4)     # 8 of the 9 pairs in order
     0.8889
     """
-    return run(REPORT, report_options(bins, level, se_type),
+    return run(REPORT, report_options(bins, level, se_type, decision, thresholds),
                pick("table", frame, {"y": label, "offset": offset, "weight": weight},
                     offset_is=offset_is))
 
@@ -585,7 +630,8 @@ def validate_frame(frame: Any, label: str, offset: str, weight: str | None = Non
 def validate_file(source: Any, label: str, offset: str, weight: str | None = None, *,
                   offset_is: str = "logit", bins: int = 10, level: float = 0.95,
                   batch_rows: int | None = None, progress: bool | None = None,
-                  format: str | None = None, se_type: str = "model") -> CalibrationReport:
+                  format: str | None = None, se_type: str = "model", decision: bool = False,
+                  thresholds: Any = None) -> CalibrationReport:
     """:func:`validate` on columns of CSV or Parquet files of any size, or standard input,
     in one pass.
 
@@ -598,15 +644,16 @@ def validate_file(source: Any, label: str, offset: str, weight: str | None = Non
         As for :func:`fit_file` (``"-"`` reads CSV from standard input).
     label, offset, weight : str
         As for :func:`fit_slope_file`.
-    offset_is, bins, level, se_type
+    offset_is, bins, level, se_type, decision, thresholds
         As for :func:`validate`.
 
     Returns
     -------
     CalibrationReport
         The numbers of :func:`validate` on the same rows in memory, to rounding, but for the
-        c-statistic, which comes from the sketch's histogram of offsets (sub-bins of width
-        2**-12): pairs of rows within one sub-bin are not ordered, and
+        decision curve (from the same histogram, with its bound) and the c-statistic,
+        which comes from the sketch's histogram of offsets (sub-bins of width 2**-12): pairs
+        of rows within one sub-bin are not ordered, and
         ``c_statistic_bound`` bounds the error that leaves (about 1e-5). The slope has no
         exact pass to fall back on: where it is too steep for the sketch's grid, its status
         is ``"beyond_sketch"``.
@@ -616,7 +663,151 @@ def validate_file(source: Any, label: str, offset: str, weight: str | None = Non
     InputError, OSError
         As :func:`fit_slope_file`.
     """
-    return run(REPORT, report_options(bins, level, se_type),
+    return run(REPORT, report_options(bins, level, se_type, decision, thresholds),
+               pick("files", source, {"y": label, "offset": offset, "weight": weight},
+                    offset_is=offset_is, batch_rows=batch_rows, progress=progress,
+                    format=format))
+
+
+def decision_curve(y: Any, offset: Any, weight: Any = None, *, thresholds: Any = None,
+                   recalibrate: bool = True, offset_is: str = "logit") -> DecisionCurve:
+    """The decision curve of a model's scores: the net benefit of treating the rows whose
+    predicted risk reaches each threshold, beside treating everyone and no one, for the
+    scores as given and after each recalibration (Vickers & Elkin 2006).
+
+    At a threshold probability ``t`` a row is treated when its predicted risk ``p >= t``
+    (ties treated, as ``dcurves`` counts them), and
+
+        ``NB(t) = TP(t) / n - FP(t) / n · t / (1 - t)``
+
+    with ``TP = Σ w y [p >= t]``, ``FP = Σ w (1 - y) [p >= t]`` and ``n = Σ w``: with weights,
+    every count is a sum of weights (a soft label counts as a positive of weight ``w y``
+    and a negative of weight ``w (1 - y)``). The standardised net benefit is ``NB / π``,
+    ``π = Σ w y / n``; treating everyone gives ``π - (1 - π) t / (1 - t)``.
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+        Labels in [0, 1]. A Dask array goes to the Dask source (one pass over its chunks,
+        the curve from the sketch's histogram, with its bound).
+    offset : array_like, shape (n,)
+        The model's raw scores (log-odds), ``p = σ(offset)``, or its predicted
+        probabilities with ``offset_is="probability"``.
+    weight : array_like, shape (n,), optional
+        Non-negative frequency weights.
+    thresholds : array_like of shape (k,), optional
+        Threshold probabilities, each in (0, 1), strictly increasing (default 0.01, 0.02,
+        ..., 0.99).
+    recalibrate : bool, default True
+        Also the curves after the calibration in the large (``p = σ(offset + shift)``, the
+        shift of :func:`fit`) and after the logistic recalibration (``p = σ(a + b ·
+        offset)``, :func:`fit_slope`), both fitted on these rows: what the model would be
+        worth recalibrated, an optimistic view on the rows it is fitted to.
+    offset_is : {"logit", "probability"}, default "logit"
+
+    Returns
+    -------
+    DecisionCurve
+        ``model``, ``shifted`` and ``recalibrated`` (each a :class:`NetBenefit`: the net
+        benefit, the standardised one, the weighted true and false positives and the bound),
+        ``treat_all``, and the recalibrations applied.
+
+    Raises
+    ------
+    InputError
+        The errors of :func:`validate`; thresholds that are not all in (0, 1), that do not
+        increase, or that are NaN, naming the first bad one.
+
+    Notes
+    -----
+    The comparison is made on the log-odds: ``p >= t`` is ``offset >= logit(t)``, with
+    ``logit(t) = log(t) - log1p(-t)`` as ``offset_is="probability"`` converts the scores (so a
+    probability equal to a threshold is treated); ``offset + shift >= logit(t)`` is asked as
+    ``offset >= logit(t) - shift``, and ``a + b · offset >= logit(t)`` as ``offset >= (logit(t)
+    - a) / b``, or ``offset <= (logit(t) - a) / b`` for ``b < 0``, where the recalibration
+    reverses the ranking. In memory every count is exact (``bound`` is 0): one binary search
+    of each row among the ``3k`` cuts and a weighted count per gap, O(n log k), after the
+    one pass that validates the rows and fits the recalibrations. From a stream
+    (:func:`decision_curve_file`, Dask) the counts come from the sketch's histogram, in
+    sub-bins of width 2**-12 logits: the rows of the sub-bin that holds a cut are counted by
+    the share of its width above the cut, and ``bound`` is the most they can move the net
+    benefit.
+
+    Examples
+    --------
+    >>> import numpy as np, logitshift
+    >>> y = np.array([0, 0, 1, 0, 1, 1])
+    >>> risk = np.array([0.1, 0.4, 0.35, 0.2, 0.8, 0.6])
+    >>> curve = logitshift.decision_curve(y, risk, offset_is="probability",
+    ...                                   thresholds=[0.3], recalibrate=False)
+    >>> round(float(curve.model.net_benefit[0]), 6)    # TP 3, FP 1: 3/6 - 1/6 · 0.3/0.7
+    0.428571
+    """
+    return run(DECISION, decision_options(thresholds, recalibrate),
+               pick("arrays", {"y": y, "offset": offset, "weight": weight},
+                    offset_is=offset_is))
+
+
+def decision_curve_frame(frame: Any, label: str, offset: str, weight: str | None = None, *,
+                         thresholds: Any = None, recalibrate: bool = True,
+                         offset_is: str = "logit") -> DecisionCurve:
+    """:func:`decision_curve` on the named columns of a table.
+
+    Parameters
+    ----------
+    frame, label, offset, weight
+        As for :func:`validate_frame`. From a Dask DataFrame or a pyarrow dataset (one pass
+        over its partitions or batches) the curve carries its bound.
+    thresholds, recalibrate, offset_is
+        As for :func:`decision_curve`.
+
+    Returns
+    -------
+    DecisionCurve
+
+    Raises
+    ------
+    InputError
+        As :func:`fit_frame`: errors name the column.
+    """
+    return run(DECISION, decision_options(thresholds, recalibrate),
+               pick("table", frame, {"y": label, "offset": offset, "weight": weight},
+                    offset_is=offset_is))
+
+
+def decision_curve_file(source: Any, label: str, offset: str, weight: str | None = None, *,
+                        thresholds: Any = None, recalibrate: bool = True,
+                        offset_is: str = "logit", batch_rows: int | None = None,
+                        progress: bool | None = None, format: str | None = None
+                        ) -> DecisionCurve:
+    """:func:`decision_curve` on columns of CSV or Parquet files of any size, or standard
+    input, in one pass.
+
+    The rows are streamed into a :class:`Sketch` with its histogram of the scores; the
+    recalibrations are fitted on its tables and the net benefit counted from its sub-bins
+    (width 2**-12 logits), each threshold with its ``bound``.
+
+    Parameters
+    ----------
+    source, batch_rows, progress, format
+        As for :func:`fit_file` (``"-"`` reads CSV from standard input).
+    label, offset, weight : str
+        As for :func:`validate_file`.
+    thresholds, recalibrate, offset_is
+        As for :func:`decision_curve`.
+
+    Returns
+    -------
+    DecisionCurve
+        With ``exact=False``: the net benefit of the rows in memory lies within ``bound``
+        of each value.
+
+    Raises
+    ------
+    InputError, OSError
+        As :func:`validate_file`.
+    """
+    return run(DECISION, decision_options(thresholds, recalibrate),
                pick("files", source, {"y": label, "offset": offset, "weight": weight},
                     offset_is=offset_is, batch_rows=batch_rows, progress=progress,
                     format=format))

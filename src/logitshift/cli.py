@@ -34,6 +34,7 @@ from . import __version__
 from ._api import fit, fit_groups_file, fit_groups_frame, validate_file, validate_frame
 from ._core.jsonsafe import json_safe
 from ._core.validate import InputError, as_positive_int, column_roles, naming_columns
+from ._estimators.decision import check_thresholds, describe
 from ._estimators.groups import GroupShiftFit, check_group_options
 from ._estimators.report import CalibrationReport
 from ._estimators.result import ShiftFit, normal_quantile
@@ -50,7 +51,7 @@ _PROG = "logitshift"
 #: Python arguments and the flags that set them, for messages raised by the library.
 _FLAGS = {"pseudo_count": "--pseudo-count", "level": "--level", "format": "--format",
           "offset_is": "--offset-is", "bins": "--bins", "se_type": "--se-type",
-          "nagq": "--nagq", "top": "--top"}
+          "nagq": "--nagq", "top": "--top", "thresholds": "--thresholds"}
 #: Phrases of library messages and the flags that say the same.
 _PHRASES = {"shrinkage='random'": "--shrink"}
 #: The per-group table's formats, by the --output file's extension.
@@ -535,30 +536,69 @@ def _report_record(report: CalibrationReport, level: float) -> dict[str, Any]:
     return record
 
 
+def _thresholds(text: str | None) -> np.ndarray | None:
+    """``--thresholds``: ``START:STOP:STEP`` (both ends included, in decimal steps, so
+    ``0.05:0.5:0.05`` gives 0.05, 0.1, ..., 0.5 as written) or a comma-separated list;
+    checked as :func:`logitshift.decision_curve` checks them."""
+    if text is None:
+        return None
+    try:
+        if ":" in text:
+            start, stop, step = (Decimal(part.strip()) for part in text.split(":"))
+            if not step > 0 or not stop >= start:
+                raise ValueError
+            count = int((stop - start) / step) + 1
+            if count > 100_000:
+                raise InputError(f"--thresholds {text}: {count:,} thresholds; give at most "
+                                 "100,000", argument="thresholds", value=text)
+            values = [float(start + i * step) for i in range(count)]
+        else:
+            values = [float(part) for part in text.split(",")]
+    except InputError:
+        raise
+    except (ValueError, ArithmeticError):
+        raise InputError(f"--thresholds {text!r}: give START:STOP:STEP with STOP >= START "
+                         "and STEP > 0 (e.g. 0.05:0.5:0.01), or a list (0.1,0.2,0.3)",
+                         argument="thresholds", value=text) from None
+    return check_thresholds(values)
+
+
 def _validate(args: argparse.Namespace) -> int:
     # Options are checked before the pass, not after it.
     column_roles(args.label, args.offset, args.weight)
     normal_quantile(args.level)
     as_positive_int(args.bins, "bins")
+    thresholds = _thresholds(args.thresholds)
+    decision = args.dca or thresholds is not None or args.dca_plot is not None
     plot = _plotting(args.plot)
+    dca_plot = _plotting(args.dca_plot)
+    if plot is not None and dca_plot is not None and _same_file(args.plot, args.dca_plot):
+        raise InputError(f"--plot and --dca-plot name one file, {args.plot!r}: give two",
+                         argument="--dca-plot", value=args.dca_plot)
     source = _sql_source(args)
-    _refuse_inputs(args.paths, [("--plot", args.plot)])
+    _refuse_inputs(args.paths, [("--plot", args.plot), ("--dca-plot", args.dca_plot)])
+    options = {"offset_is": args.offset_is, "bins": args.bins, "level": args.level,
+               "se_type": args.se_type, "decision": decision, "thresholds": thresholds}
     if source is not None:
-        report = validate_frame(source, args.label, args.offset, args.weight,
-                                offset_is=args.offset_is, bins=args.bins, level=args.level,
-                                se_type=args.se_type)
+        report = validate_frame(source, args.label, args.offset, args.weight, **options)
     else:
         report = validate_file(args.paths, args.label, args.offset, args.weight,
-                               offset_is=args.offset_is, bins=args.bins, level=args.level,
                                progress=False if args.quiet else None, format=args.format,
-                               se_type=args.se_type)
+                               **options)
+    # Figures before the report, so that a path that cannot be written leaves stdout empty.
     if plot is not None:
-        # Before the report, so that a path that cannot be written leaves stdout empty.
         _save_figure(plot.report_figure(report), args.plot)
+    if dca_plot is not None:
+        _save_figure(dca_plot.decision_figure(report.decision), args.dca_plot)
     if args.json:
         print(json.dumps(json_safe(_report_record(report, args.level)), allow_nan=False))
     else:
-        print("\n".join(_describe_report(report, args.level)))
+        lines = _describe_report(report, args.level)
+        if report.decision is not None:
+            lines.append("  decision curve (net benefit; treated: risk >= threshold; ± its "
+                         "bound from the histogram):")
+            lines += ["  " + line for line in describe(report.decision)]
+        print("\n".join(lines))
     return 0
 
 
@@ -685,6 +725,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="also draw the calibration curve, both recalibrations and the "
                             "predictions by label into FILE (.png, .pdf, .svg, ...; needs "
                             "logitshift[plot])")
+    dca = check.add_argument_group(
+        "decision curve", "With --dca, the net benefit at each threshold probability for the "
+                          "scores, after the shift and after the logistic recalibration, "
+                          "beside treat all, from the same pass.")
+    dca.add_argument("--dca", action="store_true", help="add the decision curve")
+    dca.add_argument("--thresholds", metavar="SPEC",
+                     help="its thresholds: START:STOP:STEP, ends included (e.g. "
+                          "0.05:0.5:0.01), or a list (0.1,0.2,0.3); default 0.01:0.99:0.01")
+    dca.add_argument("--dca-plot", metavar="FILE",
+                     help="draw the decision curve into FILE (.png, .pdf, .svg, ...; needs "
+                          "logitshift[plot])")
     check.set_defaults(run=_validate)
     return parser
 

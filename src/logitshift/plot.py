@@ -33,13 +33,14 @@ except ImportError as exc:
 
 from ._core.losses import sigmoid
 from ._core.validate import InputError, as_positive_int, as_shift
+from ._estimators.decision import DecisionCurve
 from ._estimators.groups import GroupShiftFit
 from ._estimators.report import CalibrationReport, equal_weight_groups
 from ._estimators.result import ShiftFit, normal_quantile
 from ._summary.sketch import Sketch
 
 __all__ = ["loss_curve", "reliability", "figure", "calibration", "prediction_histogram",
-           "report_figure", "group_shifts"]
+           "report_figure", "group_shifts", "net_benefit", "decision_figure"]
 
 #: Points on the loss curve (besides the shift and 0, which are always on it).
 _CURVE_POINTS = 201
@@ -553,3 +554,89 @@ def group_shifts(result: GroupShiftFit, ax: Axes | None = None, *, level: float 
     ax.set_title(f"{result.n_groups} groups: shifts with {_percent(level)} intervals")
     ax.legend(loc="best", fontsize="small")
     return ax
+
+
+#: How far below 0 a decision curve's axis reaches, as a share of the highest net benefit
+#: drawn: treat-all falls without bound as the threshold rises, and below the zero of treat
+#: none it only says "worse than treating no one" (dcurves and rmda clip it so too).
+_NET_BENEFIT_FLOOR = 0.15
+
+
+def net_benefit(curve: DecisionCurve, *, ax: Axes | None = None,
+                standardized: bool = False) -> Axes:
+    """The decision curve: net benefit against the threshold probability for the model,
+    each recalibration, treating everyone and treating no one.
+
+    Parameters
+    ----------
+    curve : DecisionCurve
+        From :func:`logitshift.decision_curve` (or ``validate(..., decision=True).decision``).
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; by default on a new figure.
+    standardized : bool, default False
+        Draw the standardised net benefit ``NB / π`` (at most 1) instead.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The lines with gid ``"model"``, ``"shifted"``, ``"recalibrated"``, ``"treat_all"``
+        and ``"treat_none"`` hold ``x = 100 · thresholds`` (per cent) and their net benefit
+        (the recalibrations only where the curve has them). The y-axis reaches below 0 by
+        15% of the highest value drawn, so treat all's fall past 0 is cut there; the legend
+        sits above the axes, off the curves.
+    """
+    ax = _new_axes(ax)
+    percent = 100.0 * curve.thresholds
+    field = "standardized" if standardized else "net_benefit"
+    treat_all = curve.treat_all_standardized if standardized else curve.treat_all
+    styles = {"model": ("model", "C0", "-", 2.0),
+              "shifted": (f"after the shift ({curve.shift:+.3g})", "C1", "--", 1.6),
+              "recalibrated": (f"after recalibration ({curve.intercept:.3g} + "
+                               f"{curve.slope:.3g} f)", "C2", "-.", 1.6)}
+    drawn = [np.zeros(1), treat_all[np.isfinite(treat_all)]]
+    ax.axhline(0.0, color="0.15", linewidth=1.0, label="treat none", gid="treat_none")
+    ax.plot(percent, treat_all, color="0.55", linewidth=1.2, label="treat all",
+            gid="treat_all")
+    for name, net in curve.curves().items():
+        label, color, style, width = styles[name]
+        values = getattr(net, field)
+        ax.plot(percent, values, color=color, linestyle=style, linewidth=width, label=label,
+                gid=name)
+        drawn.append(values[np.isfinite(values)])
+    high = float(max(np.max(values) for values in drawn if values.size))
+    high = high * 1.05 if high > 0 else 0.05
+    ax.set_ylim(-_NET_BENEFIT_FLOOR * high, high)
+    ax.set_xlim(percent[0], percent[-1]) if percent.size > 1 else None
+    ax.set_xlabel("threshold probability (%)")
+    ax.set_ylabel("standardised net benefit" if standardized else "net benefit")
+    ax.grid(color="0.92", linewidth=0.8)
+    ax.set_axisbelow(True)
+    # The model's curves first in the legend, the two references after them.
+    handles, labels = ax.get_legend_handles_labels()
+    order = list(range(2, len(handles))) + [1, 0]
+    ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="lower left",
+              bbox_to_anchor=(0.0, 1.01, 1.0, 0.2), mode="expand", ncol=3, fontsize="small",
+              frameon=False, borderaxespad=0.0)
+    return ax
+
+
+def decision_figure(curve: DecisionCurve, *, standardized: bool = False) -> Figure:
+    """The decision curve in a figure a journal prints: :func:`net_benefit`, and with
+    ``standardized=True`` the standardised net benefit beside it.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        A figure made without pyplot, with one Axes (or two: net benefit, then
+        standardised), whose title gives the prevalence and the rows.
+    """
+    panels = 2 if standardized else 1
+    fig = Figure(figsize=(6.4 * panels, 5.0), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, panels))
+    net_benefit(curve, ax=axes[0])
+    if standardized:
+        net_benefit(curve, ax=axes[1], standardized=True)
+    source = "" if curve.exact else "; from the sketch's histogram"
+    fig.suptitle(f"Decision curve: prevalence {curve.prevalence:.3g}, "
+                 f"{curve.n_rows:,} rows{source}", fontsize="medium")
+    return fig

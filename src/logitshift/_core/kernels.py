@@ -1698,3 +1698,28 @@ def group_integrals(group_start, centres, tables, exponent, mean, tau, start,
         out[g, I_SHIFT_MEAN_THETA] = s_mt
         out[g, I_SHIFT_THETA_THETA] = s_tt
         out[g, I_ITERATIONS] = iterations
+
+
+@nb.njit(**_OPTIONS)
+def weights_by_gap(offsets, labels, weights, has_weights, scale, cuts, start, stop, out):
+    """Add rows ``[start, stop)``, already validated, to ``out`` by the gap between the
+    sorted cuts they fall in: row ``i`` goes to row ``g`` of ``out``, ``g`` the number of
+    cuts at or below its offset, as ``w (1 - y)`` and ``w y``, with ``w`` its weight times
+    ``scale``. The rows at or above the ``j``-th cut are then those of the gaps after ``j``:
+    what a decision curve counts.
+
+    ``cuts`` is padded with NaN to a power of two longer than the cuts (a NaN is at or below
+    no offset), so the search is a fixed number of halvings with no branch on the data.
+    """
+    half_length = cuts.shape[0] >> 1
+    for i in range(start, stop):
+        f = float(offsets[i])
+        gap = 0
+        half = half_length
+        while half > 0:
+            gap += half * (cuts[gap + half - 1] <= f)
+            half >>= 1
+        y = float(labels[i])
+        w = (weights[i] if has_weights else 1.0) * scale
+        out[gap, 0] += w * (1.0 - y)
+        out[gap, 1] += w * y

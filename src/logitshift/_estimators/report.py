@@ -18,6 +18,7 @@ import numpy as np
 from .._core import jsonsafe as _json
 from .._core import kernels as _kernels
 from .._core.units import ldexp
+from .decision import DecisionCurve
 from .result import ShiftFit, normal_quantile
 from .slope import SlopeFit
 from .solve import CurveTotals
@@ -117,6 +118,8 @@ class CalibrationReport:
         ``miller.joint``).
     quality : float
         ``Q = D - U`` (``val.prob``'s ``Q``).
+    decision : DecisionCurve or None
+        The decision curve, where ``validate(..., decision=True)`` asked for it.
     """
 
     shift: ShiftFit
@@ -140,6 +143,7 @@ class CalibrationReport:
     unreliability: float
     unreliability_pvalue: float
     quality: float
+    decision: DecisionCurve | None = None
 
     @property
     def n_rows(self) -> int:
@@ -180,6 +184,8 @@ class CalibrationReport:
             "curve": {name: getattr(self.curve, name).tolist()
                       for name in ("predicted", "observed", "weight", "low", "high")},
         }
+        if self.decision is not None:
+            record["decision"] = self.decision.to_dict()
         return _json.json_safe(record) if json_safe else record
 
     def __repr__(self) -> str:

@@ -19,7 +19,10 @@ from .._core.kernels import (N_STATS, S_ACTIVE_NEG, S_ACTIVE_POS, S_FIRST_BAD, S
                              S_OFFSET_MIN, S_POSITIVES, S_WEIGHT, S_WEIGHTED_OFFSET)
 from .._core.losses import sigmoid_pair
 from .._core.validate import InputError
+from .._estimators.decision import LabelTotals, TreatedWeights
 from .._estimators.report import CalibrationReport, c_statistic
+from .._estimators.result import ShiftFit
+from .._estimators.shift import fit_curve
 from .._estimators.slope import (MAX_TRUNCATION, ArraySlopeCurve, SlopeFit, fit_slope_curve,
                                  warn_about)
 from .._estimators.solve import ArrayCurve, Curve, Terms, squared_residuals, with_log_parts
@@ -81,6 +84,52 @@ class Rows:
         slope = warn_about(scored.slope(tol=None, max_iter=100, se_type=se_type))
         return sketch._report(slope, (scored.c_statistic(), 0.0), bins=bins, level=level,
                               se_type=se_type)
+
+    def solve(self, *, se_type: str = "model") -> ShiftFit:
+        """The shift of the rows from the sketch of :attr:`scored` (the pass that validates
+        them), or with exact passes where the offsets outgrow the sketch."""
+        scored = self.scored
+        if scored.sketch is None:
+            return fit_curve(ExactCurve(self.data), method="newton", se_type=se_type)
+        return fit_curve(scored.sketch, method="sketch", se_type=se_type)
+
+    def label_totals(self) -> LabelTotals:
+        """The rows, their weight and positives, in the units of :meth:`treated_weights`
+        (after the pass that validates the rows)."""
+        totals = self._totals
+        return LabelTotals(totals.n_rows, totals.weight_sum, totals.positives,
+                           totals.scale_exponent)
+
+    def treated_weights(self, cuts: np.ndarray) -> TreatedWeights:
+        """The exact weights of each label among the rows of raw score ``f >= cut``, for
+        each of ``cuts``: one pass, each row placed among the sorted cuts by a binary search
+        and its weight added to its gap's (integer labels without weights count exactly;
+        weights are summed in float64, in the units of :meth:`label_totals`), then sums from
+        the top. O(n log k), no sort of the rows."""
+        cuts = np.asarray(cuts, dtype=np.float64)
+        order = np.argsort(cuts, kind="stable")
+        # Padded with NaN to a power of two above the cuts' number, as the kernel searches.
+        ordered = np.full(1 << cuts.size.bit_length(), np.nan)
+        ordered[:cuts.size] = cuts[order]
+        offsets, _, _, labels, weights, has_weights = self.data.kernel_arguments
+        scale = 2.0 ** -self._totals.scale_exponent
+        ranges = row_ranges(self.data.n_rows)
+        parts = np.zeros((len(ranges), ordered.size, 2))
+        in_threads([partial(_kernels.weights_by_gap, offsets, labels, weights, has_weights,
+                            scale, ordered, start, stop, parts[t])
+                    for t, (start, stop) in enumerate(ranges)])
+        by_gap = parts.sum(axis=0)[:cuts.size + 1]
+        from_top = np.cumsum(by_gap[::-1], axis=0)[::-1]  # row g: the gaps g, g + 1, ...
+        at_or_above = np.empty((cuts.size, 2))
+        at_or_above[order] = from_top[1:]
+        zeros = np.zeros(cuts.size)
+        return TreatedWeights(at_or_above[:, 0], at_or_above[:, 1], zeros, zeros, zeros)
+
+    @cached_property
+    def _totals(self) -> ScanTotals:
+        """The totals of the rows, from the validating pass of :attr:`scored`."""
+        scored = self.scored
+        return scored.sketch._scanned if scored.sketch is not None else scan_totals(self.data)
 
     @cached_property
     def scored(self) -> ScoredArrays:

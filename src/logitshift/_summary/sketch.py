@@ -27,6 +27,7 @@ from .._core.kernels import (N_STATS, S_ANCHOR, S_FIRST_BAD, S_HIGH, S_LOW, S_OF
                              S_OFFSET_MIN, S_OVERFLOW, S_POSITIVES, S_WEIGHT)
 from .._core.units import LogPart, ldexp
 from .._core.validate import InputError, as_bool, as_positive_int, as_shift, check_se_type
+from .._estimators.decision import LabelTotals, TreatedWeights
 from .._estimators.report import CalibrationReport, build_report, c_statistic_of_cells
 from .._estimators.result import ShiftFit
 from .._estimators.shift import fit_curve
@@ -73,6 +74,14 @@ def _cell_lookup(centres: np.ndarray, width: float) -> tuple[np.ndarray, float]:
     lookup = np.full(int(span), -1, dtype=np.int64)
     lookup[(index - first).astype(np.int64)] = np.searchsorted(centres, on_grid)
     return lookup, float(first)
+
+
+def _suffix_sums(values: np.ndarray) -> np.ndarray:
+    """``out[i] = Σ values[i:]`` for ``i`` in ``0..len(values)`` (so ``out[-1] = 0``),
+    accumulated in ``np.longdouble``."""
+    out = np.zeros(values.size + 1, dtype=np.longdouble)
+    out[:-1] = np.cumsum(values[::-1].astype(np.longdouble))[::-1]
+    return out.astype(np.float64)
 
 
 def _histogram_bins(width: float) -> int:
@@ -842,6 +851,58 @@ class Sketch:
         self._check_se_type(se_type)
         return warn_about(fit_slope_curve(self, method="sketch", tol=tol, max_iter=max_iter,
                                           se_type=se_type))
+
+    # -- decision curves ---------------------------------------------------------------------
+
+    def label_totals(self) -> LabelTotals:
+        """The rows, their weight and positives in the sketch's units (a decision curve's
+        totals)."""
+        totals = self._scanned
+        return LabelTotals(totals.n_rows, totals.weight_sum, totals.positives,
+                           totals.scale_exponent)
+
+    def treated_weights(self, cuts: np.ndarray) -> TreatedWeights:
+        """The weights of each label among the rows of raw score ``f >= cut``, for each of
+        ``cuts``, from the histogram's sub-bins (``Sketch(histogram=True)``, width
+        ``HISTOGRAM_WIDTH``), or else the cells: the sub-bins wholly at or above a cut are
+        counted, and the one that holds it inside is the straddle, whose rows may lie on
+        either side (see :class:`~logitshift._estimators.decision.TreatedWeights`). Rows of
+        infinite offset are where their offset says. Sums run in ``np.longdouble``, and
+        ``rounding`` says what is left of their error."""
+        cuts = np.asarray(cuts, dtype=np.float64)
+        if self._histogram is not None:
+            bins = self.histogram_bins
+            negative = self._histogram[:, :, 0].ravel()
+            positive = self._histogram[:, :, 1].ravel()
+        else:
+            bins = 1
+            negative, positive = self._tables[:, 0, 0], self._tables[:, 1, 0]
+        # Cell b spans [centre - width/2, centre + width/2); its sub-bins are equal parts of
+        # it, their edges exact (powers of two).
+        step = self.width / bins
+        lows = ((self._centres - 0.5 * self.width)[:, None] + step * np.arange(bins)).ravel()
+        highs = lows + step
+        # suffix[i]: the weight of sub-bins i, i + 1, ... (suffix[-1] = 0).
+        suffix_negative = _suffix_sums(negative)
+        suffix_positive = _suffix_sums(positive)
+        totals = self._scanned
+        below = totals.weight_sum - totals.positives - totals.active_negatives  # -inf rows
+        above = totals.positives - totals.active_positives  # +inf rows
+        floor = 1e-12 * (totals.active_negatives + totals.active_positives)  # rounding
+        below, above = (below if below > floor else 0.0), (above if above > floor else 0.0)
+        first_above = np.searchsorted(lows, cuts, side="left")  # sub-bins surely >= cut
+        inside = np.searchsorted(lows, cuts, side="right") - 1  # the sub-bin that holds it
+        holds = (inside >= 0) & (inside < lows.size)
+        holds[holds] &= (lows[inside[holds]] < cuts[holds]) & (cuts[holds] < highs[inside[holds]])
+        where = np.where(holds, inside, 0)
+        share = np.where(holds, (highs[where] - cuts) / step, 0.0)
+        return TreatedWeights(
+            negatives=suffix_negative[first_above] + np.where(cuts == -math.inf, below, 0.0),
+            positives=suffix_positive[first_above] + above,
+            straddle_negatives=np.where(holds, negative[where] if negative.size else 0.0, 0.0),
+            straddle_positives=np.where(holds, positive[where] if positive.size else 0.0, 0.0),
+            straddle_share=share,
+            rounding=(lows.size + 2) * float(np.finfo(np.longdouble).eps) + 4 * 2.0 ** -52)
 
     # -- moving it ---------------------------------------------------------------------------
 

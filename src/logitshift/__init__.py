@@ -5,11 +5,12 @@
 >>> result.shift, result.se, result.confint()            # doctest: +SKIP
 """
 
-from ._api import (fit, fit_file, fit_frame, fit_groups, fit_groups_file, fit_groups_frame,
+from ._api import (calibration_curve, calibration_curve_file, calibration_curve_frame, fit, fit_file, fit_frame, fit_groups, fit_groups_file, fit_groups_frame,
                    fit_slope, fit_slope_file, fit_slope_frame, validate, validate_file,
                    validate_frame)
 from ._core.losses import gradient, hessian, loss, sigmoid
 from ._core.validate import InputError
+from ._estimators.curve import CurvePrediction, SmoothCalibrationCurve
 from ._estimators.groups import GroupShiftFit
 from ._estimators.report import CalibrationCurve, CalibrationReport, MillerTests
 from ._estimators.result import LRTest, ObservedExpected, ShiftFit
@@ -34,6 +35,11 @@ __all__ = [
     "validate",
     "validate_frame",
     "validate_file",
+    "calibration_curve",
+    "calibration_curve_frame",
+    "calibration_curve_file",
+    "SmoothCalibrationCurve",
+    "CurvePrediction",
     "CalibrationReport",
     "CalibrationCurve",
     "MillerTests",

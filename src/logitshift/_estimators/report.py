@@ -19,6 +19,7 @@ from .._core import jsonsafe as _json
 from .._core import kernels as _kernels
 from .._core.units import ldexp
 from .result import ShiftFit, normal_quantile
+from .curve import SmoothCalibrationCurve
 from .slope import SlopeFit
 from .solve import CurveTotals
 
@@ -140,6 +141,8 @@ class CalibrationReport:
     unreliability: float
     unreliability_pvalue: float
     quality: float
+    #: The smooth curve (``validate(..., curve="rcs" | "loess")``), or None.
+    smooth_curve: SmoothCalibrationCurve | None = None
 
     @property
     def n_rows(self) -> int:
@@ -180,6 +183,8 @@ class CalibrationReport:
             "curve": {name: getattr(self.curve, name).tolist()
                       for name in ("predicted", "observed", "weight", "low", "high")},
         }
+        if self.smooth_curve is not None:
+            record["smooth_curve"] = self.smooth_curve.to_dict()
         return _json.json_safe(record) if json_safe else record
 
     def __repr__(self) -> str:

@@ -19,6 +19,7 @@ from typing import Any, NamedTuple, Protocol
 import numpy as np
 
 from .._core import jsonsafe as _json
+from .._core import kernels as _kernels
 from .._core.losses import sigmoid_pair, spline_basis, spline_cell_polynomials
 from .._core.validate import InputError, as_numeric, as_positive_int
 from .result import normal_quantile
@@ -187,7 +188,7 @@ class SmoothCalibrationCurve:
             outside = np.flatnonzero((values < 0) | (values > 1))
             if outside.size:
                 i = int(outside[0])
-                raise InputError(f"scores[{i}] = {values[i]!r} is outside [0, 1]",
+                raise InputError(f"scores[{i}] = {float(values[i])!r} is outside [0, 1]",
                                  argument="scores", index=i, value=float(values[i]))
             with np.errstate(divide="ignore"):
                 logits = np.log(values) - np.log1p(-values)
@@ -274,7 +275,7 @@ def check_curve_options(method: Any, knots: Any, level: Any, draws: Any, seed: A
         array = as_numeric(knots, "knots").astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(array))
         if bad.size:
-            raise InputError(f"knots[{bad[0]}] = {array[bad[0]]!r} is not finite",
+            raise InputError(f"knots[{bad[0]}] = {float(array[bad[0]])!r} is not finite",
                              argument="knots", index=int(bad[0]), value=float(array[bad[0]]))
         if not 3 <= array.size <= MAX_KNOTS:
             raise InputError(f"knots has {array.size} values: a restricted cubic spline needs "
@@ -282,8 +283,8 @@ def check_curve_options(method: Any, knots: Any, level: Any, draws: Any, seed: A
         down = np.flatnonzero(np.diff(array) <= 0)
         if down.size:
             i = int(down[0]) + 1
-            raise InputError(f"knots[{i}] = {array[i]!r} is not above knots[{i - 1}] = "
-                             f"{array[i - 1]!r}: knots must increase", argument="knots",
+            raise InputError(f"knots[{i}] = {float(array[i])!r} is not above knots[{i - 1}] "
+                             f"= {float(array[i - 1])!r}: knots must increase", argument="knots",
                              index=i, value=float(array[i]))
         knots = array
         if method == "loess":
@@ -420,10 +421,13 @@ def _truncation(centres: np.ndarray, width: float, knots: np.ndarray, beta: np.n
     if order is None:
         return 0.0
     cubic = np.abs(np.einsum("bki,k->bi", spline_cell_polynomials(centres, knots), beta))
-    with np.errstate(divide="ignore"):
-        radius = np.min([(math.pi / 3.0 / cubic[:, i]) ** (1.0 / i) for i in (1, 2, 3)],
-                        axis=0)
-    return float(np.max((0.5 * width / radius) ** order))
+    low, high = np.zeros(centres.size), np.full(centres.size, 1e6)
+    for _ in range(80):  # the increasing cubic's root, by bisection in every cell at once
+        radius = 0.5 * (low + high)
+        reach = radius * (cubic[:, 1] + radius * (cubic[:, 2] + radius * cubic[:, 3]))
+        inside = reach < math.pi
+        low, high = np.where(inside, radius, low), np.where(inside, high, radius)
+    return float(np.max((0.5 * width / low) ** order))
 
 
 # -- the statistics ---------------------------------------------------------------------------
@@ -581,30 +585,26 @@ def chi_square_quantile(level: float, df: int) -> float:
 def fit_loess(labels: np.ndarray, logits: np.ndarray, weights: np.ndarray | None, *,
               n_rows: int, offset_is: str = "logit", level: float = 0.95
               ) -> SmoothCalibrationCurve:
-    """``val.prob``'s curve: ``lowess(p, y, iter = 0)`` (R's defaults ``f = 2/3``, ``delta =
-    0.01 · range(p)``) through statsmodels, on the rows in memory; the statistics on the
-    rows, exactly, from the fitted value at each row. Not one pass: lowess sorts the rows
-    and fits a local line at each of about a hundred anchors, O(n log n + 100 · n · f).
-    Rows with weights are refused (lowess has none)."""
+    """``val.prob``'s curve: R's ``lowess(p, y, iter = 0)`` (``f = 2/3``, ``delta = 0.01 ·
+    range(p)``), step for step (`kernels.lowess`), on the rows in memory; the statistics on
+    the rows, exactly, from the fitted value at each row. Not one pass: lowess sorts the
+    rows, then fits a local line at each of about a hundred anchors over two thirds of the
+    rows, O(n log n + 100 · n). Rows with weights are refused (lowess has none)."""
     if weights is not None:
         raise InputError("weight: method='loess' (lowess) takes no weights; use "
                          "method='rcs'", argument="weight")
-    try:
-        from statsmodels.nonparametric.smoothers_lowess import lowess
-    except ImportError:
-        raise ImportError("method='loess' needs statsmodels: pip install "
-                          "'logitshift[loess]'") from None
     y = np.asarray(labels, dtype=np.float64)
     p = sigmoid_pair(np.asarray(logits, dtype=np.float64))[0]
-    delta = 0.01 * float(np.ptp(p))
-    fitted = lowess(y, p, frac=2.0 / 3.0, it=0, delta=delta, return_sorted=False)
-    difference = np.abs(fitted - p)
+    order = np.argsort(p, kind="stable")
+    x = p[order]
+    fitted_sorted = np.empty_like(x)
+    _kernels.lowess(x, y[order], 2.0 / 3.0, 0.01 * float(x[-1] - x[0]), fitted_sorted)
+    difference = np.abs(fitted_sorted - x)
     statistics = {"ici": float(np.mean(difference)),
                   "e50": float(np.quantile(difference, 0.5)),
                   "e90": float(np.quantile(difference, 0.9)),
                   "emax": float(np.max(difference))}
-    order = np.argsort(p, kind="stable")
-    x, first = np.unique(p[order], return_index=True)
+    x, first = np.unique(x, return_index=True)
     nan = (math.nan, math.nan)
     finite = np.isfinite(logits)
     low, high = np.quantile(np.asarray(logits)[finite], [0.005, 0.995])
@@ -614,4 +614,4 @@ def fit_loess(labels: np.ndarray, logits: np.ndarray, weights: np.ndarray | None
         intervals=dict.fromkeys(_STATISTICS, nan), level=level, draws=0, seed=None,
         n_rows=n_rows, weight_sum=float(y.size), status="lowess", iterations=0,
         gradient_norm=math.nan, truncation=0.0, offset_is=offset_is,
-        score_range=(float(low), float(high)), _lowess=(x, fitted[order][first]))
+        score_range=(float(low), float(high)), _lowess=(x, fitted_sorted[first]))

@@ -364,3 +364,70 @@ def test_spline_knots_snap_to_edges():
     np.testing.assert_array_equal(knots, [-1.0, 0.0, 1.5])
     harrell = spline_knots(3, centres, weights, 1 / 16)
     np.testing.assert_allclose(harrell, [-2.0, 0.0, 2.0], atol=1 / 16)
+
+
+# -- command line and figure --------------------------------------------------------------
+
+def _cli(argv: list[str]) -> int:
+    from logitshift.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as exit:  # argparse's own errors
+        return int(exit.code)
+
+
+def test_cli_json_carries_the_curve(synthetic, tmp_path, capsys):
+    y, lp, w = synthetic
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"y": y, "lp": lp, "w": w}), path)
+    assert _cli(["validate", str(path), "--label", "y", "--offset", "lp", "--weight", "w",
+                 "--curve", "rcs", "--json", "--quiet"]) == 0
+    record = json.loads(capsys.readouterr().out)["smooth_curve"]
+    expected = logitshift.validate_file(path, "y", "lp", "w", curve="rcs").smooth_curve
+    assert record["coefficients"] == expected.coefficients.tolist()
+    assert record["ici"] == expected.ici and record["ici_bound"] == expected.bounds["ici"]
+    assert len(record["grid"]["score"]) == 101
+    assert _cli(["validate", str(path), "--label", "y", "--offset", "lp", "--curve", "rcs",
+                 "--quiet"]) == 0
+    text = capsys.readouterr().out
+    assert "smooth calibration curve" in text and "ICI (Eavg)" in text
+
+
+def test_cli_refuses_loess_for_a_file_in_one_line(synthetic, tmp_path, capsys):
+    y, lp, _ = synthetic
+    path = tmp_path / "rows.csv"
+    pacsv.write_csv(pa.table({"y": y, "lp": lp}), path)
+    assert _cli(["validate", str(path), "--label", "y", "--offset", "lp", "--curve",
+                 "loess", "--quiet"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "rows in memory" in error
+    assert _cli(["validate", str(path), "--label", "y", "--offset", "lp", "--curve",
+                 "spline"]) == 2
+
+
+def test_figure_draws_the_curve_band_groups_and_statistics(synthetic, tmp_path):
+    pytest.importorskip("matplotlib")
+    import logitshift.plot
+
+    y, lp, w = synthetic
+    report = logitshift.validate(y, lp, w, curve="rcs")
+    figure = logitshift.plot.smooth_calibration_figure(report)
+    top = figure.axes[0]
+    smooth = next(line for line in top.get_lines() if line.get_gid() == "smooth")
+    grid = report.smooth_curve.grid(201)
+    np.testing.assert_allclose(smooth.get_ydata(), grid["probability"])
+    gids = {artist.get_gid() for artist in top.get_children()}
+    assert {"pointwise", "band_low", "band_high", "diagonal", "groups", "statistics"} <= gids
+    box = next(text for text in top.texts if text.get_gid() == "statistics").get_text()
+    assert f"{report.smooth_curve.ici:.3f}" in box and "Emax" in box
+    # The box and the legend do not overlap once drawn.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(figure).get_renderer()
+    figure.draw(renderer)
+    legend = top.get_legend().get_window_extent(renderer)
+    text = next(text for text in top.texts if text.get_gid() == "statistics")
+    assert not legend.overlaps(text.get_window_extent(renderer))
+    with pytest.raises(logitshift.InputError, match="smooth curve"):
+        logitshift.plot.smooth_calibration(logitshift.validate(y, lp, w))

@@ -28,7 +28,7 @@ __all__ = [
     "sketch_polynomials", "group_scan", "group_scatter", "group_cell_counts", "group_fill",
     "group_terms", "fill_extras", "ordered_pairs", "pool_cells", "merge_cells",
     "group_derivatives", "group_integrals", "N_INTEGRAL", "spline_terms",
-    "lowess",
+    "lowess", "spline_differences",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -1908,3 +1908,33 @@ def lowess(x, y, f, delta, out):
         i = max(last + 1, i - 1)
         if last >= n - 1:
             break
+
+
+@nb.njit(**_OPTIONS)
+def spline_differences(scores, knots, coefficients, out):
+    """``out[i] = |σ(g(f_i)) - σ(f_i)|`` for the spline ``g = Σ_k β_k B_k`` of
+    `losses.spline_basis`, row by row without forming the ``(n, K)`` basis: the nonlinear
+    terms' two shared cubes (of the last two knots) gathered once, so a row costs ``K``
+    cubes and two exponentials."""
+    k = knots.shape[0]
+    before_last, last = knots[k - 2], knots[k - 1]
+    norm = (last - knots[0]) * (last - knots[0])
+    span = last - before_last
+    scaled = np.empty(k - 2)
+    shared_last = 0.0
+    shared_before = 0.0
+    for j in range(k - 2):
+        scaled[j] = coefficients[2 + j] / norm
+        shared_last += scaled[j] * (before_last - knots[j]) / span
+        shared_before -= scaled[j] * (last - knots[j]) / span
+    for i in range(scores.shape[0]):
+        x = float(scores[i])
+        g = coefficients[0] + coefficients[1] * x
+        for j in range(k - 2):
+            gap = max(x - knots[j], 0.0)
+            g += scaled[j] * gap * gap * gap
+        gap = max(x - before_last, 0.0)
+        g += shared_before * gap * gap * gap
+        gap = max(x - last, 0.0)
+        g += shared_last * gap * gap * gap
+        out[i] = abs(1.0 / (1.0 + math.exp(-g)) - 1.0 / (1.0 + math.exp(-x)))

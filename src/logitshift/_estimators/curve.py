@@ -40,10 +40,6 @@ HARRELL_QUANTILES = {k: np.linspace(outer, 1.0 - outer, k)
 #: over-fits any calibration curve, and each one costs a row and column of the Hessian).
 MAX_KNOTS = 12
 
-#: Width in logits of the bins the simulated coefficients are evaluated on: each draw costs
-#: O(bins), not O(rows), and the bins' spread is below the simulation's own noise.
-DRAW_WIDTH = 2.0 ** -6
-
 _STATISTICS = ("ici", "e50", "e90", "emax")
 
 
@@ -65,9 +61,14 @@ class SplineSummary(Protocol):
     def score_cells(self) -> tuple[np.ndarray, np.ndarray, float]:
         """The occupied cells' centres (sorted), weights, and the cells' width."""
 
-    def score_points(self) -> tuple[np.ndarray, np.ndarray, float]:
-        """Points of the scores' distribution, their weights (user units), and the half-width
-        within which each point's rows lie (0 for the rows themselves)."""
+    def score_points(self) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """Points of the scores' distribution, their weights (user units; None for rows
+        without weights), and the half-width within which each point's rows lie (0 for the
+        rows themselves)."""
+
+    def pooled_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """A few points per cell that match the cell's weight, mean and variance (user
+        units): where the simulated coefficients are evaluated."""
 
 
 class CurvePrediction(NamedTuple):
@@ -114,8 +115,9 @@ class SmoothCalibrationCurve:
     intervals : dict
         For each statistic, ``(low, high)``: the percentile interval at ``level`` of the
         statistic over ``draws`` coefficient vectors drawn from ``N(β, covariance)`` (as R's
-        ``pmcalibration`` simulates them), evaluated on the scores pooled into bins of
-        2**-6 logit; NaN for loess.
+        ``pmcalibration`` simulates them), each evaluated on two points per cell of the
+        sketch with the cell's weight, mean and variance (O(cells) a draw, not O(rows));
+        NaN for loess.
     level : float
     draws, seed : int, int or None
     n_rows : int
@@ -341,8 +343,8 @@ def fit_spline(summary: SplineSummary, *, knots: int | np.ndarray = 5, level: fl
     raises the loss, stops when no coefficient moves by more than ``tol · (1 + |β|)``; each
     iteration is one call of ``spline_terms`` (O(cells · K²) on a sketch). The covariance is
     the inverse Hessian at the answer. The statistics are computed on ``score_points``
-    (O(points)); the intervals on those points pooled into bins of :data:`DRAW_WIDTH`, for
-    each of ``draws`` coefficient vectors (O(bins · draws)).
+    (O(points)); the intervals on ``pooled_points``, two a cell, for each of ``draws``
+    coefficient vectors (O(cells · draws)).
     """
     centres, cell_weights, width = summary.score_cells()
     knot_values = spline_knots(knots, centres, cell_weights, width)
@@ -375,8 +377,8 @@ def fit_spline(summary: SplineSummary, *, knots: int | np.ndarray = 5, level: fl
     covariance = _inverse(hessian, knot_values) / scale
     points, weights, half_width = summary.score_points()
     statistics, bounds = _statistics(points, weights, half_width, knot_values, beta)
-    intervals = _simulated_intervals(points, weights, knot_values, beta, covariance, level,
-                                     draws, seed)
+    intervals = _simulated_intervals(summary.pooled_points(), knot_values, beta, covariance,
+                                     level, draws, seed)
     return SmoothCalibrationCurve(
         method="rcs", knots=knot_values, coefficients=beta, covariance=covariance,
         **statistics, bounds=bounds, intervals=intervals, level=level, draws=draws,
@@ -432,6 +434,17 @@ def _truncation(centres: np.ndarray, width: float, knots: np.ndarray, beta: np.n
 
 # -- the statistics ---------------------------------------------------------------------------
 
+def _type7_quantiles(values: np.ndarray, shares: tuple[float, ...]) -> tuple[float, ...]:
+    """R's ``quantile(values, shares)`` (type 7) by one partition of ``values`` in place."""
+    n = values.shape[0]
+    positions = [(n - 1) * share for share in shares]
+    below = [int(math.floor(h)) for h in positions]
+    wanted = sorted({i for b in below for i in (b, min(b + 1, n - 1))})
+    values.partition(wanted)
+    return tuple(float(values[b] + (h - b) * (values[min(b + 1, n - 1)] - values[b]))
+                 for h, b in zip(positions, below))
+
+
 def _weighted_quantile(values: np.ndarray, weights: np.ndarray, share: float) -> np.ndarray:
     """R's type-7 quantile generalised to weights, along the first axis: with the values
     sorted and ``C`` their cumulative weight, the value at position ``s`` is the first whose
@@ -471,7 +484,14 @@ def _statistics(points: np.ndarray, weights: np.ndarray, half_width: float, knot
     rows within ``half_width`` of it: ``|D|`` moves by at most ``L_i · half_width`` there,
     with ``L_i = |D'(f_i)| + half_width · sup |D''|`` and ``sup |D''| <= max|σ''| (g'² + 1) +
     max|σ'| |g''|`` (``max|σ''| = 1/(6√3)``, ``max|σ'| = 1/4``)."""
-    difference = _differences(points, knots, beta)
+    difference = np.empty(points.shape[0])
+    _kernels.spline_differences(points, knots, beta, difference)
+    if weights is None:  # rows without weights: R's quantile (type 7), one partition
+        total = float(points.shape[0])
+        values = {"ici": float(np.sum(difference)) / total,
+                  "emax": float(np.max(difference))}
+        values["e50"], values["e90"] = _type7_quantiles(difference, (0.5, 0.9))
+        return values, dict.fromkeys(_STATISTICS, 0.0)
     total = float(np.sum(weights))
     kept = weights > 0
     values = {"ici": float(np.sum(weights * difference) / total),
@@ -495,23 +515,11 @@ def _statistics(points: np.ndarray, weights: np.ndarray, half_width: float, knot
     return values, bounds
 
 
-def _pooled(points: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The points pooled into bins of :data:`DRAW_WIDTH`: each bin's weighted mean point and
-    its weight (O(points), one bincount)."""
-    kept = weights > 0
-    points, weights = points[kept], weights[kept]
-    index = np.floor((points - points.min()) / DRAW_WIDTH).astype(np.int64)
-    weight = np.bincount(index, weights=weights)
-    moment = np.bincount(index, weights=weights * points)
-    used = weight > 0
-    return moment[used] / weight[used], weight[used]
-
-
-def _simulated_intervals(points: np.ndarray, weights: np.ndarray, knots: np.ndarray,
+def _simulated_intervals(summary_points: tuple[np.ndarray, np.ndarray], knots: np.ndarray,
                          beta: np.ndarray, covariance: np.ndarray, level: float, draws: int,
                          seed: int | None) -> dict[str, tuple[float, float]]:
     """Percentile intervals of the statistics over coefficients drawn from ``N(β, V)``."""
-    pooled, weight = _pooled(points, weights)
+    pooled, weight = summary_points
     rng = np.random.default_rng(seed)
     try:
         factor = np.linalg.cholesky(covariance)

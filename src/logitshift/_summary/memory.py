@@ -159,12 +159,10 @@ class RowsSpline(SketchSpline):
         super().__init__(scored.sketched())
         self._data = scored.data
 
-    def score_points(self) -> tuple[np.ndarray, np.ndarray, float]:
+    def score_points(self) -> tuple[np.ndarray, np.ndarray | None, float]:
         data = self._data
-        offsets = np.asarray(data.offsets, dtype=np.float64)
-        weights = (np.ones_like(offsets) if data.weights is None
-                   else np.asarray(data.weights, dtype=np.float64))
-        return offsets, weights, 0.0
+        weights = None if data.weights is None else np.asarray(data.weights, np.float64)
+        return np.asarray(data.offsets), weights, 0.0
 
 
 def scan_totals(data: Prepared) -> ScanTotals:

@@ -409,6 +409,19 @@ class SketchSpline:
         kept = weights > 0
         return points[kept], ldexp(1.0, self.scale_exponent) * weights[kept], half_width
 
+    def pooled_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Two points a cell, ``c + m ± s`` with half the cell's weight each, where ``m`` and
+        ``s²`` are the mean and variance of the remainders (from the moments ``M_1 / M_0``
+        and ``M_2 / M_0``): the cell's weight, mean and variance, in O(cells)."""
+        sketch = self._sketch
+        moments = sketch._tables[:, 0, :3] + sketch._tables[:, 1, :3]
+        weight = moments[:, 0]
+        mean = moments[:, 1] / weight
+        spread = np.sqrt(np.maximum(moments[:, 2] / weight - mean * mean, 0.0))
+        centre = sketch._centres + mean
+        half = 0.5 * ldexp(1.0, self.scale_exponent) * weight
+        return np.concatenate([centre - spread, centre + spread]), np.concatenate([half, half])
+
 
 @dataclass(frozen=True)
 class CellRates:

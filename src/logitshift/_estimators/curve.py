@@ -445,37 +445,32 @@ def _type7_quantiles(values: np.ndarray, shares: tuple[float, ...]) -> tuple[flo
                  for h, b in zip(positions, below))
 
 
-def _weighted_quantile(values: np.ndarray, weights: np.ndarray, share: float) -> np.ndarray:
-    """R's type-7 quantile generalised to weights, along the first axis: with the values
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, shares: tuple[float, ...]
+                       ) -> list[np.ndarray]:
+    """R's type-7 quantiles generalised to weights, along the first axis: with the values
     sorted and ``C`` their cumulative weight, the value at position ``s`` is the first whose
     ``C >= s``; the quantile interpolates between positions ``⌊h⌋`` and ``⌊h⌋ + 1`` for ``h =
     1 + share (Σ w - 1)``. For unit weights, exactly ``quantile(x, share)``; for integer
-    weights, that of the rows repeated."""
-    order = np.argsort(values, axis=0, kind="stable")
+    weights, that of the rows repeated. One sort serves every share."""
+    order = np.argsort(values, axis=0)
     ordered = np.take_along_axis(values, order, axis=0)
     cumulative = np.cumsum(weights[order], axis=0)
     total = cumulative[-1]
-    h = 1.0 + share * np.maximum(total - 1.0, 0.0)
-    floor = np.floor(h)
+    last = len(ordered) - 1
 
-    def at(position: np.ndarray) -> np.ndarray:
+    def at(position: Any) -> np.ndarray:
         if ordered.ndim == 1:
-            index = min(int(np.searchsorted(cumulative, position * (1 - 1e-15))), len(ordered) - 1)
-            return ordered[index]
-        index = np.minimum((cumulative < position * (1 - 1e-15)).sum(axis=0), len(ordered) - 1)
+            return ordered[min(int(np.searchsorted(cumulative, position * (1 - 1e-15))), last)]
+        index = np.minimum((cumulative < position * (1 - 1e-15)).sum(axis=0), last)
         return np.take_along_axis(ordered, index[None, :], axis=0)[0]
 
-    low, high = at(floor), at(floor + 1.0)
-    return low + (h - floor) * (high - low)
-
-
-def _differences(points: np.ndarray, knots: np.ndarray, coefficients: np.ndarray
-                 ) -> np.ndarray:
-    """``|σ(g(f)) - σ(f)|`` at each point, for coefficients ``(K,)`` or ``(K, draws)``."""
-    g = spline_basis(points, knots) @ coefficients
-    observed = sigmoid_pair(g)[0]
-    predicted = sigmoid_pair(points)[0]
-    return np.abs(observed - (predicted if observed.ndim == 1 else predicted[:, None]))
+    out = []
+    for share in shares:
+        h = 1.0 + share * np.maximum(total - 1.0, 0.0)
+        floor = np.floor(h)
+        low, high = at(floor), at(floor + 1.0)
+        out.append(low + (h - floor) * (high - low))
+    return out
 
 
 def _statistics(points: np.ndarray, weights: np.ndarray, half_width: float, knots: np.ndarray,
@@ -494,10 +489,9 @@ def _statistics(points: np.ndarray, weights: np.ndarray, half_width: float, knot
         return values, dict.fromkeys(_STATISTICS, 0.0)
     total = float(np.sum(weights))
     kept = weights > 0
-    values = {"ici": float(np.sum(weights * difference) / total),
-              "e50": float(_weighted_quantile(difference, weights, 0.5)),
-              "e90": float(_weighted_quantile(difference, weights, 0.9)),
-              "emax": float(np.max(difference[kept]))}
+    e50, e90 = _weighted_quantile(difference, weights, (0.5, 0.9))
+    values = {"ici": float(np.sum(weights * difference) / total), "e50": float(e50),
+              "e90": float(e90), "emax": float(np.max(difference[kept]))}
     if half_width == 0:
         return values, dict.fromkeys(_STATISTICS, 0.0)
     slope = spline_basis(points, knots, 1) @ beta
@@ -526,11 +520,13 @@ def _simulated_intervals(summary_points: tuple[np.ndarray, np.ndarray], knots: n
     except np.linalg.LinAlgError:
         return {name: (math.nan, math.nan) for name in _STATISTICS}
     drawn = beta[:, None] + factor @ rng.standard_normal((beta.size, draws))
-    difference = _differences(pooled, knots, drawn)  # (bins, draws)
+    difference = np.empty((draws, pooled.size))
+    for i in range(draws):
+        _kernels.spline_differences(pooled, knots, drawn[:, i], difference[i])
+    difference = difference.T  # (points, draws)
     total = float(np.sum(weight))
-    simulated = {"ici": weight @ difference / total,
-                 "e50": _weighted_quantile(difference, weight, 0.5),
-                 "e90": _weighted_quantile(difference, weight, 0.9),
+    e50, e90 = _weighted_quantile(difference, weight, (0.5, 0.9))
+    simulated = {"ici": weight @ difference / total, "e50": e50, "e90": e90,
                  "emax": difference.max(axis=0)}
     tail = 0.5 * (1.0 - level)
     return {name: (float(np.quantile(values, tail)), float(np.quantile(values, 1.0 - tail)))

@@ -352,6 +352,8 @@ def test_bad_rows_and_options_are_refused_by_name(synthetic, tmp_path):
     pq.write_table(pa.table({"y": y, "lp": lp}), path)
     with pytest.raises(logitshift.InputError, match="rows in memory"):
         logitshift.validate_file(path, "y", "lp", curve="loess")
+    with pytest.raises(logitshift.InputError, match="no row has label 1"):
+        logitshift.calibration_curve(np.zeros_like(y), lp)
     curve = logitshift.calibration_curve(y, lp, seed=0, draws=10)
     with pytest.raises(logitshift.InputError, match=r"scores\[1\] is nan"):
         curve.predict([0.0, math.nan])

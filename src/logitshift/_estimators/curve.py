@@ -332,10 +332,12 @@ def spline_knots(knots: int | np.ndarray, centres: np.ndarray, weights: np.ndarr
 
 # -- the spline fit ---------------------------------------------------------------------------
 
-def fit_spline(summary: SplineSummary, *, knots: int | np.ndarray = 5, level: float = 0.95,
-               draws: int = 1000, seed: int | None = None, offset_is: str = "logit",
-               tol: float = 1e-12, max_iter: int = 50, **_: Any) -> SmoothCalibrationCurve:
-    """The restricted-cubic-spline calibration curve of ``summary`` by Newton's method.
+def fit_spline(summary: SplineSummary, *, method: str = "rcs", knots: int | np.ndarray = 5,
+               level: float = 0.95, draws: int = 1000, seed: int | None = None,
+               offset_is: str = "logit", tol: float = 1e-12, max_iter: int = 50
+               ) -> SmoothCalibrationCurve:
+    """The restricted-cubic-spline calibration curve of ``summary`` by Newton's method
+    (``method`` is ``"rcs"``, the only one a summary without rows fits).
 
     Notes
     -----

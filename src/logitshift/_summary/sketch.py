@@ -374,6 +374,11 @@ class SketchSpline:
                 f"offset: rows of weight {ldexp(outside, totals.scale_exponent):.6g} have an "
                 "infinite score (a probability of 0 or 1): a spline of the log-odds has no "
                 "value there; leave them out or clip them", argument="offset")
+        for label, weight in ((0, totals.weight_sum - totals.positives),
+                              (1, totals.positives)):
+            if not weight > 0:
+                raise InputError(f"y: no row has label {label} (weight {weight:g}): a "
+                                 "calibration curve needs both labels", argument="y")
         self._sketch = sketch
         self.n_rows = sketch.n_rows
         self.scale_exponent = totals.scale_exponent

@@ -433,3 +433,20 @@ def test_figure_draws_the_curve_band_groups_and_statistics(synthetic, tmp_path):
     assert not legend.overlaps(text.get_window_extent(renderer))
     with pytest.raises(logitshift.InputError, match="smooth curve"):
         logitshift.plot.smooth_calibration(logitshift.validate(y, lp, w))
+
+
+def test_standard_input_gives_the_files_curve(synthetic, tmp_path):
+    import subprocess
+    import sys
+
+    y, lp, _ = synthetic
+    path = tmp_path / "rows.csv"
+    pacsv.write_csv(pa.table({"y": y, "lp": lp}), path)
+    done = subprocess.run([sys.executable, "-m", "logitshift", "validate", "-", "--label", "y",
+                           "--offset", "lp", "--curve", "rcs", "--json", "--quiet"],
+                          input=path.read_bytes(), capture_output=True, check=True)
+    record = json.loads(done.stdout)["smooth_curve"]
+    expected = logitshift.calibration_curve_file(path, "y", "lp", seed=0)
+    np.testing.assert_allclose(record["coefficients"], expected.coefficients, rtol=1e-12,
+                               atol=1e-12)
+    assert record["ici"] == pytest.approx(expected.ici, abs=1e-15)

@@ -5,7 +5,8 @@
 >>> result.shift, result.se, result.confint()            # doctest: +SKIP
 """
 
-from ._api import (calibration_curve, calibration_curve_file, calibration_curve_frame, fit, fit_file, fit_frame, fit_groups, fit_groups_file, fit_groups_frame,
+from ._api import (calibration_curve, calibration_curve_file, calibration_curve_frame, fit,
+                   fit_file, fit_frame, fit_groups, fit_groups_file, fit_groups_frame,
                    fit_slope, fit_slope_file, fit_slope_frame, validate, validate_file,
                    validate_frame)
 from ._core.losses import gradient, hessian, loss, sigmoid

@@ -5,11 +5,13 @@
 >>> result.shift, result.se, result.confint()            # doctest: +SKIP
 """
 
-from ._api import (decision_curve, decision_curve_file, decision_curve_frame, fit, fit_file,
+from ._api import (calibration_curve, calibration_curve_file, calibration_curve_frame,
+                   decision_curve, decision_curve_file, decision_curve_frame, fit, fit_file,
                    fit_frame, fit_groups, fit_groups_file, fit_groups_frame, fit_slope,
                    fit_slope_file, fit_slope_frame, validate, validate_file, validate_frame)
 from ._core.losses import gradient, hessian, loss, sigmoid
 from ._core.validate import InputError
+from ._estimators.curve import CurvePrediction, SmoothCalibrationCurve
 from ._estimators.decision import DecisionCurve, NetBenefit
 from ._estimators.groups import GroupShiftFit
 from ._estimators.report import CalibrationCurve, CalibrationReport, MillerTests
@@ -35,6 +37,11 @@ __all__ = [
     "validate",
     "validate_frame",
     "validate_file",
+    "calibration_curve",
+    "calibration_curve_frame",
+    "calibration_curve_file",
+    "SmoothCalibrationCurve",
+    "CurvePrediction",
     "CalibrationReport",
     "CalibrationCurve",
     "MillerTests",

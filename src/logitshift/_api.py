@@ -17,6 +17,8 @@ from typing import Any
 
 from ._core.validate import (InputError, as_bool, as_positive_int, check_offset_is,
                              check_se_type, library_of, naming_columns)
+from ._estimators.curve import (SmoothCalibrationCurve, check_curve_options, fit_loess,
+                                fit_spline)
 from ._estimators.decision import DecisionCurve, check_thresholds, decision_curve_of
 from ._estimators.groups import GroupShiftFit, check_group_options, fit_group_curves
 from ._estimators.report import CalibrationReport
@@ -30,7 +32,9 @@ __all__ = ["fit", "fit_frame", "fit_file", "fit_slope", "fit_slope_frame", "fit_
            "validate", "validate_frame", "validate_file",
            "decision_curve", "decision_curve_frame", "decision_curve_file",
            "fit_groups", "fit_groups_frame", "fit_groups_file",
-           "Estimator", "SHIFT", "SLOPE", "REPORT", "DECISION", "GROUPS", "SOURCES", "pick", "run"]
+           "calibration_curve", "calibration_curve_frame", "calibration_curve_file",
+           "Estimator", "SHIFT", "SLOPE", "REPORT", "DECISION", "CURVE", "GROUPS", "SOURCES",
+           "pick", "run"]
 
 
 # -- the sources ------------------------------------------------------------------------------
@@ -160,26 +164,30 @@ SLOPE = Estimator(
 
 
 def report_options(bins: Any, level: Any, se_type: Any, decision: Any = False,
-                   thresholds: Any = None) -> dict[str, Any]:
+                   thresholds: Any = None, curve: Any = None,
+                   offset_is: str = "logit") -> dict[str, Any]:
     """The report's options, checked before any pass over the data."""
     check_se_type(se_type)
     as_positive_int(bins, "bins")
     normal_quantile(level)
-    return {"bins": bins, "level": level, "se_type": se_type,
+    smooth = None if curve is None else curve_options(curve, 5, level, 1000, 0, offset_is)
+    return {"bins": bins, "level": level, "se_type": se_type, "curve": smooth,
             "thresholds": check_thresholds(thresholds) if as_bool(decision, "decision")
             else None}
 
 
 def _finish_report(summary: Any, options: Mapping[str, Any]) -> CalibrationReport:
-    thresholds = options["thresholds"]
     report = summary.validate(bins=options["bins"], level=options["level"],
                               se_type=options["se_type"])
-    if thresholds is None:
-        return report
-    slope = report.slope  # the decision curve recalibrates with the report's own fits
-    return replace(report, decision=decision_curve_of(
-        summary, thresholds, shift=report.shift.shift,
-        line=(slope.intercept, slope.slope, slope.status), exact=isinstance(summary, Rows)))
+    if options["curve"] is not None:
+        report = replace(report, smooth_curve=_finish_curve(summary, options["curve"]))
+    if options["thresholds"] is not None:
+        slope = report.slope  # the decision curve recalibrates with the report's own fits
+        report = replace(report, decision=decision_curve_of(
+            summary, options["thresholds"], shift=report.shift.shift,
+            line=(slope.intercept, slope.slope, slope.status),
+            exact=isinstance(summary, Rows)))
+    return report
 
 
 REPORT = Estimator(
@@ -206,6 +214,28 @@ def _finish_decision(summary: Any, options: Mapping[str, Any]) -> DecisionCurve:
 
 DECISION = Estimator(needs=lambda options: Needs(histogram=True, scores=True),
                      finish=_finish_decision)
+
+
+def curve_options(method: Any, knots: Any, level: Any, draws: Any, seed: Any,
+                  offset_is: str) -> dict[str, Any]:
+    """The smooth curve's options, checked before any pass over the data."""
+    return {**check_curve_options(method, knots, level, draws, seed), "offset_is": offset_is}
+
+
+def _finish_curve(summary: Any, options: Mapping[str, Any]) -> SmoothCalibrationCurve:
+    if options["method"] == "loess":
+        if not isinstance(summary, Rows):
+            raise InputError("method='loess' needs the rows in memory (lowess sorts them and "
+                             "would need a second pass over a stream); use method='rcs', or "
+                             "read the rows into arrays", argument="method", value="loess")
+        labels, offsets, weights = summary.labelled_rows()
+        return fit_loess(labels, offsets, weights, n_rows=labels.shape[0],
+                         offset_is=options["offset_is"], level=options["level"])
+    return fit_spline(summary.spline(), **options)
+
+
+CURVE = Estimator(needs=lambda options: Needs(histogram=True, scores=True),
+                  finish=_finish_curve)
 
 
 GROUPS = Estimator(needs=lambda options: Needs(groups=True),
@@ -538,7 +568,7 @@ def fit_slope_file(source: Any, label: str, offset: str, weight: str | None = No
 
 def validate(y: Any, offset: Any, weight: Any = None, *, offset_is: str = "logit", bins: int = 10,
              level: float = 0.95, se_type: str = "model", decision: bool = False,
-             thresholds: Any = None) -> CalibrationReport:
+             thresholds: Any = None, curve: str | None = None) -> CalibrationReport:
     """The calibration report of a model's scores: what R's ``rms::val.prob`` prints, and
     the calibration in the large, from one pass over the data.
 
@@ -564,6 +594,10 @@ def validate(y: Any, offset: Any, weight: Any = None, *, offset_is: str = "logit
         the same pass, as ``report.decision``.
     thresholds : array_like, optional
         Its threshold probabilities (default 0.01, 0.02, ..., 0.99).
+    curve : {None, "rcs", "loess"}, default None
+        Also the smooth calibration curve, as ``report.smooth_curve``: what
+        :func:`calibration_curve` gives with its defaults (5 knots, ``seed=0``), from the
+        same summary (no further pass); ``"loess"`` for rows in memory only.
 
     Returns
     -------
@@ -584,15 +618,16 @@ def validate(y: Any, offset: Any, weight: Any = None, *, offset_is: str = "logit
     (sub-bins of width 2**-12), with the bound on its error in ``c_statistic_bound`` (about
     1e-5; at most 1e-4 unless the scores pile up within a few thousandths of a logit).
     """
-    return run(REPORT, report_options(bins, level, se_type, decision, thresholds),
+    return run(REPORT, report_options(bins, level, se_type, decision, thresholds, curve,
+                                      offset_is),
                pick("arrays", {"y": y, "offset": offset, "weight": weight},
                     offset_is=offset_is))
 
 
 def validate_frame(frame: Any, label: str, offset: str, weight: str | None = None, *,
                    offset_is: str = "logit", bins: int = 10, level: float = 0.95,
-                   se_type: str = "model", decision: bool = False, thresholds: Any = None
-                   ) -> CalibrationReport:
+                   se_type: str = "model", decision: bool = False, thresholds: Any = None,
+                   curve: str | None = None) -> CalibrationReport:
     """:func:`validate` on the named columns of a table.
 
     Parameters
@@ -600,7 +635,7 @@ def validate_frame(frame: Any, label: str, offset: str, weight: str | None = Non
     frame, label, offset, weight
         As for :func:`fit_slope_frame`. From a Dask DataFrame or a pyarrow dataset (one pass
         over its partitions or batches) the c-statistic carries its bound.
-    offset_is, bins, level, se_type, decision, thresholds
+    offset_is, bins, level, se_type, decision, thresholds, curve
         As for :func:`validate`.
 
     Returns
@@ -622,7 +657,8 @@ def validate_frame(frame: Any, label: str, offset: str, weight: str | None = Non
     >>> round(report.c_statistic, 4)     # 8 of the 9 pairs in order
     0.8889
     """
-    return run(REPORT, report_options(bins, level, se_type, decision, thresholds),
+    return run(REPORT, report_options(bins, level, se_type, decision, thresholds, curve,
+                                      offset_is),
                pick("table", frame, {"y": label, "offset": offset, "weight": weight},
                     offset_is=offset_is))
 
@@ -631,7 +667,7 @@ def validate_file(source: Any, label: str, offset: str, weight: str | None = Non
                   offset_is: str = "logit", bins: int = 10, level: float = 0.95,
                   batch_rows: int | None = None, progress: bool | None = None,
                   format: str | None = None, se_type: str = "model", decision: bool = False,
-                  thresholds: Any = None) -> CalibrationReport:
+                  thresholds: Any = None, curve: str | None = None) -> CalibrationReport:
     """:func:`validate` on columns of CSV or Parquet files of any size, or standard input,
     in one pass.
 
@@ -646,6 +682,8 @@ def validate_file(source: Any, label: str, offset: str, weight: str | None = Non
         As for :func:`fit_slope_file`.
     offset_is, bins, level, se_type, decision, thresholds
         As for :func:`validate`.
+    curve : {None, "rcs"}
+        As for :func:`validate`; ``"loess"`` is refused (it needs the rows in memory).
 
     Returns
     -------
@@ -663,7 +701,8 @@ def validate_file(source: Any, label: str, offset: str, weight: str | None = Non
     InputError, OSError
         As :func:`fit_slope_file`.
     """
-    return run(REPORT, report_options(bins, level, se_type, decision, thresholds),
+    return run(REPORT, report_options(bins, level, se_type, decision, thresholds, curve,
+                                      offset_is),
                pick("files", source, {"y": label, "offset": offset, "weight": weight},
                     offset_is=offset_is, batch_rows=batch_rows, progress=progress,
                     format=format))
@@ -983,5 +1022,112 @@ def fit_groups_file(source: Any, label: str, group: str, offset: str | None = No
     """
     return run(GROUPS, check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter),
                pick("files", source, group_names(label, group, offset, weight),
+                    offset_is=offset_is, batch_rows=batch_rows, progress=progress,
+                    format=format))
+
+
+def calibration_curve(y: Any, scores: Any, weight: Any = None, *, knots: Any = 5,
+                      method: str = "rcs", level: float = 0.95, draws: int = 1000,
+                      seed: int | None = None, offset_is: str = "logit"
+                      ) -> SmoothCalibrationCurve:
+    """The smooth calibration curve of a model's scores, with ICI, E50, E90 and Emax.
+
+    ``method="rcs"`` fits ``logit P(y = 1) = g(f)``, a restricted cubic spline of the score's
+    log-odds ``f``: what R's ``glm(y ~ rms::rcs(f, knots), family = binomial)`` fits, and
+    ``CalibrationCurves::val.prob.ci.2(..., smooth = "rcs")`` draws. ``method="loess"``:
+    ``rms::val.prob``'s ``lowess(p, y, iter = 0)``.
+
+    Parameters
+    ----------
+    y : array_like, shape (n,)
+        Labels in [0, 1]. Dask arrays go to the Dask source (one pass over their chunks).
+    scores : array_like, shape (n,)
+        The model's raw scores (log-odds), or its probabilities with
+        ``offset_is="probability"``. Scores of probability 0 or 1 are refused: the spline
+        of the log-odds has no value there.
+    weight : array_like, shape (n,), optional
+        Non-negative frequency weights (``"rcs"`` only).
+    knots : int or array_like, default 5
+        3 to 7: Harrell's quantiles of the scores' log-odds (for 5 knots 0.05, 0.275, 0.5,
+        0.725 and 0.95, as ``rms::rcs``), read from the sketch's cells and moved to the
+        nearest cell edge (at most 1/32 logit away). An array: the knots in log-odds, each
+        moved to its nearest edge of 1/16 logit. Every knot on a cell edge is what lets the
+        fit run on the sketch: see Notes.
+    method : {"rcs", "loess"}
+        ``"loess"`` needs the rows in memory, takes no weights and has no interval: it is
+        not one pass (lowess sorts the rows).
+    level : float, default 0.95
+        Coverage of the intervals and of the band of :meth:`~SmoothCalibrationCurve.predict`.
+    draws : int, default 1000
+        Coefficient vectors drawn from ``N(β, V)`` for the intervals of ICI, E50, E90 and
+        Emax (pmcalibration's simulation intervals).
+    seed : int, optional
+        Seed of those draws (``numpy.random.default_rng``).
+    offset_is : {"logit", "probability"}, default "logit"
+
+    Returns
+    -------
+    SmoothCalibrationCurve
+        Knots, coefficients and covariance, ICI / E50 / E90 / Emax with their error bounds
+        and intervals, the fit's status, and ``predict`` with a pointwise interval and a
+        simultaneous band.
+
+    Raises
+    ------
+    InputError
+        Any error of :func:`validate`; knots not 3 to 7, an array of knots that does not
+        increase, holds NaN, or two knots on one cell edge; a spline whose information is
+        singular (knots outside the scores); ``method="loess"`` from a stream or with
+        weights.
+
+    Notes
+    -----
+    One pass fills a :class:`Sketch` (cells of 1/16 logit, moments of the remainders
+    ``d`` to order 8). With every knot on a cell edge, ``g`` is a cubic in ``d`` inside each
+    cell, so the loss, gradient and Hessian of any coefficients are Taylor series on the
+    tables, with the relative error ``truncation`` (about 1e-16 for curves of slope below
+    3): Newton runs on the tables, O(cells · K²) an iteration. From arrays in memory the
+    statistics are computed on the rows themselves (exact); from a stream, on the sketch's
+    histogram (sub-bins of 2**-12 logit), each with its bound (about 1e-6).
+
+    Examples
+    --------
+    >>> import numpy as np, logitshift
+    >>> rng = np.random.default_rng(0)
+    >>> scores = rng.normal(0, 1.5, 20_000)
+    >>> y = rng.random(20_000) < 1 / (1 + np.exp(-0.7 * scores))   # over-confident scores
+    >>> curve = logitshift.calibration_curve(y, scores, seed=1)
+    >>> curve.status, round(curve.ici, 2)
+    ('converged', 0.05)
+    """
+    return run(CURVE, curve_options(method, knots, level, draws, seed, offset_is),
+               pick("arrays", {"y": y, "offset": scores, "weight": weight},
+                    offset_is=offset_is))
+
+
+def calibration_curve_frame(frame: Any, label: str, scores: str, weight: str | None = None,
+                            *, knots: Any = 5, method: str = "rcs", level: float = 0.95,
+                            draws: int = 1000, seed: int | None = None,
+                            offset_is: str = "logit") -> SmoothCalibrationCurve:
+    """:func:`calibration_curve` on the named columns of a table (as
+    :func:`validate_frame` takes them; a Dask DataFrame or a pyarrow dataset in one pass,
+    whose statistics then carry their bounds)."""
+    return run(CURVE, curve_options(method, knots, level, draws, seed, offset_is),
+               pick("table", frame, {"y": label, "offset": scores, "weight": weight},
+                    offset_is=offset_is))
+
+
+def calibration_curve_file(source: Any, label: str, scores: str, weight: str | None = None,
+                           *, knots: Any = 5, level: float = 0.95, draws: int = 1000,
+                           seed: int | None = None, offset_is: str = "logit",
+                           batch_rows: int | None = None, progress: bool | None = None,
+                           format: str | None = None) -> SmoothCalibrationCurve:
+    """:func:`calibration_curve` (``method="rcs"``) on columns of CSV or Parquet files of
+    any size, or standard input, in one pass (``source``, ``batch_rows``, ``progress``,
+    ``format`` as for :func:`fit_file`). The coefficients are those of the same rows in
+    memory to 1e-12; ICI, E50, E90 and Emax come from the sketch's histogram, each with the
+    bound on its error (``bounds``)."""
+    return run(CURVE, curve_options("rcs", knots, level, draws, seed, offset_is),
+               pick("files", source, {"y": label, "offset": scores, "weight": weight},
                     offset_is=offset_is, batch_rows=batch_rows, progress=progress,
                     format=format))

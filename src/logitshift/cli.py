@@ -511,6 +511,8 @@ def _describe_report(report: CalibrationReport, level: float) -> list[str]:
     ]
     width = max(len(name) for name, _ in rows)
     lines = [f"  {name.ljust(width)}  {value}" for name, value in rows]
+    if report.smooth_curve is not None:
+        lines += _describe_smooth_curve(report.smooth_curve)
     curve = report.curve
     lines.append(f"  calibration curve ({curve.weight.size} bins of about equal weight, "
                  f"{percent} Wilson intervals):")
@@ -519,6 +521,30 @@ def _describe_report(report: CalibrationReport, level: float) -> list[str]:
                                                       curve.low, curve.high, curve.weight):
         lines.append(f"    {predicted:9.4f}  {observed:8.4f}  [{low:.4f}, {high:.4f}]"
                      f"  {weight:10.6g}")
+    return lines
+
+
+def _describe_smooth_curve(curve: Any) -> list[str]:
+    """The smooth curve's statistics, each with its bound (from a stream) and its simulation
+    interval, and its knots and coefficients."""
+    if curve.method == "rcs":
+        knots = ", ".join(f"{knot:.4g}" for knot in curve.knots)
+        title = (f"  smooth calibration curve (restricted cubic spline of the log-odds, knots "
+                 f"{knots}; {curve.status}; intervals from {curve.draws} draws of the "
+                 f"coefficients):")
+    else:
+        title = "  smooth calibration curve (lowess, as val.prob):"
+    lines = [title]
+    for name in ("ici", "e50", "e90", "emax"):
+        value = f"{getattr(curve, name):.6g}"
+        if curve.bounds[name] > 0:
+            value += f" ± {curve.bounds[name]:.1g}"
+        if curve.method == "rcs":
+            value += f"  {_percent(curve.level)} {_interval(curve.intervals[name])}"
+        label = "ICI (Eavg)" if name == "ici" else name.capitalize()
+        lines.append(f"    {label.ljust(10)}  {value}")
+    if curve.method == "rcs":
+        lines.append("    coefficients  " + ", ".join(f"{b:.6g}" for b in curve.coefficients))
     return lines
 
 
@@ -578,7 +604,8 @@ def _validate(args: argparse.Namespace) -> int:
     source = _sql_source(args)
     _refuse_inputs(args.paths, [("--plot", args.plot), ("--dca-plot", args.dca_plot)])
     options = {"offset_is": args.offset_is, "bins": args.bins, "level": args.level,
-               "se_type": args.se_type, "decision": decision, "thresholds": thresholds}
+               "se_type": args.se_type, "decision": decision, "thresholds": thresholds,
+               "curve": args.curve}
     if source is not None:
         report = validate_frame(source, args.label, args.offset, args.weight, **options)
     else:
@@ -587,7 +614,8 @@ def _validate(args: argparse.Namespace) -> int:
                                **options)
     # Figures before the report, so that a path that cannot be written leaves stdout empty.
     if plot is not None:
-        _save_figure(plot.report_figure(report), args.plot)
+        _save_figure(plot.smooth_calibration_figure(report) if report.smooth_curve is not None
+                     else plot.report_figure(report), args.plot)
     if dca_plot is not None:
         _save_figure(dca_plot.decision_figure(report.decision), args.dca_plot)
     if args.json:
@@ -724,7 +752,13 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--plot", metavar="FILE",
                        help="also draw the calibration curve, both recalibrations and the "
                             "predictions by label into FILE (.png, .pdf, .svg, ...; needs "
-                            "logitshift[plot])")
+                            "logitshift[plot]); with --curve, the smooth curve with its "
+                            "band and statistics")
+    check.add_argument("--curve", choices=["rcs", "loess"],
+                       help="also the smooth calibration curve: a restricted cubic spline "
+                            "of the log-odds (5 knots, one pass) with ICI, E50, E90 and Emax "
+                            "and their intervals; loess needs rows in memory and is refused "
+                            "for files")
     dca = check.add_argument_group(
         "decision curve", "With --dca, the net benefit at each threshold probability for the "
                           "scores, after the shift and after the logistic recalibration, "

@@ -40,7 +40,8 @@ from ._estimators.result import ShiftFit, normal_quantile
 from ._summary.sketch import Sketch
 
 __all__ = ["loss_curve", "reliability", "figure", "calibration", "prediction_histogram",
-           "report_figure", "group_shifts", "net_benefit", "decision_figure"]
+           "report_figure", "group_shifts", "net_benefit", "decision_figure",
+           "smooth_calibration", "smooth_calibration_figure"]
 
 #: Points on the loss curve (besides the shift and 0, which are always on it).
 _CURVE_POINTS = 201
@@ -424,6 +425,111 @@ def report_figure(report: CalibrationReport) -> Figure:
     top, bottom = fig.subplots(2, 1, height_ratios=[3, 1.3])
     calibration(report, ax=top)
     prediction_histogram(report, ax=bottom)
+    return fig
+
+
+def _statistics_box(report: CalibrationReport) -> str:
+    """The statistics ``val.prob.ci.2`` prints in its figure, one per line."""
+    curve = report.smooth_curve
+    percent = _percent(curve.level)
+    shift, slope = report.shift, report.slope
+    rows = [("n", f"{report.n_rows:,}")]
+    c = f"{report.c_statistic:.3f}"
+    rows.append(("C (ROC)", c))
+    if math.isfinite(shift.shift):
+        low, high = shift.confint(curve.level)
+        rows.append(("In the large", f"{shift.shift:.3f} [{low:.3f}, {high:.3f}]"))
+    if slope.converged:
+        low, high = slope.confint(curve.level).slope
+        rows.append(("Slope", f"{slope.slope:.3f} [{low:.3f}, {high:.3f}]"))
+    for name in ("ici", "e50", "e90", "emax"):
+        value = f"{getattr(curve, name):.3f}"
+        low, high = curve.intervals[name]
+        if not math.isnan(low):
+            value += f" [{low:.3f}, {high:.3f}]"
+        rows.append(("ICI" if name == "ici" else name.capitalize(), value))
+    width = max(len(name) for name, _ in rows)
+    lines = [f"{name.ljust(width)}  {value}" for name, value in rows]
+    return "\n".join(lines + [f"({percent} intervals)"])
+
+
+def smooth_calibration(report: CalibrationReport, *, ax: Axes | None = None,
+                       groups: bool = True, statistics: bool = True) -> Axes:
+    """The smooth calibration curve of a report (``validate(..., curve="rcs")``) with its
+    band, the ideal line, the grouped observations with their intervals and a box of the
+    statistics, as ``CalibrationCurves::val.prob.ci.2`` draws them.
+
+    Parameters
+    ----------
+    report : CalibrationReport
+        With ``report.smooth_curve`` (``validate(..., curve="rcs" | "loess")``).
+    ax : matplotlib.axes.Axes, optional
+    groups : bool, default True
+        Draw the report's binned curve (deciles by default) with its Wilson intervals.
+    statistics : bool, default True
+        Draw the box of statistics: n, the c-statistic, the calibration intercept (in the
+        large) and slope with their intervals, ICI, E50, E90 and Emax with theirs.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The line with gid ``"smooth"`` holds the curve (predicted, observed probability) over
+        the middle 99% of the scores; the band with gid ``"pointwise"`` its pointwise
+        interval, the lines with gids ``"band_low"``, ``"band_high"`` the simultaneous band
+        (Scheffé's, over every score at once), both at ``curve.level`` (none for loess);
+        ``"diagonal"`` is perfect calibration; ``"groups"`` the bins' points and
+        ``"group_interval"`` their intervals; the text with gid ``"statistics"`` the box.
+    """
+    curve = report.smooth_curve
+    if curve is None:
+        raise InputError("report has no smooth curve: make it with validate(..., "
+                         "curve='rcs')", argument="report")
+    grid = curve.grid(_CURVE_POINTS)
+    ax = _new_axes(ax)
+    ax.plot([0, 1], [0, 1], color="0.55", linestyle=":", linewidth=1.2, label="ideal",
+            gid="diagonal")
+    percent = _percent(curve.level)
+    if curve.method == "rcs":
+        ax.fill_between(grid["predicted"], grid["low"], grid["high"], color="C0", alpha=0.25,
+                        linewidth=0, label=f"{percent} pointwise interval", gid="pointwise")
+        ax.plot(grid["predicted"], grid["band_low"], color="C0", linestyle="--",
+                linewidth=0.9, label=f"{percent} simultaneous band", gid="band_low")
+        ax.plot(grid["predicted"], grid["band_high"], color="C0", linestyle="--",
+                linewidth=0.9, gid="band_high")
+        label = f"flexible calibration (RCS, {curve.knots.size} knots)"
+    else:
+        label = "flexible calibration (lowess)"
+    ax.plot(grid["predicted"], grid["probability"], color="C0", linewidth=2.0, label=label,
+            gid="smooth")
+    if groups:
+        binned = report.curve
+        ax.vlines(binned.predicted, binned.low, binned.high, color="0.2", linewidth=1.0,
+                  gid="group_interval")
+        ax.plot(binned.predicted, binned.observed, "^", color="0.2", markersize=5,
+                label=f"grouped observations ({binned.weight.size} groups)", gid="groups")
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_aspect("equal", adjustable="box")
+    ax.set_xlabel("predicted probability")
+    ax.set_ylabel("observed proportion")
+    ax.legend(loc="lower right", fontsize="small", framealpha=0.9)
+    if statistics:
+        ax.text(0.03, 0.97, _statistics_box(report), transform=ax.transAxes, va="top",
+                ha="left", family="monospace", fontsize="small", gid="statistics",
+                bbox={"boxstyle": "round", "facecolor": "white", "edgecolor": "0.7",
+                      "alpha": 0.9})
+    return ax
+
+
+def smooth_calibration_figure(report: CalibrationReport) -> Figure:
+    """:func:`smooth_calibration` above, and below it :func:`prediction_histogram`, the
+    predictions by outcome over the same [0, 1]."""
+    fig = Figure(figsize=(6.5, 8.6), layout="constrained")
+    top, bottom = fig.subplots(2, 1, height_ratios=[4, 1.2], sharex=True)
+    smooth_calibration(report, ax=top)
+    prediction_histogram(report, ax=bottom)
+    bottom.set_ylabel("weight\n(1 up, 0 down)")
+    top.set_xlabel("")
     return fig
 
 

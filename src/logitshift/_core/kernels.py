@@ -27,7 +27,8 @@ __all__ = [
     "slope_terms", "derivative_coefficients", "compile_vectorized", "polynomial_derivatives",
     "sketch_polynomials", "group_scan", "group_scatter", "group_cell_counts", "group_fill",
     "group_terms", "fill_extras", "ordered_pairs", "pool_cells", "merge_cells",
-    "group_derivatives", "group_integrals", "N_INTEGRAL",
+    "group_derivatives", "group_integrals", "N_INTEGRAL", "spline_terms",
+    "lowess", "spline_differences",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -1723,3 +1724,242 @@ def weights_by_gap(offsets, labels, weights, has_weights, scale, cuts, start, st
         w = (weights[i] if has_weights else 1.0) * scale
         out[gap, 0] += w * (1.0 - y)
         out[gap, 1] += w * y
+
+
+@nb.njit(**_OPTIONS)
+def spline_terms(centres, tables, basis, coefficients, sigma_coefficients, factorials):
+    """The loss, gradient and Hessian of the spline recalibration ``z = g(offset) = Σ_k β_k
+    B_k(offset)`` from the Taylor tables alone.
+
+    Every knot lies on a cell edge, so within cell ``b`` each basis function is a cubic in
+    the remainder ``d``: ``basis[b, k, i]`` is the coefficient of ``d^i`` (``i < 4``), and so
+    is ``g(c + d) = u + e(d)`` with ``u = g(c)`` and ``e`` a cubic without constant term.
+    A function ``φ`` of ``g`` is then the composed series ``Σ_m φ^(m)(u) e(d)^m / m!``
+    (truncated at the tables' order), and ``Σ w φ(g) d^i`` is that series dotted with the
+    moments shifted by ``i``. The loss takes ``φ = softplus`` for label 0 and
+    ``softplus(-·)`` for label 1, the gradient ``σ`` and ``-σ(-·)``, the Hessian ``σ'``:
+    each the function small on ``u``'s side, from ``σ^(j)(-|u|)`` as in `sketch_terms`.
+    Returns ``1 + K + K²`` numbers: the loss, the gradient and the Hessian (row-major).
+    """
+    n_cells, _, order = tables.shape
+    n_basis = basis.shape[1]
+    derivatives = np.empty(order + 2)
+    up = np.empty(order + 1)  # σ^(j)(u)
+    down = np.empty(order + 1)  # (σ(-·))^(j)(u)
+    powers = np.zeros((order, order))  # e(d)^m / m!, by power of d
+    cubic = np.zeros(4)
+    series = np.zeros((4, order))  # softplus, softplus(-·), σ, -σ(-·), composed with g
+    curvature = np.zeros(order)  # σ' composed with g
+    moments = np.zeros((2, order))
+    loss_sum = np.zeros(2)
+    gradient = np.zeros((n_basis, 2))
+    hessian = np.zeros((n_basis, n_basis))
+    weighted = np.zeros((3, order))  # Σ w φ(g) d^i: gradient (both labels), curvature
+    for b in range(n_cells):
+        for i in range(4):
+            total = 0.0
+            for k in range(n_basis):
+                total += coefficients[k] * basis[b, k, i]
+            cubic[i] = total
+        u = cubic[0]
+        tail = _derivatives_at(u, sigma_coefficients, derivatives)
+        softplus_small = math.log1p(tail)
+        right = u > 0
+        sign = 1.0
+        for j in range(order + 1):
+            if right:
+                up[j] = 1.0 - derivatives[0] if j == 0 else -sign * derivatives[j]
+                down[j] = sign * derivatives[j]
+            else:
+                up[j] = derivatives[j]
+                down[j] = 1.0 - derivatives[0] if j == 0 else -derivatives[j]
+            sign = -sign
+        # e(d)^m / m! for m < order, each truncated at d^(order - 1).
+        for m in range(order):
+            for i in range(order):
+                powers[m, i] = 0.0
+        powers[0, 0] = 1.0
+        for m in range(1, order):
+            for i in range(m, order):
+                total = 0.0
+                for step in range(1, 4):
+                    if i - step >= m - 1:
+                        total += powers[m - 1, i - step] * cubic[step]
+                powers[m, i] = total / m
+        for i in range(order):
+            for f in range(4):
+                series[f, i] = 0.0
+            curvature[i] = 0.0
+        for m in range(order):
+            if m == 0:
+                plus = softplus_small + (u if right else 0.0)
+                minus = softplus_small - (0.0 if right else u)
+            else:
+                plus = up[m - 1]
+                minus = -down[m - 1]
+            for i in range(m, order):
+                p = powers[m, i]
+                series[0, i] += plus * p
+                series[1, i] += minus * p
+                series[2, i] += up[m] * p
+                series[3, i] -= down[m] * p
+                curvature[i] += up[m + 1] * p
+        for label in range(2):
+            for j in range(order):
+                moments[label, j] = tables[b, label, j]
+        # Σ w φ(g) d^i = Σ_j series[j] M[i + j], one term fewer for each power i.
+        for i in range(order):
+            grad = 0.0
+            curv = 0.0
+            for j in range(order - i):
+                grad += series[2, j] * moments[0, i + j] + series[3, j] * moments[1, i + j]
+                curv += curvature[j] * (moments[0, i + j] + moments[1, i + j])
+            weighted[0, i] = grad
+            weighted[2, i] = curv
+        value = 0.0
+        for j in range(order):
+            if moments[0, j] != 0.0:
+                value += series[0, j] * moments[0, j]
+            if moments[1, j] != 0.0:
+                value += series[1, j] * moments[1, j]
+        loss_sum[0], loss_sum[1] = _add(loss_sum[0], loss_sum[1], value)
+        for k in range(n_basis):
+            total = 0.0
+            for i in range(4):
+                total += basis[b, k, i] * weighted[0, i]
+            gradient[k, 0], gradient[k, 1] = _add(gradient[k, 0], gradient[k, 1], total)
+            for l in range(k, n_basis):
+                total = 0.0
+                for i in range(4):
+                    for i2 in range(4):
+                        if i + i2 < order:
+                            total += basis[b, k, i] * basis[b, l, i2] * weighted[2, i + i2]
+                hessian[k, l] += total
+    out = np.empty(1 + n_basis + n_basis * n_basis)
+    out[0] = loss_sum[0] + loss_sum[1]
+    for k in range(n_basis):
+        out[1 + k] = gradient[k, 0] + gradient[k, 1]
+        for l in range(n_basis):
+            out[1 + n_basis + k * n_basis + l] = hessian[min(k, l), max(k, l)]
+    return out
+
+
+@nb.njit(**_OPTIONS)
+def lowess(x, y, f, delta, out):
+    """R's ``lowess(x, y, f, iter = 0, delta)`` (``clowess`` of R's ``stats/src/lowess.c``,
+    Cleveland's algorithm without the robustness steps), step for step: ``x`` sorted, ``out``
+    gets the fitted value of every point.
+
+    At each anchor ``x_i`` the ``ns = max(2, min(n, ⌊f n + 1e-7⌋))`` nearest points (ties
+    on the right included) get tricube weights ``(1 - (r / h)^3)^3`` (1 within ``0.001 h``, 0
+    beyond ``0.999 h``), and a weighted line is fitted where the points spread over more than
+    ``0.001`` of the range; the next anchor is the last point within ``delta`` of this one,
+    and the points between anchors are interpolated linearly.
+    """
+    n = x.shape[0]
+    if n < 2:
+        out[0] = y[0]
+        return
+    ns = max(2, min(n, int(f * n + 1e-7)))
+    span = x[n - 1] - x[0]
+    weights = np.empty(n)
+    left = 0
+    right = ns - 1
+    last = -1
+    i = 0
+    while True:
+        if right < n - 1:
+            if x[i] - x[left] > x[right + 1] - x[i]:
+                left += 1
+                right += 1
+                continue
+        at = x[i]
+        h = max(at - x[left], x[right] - at)
+        h9 = 0.999 * h
+        h1 = 0.001 * h
+        total = 0.0
+        j = left
+        while j < n:
+            weights[j] = 0.0
+            r = abs(x[j] - at)
+            if r <= h9:
+                if r <= h1:
+                    weights[j] = 1.0
+                else:
+                    q = r / h
+                    q = 1.0 - q * q * q
+                    weights[j] = q * q * q
+                total += weights[j]
+            elif x[j] > at:
+                break
+            j += 1
+        stop = j - 1
+        if total <= 0.0:
+            out[i] = y[i]
+        else:
+            for j in range(left, stop + 1):
+                weights[j] /= total
+            if h > 0.0:
+                centre = 0.0
+                for j in range(left, stop + 1):
+                    centre += weights[j] * x[j]
+                b = at - centre
+                c = 0.0
+                for j in range(left, stop + 1):
+                    c += weights[j] * (x[j] - centre) * (x[j] - centre)
+                if math.sqrt(c) > 0.001 * span:
+                    b /= c
+                    for j in range(left, stop + 1):
+                        weights[j] *= b * (x[j] - centre) + 1.0
+            fitted = 0.0
+            for j in range(left, stop + 1):
+                fitted += weights[j] * y[j]
+            out[i] = fitted
+        if last < i - 1:
+            denominator = x[i] - x[last]
+            for j in range(last + 1, i):
+                alpha = (x[j] - x[last]) / denominator
+                out[j] = alpha * out[i] + (1.0 - alpha) * out[last]
+        last = i
+        cut = x[last] + delta
+        i = last + 1
+        while i < n:
+            if x[i] > cut:
+                break
+            if x[i] == x[last]:
+                out[i] = out[last]
+                last = i
+            i += 1
+        i = max(last + 1, i - 1)
+        if last >= n - 1:
+            break
+
+
+@nb.njit(**_OPTIONS)
+def spline_differences(scores, knots, coefficients, out):
+    """``out[i] = |σ(g(f_i)) - σ(f_i)|`` for the spline ``g = Σ_k β_k B_k`` of
+    `losses.spline_basis`, row by row without forming the ``(n, K)`` basis: the nonlinear
+    terms' two shared cubes (of the last two knots) gathered once, so a row costs ``K``
+    cubes and two exponentials."""
+    k = knots.shape[0]
+    before_last, last = knots[k - 2], knots[k - 1]
+    norm = (last - knots[0]) * (last - knots[0])
+    span = last - before_last
+    scaled = np.empty(k - 2)
+    shared_last = 0.0
+    shared_before = 0.0
+    for j in range(k - 2):
+        scaled[j] = coefficients[2 + j] / norm
+        shared_last += scaled[j] * (before_last - knots[j]) / span
+        shared_before -= scaled[j] * (last - knots[j]) / span
+    for i in range(scores.shape[0]):
+        x = float(scores[i])
+        g = coefficients[0] + coefficients[1] * x
+        for j in range(k - 2):
+            gap = max(x - knots[j], 0.0)
+            g += scaled[j] * gap * gap * gap
+        gap = max(x - before_last, 0.0)
+        g += shared_before * gap * gap * gap
+        gap = max(x - last, 0.0)
+        g += shared_last * gap * gap * gap
+        out[i] = abs(1.0 / (1.0 + math.exp(-g)) - 1.0 / (1.0 + math.exp(-x)))

@@ -25,7 +25,8 @@ import numpy as np
 
 from .validate import InputError, as_labels, as_numeric, as_weight
 
-__all__ = ["sigmoid", "softplus", "loss", "gradient", "hessian", "sigmoid_abs", "sigmoid_pair", "times"]
+__all__ = ["sigmoid", "softplus", "loss", "gradient", "hessian", "sigmoid_abs", "sigmoid_pair", "times",
+           "spline_basis", "spline_terms", "spline_cell_polynomials"]
 
 
 def _as_raw(raw: Any, name: str = "raw") -> np.ndarray:
@@ -147,3 +148,80 @@ def hessian(raw: Any) -> np.ndarray:
     """
     up, down = sigmoid_pair(_as_raw(raw))
     return up * down
+
+
+def spline_basis(x: np.ndarray, knots: np.ndarray, derivative: int = 0) -> np.ndarray:
+    """Harrell's restricted cubic spline basis of ``x``, as ``rms::rcs`` (``Hmisc::rcspline.eval``
+    with ``norm = 2``) builds it, with a column of ones first: shape ``(n, K)`` for ``K``
+    knots ``t_1 < ... < t_K``.
+
+    Columns ``1, x, X_1, ..., X_{K-2}`` with::
+
+        X_j = [(x - t_j)_+^3 - (x - t_{K-1})_+^3 (t_K - t_j) / (t_K - t_{K-1})
+               + (x - t_K)_+^3 (t_{K-1} - t_j) / (t_K - t_{K-1})] / (t_K - t_1)^2
+
+    cubic between the knots, linear beyond the outer ones. Written term by term as R writes
+    it, so that the numbers agree with R's to rounding. ``derivative`` (0, 1 or 2): the
+    columns' first or second derivatives in ``x`` instead.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    t = np.asarray(knots, dtype=np.float64)
+    k = t.size
+    norm = (t[-1] - t[0]) ** 2
+
+    def cube(knot: float) -> np.ndarray:  # (x - knot)_+^3, or its derivative
+        gap = np.maximum(x - knot, 0.0)
+        return (gap ** 3, 3.0 * gap ** 2, 6.0 * gap)[derivative]
+
+    columns = [(np.ones_like(x), np.zeros_like(x), np.zeros_like(x))[derivative],
+               (x, np.ones_like(x), np.zeros_like(x))[derivative]]
+    last, outer = cube(t[-2]), cube(t[-1])
+    span = t[-1] - t[-2]
+    for j in range(k - 2):
+        columns.append((cube(t[j]) - last * (t[-1] - t[j]) / span
+                        + outer * (t[-2] - t[j]) / span) / norm)
+    return np.stack(columns, axis=1)
+
+
+def spline_terms(y: np.ndarray, x: np.ndarray, weight: np.ndarray | None, knots: np.ndarray,
+                 coefficients: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """The loss ``Σ w BCE(y, g(x))`` of the spline ``g = B(x) β`` (:func:`spline_basis`), its
+    gradient ``Bᵀ w (σ(g) - y)`` (shape ``(K,)``) and Hessian ``Bᵀ diag(w σ(g) σ(-g)) B``
+    (shape ``(K, K)``), row by row: the oracle of the sketch's spline sums."""
+    y = np.asarray(y, dtype=np.float64)
+    w = np.ones_like(y) if weight is None else np.asarray(weight, dtype=np.float64)
+    basis = spline_basis(x, knots)
+    g = basis @ np.asarray(coefficients, dtype=np.float64)
+    up, down = sigmoid_pair(g)
+    value = float(np.sum(times(w * (1.0 - y), softplus(g)) + times(w * y, softplus(-g))))
+    residual = w * ((1.0 - y) * up - y * down)
+    return value, basis.T @ residual, (basis * (w * up * down)[:, None]).T @ basis
+
+
+def spline_cell_polynomials(centres: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Each basis function of :func:`spline_basis` as a cubic in ``d = x - c`` within the cell
+    of centre ``c``: shape ``(cells, K, 4)``, the coefficients of ``d^0 .. d^3``.
+
+    Valid where no knot lies strictly inside a cell (every knot on a cell edge), so that
+    each ``(x - t)_+^3`` is either 0 or ``Σ_i C(3, i) (c - t)^(3 - i) d^i`` over the whole
+    cell.
+    """
+    c = np.asarray(centres, dtype=np.float64)
+    t = np.asarray(knots, dtype=np.float64)
+    k = t.size
+    out = np.zeros((c.size, k, 4))
+    out[:, 0, 0] = 1.0
+    out[:, 1, 0], out[:, 1, 1] = c, 1.0
+
+    def cube(knot: float) -> np.ndarray:  # (x - knot)_+^3 by power of d
+        gap = np.where(c > knot, c - knot, 0.0)
+        above = (c > knot).astype(np.float64)
+        return np.stack([gap ** 3, 3.0 * gap ** 2, 3.0 * gap, above], axis=1)
+
+    norm = (t[-1] - t[0]) ** 2
+    span = t[-1] - t[-2]
+    last, outer = cube(t[-2]), cube(t[-1])
+    for j in range(k - 2):
+        out[:, 2 + j] = (cube(t[j]) - last * (t[-1] - t[j]) / span
+                         + outer * (t[-2] - t[j]) / span) / norm
+    return out

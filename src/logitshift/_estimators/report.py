@@ -20,6 +20,7 @@ from .._core import kernels as _kernels
 from .._core.units import ldexp
 from .decision import DecisionCurve
 from .result import ShiftFit, normal_quantile
+from .curve import SmoothCalibrationCurve
 from .slope import SlopeFit
 from .solve import CurveTotals
 
@@ -144,6 +145,8 @@ class CalibrationReport:
     unreliability_pvalue: float
     quality: float
     decision: DecisionCurve | None = None
+    #: The smooth curve (``validate(..., curve="rcs" | "loess")``), or None.
+    smooth_curve: SmoothCalibrationCurve | None = None
 
     @property
     def n_rows(self) -> int:
@@ -186,6 +189,8 @@ class CalibrationReport:
         }
         if self.decision is not None:
             record["decision"] = self.decision.to_dict()
+        if self.smooth_curve is not None:
+            record["smooth_curve"] = self.smooth_curve.to_dict()
         return _json.json_safe(record) if json_safe else record
 
     def __repr__(self) -> str:

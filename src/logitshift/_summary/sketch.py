@@ -25,6 +25,7 @@ import numpy as np
 from .._core import kernels as _kernels
 from .._core.kernels import (N_STATS, S_ANCHOR, S_FIRST_BAD, S_HIGH, S_LOW, S_OFFSET_MAX,
                              S_OFFSET_MIN, S_OVERFLOW, S_POSITIVES, S_WEIGHT)
+from .._core.losses import spline_cell_polynomials
 from .._core.units import LogPart, ldexp
 from .._core.validate import InputError, as_bool, as_positive_int, as_shift, check_se_type
 from .._estimators.decision import LabelTotals, TreatedWeights
@@ -36,7 +37,7 @@ from .._estimators.solve import CurveTotals, Terms, with_log_parts
 from .passes import (NO_ROWS, Prepared, ScanTotals, in_threads, log_parts_from_states,
                      raise_for_bad_rows, rescaled_pass, row_ranges, terms_from_sums)
 
-__all__ = ["Sketch", "CellRates", "CellBudgetExceeded", "scan_arrays", "fill_reference",
+__all__ = ["Sketch", "SketchSpline", "CellRates", "CellBudgetExceeded", "scan_arrays", "fill_reference",
            "DEFAULT_WIDTH", "DEFAULT_ORDER", "DEFAULT_MAX_CELLS", "FORMAT_VERSION"]
 
 #: Grid width and Taylor order: the remainder is below 1e-16 of the Hessian (see
@@ -361,6 +362,79 @@ class _Sloped:
         return terms_from_sums(_kernels.sketch_terms(
             self._centres, self._tables, self._width, float(shift), _COEFFICIENTS, _FACTORIALS,
             _NO_CELLS))
+
+
+class SketchSpline:
+    """A sketch's sums for the restricted-cubic-spline curve: its loss, gradient and Hessian
+    from the Taylor tables (`kernels.spline_terms`, every knot on a cell edge), its cells,
+    and its histogram's sub-bins (or, without one, its cells) as the scores' distribution.
+
+    Rows of infinite offset lie in no cell: a spline of the log-odds has no value there, so
+    they are refused by name rather than left out."""
+
+    def __init__(self, sketch: Sketch) -> None:
+        if sketch.n_rows == 0:
+            raise InputError("y is empty: the sketch has no rows yet", argument="y")
+        totals = sketch._scanned
+        active = totals.active_negatives + totals.active_positives
+        outside = totals.weight_sum - active
+        if outside > 1e-12 * totals.weight_sum:
+            raise InputError(
+                f"offset: rows of weight {ldexp(outside, totals.scale_exponent):.6g} have an "
+                "infinite score (a probability of 0 or 1): a spline of the log-odds has no "
+                "value there; leave them out or clip them", argument="offset")
+        for label, weight in ((0, totals.weight_sum - totals.positives),
+                              (1, totals.positives)):
+            if not weight > 0:
+                raise InputError(f"y: no row has label {label} (weight {weight:g}): a "
+                                 "calibration curve needs both labels", argument="y")
+        self._sketch = sketch
+        self.n_rows = sketch.n_rows
+        self.scale_exponent = totals.scale_exponent
+        self.weight_sum = ldexp(totals.weight_sum, totals.scale_exponent)
+        self.order = sketch.order
+
+    def spline_terms(self, knots: np.ndarray, coefficients: np.ndarray
+                     ) -> tuple[float, np.ndarray, np.ndarray]:
+        sketch = self._sketch
+        basis = spline_cell_polynomials(sketch._centres, knots)
+        sums = _kernels.spline_terms(sketch._centres, sketch._tables, basis,
+                                     np.asarray(coefficients, dtype=np.float64), _COEFFICIENTS,
+                                     _FACTORIALS)
+        k = knots.size
+        return float(sums[0]), sums[1:1 + k], sums[1 + k:].reshape(k, k)
+
+    def score_cells(self) -> tuple[np.ndarray, np.ndarray, float]:
+        sketch = self._sketch
+        return sketch._centres, sketch._tables[:, :, 0].sum(axis=1), sketch.width
+
+    def score_points(self) -> tuple[np.ndarray, np.ndarray, float]:
+        sketch = self._sketch
+        if sketch._histogram is None:
+            points, weights = self.score_cells()[:2]
+            half_width = 0.5 * sketch.width
+        else:
+            bins = sketch.histogram_bins
+            step = sketch.width / bins
+            points = (sketch._centres[:, None] - 0.5 * sketch.width
+                      + (np.arange(bins) + 0.5) * step).ravel()
+            weights = sketch._histogram.sum(axis=2).ravel()
+            half_width = 0.5 * step
+        kept = weights > 0
+        return points[kept], ldexp(1.0, self.scale_exponent) * weights[kept], half_width
+
+    def pooled_points(self) -> tuple[np.ndarray, np.ndarray]:
+        """Two points a cell, ``c + m ± s`` with half the cell's weight each, where ``m`` and
+        ``s²`` are the mean and variance of the remainders (from the moments ``M_1 / M_0``
+        and ``M_2 / M_0``): the cell's weight, mean and variance, in O(cells)."""
+        sketch = self._sketch
+        moments = sketch._tables[:, 0, :3] + sketch._tables[:, 1, :3]
+        weight = moments[:, 0]
+        mean = moments[:, 1] / weight
+        spread = np.sqrt(np.maximum(moments[:, 2] / weight - mean * mean, 0.0))
+        centre = sketch._centres + mean
+        half = 0.5 * ldexp(1.0, self.scale_exponent) * weight
+        return np.concatenate([centre - spread, centre + spread]), np.concatenate([half, half])
 
 
 @dataclass(frozen=True)
@@ -783,6 +857,11 @@ class Sketch:
         if positive[-1] < negative[0]:
             return -1
         return 0
+
+    def spline(self) -> SketchSpline:
+        """The sketch as the smooth calibration curve's summary
+        (:class:`~logitshift._estimators.curve.SplineSummary`)."""
+        return SketchSpline(self)
 
     def polynomial_sums(self, negative: np.ndarray, positive: np.ndarray,
                         shift: float = 0.0) -> tuple[float, float]:

@@ -20,8 +20,15 @@ shift *given* the scores, ``argmin_s Σ w · BCE(y, margin + s)``: :func:`shift_
 :func:`shift_dataset` fit it with the margin as offset and add it to the margin.
 
 For plain arrays the same is ``logitshift.fit(label, offset=margin, weight=weight)``.
+:func:`shift_pool` does the same for a CatBoost ``Pool``'s baseline, and
+:func:`shift_catboost` writes the shift on new rows into a trained CatBoost model's bias.
 
-Neither library is imported until one of these functions is called.
+A trained booster's leaves are groups: :func:`refit_leaves` refits every leaf value of an
+XGBoost or LightGBM model on new rows, its trees fixed, each the exact (penalised)
+minimiser of its rows' loss given the earlier trees, where XGBoost's ``refresh`` updater and
+LightGBM's ``refit`` take one Newton step.
+
+No library is imported until one of these functions is called.
 """
 
 from __future__ import annotations
@@ -48,7 +55,8 @@ if TYPE_CHECKING:
     import lightgbm
     import xgboost
 
-__all__ = ["shift_dmatrix", "shift_dataset", "refit_leaves", "LeafRefit"]
+__all__ = ["shift_dmatrix", "shift_dataset", "refit_leaves", "LeafRefit", "shift_pool",
+           "shift_catboost", "ShiftedModel"]
 
 
 def _import(name: str) -> Any:
@@ -775,3 +783,187 @@ def _refit_tree(label: np.ndarray, leaf: np.ndarray, margin: np.ndarray,
     new[target] = (decay * old[target]
                    + (1.0 - decay) * learning_rate * fit.shift[finite]).astype(stored)
     return new, ids[~finite & ~unreached]
+
+
+# -- CatBoost ------------------------------------------------------------------------------------
+
+def _pool_baseline(pool: Any) -> np.ndarray | None:
+    """A Pool's baseline as one value per row; None when it has none. A baseline of several
+    columns (a multiclass model's) is refused by name."""
+    baseline = np.asarray(pool.get_baseline(), dtype=np.float64)
+    if baseline.size == 0:
+        return None
+    if baseline.ndim == 2 and baseline.shape[1] != 1:
+        raise InputError(
+            f"the baseline of pool has {baseline.shape[1]} columns: a shift needs one raw "
+            "score per row (a binary model); multiclass recalibration has not landed yet",
+            argument="pool", value=baseline.shape[1])
+    return baseline.reshape(-1)
+
+
+def _pool_label_and_weight(pool: Any) -> tuple[np.ndarray, np.ndarray]:
+    label = pool.get_label()
+    if label is None or np.size(label) == 0:
+        raise InputError("pool has no label: pass label= to catboost.Pool", argument="pool")
+    label = _one_column(np.asarray(label), "label", "pool")
+    return label, np.asarray(pool.get_weight(), dtype=np.float64)
+
+
+def shift_pool(
+    pool: Any,
+    *,
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+    method: str = "auto",
+) -> ShiftFit:
+    """Set a CatBoost Pool's baseline to ``baseline + shift``, with the optimal shift.
+
+    The CatBoost counterpart of :func:`shift_dmatrix`: reads the Pool's label, weight and
+    baseline (0 where it has none), fits ``shift = argmin_s Σ w · BCE(label, baseline + s)``
+    with :func:`logitshift.fit`, and sets the baseline to ``baseline + shift``. CatBoost
+    boosts from a Pool's baseline as it is, so a model trained on it starts from the
+    centred margin.
+
+    Parameters
+    ----------
+    pool : catboost.Pool
+        With a numeric label in [0, 1] per row; its baseline, if any, of one column.
+    pseudo_count, tol, max_iter, method
+        Passed to :func:`logitshift.fit`.
+
+    Returns
+    -------
+    ShiftFit
+        ``shift`` is what was added; ``loss_at_zero`` and ``loss`` are the weighted mean log
+        loss of the baseline before and after.
+
+    Raises
+    ------
+    InputError
+        ``pool`` is not a Pool, has no label, or has a baseline of several columns
+        (multiclass); every label is 0 (or 1) (pass ``pseudo_count``). Bad values raise
+        :func:`logitshift.fit`'s errors (``y``, ``offset``, ``weight``).
+    ImportError
+        catboost is not installed: ``pip install "logitshift[catboost]"``.
+
+    Notes
+    -----
+    A model trained on a Pool with a baseline predicts only what it adds to it; CatBoost's
+    ``predict`` on a Pool adds that Pool's baseline. Give every Pool the model is evaluated
+    on the same shift, ``test_pool.set_baseline(test_baseline + result.shift)``. CatBoost
+    keeps a Pool's weights and baseline as float32: the shift is fitted on the values it
+    keeps.
+
+    Examples
+    --------
+    >>> import numpy as np, catboost, logitshift.boosting
+    >>> rng = np.random.default_rng(0)
+    >>> scores = rng.normal(0, 2, 1000)
+    >>> labels = (rng.random(1000) < 1 / (1 + np.exp(2 - scores))).astype(int)
+    >>> pool = catboost.Pool(rng.normal(size=(1000, 3)), label=labels, baseline=scores)
+    >>> result = logitshift.boosting.shift_pool(pool)
+    >>> bool(result.loss < result.loss_at_zero)
+    True
+    """
+    catboost = _import("catboost")
+    if not isinstance(pool, catboost.Pool):
+        raise InputError(f"pool must be a catboost.Pool, got {type(pool).__name__}",
+                         argument="pool")
+    label, weight = _pool_label_and_weight(pool)
+    result, shifted = _fit_margin(
+        label, weight, _pool_baseline(pool), "pool", "baseline",
+        dict(pseudo_count=pseudo_count, tol=tol, max_iter=max_iter, method=method))
+    pool.set_baseline(shifted)
+    return result
+
+
+@dataclass(frozen=True)
+class ShiftedModel:
+    """A model with the optimal shift written into its bias, and the fit of that shift."""
+
+    #: The new model (a copy); its raw predictions are the old ones plus ``fit.shift``.
+    model: Any
+    #: The shift's :class:`ShiftFit` on the rows given.
+    fit: ShiftFit
+
+
+def shift_catboost(
+    model: Any,
+    data: Any,
+    y: Any = None,
+    weight: Any = None,
+    *,
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+    method: str = "auto",
+) -> ShiftedModel:
+    """A copy of a trained CatBoost model whose bias is moved by the optimal shift on new rows.
+
+    Fits ``shift = argmin_s Σ w · BCE(y, raw + s)``, ``raw`` the model's
+    ``predict(data, prediction_type="RawFormulaVal")``, and writes ``bias + shift`` into a
+    copy (``model.copy()``, ``set_scale_and_bias``): recalibration in the large of a model
+    moved to a new population, without retraining. The caller's model is unchanged.
+
+    Parameters
+    ----------
+    model : catboost.CatBoostClassifier or catboost.CatBoost
+        A trained binary model (``Logloss`` or ``CrossEntropy``).
+    data : array_like, DataFrame or catboost.Pool, shape (n, n_features)
+        What ``model.predict`` takes. A Pool's baseline enters ``raw`` as ``predict`` adds it.
+    y : array_like, shape (n,)
+        Labels in [0, 1]; for a Pool, its label when not given.
+    weight : array_like, shape (n,), optional
+        For a Pool, its weight when not given.
+    pseudo_count, tol, max_iter, method
+        Passed to :func:`logitshift.fit`.
+
+    Returns
+    -------
+    ShiftedModel
+        ``model``: the copy, of the same class; ``fit``: the :class:`ShiftFit`.
+
+    Raises
+    ------
+    InputError
+        ``model`` is not a CatBoost model, or its loss is not a binary log loss (a
+        multiclass model is refused by name: multiclass recalibration has not landed);
+        no labels; the shift is infinite (every label 0 or 1: pass ``pseudo_count``).
+    ImportError
+        catboost is not installed: ``pip install "logitshift[catboost]"``.
+
+    Notes
+    -----
+    CatBoost's ``set_scale_and_bias`` is documented for use after training: the raw
+    prediction is ``scale · Σ trees + bias``, so a new bias moves every raw prediction by
+    the same amount. The maintainers advise against it for continued training (#2745).
+    """
+    catboost = _import("catboost")
+    if not isinstance(model, catboost.CatBoost):
+        raise InputError(f"model must be a CatBoost model, got {type(model).__name__}",
+                         argument="model", value=type(model).__name__)
+    loss_name = str(model.get_all_params().get("loss_function", ""))
+    if loss_name.split(":")[0] not in ("Logloss", "CrossEntropy"):
+        raise InputError(
+            f"model has loss_function {loss_name!r}: shift_catboost shifts binary log-loss "
+            "models (Logloss, CrossEntropy)"
+            + ("; multiclass recalibration has not landed yet"
+               if loss_name.startswith("Multi") else ""),
+            argument="model", value=loss_name)
+    if isinstance(data, catboost.Pool):
+        pool_label, pool_weight = (_pool_label_and_weight(data) if y is None
+                                   else (None, np.asarray(data.get_weight(), dtype=float)))
+        y = pool_label if y is None else y
+        weight = pool_weight if weight is None else weight
+    if y is None:
+        raise InputError("y is missing: shift_catboost needs the labels of data's rows",
+                         argument="y")
+    raw = np.asarray(model.predict(data, prediction_type="RawFormulaVal"), dtype=np.float64)
+    result, _ = _fit_margin(y, weight, raw, "y", "raw score",
+                            dict(pseudo_count=pseudo_count, tol=tol, max_iter=max_iter,
+                                 method=method))
+    shifted = model.copy()
+    scale, bias = shifted.get_scale_and_bias()
+    shifted.set_scale_and_bias(scale, float(bias) + result.shift)
+    return ShiftedModel(shifted, result)

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import runpy
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -106,3 +109,14 @@ def test_shift_catboost_refuses_by_name(rows, model):
         shift_catboost(model, rows["X"])
     with pytest.raises(InputError, match="CatBoost model"):
         shift_catboost(object(), rows["X"], rows["y"])
+
+
+def test_the_example_moves_the_model_to_the_new_population(capsys):
+    pytest.importorskip("statsmodels")
+    path = Path(__file__).resolve().parents[1] / "examples" / "catboost_shift.py"
+    outcome = runpy.run_path(str(path))["main"]()
+    assert f"shift {outcome['shift']:+.3f}" in capsys.readouterr().out
+    # The Pool keeps its baseline as float32: the same shift to about 1e-7.
+    assert outcome["shift"] > 0.5
+    assert outcome["pool_shift"] == pytest.approx(outcome["shift"], abs=1e-5)
+    assert outcome["held_out_after"] < outcome["held_out_before"] - 0.05

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import math
+import runpy
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +20,7 @@ from logitshift.boosting import LeafRefit, refit_leaves
 xgb = pytest.importorskip("xgboost")
 lgb = pytest.importorskip("lightgbm")
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 #: float32's unit roundoff.
 U32 = 2.0 ** -24
 
@@ -335,3 +338,11 @@ def test_refused_models_and_inputs(data, booster):
             refit_leaves(booster, X, **arguments)
     with pytest.raises(InputError, match="set its base margin"):
         refit_leaves(booster, xgb.DMatrix(X), y, base_margin=np.zeros(y.size))
+
+
+def test_the_example_adapts_the_model_to_the_new_population(capsys):
+    pytest.importorskip("statsmodels")
+    outcome = runpy.run_path(str(EXAMPLES / "refit_leaves.py"))["main"]()
+    assert "held-out log loss" in capsys.readouterr().out
+    assert outcome["loss_after"] < outcome["loss_before"] - 0.1
+    assert outcome["refit_leaves"] < outcome["as trained"] - 0.1

@@ -318,6 +318,9 @@ def test_refused_models_and_inputs(data, booster):
                           lgb.Dataset(X, (y + (X[:, 0] > 1)).astype(int)), 2)
     with pytest.raises(InputError, match="multiclass"):
         refit_leaves(lgb_multi, X, y)
+    with pytest.raises(InputError, match="lightgbm.Dataset"):
+        refit_leaves(lgb.train({"objective": "binary", "verbose": -1}, lgb.Dataset(X, y), 2),
+                     lgb.Dataset(X, y), y)
     with pytest.raises(InputError, match="XGBoost or LightGBM model"):
         refit_leaves(object(), X, y)
     cases = [

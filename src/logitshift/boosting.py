@@ -511,6 +511,10 @@ class _LightGBMTrees(_Trees):
         # boost_from_average's start (LightGBM adds it to that tree's leaves).
         self.learning_rate = np.array([float(tree.get("shrinkage", 1.0)) for tree in info])
         self.l2 = float(params.get("lambda_l2", 0.0))
+        if isinstance(data, lgb.Dataset):
+            raise InputError("data is a lightgbm.Dataset, which LightGBM's predict does not "
+                             "take: pass its features (an array or a DataFrame)",
+                             argument="data")
         self.data = data
         self.base_margin = base_margin
         self.n_rows = int(np.shape(data)[0]) if hasattr(data, "shape") else len(data)

@@ -221,3 +221,22 @@ def test_the_penalised_gradient_vanishes_at_the_answer(seed, l2, move):
         gradient = np.sum(weight[rows_of] * (p - y[rows_of])) + l2 * result.shift[i]
         scale = np.sum(weight[rows_of]) + l2 * abs(result.shift[i])
         assert abs(gradient) <= 1e-12 * scale
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), l2=st.floats(1e-2, 1e2))
+def test_integer_weights_are_repeated_rows_and_order_does_not_matter(seed, l2):
+    rng = np.random.default_rng(seed)
+    n = 200
+    group = rng.integers(0, 3, n)
+    offset = rng.normal(0.0, 1.5, n)
+    y = (rng.random(n) < 0.5).astype(float)
+    counts = rng.integers(1, 4, n)
+    weighted = logitshift.fit_groups(y, group, offset, counts.astype(float), l2=l2)
+    repeated = logitshift.fit_groups(np.repeat(y, counts), np.repeat(group, counts),
+                                     np.repeat(offset, counts), l2=l2)
+    np.testing.assert_allclose(weighted.shift, repeated.shift, rtol=1e-12, atol=1e-13)
+    order = rng.permutation(n)
+    shuffled = logitshift.fit_groups(y[order], group[order], offset[order],
+                                     counts[order].astype(float), l2=l2)
+    np.testing.assert_allclose(shuffled.shift, weighted.shift, rtol=1e-12, atol=1e-13)

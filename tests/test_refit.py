@@ -154,15 +154,18 @@ def test_a_base_margin_is_the_start_of_both_libraries(data, booster, lgb_booster
     assert xgb_values(same.model)[0].tolist() == xgb_values(other.model)[0].tolist()
 
 
-def test_base_score_is_the_start_without_a_base_margin(data):
-    """A base_score that is not 0.5 enters the margins as XGBoost's predict adds it."""
-    model = xgb.train({"objective": "binary:logistic", "max_depth": 2, "base_score": 0.2},
+@pytest.mark.parametrize("objective", ["binary:logistic", "binary:logitraw"])
+def test_base_score_is_the_start_without_a_base_margin(data, objective):
+    """A base_score that is not 0.5 enters the margins as XGBoost's predict adds it: a
+    probability for binary:logistic, a margin for binary:logitraw."""
+    model = xgb.train({"objective": objective, "max_depth": 2, "base_score": 0.2},
                       xgb.DMatrix(data["X"], label=data["y"]), 3)
     result = refit_leaves(model, data["X_new"], data["y_new"], learning_rate=1.0, l2=0.0)
     dnew = xgb.DMatrix(data["X_new"])
     leaves = result.model.predict(dnew, pred_leaf=True).astype(np.int64)
     values = xgb_values(result.model)
-    base = np.float32(np.log(np.float32(0.2) / np.float32(0.8)))
+    base = (np.float32(np.log(np.float32(0.2) / np.float32(0.8)))
+            if objective == "binary:logistic" else np.float32(0.2))
     check_leaves_against_fit(leaves, values, np.full(len(data["y_new"]), float(base)),
                              data["y_new"], None,
                              lambda s: 1e-6 * max(1.0, abs(s)) + U32 * abs(s))

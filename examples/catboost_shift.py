@@ -34,7 +34,8 @@ def main() -> dict[str, float]:
     old = old[(labels[old] == 0) | (rng.random(old.size) < 0.3)]
     adapt, held_out = new[: new.size // 2], new[new.size // 2:]
 
-    model = catboost.CatBoostClassifier(iterations=200, depth=4, verbose=0, random_seed=0)
+    model = catboost.CatBoostClassifier(iterations=200, depth=4, verbose=0, random_seed=0,
+                                        allow_writing_files=False)
     model.fit(features[old], labels[old])
     shifted = shift_catboost(model, features[adapt], labels[adapt])
     print(f"positives: {labels[old].mean():.1%} where trained, {labels[new].mean():.1%} now")

@@ -30,6 +30,7 @@ def rows() -> dict[str, np.ndarray]:
 def model(rows):
     half = rows["y"].size // 2
     return catboost.CatBoostClassifier(iterations=30, depth=3, verbose=0, thread_count=1,
+                                       allow_writing_files=False,
                                        random_seed=0).fit(rows["X"][:half], rows["y"][:half])
 
 
@@ -98,10 +99,11 @@ def test_shift_catboost_moves_every_raw_prediction_by_the_shift(rows, model):
 def test_shift_catboost_refuses_by_name(rows, model):
     labels = (rows["y"] + (rows["X"][:, 1] > 1)).astype(int)
     multi = catboost.CatBoostClassifier(iterations=3, verbose=0, thread_count=1,
+                                        allow_writing_files=False,
                                         loss_function="MultiClass").fit(rows["X"], labels)
     with pytest.raises(InputError, match="'MultiClass'.*multiclass recalibration"):
         shift_catboost(multi, rows["X"], rows["y"])
-    regressor = catboost.CatBoostRegressor(iterations=3, verbose=0,
+    regressor = catboost.CatBoostRegressor(iterations=3, verbose=0, allow_writing_files=False,
                                            thread_count=1).fit(rows["X"], rows["y"])
     with pytest.raises(InputError, match="'RMSE'"):
         shift_catboost(regressor, rows["X"], rows["y"])

@@ -855,7 +855,7 @@ def decision_curve_file(source: Any, label: str, offset: str, weight: str | None
 def fit_groups(y: Any, group: Any, offset: Any = None, weight: Any = None, *,
                shrinkage: str | None = None, nagq: int = 1, pseudo_count: float = 0.0,
                tol: float | None = None, max_iter: int = 100, levels: Any = None,
-               offset_is: str = "logit") -> GroupShiftFit:
+               offset_is: str = "logit", l2: float = 0.0) -> GroupShiftFit:
     """The shift of every group, and optionally the random-intercept model, from one pass.
 
     ``shrinkage=None``: each group's maximum-likelihood shift, ``argmin_s Σ_{i in g} w_i
@@ -889,6 +889,14 @@ def fit_groups(y: Any, group: Any, offset: Any = None, weight: Any = None, *,
         The labels of integer codes ``0, 1, ...`` in ``group``.
     offset_is : {"logit", "probability"}, default "logit"
         As for :func:`fit`.
+    l2 : float, default 0
+        A ridge penalty on each group's shift: ``argmin_s Σ_{i in g} w_i BCE(y_i, offset_i
+        + s) + l2 · s² / 2``, in the units of ``weight`` (XGBoost's ``reg_lambda``,
+        LightGBM's ``lambda_l2``). Every group with weight gets a finite shift, 0 for a
+        group without rows' pull; ``se`` is ``1 / sqrt(Σ w σ σ(-·) + l2)``. It is the
+        random-intercept model with ``μ = 0`` and ``τ² = 1 / l2`` held fixed (the shift is
+        its conditional mode), so it is refused with ``shrinkage="random"``, which
+        estimates ``τ``. The LR test is nan with ``l2 > 0``, and ``fit_of`` is refused.
 
     Returns
     -------
@@ -927,7 +935,7 @@ def fit_groups(y: Any, group: Any, offset: Any = None, weight: Any = None, *,
     >>> result.groups.tolist(), bool(result.shift[0] < result.shift[4])
     ([0, 1, 2, 3, 4], True)
     """
-    return run(GROUPS, check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter),
+    return run(GROUPS, check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter, l2),
                pick("arrays", {"y": y, "group": group, "offset": offset, "weight": weight},
                     offset_is=offset_is, levels=levels))
 
@@ -935,7 +943,8 @@ def fit_groups(y: Any, group: Any, offset: Any = None, weight: Any = None, *,
 def fit_groups_frame(frame: Any, label: str, group: str, offset: str | None = None,
                      weight: str | None = None, *, shrinkage: str | None = None, nagq: int = 1,
                      pseudo_count: float = 0.0, tol: float | None = None, max_iter: int = 100,
-                     levels: Any = None, offset_is: str = "logit") -> GroupShiftFit:
+                     levels: Any = None, offset_is: str = "logit", l2: float = 0.0
+                     ) -> GroupShiftFit:
     """:func:`fit_groups` on the named columns of a table.
 
     Parameters
@@ -971,7 +980,7 @@ def fit_groups_frame(frame: Any, label: str, group: str, offset: str | None = No
     >>> logitshift.fit_groups_frame(frame, "clicked", "site", "score").groups.tolist()
     ['a', 'b', 'c']
     """
-    return run(GROUPS, check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter),
+    return run(GROUPS, check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter, l2),
                pick("table", frame, group_names(label, group, offset, weight),
                     offset_is=offset_is, levels=levels))
 
@@ -980,8 +989,8 @@ def fit_groups_file(source: Any, label: str, group: str, offset: str | None = No
                     weight: str | None = None, *, batch_rows: int | None = None,
                     progress: bool | None = None, format: str | None = None,
                     offset_is: str = "logit", shrinkage: str | None = None, nagq: int = 1,
-                    pseudo_count: float = 0.0, tol: float | None = None, max_iter: int = 100
-                    ) -> GroupShiftFit:
+                    pseudo_count: float = 0.0, tol: float | None = None, max_iter: int = 100,
+                    l2: float = 0.0) -> GroupShiftFit:
     """:func:`fit_groups` on columns of CSV or Parquet files of any size, in one pass.
 
     The rows are streamed a batch at a time into a
@@ -1020,7 +1029,7 @@ def fit_groups_file(source: Any, label: str, group: str, offset: str | None = No
     OSError
         A file that cannot be opened.
     """
-    return run(GROUPS, check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter),
+    return run(GROUPS, check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter, l2),
                pick("files", source, group_names(label, group, offset, weight),
                     offset_is=offset_is, batch_rows=batch_rows, progress=progress,
                     format=format))

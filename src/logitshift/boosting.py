@@ -20,27 +20,43 @@ shift *given* the scores, ``argmin_s Σ w · BCE(y, margin + s)``: :func:`shift_
 :func:`shift_dataset` fit it with the margin as offset and add it to the margin.
 
 For plain arrays the same is ``logitshift.fit(label, offset=margin, weight=weight)``.
+:func:`shift_pool` does the same for a CatBoost ``Pool``'s baseline, and
+:func:`shift_catboost` writes the shift on new rows into a trained CatBoost model's bias.
 
-Neither library is imported until one of these functions is called.
+A trained booster's leaves are groups: :func:`refit_leaves` refits every leaf value of an
+XGBoost or LightGBM model on new rows, its trees fixed, each the exact (penalised)
+minimiser of its rows' loss given the earlier trees, where XGBoost's ``refresh`` updater and
+LightGBM's ``refit`` take one Newton step.
+
+No library is imported until one of these functions is called.
 """
 
 from __future__ import annotations
 
+import copy
 import importlib
+import json
 import math
+import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._api import fit
-from ._core.validate import InputError, rows
+from ._api import fit, fit_groups
+from ._core import jsonsafe as _json
+from ._core import losses as _losses
+from ._core.validate import (InputError, as_labels, as_nonnegative_float, as_offset,
+                             as_weight, rows, warn)
+from ._estimators.groups import check_l2
 from ._estimators.result import ShiftFit
 
 if TYPE_CHECKING:
     import lightgbm
     import xgboost
 
-__all__ = ["shift_dmatrix", "shift_dataset"]
+__all__ = ["shift_dmatrix", "shift_dataset", "refit_leaves", "LeafRefit", "shift_pool",
+           "shift_catboost", "ShiftedModel"]
 
 
 def _import(name: str) -> Any:
@@ -289,3 +305,669 @@ def shift_dataset(
     )
     dataset.set_init_score(shifted)
     return result
+
+
+# -- refitting a trained booster's leaves ------------------------------------------------------
+
+#: Leaf indices of at most this many (row, tree) pairs are held at once.
+_LEAF_BLOCK = 2 ** 24
+
+
+@dataclass(frozen=True, repr=False)
+class LeafRefit:
+    """What :func:`refit_leaves` did: the new model and, tree by tree, what changed.
+
+    Attributes
+    ----------
+    model
+        The new model, of the kind given (``xgboost.Booster``, ``XGBClassifier``,
+        ``lightgbm.Booster``, ``LGBMClassifier``); the caller's model is unchanged.
+    loss_before, loss_after : float
+        Weighted mean log loss, ``Σ w BCE(y, margin) / Σ w``, of the old and the new model's
+        margin (base plus trees) on the given rows.
+    trees : ndarray of int, shape (n_refitted,)
+        The trees refitted, in boosting order.
+    leaves_changed : ndarray of int, shape (n_refitted,)
+        Per refitted tree, the leaves whose value changed (a leaf no row reaches keeps its
+        value).
+    largest_change : ndarray of float, shape (n_refitted,)
+        Per refitted tree, ``max |new - old|`` over its leaves (0 where none changed).
+    learning_rate : ndarray of float, shape (n_refitted,)
+        The learning rate each refitted tree's minimiser was scaled by.
+    kept : tuple of (int, int)
+        ``(tree, leaf)`` of the leaves that rows reach but whose value was kept because the
+        penalised loss has no finite minimiser there: its rows' labels are all 1 (or all 0)
+        and ``l2 = 0``.
+    l2, decay : float
+        The penalty and the blend used.
+    """
+
+    model: Any
+    loss_before: float
+    loss_after: float
+    trees: np.ndarray
+    leaves_changed: np.ndarray
+    largest_change: np.ndarray
+    learning_rate: np.ndarray
+    kept: tuple[tuple[int, int], ...]
+    l2: float
+    decay: float
+
+    def to_dict(self, *, json_safe: bool = False) -> dict[str, Any]:
+        """Everything but the model, as plain Python values (lists for the per-tree
+        arrays); ``json_safe=True`` as strict JSON holds them (``inf`` and ``nan`` as
+        strings)."""
+        out = {"loss_before": self.loss_before, "loss_after": self.loss_after,
+               "trees": self.trees.tolist(), "leaves_changed": self.leaves_changed.tolist(),
+               "largest_change": self.largest_change.tolist(),
+               "learning_rate": self.learning_rate.tolist(),
+               "kept": [list(pair) for pair in self.kept], "l2": self.l2, "decay": self.decay}
+        return _json.json_safe(out) if json_safe else out
+
+    def __repr__(self) -> str:
+        return (f"LeafRefit(trees={self.trees.size}, loss_before={self.loss_before:.6g}, "
+                f"loss_after={self.loss_after:.6g}, kept={len(self.kept)})")
+
+
+class _Trees:
+    """A trained binary booster seen as trees of leaf values: what :func:`refit_leaves`
+    reads and writes, one library at a time."""
+
+    #: The dtype the library stores leaf values in.
+    stored: Any = np.float64
+    #: Trees per boosting round: leaf indices are read a whole round at a time.
+    per_round: int = 1
+    n_trees: int
+    learning_rate: np.ndarray  # per tree, the model's own
+    l2: float
+
+    def values(self, tree: int) -> np.ndarray:
+        """The tree's leaf values, indexed by the leaf index ``pred_leaf`` gives."""
+        raise NotImplementedError
+
+    def leaves(self, first: int, stop: int) -> np.ndarray:
+        """Each row's leaf in trees ``first .. stop - 1``: shape (n, stop - first)."""
+        raise NotImplementedError
+
+    def base(self) -> np.ndarray:
+        """The margin before the first tree, row by row, as the library's predict has it."""
+        raise NotImplementedError
+
+    def written(self, values: list[np.ndarray]) -> Any:
+        """A new model of the caller's kind with these leaf values."""
+        raise NotImplementedError
+
+
+def _refuse_objective(name: str, library: str) -> None:
+    multi = "multi" in name
+    raise InputError(
+        f"model has objective {name!r}: refit_leaves refits binary log-loss models only "
+        f"({'binary:logistic or binary:logitraw' if library == 'xgboost' else 'binary'})"
+        + ("; multiclass recalibration has not landed yet" if multi else ""),
+        argument="model", value=name)
+
+
+class _XGBoostTrees(_Trees):
+    stored = np.float32
+
+    def __init__(self, model: Any, data: Any, base_margin: np.ndarray | None) -> None:
+        xgb = _import("xgboost")
+        self.wrapper = None if isinstance(model, xgb.Booster) else model
+        self.booster = model if self.wrapper is None else model.get_booster()
+        raw = json.loads(bytes(self.booster.save_raw("json")))
+        learner = raw["learner"]
+        objective = learner["objective"]["name"]
+        if objective not in ("binary:logistic", "binary:logitraw"):
+            _refuse_objective(objective, "xgboost")
+        booster_name = learner["gradient_booster"]["name"]
+        if booster_name != "gbtree":
+            raise InputError(
+                f"model is a {booster_name!r} booster: refit_leaves refits tree boosters "
+                "(gbtree); dart scales its trees at prediction and gblinear has none",
+                argument="model", value=booster_name)
+        self.raw = raw
+        self.trees = learner["gradient_booster"]["model"]["trees"]
+        self.n_trees = len(self.trees)
+        # Trees per boosting round (num_parallel_tree): slicing the booster is by round.
+        indptr = learner["gradient_booster"]["model"].get("iteration_indptr")
+        self.per_round = (int(indptr[1]) if indptr and len(indptr) > 1 else 1)
+        config = json.loads(self.booster.save_config())
+        train = config["learner"]["gradient_booster"].get("tree_train_param", {})
+        self.learning_rate = np.full(self.n_trees, float(train.get("eta", 0.3)))
+        self.l2 = float(train.get("lambda", 1.0))
+        missing = getattr(self.wrapper, "missing", math.nan)
+        if isinstance(data, xgb.DMatrix):
+            if base_margin is not None:
+                raise InputError("data is a DMatrix: set its base margin "
+                                 "(set_base_margin), not base_margin=", argument="base_margin")
+            self.data = data
+        else:
+            self.data = xgb.DMatrix(data, base_margin=base_margin, missing=missing,
+                                    enable_categorical=True)
+        self.n_rows = int(self.data.num_row())
+
+    def values(self, tree: int) -> np.ndarray:
+        return np.asarray(self.trees[tree]["split_conditions"], dtype=np.float32).astype(
+            np.float64)
+
+    def leaves(self, first: int, stop: int) -> np.ndarray:
+        # Leaf prediction takes no iteration range but from 0: a slice of the rounds.
+        rounds = self.booster[first // self.per_round:stop // self.per_round]
+        leaves = np.asarray(rounds.predict(self.data, pred_leaf=True, validate_features=False))
+        return leaves.reshape(self.n_rows, -1).astype(np.int64)
+
+    def _model(self, values: list[np.ndarray] | None) -> Any:
+        raw = copy.deepcopy(self.raw)
+        for tree, new in zip(raw["learner"]["gradient_booster"]["model"]["trees"],
+                             values if values is not None else [None] * self.n_trees):
+            leaf = np.asarray(tree["left_children"]) == -1
+            for field_name in ("split_conditions", "base_weights"):
+                column = np.asarray(tree[field_name], dtype=np.float64)
+                column[leaf] = 0.0 if new is None else new[leaf]
+                tree[field_name] = column.tolist()
+        booster = self.booster.copy()
+        booster.load_model(bytearray(json.dumps(raw).encode()))
+        return booster
+
+    def base(self) -> np.ndarray:
+        # The model with every leaf 0 predicts its base: base_score in margin units, or
+        # the DMatrix's base margin, exactly as XGBoost adds it.
+        zero = self._model(None)
+        return np.asarray(zero.predict(self.data, output_margin=True,
+                                       validate_features=False), dtype=np.float64)
+
+    def written(self, values: list[np.ndarray]) -> Any:
+        booster = self._model(values)
+        if self.wrapper is None:
+            return booster
+        model = copy.deepcopy(self.wrapper)
+        model._Booster = booster
+        return model
+
+
+class _LightGBMTrees(_Trees):
+    def __init__(self, model: Any, data: Any, base_margin: np.ndarray | None) -> None:
+        lgb = _import("lightgbm")
+        self.wrapper = None if isinstance(model, lgb.Booster) else model
+        booster = model if self.wrapper is None else model.booster_
+        # A copy: the values are written into it, never into the caller's.
+        self.booster = lgb.Booster(model_str=booster.model_to_string())
+        dump = self.booster.dump_model()
+        objective = str(dump.get("objective", ""))
+        name, *settings = objective.split()
+        if name != "binary" or dump.get("num_tree_per_iteration", 1) != 1:
+            _refuse_objective(objective, "lightgbm")
+        if "sigmoid:1" not in settings:
+            raise InputError(f"model has objective {objective!r}: refit_leaves needs the "
+                             "plain log loss, sigmoid = 1", argument="model", value=objective)
+        params = self.booster.params
+        if params.get("linear_tree"):
+            raise InputError("model is a linear_tree model: its leaves are linear models, "
+                             "not values", argument="model")
+        info = dump["tree_info"]
+        self.n_trees = len(info)
+        self.n_leaves = [int(tree["num_leaves"]) for tree in info]
+        # Each tree's own shrinkage: the learning rate, but 1 for a first tree that carries
+        # boost_from_average's start (LightGBM adds it to that tree's leaves).
+        self.learning_rate = np.array([float(tree.get("shrinkage", 1.0)) for tree in info])
+        self.l2 = float(params.get("lambda_l2", 0.0))
+        if isinstance(data, lgb.Dataset):
+            raise InputError("data is a lightgbm.Dataset, which LightGBM's predict does not "
+                             "take: pass its features (an array or a DataFrame)",
+                             argument="data")
+        self.data = data
+        self.base_margin = base_margin
+        self.n_rows = int(np.shape(data)[0]) if hasattr(data, "shape") else len(data)
+
+    def values(self, tree: int) -> np.ndarray:
+        return np.array([self.booster.get_leaf_output(tree, leaf)
+                         for leaf in range(self.n_leaves[tree])], dtype=np.float64)
+
+    def leaves(self, first: int, stop: int) -> np.ndarray:
+        leaves = self.booster.predict(self.data, pred_leaf=True, start_iteration=first,
+                                      num_iteration=stop - first, validate_features=False)
+        return np.asarray(leaves).reshape(self.n_rows, -1).astype(np.int64)
+
+    def base(self) -> np.ndarray:
+        if self.base_margin is None:
+            return np.zeros(self.n_rows)
+        return np.array(self.base_margin, dtype=np.float64)
+
+    def written(self, values: list[np.ndarray]) -> Any:
+        for tree, new in enumerate(values):
+            old = self.values(tree)
+            for leaf in np.flatnonzero(new != old).tolist():
+                self.booster.set_leaf_output(tree, leaf, float(new[leaf]))
+        if self.wrapper is None:
+            return self.booster
+        model = copy.deepcopy(self.wrapper)
+        model._Booster = self.booster
+        return model
+
+
+def _library_of(model: Any) -> str:
+    module = type(model).__module__.partition(".")[0]
+    if module in ("xgboost", "lightgbm"):
+        return module
+    raise InputError(
+        f"model must be an XGBoost or LightGBM model (Booster, XGBClassifier, "
+        f"LGBMClassifier), got {type(model).__name__}", argument="model",
+        value=type(model).__name__)
+
+
+def _chosen_trees(trees: Any, n_trees: int) -> np.ndarray:
+    """``trees`` as a boolean mask over the model's trees."""
+    chosen = np.zeros(n_trees, dtype=bool)
+    if trees is None:
+        chosen[:] = True
+        return chosen
+    if isinstance(trees, (int, np.integer)) and not isinstance(trees, bool):
+        trees = [trees]
+    for i, tree in enumerate(trees):
+        if isinstance(tree, (bool, np.bool_)) or not isinstance(tree, (int, np.integer)):
+            raise InputError(f"trees[{i}] = {tree!r} is not a tree index (an int)",
+                             argument="trees", index=i, value=tree)
+        if not -n_trees <= tree < n_trees:
+            raise InputError(f"trees[{i}] = {tree} is not a tree of the model's {n_trees}",
+                             argument="trees", index=i, value=tree)
+        chosen[tree] = True
+    return chosen
+
+
+def _mean_loss(label: np.ndarray, margin: np.ndarray, weight: np.ndarray | None) -> float:
+    per_row = _losses.loss(label, margin, weight)
+    total = float(label.size if weight is None else np.sum(weight))
+    return float(np.sum(per_row)) / total
+
+
+def refit_leaves(
+    model: Any,
+    data: Any,
+    y: Any = None,
+    weight: Any = None,
+    *,
+    learning_rate: float | None = None,
+    l2: float | None = None,
+    decay: float = 0.0,
+    trees: Any = None,
+    base_margin: Any = None,
+    init_score: Any = None,
+) -> LeafRefit:
+    """Refit a trained booster's leaf values on new rows, its trees' structure fixed.
+
+    Tree by tree, in boosting order, each leaf's new value is
+
+        new = decay · old + (1 - decay) · learning_rate · s*,
+        s* = argmin_s Σ_{i in leaf} w_i BCE(y_i, margin_i + s) + l2 · s² / 2,
+
+    where ``margin_i`` is the base margin plus the earlier trees' outputs (those refitted
+    already with their new values). ``s*`` is exact (:func:`logitshift.fit_groups` with
+    ``l2``, the leaves as groups), where XGBoost's ``refresh`` updater takes one Newton step
+    from 0 and LightGBM's ``refit`` one step from 0 as well.
+
+    Parameters
+    ----------
+    model : xgboost.Booster, xgboost.XGBClassifier, lightgbm.Booster or lightgbm.LGBMClassifier
+        A binary log-loss model (XGBoost ``binary:logistic`` or ``binary:logitraw``,
+        ``gbtree``; LightGBM ``binary``). Never modified.
+    data : array_like, DataFrame or xgboost.DMatrix, shape (n, n_features)
+        What the model's ``predict`` takes (a DMatrix for XGBoost only).
+    y : array_like, shape (n,)
+        Labels in [0, 1]. For a DMatrix, its label when not given.
+    weight : array_like, shape (n,), optional
+        Row weights (for a DMatrix, its weight when not given).
+    learning_rate : float, optional
+        What ``s*`` is scaled by. By default the model's own: XGBoost's ``eta``; LightGBM's
+        shrinkage of each tree, which is the ``learning_rate`` but 1 for a first tree that
+        carries ``boost_from_average``'s start.
+    l2 : float, optional
+        The penalty on each leaf's value, in the units of ``weight``. By default the model's
+        own: XGBoost's ``lambda`` (``reg_lambda``), LightGBM's ``lambda_l2``.
+    decay : float, default 0
+        In [0, 1]: the share of the old value kept (LightGBM's ``refit_decay_rate``).
+    trees : int or sequence of int, optional
+        The trees to refit (by default all); the others keep their values, and their outputs
+        enter the later trees' margins as they are.
+    base_margin, init_score : array_like, shape (n,), optional
+        The margin the model boosts from on these rows, when it boosted from one: XGBoost's
+        ``base_margin`` (as its ``predict`` adds it, in place of ``base_score``; for a
+        DMatrix, set it on the DMatrix), LightGBM's ``init_score`` (which LightGBM's
+        ``predict`` never adds). Give one of the two. Without it, the base is XGBoost's
+        ``base_score`` in margin units, and 0 for LightGBM.
+
+    Returns
+    -------
+    LeafRefit
+        The new model (``.model``, the same kind as ``model``), the loss before and after,
+        and per refitted tree the leaves changed and the largest change.
+
+    Raises
+    ------
+    InputError
+        A model that is not one of the above, a multiclass or other objective (multiclass
+        recalibration has not landed), a ``dart`` or ``gblinear`` booster, LightGBM's
+        ``linear_tree``; ``y`` or ``weight`` of another length than ``data`` or with bad
+        values (named as :func:`logitshift.fit` names them), a NaN base margin, a tree
+        index that is not a tree, ``learning_rate <= 0``, ``l2 < 0``, ``decay`` outside
+        [0, 1].
+    ImportError
+        The model's library is not installed.
+
+    Warns
+    -----
+    RuntimeWarning
+        Once, counting the leaves kept because their rows are of one class and ``l2 = 0``
+        (their minimiser is infinite, which no model should hold; see ``kept``).
+
+    Notes
+    -----
+    A leaf that no row reaches keeps its value. XGBoost stores leaf values and margins as
+    float32: each new value is rounded to float32 before it enters the later trees'
+    margins, so the margins are those of the written model, and its
+    ``predict(output_margin=True)`` equals base plus leaves within its float32 sum,
+    ``|error| <= (T + 1) · 2**-24 · (|base| + Σ |leaf|)`` for ``T`` trees. XGBoost's
+    ``max_delta_step``, ``min_child_weight`` and ``alpha`` (L1) are not applied.
+
+    The leaves of one tree are solved together, by one call of the grouped fit on the rows'
+    leaf indices (``pred_leaf``, read a block of trees at a time): one pass over the rows
+    per tree, ``O(n · T)`` in all.
+
+    Examples
+    --------
+    >>> import numpy as np, xgboost, logitshift.boosting
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(2000, 3))
+    >>> y = rng.random(2000) < 1 / (1 + np.exp(-X[:, 0]))
+    >>> booster = xgboost.train({"objective": "binary:logistic", "max_depth": 2},
+    ...                         xgboost.DMatrix(X[:1000], label=y[:1000]), 10)
+    >>> result = logitshift.boosting.refit_leaves(booster, X[1000:], y[1000:])
+    >>> bool(result.loss_after <= result.loss_before)
+    True
+    """
+    library = _library_of(model)
+    if base_margin is not None and init_score is not None:
+        raise InputError("pass base_margin or init_score, not both (they are one margin)",
+                         argument="init_score")
+    margin_name = "base_margin" if init_score is None else "init_score"
+    start = base_margin if init_score is None else init_score
+    decay = as_nonnegative_float(decay, "decay")
+    if decay > 1:
+        raise InputError(f"decay = {decay!r} must be in [0, 1]", argument="decay",
+                         value=decay)
+    if learning_rate is not None:
+        learning_rate = as_nonnegative_float(learning_rate, "learning_rate")
+        if learning_rate == 0:
+            raise InputError("learning_rate = 0.0 must be > 0", argument="learning_rate",
+                             value=learning_rate)
+    if l2 is not None:
+        l2 = check_l2(l2)
+    if start is not None:
+        start = _one_column(start, margin_name, margin_name)
+        start = as_offset(start, start.size, margin_name)
+        if not np.all(np.isfinite(start)):
+            i = int(np.flatnonzero(~np.isfinite(start))[0])
+            raise InputError(f"{margin_name}[{i}] = {start[i]!r} is not finite",
+                             argument=margin_name, index=i, value=start[i])
+    source = (_XGBoostTrees if library == "xgboost" else _LightGBMTrees)(model, data, start)
+    if library == "xgboost" and isinstance(data, _import("xgboost").DMatrix):
+        if y is None:
+            y = source.data.get_label()
+        if weight is None and np.size(source.data.get_weight()):
+            weight = source.data.get_weight()
+    if y is None:
+        raise InputError("y is missing: refit_leaves needs the labels of data's rows",
+                         argument="y")
+    n = source.n_rows
+    label = as_labels(_one_column(y, "label", "y"), "y").astype(np.float64)
+    if label.size != n:
+        raise InputError(f"y has {rows(label.size)}, data has {rows(n)}", argument="y",
+                         value=label.size)
+    if weight is not None:
+        weight = as_weight(_one_column(weight, "weight", "weight"), n, "weight").astype(
+            np.float64)
+    if start is not None and start.size != n:
+        raise InputError(f"{margin_name} has {rows(start.size)}, data has {rows(n)}",
+                         argument=margin_name, value=start.size)
+    chosen = _chosen_trees(trees, source.n_trees)
+    rates = (source.learning_rate if learning_rate is None
+             else np.full(source.n_trees, learning_rate))
+    penalty = source.l2 if l2 is None else l2
+
+    margin = source.base()
+    old_margin = margin.copy()
+    written, refitted, changed, largest, kept = [], [], [], [], []
+    per_round = source.per_round
+    block = max(per_round, (_LEAF_BLOCK // max(n, 1)) // per_round * per_round)
+    for first in range(0, source.n_trees, block):
+        stop = min(first + block, source.n_trees)
+        leaves = source.leaves(first, stop)
+        for tree in range(first, stop):
+            leaf = leaves[:, tree - first]
+            old = source.values(tree)
+            new = old
+            if chosen[tree]:
+                new, kept_here = _refit_tree(label, leaf, margin, weight, penalty,
+                                             rates[tree], decay, old, source.stored)
+                kept += [(tree, int(k)) for k in kept_here]
+                moved = np.abs(new - old)
+                refitted.append(tree)
+                changed.append(int(np.count_nonzero(moved)))
+                largest.append(float(moved.max()) if moved.size else 0.0)
+            written.append(new)
+            margin += new[leaf]
+            old_margin += old[leaf]
+    if kept:
+        warn(f"{len(kept)} leaves kept their value: their rows' labels are all 1 (or all 0), "
+             "so with l2 = 0 their loss has no finite minimiser; pass l2 > 0 to refit them "
+             "(LeafRefit.kept lists them)")
+    return LeafRefit(
+        model=source.written(written), loss_before=_mean_loss(label, old_margin, weight),
+        loss_after=_mean_loss(label, margin, weight), trees=np.array(refitted, dtype=np.int64),
+        leaves_changed=np.array(changed, dtype=np.int64),
+        largest_change=np.array(largest, dtype=np.float64),
+        learning_rate=rates[chosen].astype(np.float64), kept=tuple(kept), l2=penalty,
+        decay=decay)
+
+
+def _refit_tree(label: np.ndarray, leaf: np.ndarray, margin: np.ndarray,
+                weight: np.ndarray | None, l2: float, learning_rate: float, decay: float,
+                old: np.ndarray, stored: Any) -> tuple[np.ndarray, np.ndarray]:
+    """One tree's new leaf values (rounded to the library's ``stored`` dtype) and the leaves
+    kept for want of a finite minimiser."""
+    with warnings.catch_warnings():
+        # Leaves of one class are counted once for the whole model, by the caller.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fit = fit_groups(label, leaf, margin, weight, l2=l2)
+    ids = fit.groups.astype(np.int64)
+    finite = np.isfinite(fit.shift)
+    # No weight on the leaf's rows: as if no row reached it.
+    unreached = fit.status == "no_weight"
+    new = old.copy()
+    target = ids[finite]
+    new[target] = (decay * old[target]
+                   + (1.0 - decay) * learning_rate * fit.shift[finite]).astype(stored)
+    return new, ids[~finite & ~unreached]
+
+
+# -- CatBoost ------------------------------------------------------------------------------------
+
+def _pool_baseline(pool: Any) -> np.ndarray | None:
+    """A Pool's baseline as one value per row; None when it has none. A baseline of several
+    columns (a multiclass model's) is refused by name."""
+    baseline = np.asarray(pool.get_baseline(), dtype=np.float64)
+    if baseline.size == 0:
+        return None
+    if baseline.ndim == 2 and baseline.shape[1] != 1:
+        raise InputError(
+            f"the baseline of pool has {baseline.shape[1]} columns: a shift needs one raw "
+            "score per row (a binary model); multiclass recalibration has not landed yet",
+            argument="pool", value=baseline.shape[1])
+    return baseline.reshape(-1)
+
+
+def _pool_label_and_weight(pool: Any) -> tuple[np.ndarray, np.ndarray]:
+    label = pool.get_label()
+    if label is None or np.size(label) == 0:
+        raise InputError("pool has no label: pass label= to catboost.Pool", argument="pool")
+    label = _one_column(np.asarray(label), "label", "pool")
+    return label, np.asarray(pool.get_weight(), dtype=np.float64)
+
+
+def shift_pool(
+    pool: Any,
+    *,
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+    method: str = "auto",
+) -> ShiftFit:
+    """Set a CatBoost Pool's baseline to ``baseline + shift``, with the optimal shift.
+
+    The CatBoost counterpart of :func:`shift_dmatrix`: reads the Pool's label, weight and
+    baseline (0 where it has none), fits ``shift = argmin_s Σ w · BCE(label, baseline + s)``
+    with :func:`logitshift.fit`, and sets the baseline to ``baseline + shift``. CatBoost
+    boosts from a Pool's baseline as it is, so a model trained on it starts from the
+    centred margin.
+
+    Parameters
+    ----------
+    pool : catboost.Pool
+        With a numeric label in [0, 1] per row; its baseline, if any, of one column.
+    pseudo_count, tol, max_iter, method
+        Passed to :func:`logitshift.fit`.
+
+    Returns
+    -------
+    ShiftFit
+        ``shift`` is what was added; ``loss_at_zero`` and ``loss`` are the weighted mean log
+        loss of the baseline before and after.
+
+    Raises
+    ------
+    InputError
+        ``pool`` is not a Pool, has no label, or has a baseline of several columns
+        (multiclass); every label is 0 (or 1) (pass ``pseudo_count``). Bad values raise
+        :func:`logitshift.fit`'s errors (``y``, ``offset``, ``weight``).
+    ImportError
+        catboost is not installed: ``pip install "logitshift[catboost]"``.
+
+    Notes
+    -----
+    A model trained on a Pool with a baseline predicts only what it adds to it; CatBoost's
+    ``predict`` on a Pool adds that Pool's baseline. Give every Pool the model is evaluated
+    on the same shift, ``test_pool.set_baseline(test_baseline + result.shift)``. CatBoost
+    keeps a Pool's weights and baseline as float32: the shift is fitted on the values it
+    keeps.
+
+    Examples
+    --------
+    >>> import numpy as np, catboost, logitshift.boosting
+    >>> rng = np.random.default_rng(0)
+    >>> scores = rng.normal(0, 2, 1000)
+    >>> labels = (rng.random(1000) < 1 / (1 + np.exp(2 - scores))).astype(int)
+    >>> pool = catboost.Pool(rng.normal(size=(1000, 3)), label=labels, baseline=scores)
+    >>> result = logitshift.boosting.shift_pool(pool)
+    >>> bool(result.loss < result.loss_at_zero)
+    True
+    """
+    catboost = _import("catboost")
+    if not isinstance(pool, catboost.Pool):
+        raise InputError(f"pool must be a catboost.Pool, got {type(pool).__name__}",
+                         argument="pool")
+    label, weight = _pool_label_and_weight(pool)
+    result, shifted = _fit_margin(
+        label, weight, _pool_baseline(pool), "pool", "baseline",
+        dict(pseudo_count=pseudo_count, tol=tol, max_iter=max_iter, method=method))
+    pool.set_baseline(shifted)
+    return result
+
+
+@dataclass(frozen=True)
+class ShiftedModel:
+    """A model with the optimal shift written into its bias, and the fit of that shift."""
+
+    #: The new model (a copy); its raw predictions are the old ones plus ``fit.shift``.
+    model: Any
+    #: The shift's :class:`ShiftFit` on the rows given.
+    fit: ShiftFit
+
+
+def shift_catboost(
+    model: Any,
+    data: Any,
+    y: Any = None,
+    weight: Any = None,
+    *,
+    pseudo_count: float = 0.0,
+    tol: float | None = None,
+    max_iter: int = 100,
+    method: str = "auto",
+) -> ShiftedModel:
+    """A copy of a trained CatBoost model whose bias is moved by the optimal shift on new rows.
+
+    Fits ``shift = argmin_s Σ w · BCE(y, raw + s)``, ``raw`` the model's
+    ``predict(data, prediction_type="RawFormulaVal")``, and writes ``bias + shift`` into a
+    copy (``model.copy()``, ``set_scale_and_bias``): recalibration in the large of a model
+    moved to a new population, without retraining. The caller's model is unchanged.
+
+    Parameters
+    ----------
+    model : catboost.CatBoostClassifier or catboost.CatBoost
+        A trained binary model (``Logloss`` or ``CrossEntropy``).
+    data : array_like, DataFrame or catboost.Pool, shape (n, n_features)
+        What ``model.predict`` takes. A Pool's baseline enters ``raw`` as ``predict`` adds it.
+    y : array_like, shape (n,)
+        Labels in [0, 1]; for a Pool, its label when not given.
+    weight : array_like, shape (n,), optional
+        For a Pool, its weight when not given.
+    pseudo_count, tol, max_iter, method
+        Passed to :func:`logitshift.fit`.
+
+    Returns
+    -------
+    ShiftedModel
+        ``model``: the copy, of the same class; ``fit``: the :class:`ShiftFit`.
+
+    Raises
+    ------
+    InputError
+        ``model`` is not a CatBoost model, or its loss is not a binary log loss (a
+        multiclass model is refused by name: multiclass recalibration has not landed);
+        no labels; the shift is infinite (every label 0 or 1: pass ``pseudo_count``).
+    ImportError
+        catboost is not installed: ``pip install "logitshift[catboost]"``.
+
+    Notes
+    -----
+    CatBoost's ``set_scale_and_bias`` is documented for use after training: the raw
+    prediction is ``scale · Σ trees + bias``, so a new bias moves every raw prediction by
+    the same amount. The maintainers advise against it for continued training (#2745).
+    """
+    catboost = _import("catboost")
+    if not isinstance(model, catboost.CatBoost):
+        raise InputError(f"model must be a CatBoost model, got {type(model).__name__}",
+                         argument="model", value=type(model).__name__)
+    loss_name = str(model.get_all_params().get("loss_function", ""))
+    if loss_name.split(":")[0] not in ("Logloss", "CrossEntropy"):
+        raise InputError(
+            f"model has loss_function {loss_name!r}: shift_catboost shifts binary log-loss "
+            "models (Logloss, CrossEntropy)"
+            + ("; multiclass recalibration has not landed yet"
+               if loss_name.startswith("Multi") else ""),
+            argument="model", value=loss_name)
+    if isinstance(data, catboost.Pool):
+        pool_label, pool_weight = (_pool_label_and_weight(data) if y is None
+                                   else (None, np.asarray(data.get_weight(), dtype=float)))
+        y = pool_label if y is None else y
+        weight = pool_weight if weight is None else weight
+    if y is None:
+        raise InputError("y is missing: shift_catboost needs the labels of data's rows",
+                         argument="y")
+    raw = np.asarray(model.predict(data, prediction_type="RawFormulaVal"), dtype=np.float64)
+    result, _ = _fit_margin(y, weight, raw, "y", "raw score",
+                            dict(pseudo_count=pseudo_count, tol=tol, max_iter=max_iter,
+                                 method=method))
+    shifted = model.copy()
+    scale, bias = shifted.get_scale_and_bias()
+    shifted.set_scale_and_bias(scale, float(bias) + result.shift)
+    return ShiftedModel(shifted, result)

@@ -51,7 +51,7 @@ _PROG = "logitshift"
 #: Python arguments and the flags that set them, for messages raised by the library.
 _FLAGS = {"pseudo_count": "--pseudo-count", "level": "--level", "format": "--format",
           "offset_is": "--offset-is", "bins": "--bins", "se_type": "--se-type",
-          "nagq": "--nagq", "top": "--top", "thresholds": "--thresholds"}
+          "nagq": "--nagq", "top": "--top", "thresholds": "--thresholds", "l2": "--l2"}
 #: Phrases of library messages and the flags that say the same.
 _PHRASES = {"shrinkage='random'": "--shrink"}
 #: The per-group table's formats, by the --output file's extension.
@@ -270,7 +270,7 @@ def _fit(args: argparse.Namespace) -> int:
         return _fit_groups(args)
     for flag, given in (("--shrink", args.shrink), ("--nagq", args.nagq is not None),
                         ("--output", args.output is not None),
-                        ("--top", args.top is not None)):
+                        ("--top", args.top is not None), ("--l2", args.l2 != 0)):
         if given:
             raise InputError(f"{flag} applies to per-group fits: name the column of groups "
                              "with --group", argument=flag)
@@ -320,7 +320,7 @@ def _fit_groups(args: argparse.Namespace) -> int:
                          "errors are the model's", argument="--se-type", value=args.se_type)
     shrinkage = "random" if args.shrink else None
     nagq = 1 if args.nagq is None else args.nagq
-    check_group_options(shrinkage, nagq, args.pseudo_count, None, 100)
+    check_group_options(shrinkage, nagq, args.pseudo_count, None, 100, args.l2)
     normal_quantile(args.level)
     top = 10 if args.top is None else as_positive_int(args.top, "top")
     if args.offset_is == "probability" and args.offset is None:
@@ -333,13 +333,13 @@ def _fit_groups(args: argparse.Namespace) -> int:
     if source is not None:
         result = fit_groups_frame(source, args.label, args.group, args.offset, args.weight,
                                   offset_is=args.offset_is, shrinkage=shrinkage, nagq=nagq,
-                                  pseudo_count=args.pseudo_count)
+                                  pseudo_count=args.pseudo_count, l2=args.l2)
     else:
         result = fit_groups_file(args.paths, args.label, args.group, args.offset,
                                  args.weight, progress=False if args.quiet else None,
                                  format=args.format, offset_is=args.offset_is,
                                  shrinkage=shrinkage, nagq=nagq,
-                                 pseudo_count=args.pseudo_count)
+                                 pseudo_count=args.pseudo_count, l2=args.l2)
     # Files before the report, so that a path that cannot be written leaves stdout empty.
     if plot is not None:
         _save_figure(plot.group_shifts(result, level=args.level).figure, args.plot)
@@ -416,6 +416,8 @@ def _describe_groups(result: GroupShiftFit, level: float, top: int) -> list[str]
                              "(tau = 0, on the boundary)")]
         if not result.converged:
             rows.append(("status", "the random-intercept fit did not converge"))
+    elif result.l2 > 0:
+        rows.append(("penalty", f"l2 = {result.l2:.6g}: penalised shifts, no LR test"))
     else:
         rows.append(("LR test", f"statistic {test.statistic:.6g}, p = {test.pvalue:.3g} "
                                 "(one shift for every group)"))
@@ -726,6 +728,9 @@ def _parser() -> argparse.ArgumentParser:
     groups.add_argument("--shrink", action="store_true",
                         help="also fit the random-intercept model (lme4's glmer(y ~ 1 + "
                              "(1 | group) + offset(f))): mean, tau and shrunk shifts")
+    groups.add_argument("--l2", type=float, default=0.0, metavar="L",
+                        help="penalise each group's shift by L·shift²/2 (XGBoost's "
+                             "reg_lambda): finite, shrunk shifts")
     groups.add_argument("--nagq", type=int, metavar="K",
                         help="with --shrink: K-point adaptive Gauss-Hermite quadrature "
                              "(default 1, the Laplace approximation)")

@@ -178,7 +178,7 @@ def sketch_frame(frame: Any, label: Any, offset: Any = None, weight: Any = None,
 def fit_groups_arrays(y: Any, group: Any, offset: Any = None, weight: Any = None, *,
                       shrinkage: str | None = None, nagq: int = 1, pseudo_count: float = 0.0,
                       tol: float | None = None, max_iter: int = 100, levels: Any = None,
-                      offset_is: str = "logit") -> GroupShiftFit:
+                      offset_is: str = "logit", l2: float = 0.0) -> GroupShiftFit:
     """:func:`logitshift.fit_groups` on Dask arrays, in one pass over their chunks.
 
     Parameters
@@ -210,7 +210,7 @@ def fit_groups_arrays(y: Any, group: Any, offset: Any = None, weight: Any = None
     ``(group, cell)`` pair); the sketches merge in a tree, eight at a time, and the client
     fits the one left. The random-intercept model then needs no further pass.
     """
-    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter, l2)
     check_offset_is(offset_is)
     return run(GROUPS, options,
                DaskArrays({"y": y, "group": group, "offset": offset, "weight": weight},
@@ -229,7 +229,7 @@ def sketch_groups_arrays(y: Any, group: Any, offset: Any = None, weight: Any = N
 def fit_groups_frame(frame: Any, label: Any, group: Any, offset: Any = None, weight: Any = None, *,
                      shrinkage: str | None = None, nagq: int = 1, pseudo_count: float = 0.0,
                      tol: float | None = None, max_iter: int = 100, levels: Any = None,
-                     offset_is: str = "logit") -> GroupShiftFit:
+                     offset_is: str = "logit", l2: float = 0.0) -> GroupShiftFit:
     """:func:`logitshift.fit_groups_frame` on a Dask DataFrame, in one pass over its
     partitions.
 
@@ -254,7 +254,7 @@ def fit_groups_frame(frame: Any, label: Any, group: Any, offset: Any = None, wei
         As :func:`fit_frame` says, with the errors of :func:`logitshift.fit_groups`:
         ``partition 3: column 'country': group[17] is missing: every row needs a group``.
     """
-    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter, l2)
     check_offset_is(offset_is)
     return run(GROUPS, options,
                DaskFrame(frame, group_names(label, group, offset, weight), offset_is=offset_is,

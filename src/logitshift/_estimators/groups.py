@@ -27,7 +27,7 @@ from .shift import check_options, fit_curve
 from .solve import Curve, pseudo_count_too_large
 
 __all__ = ["GroupTotals", "GroupTerms", "GroupIntegrals", "GroupCurves", "GroupShiftFit",
-           "fit_group_curves", "check_group_options", "SHRINKAGES", "chi2_sf"]
+           "fit_group_curves", "check_group_options", "check_l2", "SHRINKAGES", "chi2_sf"]
 
 SHRINKAGES = (None, "random")
 #: The most Gauss-Hermite points: beyond, the rule's weights underflow.
@@ -129,8 +129,14 @@ class GroupCurves(Protocol):
 
 
 def check_group_options(shrinkage: Any, nagq: Any, pseudo_count: Any, tol: Any,
-                        max_iter: Any) -> dict[str, Any]:
+                        max_iter: Any, l2: Any = 0.0) -> dict[str, Any]:
     """The options of :func:`logitshift.fit_groups`, checked before any pass."""
+    l2 = check_l2(l2)
+    if l2 > 0 and shrinkage == "random":
+        raise InputError(
+            f"l2 = {l2!r} cannot be combined with shrinkage='random': the random-intercept "
+            "model estimates its own penalty, 1/tau**2 (with its mean at 0, l2 = 1/tau**2 is "
+            "the same model with tau fixed)", argument="l2", value=l2)
     if shrinkage not in SHRINKAGES:
         raise InputError(f"shrinkage = {shrinkage!r} must be None or 'random'",
                          argument="shrinkage", value=shrinkage)
@@ -143,7 +149,19 @@ def check_group_options(shrinkage: Any, nagq: Any, pseudo_count: Any, tol: Any,
                          value=nagq)
     pseudo_count, tol, max_iter = check_options(None, pseudo_count, tol, max_iter)
     return {"shrinkage": shrinkage, "nagq": nagq, "pseudo_count": pseudo_count, "tol": tol,
-            "max_iter": max_iter}
+            "max_iter": max_iter, "l2": l2}
+
+
+def check_l2(l2: Any) -> float:
+    """``l2`` as a finite float >= 0, or an :class:`InputError` naming it."""
+    if isinstance(l2, (bool, np.bool_)) or not isinstance(l2, (int, float, np.integer,
+                                                                 np.floating)):
+        raise InputError(f"l2 = {l2!r} must be a number >= 0", argument="l2", value=l2)
+    value = float(l2)
+    if not (math.isfinite(value) and value >= 0):
+        raise InputError(f"l2 = {value!r} must be finite and >= 0", argument="l2",
+                         value=value)
+    return value
 
 
 def chi2_sf(statistic: float, df: int) -> float:
@@ -204,6 +222,27 @@ def _pseudo_terms(mean: np.ndarray, pseudo_count: float, shifts: np.ndarray) -> 
         loss=a * softplus(-z) + a * softplus(z))
 
 
+def _penalty_weight(l2: float, totals: GroupTotals) -> np.ndarray:
+    """``l2`` in each group's units (the penalty ``l2·s²/2`` is in the user's units of
+    weight, as the loss it is added to)."""
+    with np.errstate(over="ignore", under="ignore"):
+        return np.ldexp(l2, -totals.scale_exponent.astype(np.intc))
+
+
+def _penalty_terms(penalty: np.ndarray, shifts: np.ndarray) -> GroupTerms:
+    """The sums of each group's penalty ``penalty·s²/2``: gradient ``penalty·s``, Hessian
+    ``penalty``. The gradient is put in the label part it has the sign of (``negative`` for
+    ``s > 0``, ``positive`` for ``s < 0``, as a row of label 0 or 1 would be), its curvature
+    with it, so that the solver's step on ``log(negative / positive)`` finds the root of the
+    penalised gradient ``negative - positive``."""
+    up = shifts >= 0
+    pull = penalty * shifts
+    return GroupTerms(
+        negative=np.where(up, pull, 0.0), positive=np.where(up, 0.0, -pull), gradient=pull,
+        negative_curvature=np.where(up, penalty, 0.0),
+        positive_curvature=np.where(up, 0.0, penalty), loss=0.5 * pull * shifts)
+
+
 def _log_ratios(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """`units.log_ratio`, group by group: ``log(a / b)``, unchanged to the bit when a
     group's ``a`` and ``b`` are multiplied by the same power of two (its units)."""
@@ -250,24 +289,48 @@ class _Solutions:
 
 
 def _solve_groups(evaluate: Any, totals: GroupTotals, todo: np.ndarray, tol: float,
-                  max_iter: int) -> _Solutions:
+                  max_iter: int, penalty: np.ndarray | None = None) -> _Solutions:
     # Brackets of groups that are done may be infinite: their arithmetic is not looked at.
-    with np.errstate(invalid="ignore", over="ignore"):
-        return _solve_groups_in(evaluate, totals, todo, tol, max_iter)
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        return _solve_groups_in(evaluate, totals, todo, tol, max_iter, penalty)
+
+
+def _penalised_bracket(totals: GroupTotals, penalty: np.ndarray, lo: np.ndarray,
+                       hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The bracket of each group's penalised root, from its unpenalised one ``[lo, hi]``.
+
+    The penalised gradient ``g(s) + λ s`` is negative at ``min(lo, 0)`` and positive at
+    ``max(hi, 0)``: its root lies between 0 and the unpenalised root. A group of one class
+    (``lo`` or ``hi`` infinite) has, for ``s > 0`` and ``W`` its weight,
+    ``λ s = Σ w σ(-(o + s)) <= min(W, W e^(-o_min - s))``, so its root is at most
+    ``min(W / λ, max(1, log(W / λ) - o_min))`` (mirrored for labels all 0)."""
+    weight = totals.active_negatives + totals.active_positives
+    log_reach = np.log(weight) - np.log(penalty)
+    up = np.minimum(weight / penalty,
+                    np.maximum(1.0, log_reach - np.minimum(totals.offset_min, 0.0)))
+    down = np.minimum(weight / penalty,
+                      np.maximum(1.0, log_reach + np.maximum(totals.offset_max, 0.0)))
+    lo = np.where(np.isinf(lo) & (lo < 0), -down, np.minimum(lo, 0.0))
+    hi = np.where(np.isinf(hi) & (hi > 0), up, np.maximum(hi, 0.0))
+    return lo, hi
 
 
 def _solve_groups_in(evaluate: Any, totals: GroupTotals, todo: np.ndarray, tol: float,
-                     max_iter: int) -> _Solutions:
+                     max_iter: int, penalty: np.ndarray | None) -> _Solutions:
     """`solve.solve_curve` on every group of ``todo`` at once (each must have positives and
-    negatives): the same bracket, start, steps and stopping rule, one evaluation of the
-    groups still iterating per step."""
+    negatives, or a penalty > 0): the same bracket, start, steps and stopping rule, one
+    evaluation of the groups still iterating per step. With ``penalty`` (each group's
+    ``λ``, in its units; ``evaluate`` includes it), the bracket is the penalised root's
+    (`_penalised_bracket`) and no group has the closed form."""
     n = todo.size
     shift = np.full(n, math.nan)
     status = np.full(n, "", dtype=object)
     iterations = np.zeros(n, dtype=np.int64)
     center = _log_ratios(totals.active_positives, totals.active_negatives)
     lo, hi = center - totals.offset_max, center - totals.offset_min
-    closed = todo & (lo == hi)
+    if penalty is not None:
+        lo, hi = _penalised_bracket(totals, penalty, lo, hi)
+    closed = todo & (lo == hi) & (True if penalty is None else penalty == 0)
     shift[closed], status[closed] = lo[closed], "closed_form"
     todo = todo & ~closed
     x = np.where(todo, np.minimum(np.maximum(center - totals.offset_mean, lo), hi), 0.0)
@@ -787,7 +850,10 @@ class GroupShiftFit:
     shift, se : ndarray of float
         Each group's maximum-likelihood shift, ``argmin_s Σ_{i in g} w BCE(y, offset + s)``
         (``±inf`` for a group whose labels are all 1 or all 0, nan for a group without
-        weight), and its standard error ``1 / sqrt(Σ w σ(z) σ(-z))``.
+        weight), and its standard error ``1 / sqrt(Σ w σ(z) σ(-z))``. With ``l2 > 0``, the
+        penalised shift ``argmin_s Σ_{i in g} w BCE(y, offset + s) + l2 s² / 2`` (finite
+        for every group with weight) and ``1 / sqrt(Σ w σ(z) σ(-z) + l2)``, the curvature
+        of the penalised objective.
     n_rows, weight_sum, positives : ndarray
         Rows, ``Σ w`` and ``Σ w y`` of each group.
     loss, loss_at_zero : ndarray of float
@@ -803,6 +869,11 @@ class GroupShiftFit:
     shrinkage : None or "random"
     pseudo_count : float
         As for :func:`logitshift.fit`, added to each group's maximum-likelihood fit.
+    l2 : float
+        The penalty ``l2 s² / 2`` on each group's shift (0: none). It is the negative log
+        of a normal prior ``N(0, 1/l2)`` on the shift, so the penalised shift is the
+        random-intercept model's conditional mode with ``μ = 0`` and ``τ² = 1/l2`` fixed,
+        and ``se`` its conditional standard deviation. ``loss`` is the data's alone.
     mean, mean_se, tau, loglik : float
         ``shrinkage="random"`` only (nan otherwise): ``μ̂``, its standard error (from the
         observed information of the marginal likelihood in ``(μ, log τ)``), ``τ̂`` and the
@@ -828,6 +899,7 @@ class GroupShiftFit:
     iterations: np.ndarray
     shrinkage: str | None
     pseudo_count: float
+    l2: float = 0.0
     nagq: int = 1
     mean: float = math.nan
     mean_se: float = math.nan
@@ -922,25 +994,40 @@ class GroupShiftFit:
         low[infinite] = np.where(self.shift > 0, end, -math.inf)[infinite]
         high[infinite] = np.where(self.shift > 0, math.inf, end)[infinite]
         alone = (together & ~resolved) | (wanted & (self.status == "max_iter"))
+        if self.l2 > 0:
+            # A group's own curve has no penalty: the penalised objective's quadratic.
+            low[alone] = self.shift[alone] - z * self.se[alone]
+            high[alone] = self.shift[alone] + z * self.se[alone]
+            alone = alone & False
         for i in np.flatnonzero(alone).tolist():
             low[i], high[i] = fit_curve(self._curves.curve(i), method="sketch",
                                         **self._options).confint(level)
         return low[chosen], high[chosen]
 
     def _objective(self, shifts: np.ndarray, wanted: np.ndarray) -> GroupTerms:
-        """The groups' sums with their pseudo-rows: what each group's shift minimises."""
+        """The groups' sums with their pseudo-rows and penalty: what each group's shift
+        minimises."""
         terms = self._curves.evaluate_groups(shifts, wanted)
+        totals = self._curves.group_totals
         if self.pseudo_count > 0:
-            totals = self._curves.group_totals
             terms = terms + _pseudo_terms(np.nan_to_num(totals.offset_mean),
                                           _pseudo_weight(self.pseudo_count, totals), shifts)
+        if self.l2 > 0:
+            terms = terms + _penalty_terms(_penalty_weight(self.l2, totals), shifts)
         return terms
 
     def fit_of(self, key: Any) -> ShiftFit:
         """The group's full :class:`ShiftFit` (profile interval, LR test and the rest): the
         shift estimator on the group's own curve, as :func:`logitshift.fit` on its rows. A
         key that is not a group raises :class:`UnknownGroup`, an ``InputError`` that names
-        a few of the groups and is also a ``KeyError``."""
+        a few of the groups and is also a ``KeyError``. Refused with ``l2 > 0``: a group's
+        own fit has no penalty (``shift``, ``se`` and :meth:`confint` are the penalised
+        ones)."""
+        if self.l2 > 0:
+            raise InputError(
+                f"fit_of gives a group's maximum-likelihood fit, and this fit has l2 = "
+                f"{self.l2!r}: use shift, se and confint(keys=[key]), which are penalised, "
+                "or fit with l2=0", argument="l2", value=self.l2)
         return fit_curve(self._curves.curve(self._index(key)), method="sketch",
                          **self._options)
 
@@ -958,7 +1045,11 @@ class GroupShiftFit:
         ``τ = 0`` against the random-intercept model, ``2 (log L̂ - log L̂_{τ=0})``; ``τ = 0``
         lies on the boundary of the parameter space, so the statistic is referred to the
         50:50 mixture of χ²₀ and χ²₁ (Self & Liang 1987): ``p = P(χ²₁ > x) / 2``.
+        With ``l2 > 0`` the shifts are not maximum-likelihood and no χ² law holds: statistic
+        and p-value are nan (fit with ``l2=0`` for the test).
         """
+        if self.l2 > 0:
+            return LRTest(math.nan, math.nan)
         pooled_loss = self._pooled.loss * self._pooled.weight_sum
         if self.shrinkage == "random":
             statistic = max(0.0, 2.0 * (self.loglik + pooled_loss))
@@ -1072,6 +1163,7 @@ class GroupShiftFit:
                                for name, value in self._columns().items()}
         test = self.lr_test()
         out.update({"shrinkage": self.shrinkage, "pseudo_count": self.pseudo_count,
+                    "l2": self.l2,
                     "lr_statistic": test.statistic, "lr_pvalue": test.pvalue,
                     "pooled_shift": self._pooled.shift})
         if self.shrinkage == "random":
@@ -1083,6 +1175,8 @@ class GroupShiftFit:
         degenerate = int(np.isin(self.status, ("all_negative", "all_positive")).sum())
         text = (f"GroupShiftFit(groups={self.n_groups}, degenerate={degenerate}, "
                 f"pooled_shift={self._pooled.shift:.6g}")
+        if self.l2 > 0:
+            text += f", l2={self.l2:.6g}"
         if self.shrinkage == "random":
             text += f", mean={self.mean:.6g}, tau={self.tau:.6g}, nagq={self.nagq}"
         return text + ")"
@@ -1271,13 +1365,13 @@ def _refuse_score_like_groups(keys: np.ndarray, n_rows: int) -> None:
 
 def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq: int = 1,
                      pseudo_count: float = 0.0, tol: float | None = None,
-                     max_iter: int = 100) -> GroupShiftFit:
+                     max_iter: int = 100, l2: float = 0.0) -> GroupShiftFit:
     """:class:`GroupShiftFit` of any group curves (options as :func:`logitshift.fit_groups`).
     Warns once for the groups whose shift is infinite and once for those that did not
     converge."""
-    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
-    pseudo_count, tol, max_iter = (options["pseudo_count"], options["tol"],
-                                   options["max_iter"])
+    options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter, l2)
+    pseudo_count, tol, max_iter, l2 = (options["pseudo_count"], options["tol"],
+                                       options["max_iter"], options["l2"])
     totals = groups.group_totals
     n = totals.n_rows.size
     if n == 0:
@@ -1318,14 +1412,21 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
         def pseudo(shifts: np.ndarray) -> GroupTerms:
             return _pseudo_terms(np.nan_to_num(totals.offset_mean), pseudo_weight, shifts)
 
+    # The penalty l2·s²/2 in each group's units (0 where it underflows there: beside that
+    # group's weights it is nothing).
+    penalty = _penalty_weight(l2, totals) if l2 > 0 else None
+
     def evaluate(shifts: np.ndarray, wanted: np.ndarray) -> GroupTerms:
         terms = groups.evaluate_groups(shifts, wanted)
-        return terms if pseudo is None else terms + pseudo(shifts)
+        if pseudo is not None:
+            terms = terms + pseudo(shifts)
+        return terms if penalty is None else terms + _penalty_terms(penalty, shifts)
 
-    all_negative = usable & (objective.active_positives == 0)
-    all_positive = usable & ~all_negative & (objective.active_negatives == 0)
+    penalised = usable & (penalty > 0) if penalty is not None else np.zeros(n, dtype=bool)
+    all_negative = usable & ~penalised & (objective.active_positives == 0)
+    all_positive = usable & ~penalised & ~all_negative & (objective.active_negatives == 0)
     solvable = usable & ~all_negative & ~all_positive
-    solutions = _solve_groups(evaluate, objective, solvable, tol, max_iter)
+    solutions = _solve_groups(evaluate, objective, solvable, tol, max_iter, penalty)
     shift, status = solutions.shift, solutions.status
     shift[all_negative], status[all_negative] = -math.inf, "all_negative"
     shift[all_positive], status[all_positive] = math.inf, "all_positive"
@@ -1344,6 +1445,9 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
     information = at_shift.hessian
     if pseudo is not None:
         information = information + pseudo(np.where(usable, shift, 0.0)).hessian
+    if penalty is not None:
+        # The penalised objective's curvature: the se of a penalised (posterior-mode) shift.
+        information = information + penalty
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # In each group's units, as `shift.standard_error`: 1 / sqrt(H 2**e).
         half, odd = np.divmod(exponent, 2)
@@ -1383,7 +1487,7 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
                   weight_sum=user_weight, positives=user_positives, loss=loss,
                   loss_at_zero=loss_at_zero, observed_expected=ratio, status=status,
                   iterations=solutions.iterations, shrinkage=shrinkage,
-                  pseudo_count=pseudo_count, _curves=groups, _pooled=pooled,
+                  pseudo_count=pseudo_count, l2=l2, _curves=groups, _pooled=pooled,
                   _options=fit_options,
                   _total_loss=(np.where(usable, at_shift.loss, 0.0), exponent))
     if shrinkage == "random":

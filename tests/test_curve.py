@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 import logitshift
 from logitshift._core import kernels as _kernels
 from logitshift._core import losses as _losses
-from logitshift._estimators.curve import chi_square_quantile, spline_knots
+from logitshift._estimators.curve import chi_square_quantile, fit_loess, spline_knots
 from logitshift._estimators.result import normal_quantile
 from logitshift._summary.sketch import _COEFFICIENTS, _FACTORIALS, fill_reference
 
@@ -304,16 +304,35 @@ def test_the_callers_arrays_are_left_alone(synthetic):
 
 @pytest.mark.parametrize("name", ["breast_cancer", "synthetic"])
 def test_loess_matches_r_lowess(name):
+    """val.prob's curve, R's default delta: both lowess fit lines at anchors delta apart and
+    interpolate between them, at slightly different anchors (statsmodels' and R's), so the
+    fitted values differ between anchors by up to about 1e-6 and the statistics by 1e-8."""
     columns = _columns(name)
     expected = REFERENCE[f"lowess_{name}"]
     curve = logitshift.calibration_curve(columns["y"], columns["lp"], method="loess")
+    for statistic in STATISTICS:
+        assert getattr(curve, statistic) == pytest.approx(expected[statistic], abs=1e-8)
+    x = np.array(expected["x"])
+    logits = np.log(x) - np.log1p(-x)
+    np.testing.assert_allclose(curve.predict(logits).probability, expected["fitted"],
+                               atol=2e-6)
+    assert math.isnan(curve.intervals["ici"][0])
+
+
+@pytest.mark.parametrize("name", ["breast_cancer", "synthetic"])
+def test_loess_without_interpolation_matches_r_to_rounding(name):
+    """With delta = 0 (a local line at every row) nothing is interpolated: R's lowess and
+    ours agree to rounding, statistics and curve."""
+    columns = _columns(name)
+    expected = REFERENCE[f"lowess_exact_{name}"]
+    curve = fit_loess(columns["y"], columns["lp"], None, n_rows=columns["y"].size,
+                      delta=0.0)
     for statistic in STATISTICS:
         assert getattr(curve, statistic) == pytest.approx(expected[statistic], abs=1e-9)
     x = np.array(expected["x"])
     logits = np.log(x) - np.log1p(-x)
     np.testing.assert_allclose(curve.predict(logits).probability, expected["fitted"],
                                atol=1e-9)
-    assert math.isnan(curve.intervals["ici"][0])
 
 
 # -- bad input ----------------------------------------------------------------------------

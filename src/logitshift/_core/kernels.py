@@ -28,7 +28,7 @@ __all__ = [
     "sketch_polynomials", "group_scan", "group_scatter", "group_cell_counts", "group_fill",
     "group_terms", "fill_extras", "ordered_pairs", "pool_cells", "merge_cells",
     "group_derivatives", "group_integrals", "N_INTEGRAL", "spline_terms",
-    "lowess", "spline_differences",
+    "spline_differences",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -1842,97 +1842,6 @@ def spline_terms(centres, tables, basis, coefficients, sigma_coefficients, facto
         for l in range(n_basis):
             out[1 + n_basis + k * n_basis + l] = hessian[min(k, l), max(k, l)]
     return out
-
-
-@nb.njit(**_OPTIONS)
-def lowess(x, y, f, delta, out):
-    """R's ``lowess(x, y, f, iter = 0, delta)`` (``clowess`` of R's ``stats/src/lowess.c``,
-    Cleveland's algorithm without the robustness steps), step for step: ``x`` sorted, ``out``
-    gets the fitted value of every point.
-
-    At each anchor ``x_i`` the ``ns = max(2, min(n, ⌊f n + 1e-7⌋))`` nearest points (ties
-    on the right included) get tricube weights ``(1 - (r / h)^3)^3`` (1 within ``0.001 h``, 0
-    beyond ``0.999 h``), and a weighted line is fitted where the points spread over more than
-    ``0.001`` of the range; the next anchor is the last point within ``delta`` of this one,
-    and the points between anchors are interpolated linearly.
-    """
-    n = x.shape[0]
-    if n < 2:
-        out[0] = y[0]
-        return
-    ns = max(2, min(n, int(f * n + 1e-7)))
-    span = x[n - 1] - x[0]
-    weights = np.empty(n)
-    left = 0
-    right = ns - 1
-    last = -1
-    i = 0
-    while True:
-        if right < n - 1:
-            if x[i] - x[left] > x[right + 1] - x[i]:
-                left += 1
-                right += 1
-                continue
-        at = x[i]
-        h = max(at - x[left], x[right] - at)
-        h9 = 0.999 * h
-        h1 = 0.001 * h
-        total = 0.0
-        j = left
-        while j < n:
-            weights[j] = 0.0
-            r = abs(x[j] - at)
-            if r <= h9:
-                if r <= h1:
-                    weights[j] = 1.0
-                else:
-                    q = r / h
-                    q = 1.0 - q * q * q
-                    weights[j] = q * q * q
-                total += weights[j]
-            elif x[j] > at:
-                break
-            j += 1
-        stop = j - 1
-        if total <= 0.0:
-            out[i] = y[i]
-        else:
-            for j in range(left, stop + 1):
-                weights[j] /= total
-            if h > 0.0:
-                centre = 0.0
-                for j in range(left, stop + 1):
-                    centre += weights[j] * x[j]
-                b = at - centre
-                c = 0.0
-                for j in range(left, stop + 1):
-                    c += weights[j] * (x[j] - centre) * (x[j] - centre)
-                if math.sqrt(c) > 0.001 * span:
-                    b /= c
-                    for j in range(left, stop + 1):
-                        weights[j] *= b * (x[j] - centre) + 1.0
-            fitted = 0.0
-            for j in range(left, stop + 1):
-                fitted += weights[j] * y[j]
-            out[i] = fitted
-        if last < i - 1:
-            denominator = x[i] - x[last]
-            for j in range(last + 1, i):
-                alpha = (x[j] - x[last]) / denominator
-                out[j] = alpha * out[i] + (1.0 - alpha) * out[last]
-        last = i
-        cut = x[last] + delta
-        i = last + 1
-        while i < n:
-            if x[i] > cut:
-                break
-            if x[i] == x[last]:
-                out[i] = out[last]
-                last = i
-            i += 1
-        i = max(last + 1, i - 1)
-        if last >= n - 1:
-            break
 
 
 @nb.njit(**_OPTIONS)

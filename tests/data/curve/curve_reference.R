@@ -49,10 +49,12 @@ writeLines(c("y,lp", sprintf("%d,%.17g", verbagg$y, verbagg$lp)),
            file.path(here, "verbagg.csv"))
 verbagg <- read.csv(file.path(here, "verbagg.csv"))
 
-# val.prob's smooth: lowess(p, y, iter = 0), R's defaults f = 2/3, delta = 0.01 * range(p).
-lowess_reference <- function(y, lp) {
+# val.prob's smooth: lowess(p, y, iter = 0), R's defaults f = 2/3, delta = 0.01 * range(p);
+# and with delta = 0 (a local line at every row, no interpolation between anchors).
+lowess_reference <- function(y, lp, delta = NULL) {
   p <- plogis(lp)
-  smooth <- lowess(p, y, iter = 0)
+  if (is.null(delta)) delta <- 0.01 * diff(range(p))
+  smooth <- lowess(p, y, iter = 0, delta = delta)
   at_rows <- approx(smooth$x, smooth$y, xout = p, ties = mean)$y
   difference <- abs(at_rows - p)
   list(x = smooth$x, fitted = smooth$y, ici = mean(difference),
@@ -63,6 +65,8 @@ lowess_reference <- function(y, lp) {
 out <- list(
   lowess_breast_cancer = lowess_reference(cancer$y, cancer$lp),
   lowess_synthetic = lowess_reference(synthetic$y, synthetic$lp),
+  lowess_exact_breast_cancer = lowess_reference(cancer$y, cancer$lp, delta = 0),
+  lowess_exact_synthetic = lowess_reference(synthetic$y, synthetic$lp, delta = 0),
   synthetic = reference(synthetic$y, synthetic$lp),
   synthetic_weighted = reference(synthetic$y, synthetic$lp, synthetic$w),
   synthetic_3 = reference(synthetic$y, synthetic$lp, nk = 3),

@@ -415,6 +415,22 @@ def test_cli_json_carries_the_curve(synthetic, tmp_path, capsys):
     assert "smooth calibration curve" in text and "ICI (Eavg)" in text
 
 
+def test_loess_on_a_stream_is_refused_before_reading(tmp_path):
+    """Lowess needs every row at once: a file, standard input or Dask is refused before a
+    row is read (a bad row further on is never reached)."""
+    dd = pytest.importorskip("dask.dataframe")
+    path = tmp_path / "bad.csv"
+    path.write_text("y,lp\n1,0.5\n0,oops\n")
+    with pytest.raises(logitshift.InputError, match=r"curve = 'loess' needs the rows in "
+                       r"memory, and a file or standard input") as error:
+        logitshift.validate_file(path, "y", "lp", curve="loess")
+    assert error.value.argument == "curve"
+    frame = dd.from_dict({"y": [0.0, 1.0] * 50, "lp": [float("nan")] * 100}, npartitions=2)
+    with pytest.raises(logitshift.InputError, match=r"method = 'loess' needs the rows in "
+                       r"memory, and a Dask collection"):
+        logitshift.calibration_curve_frame(frame, "y", "lp", method="loess")
+
+
 def test_cli_refuses_loess_for_a_file_in_one_line(synthetic, tmp_path, capsys):
     y, lp, _ = synthetic
     path = tmp_path / "rows.csv"

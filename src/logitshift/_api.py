@@ -190,10 +190,13 @@ def _finish_report(summary: Any, options: Mapping[str, Any]) -> CalibrationRepor
     return report
 
 
-REPORT = Estimator(
-    needs=lambda options: Needs(robust=options["se_type"] == "robust", histogram=True,
-                                scores=True),
-    finish=_finish_report)
+def _report_needs(options: Mapping[str, Any]) -> Needs:
+    loess = options["curve"] is not None and options["curve"]["method"] == "loess"
+    return Needs(robust=options["se_type"] == "robust", histogram=True, scores=True,
+                 rows="curve = 'loess'" if loess else "")
+
+
+REPORT = Estimator(needs=_report_needs, finish=_finish_report)
 
 
 def decision_options(thresholds: Any, recalibrate: Any) -> dict[str, Any]:
@@ -224,18 +227,17 @@ def curve_options(method: Any, knots: Any, level: Any, draws: Any, seed: Any,
 
 def _finish_curve(summary: Any, options: Mapping[str, Any]) -> SmoothCalibrationCurve:
     if options["method"] == "loess":
-        if not isinstance(summary, Rows):
-            raise InputError("method='loess' needs the rows in memory (lowess sorts them and "
-                             "would need a second pass over a stream); use method='rcs', or "
-                             "read the rows into arrays", argument="method", value="loess")
         labels, offsets, weights = summary.labelled_rows()
         return fit_loess(labels, offsets, weights, n_rows=labels.shape[0],
                          offset_is=options["offset_is"], level=options["level"])
     return fit_spline(summary.spline(), **options)
 
 
-CURVE = Estimator(needs=lambda options: Needs(histogram=True, scores=True),
-                  finish=_finish_curve)
+CURVE = Estimator(
+    needs=lambda options: Needs(histogram=True, scores=True,
+                                rows="method = 'loess'" if options["method"] == "loess"
+                                else ""),
+    finish=_finish_curve)
 
 
 GROUPS = Estimator(needs=lambda options: Needs(groups=True),

@@ -32,7 +32,8 @@ import pyarrow.parquet as pq
 
 from .._core.validate import (InputError, as_positive_int, check_columns, check_offset_is,
                               naming_columns, prefixing)
-from .._summary.chunks import Needs, empty, fill, named_columns, read_ahead, require_scores
+from .._summary.chunks import (Needs, empty, fill, named_columns, read_ahead, refuse_passes,
+                              require_scores)
 from .._summary.group_sketch import GroupSketch
 from .._summary.passes import max_threads
 from .._summary.sketch import Sketch
@@ -961,6 +962,7 @@ class Files:
     def summary(self, needs: Needs) -> Sketch | GroupSketch:
         roles = self.roles
         require_scores(needs, roles.get("offset"), named=True)
+        refuse_passes(needs, "a file or standard input")
         if not needs.groups:
             summary = empty(needs)
             self._stream(lambda batch: summary)

@@ -47,6 +47,10 @@ class Needs:
     passes : bool
         The estimator will make exact passes over the rows (``method="newton"``): a
         source that cannot keep them refuses before reading.
+    rows : str
+        The option, as its user wrote it, that needs every row in memory at once
+        (``"method = 'loess'"``: lowess sorts them), or ``""``: a source that keeps no rows
+        refuses it before reading.
     """
 
     groups: bool = False
@@ -54,6 +58,7 @@ class Needs:
     histogram: bool = False
     scores: bool = False
     passes: bool = False
+    rows: str = ""
 
 
 def named_columns(names: Mapping[str, Any]) -> tuple[dict[str, Any], list[Any]]:
@@ -136,8 +141,14 @@ def require_scores(needs: Needs, offset: Any, *, named: bool) -> None:
 
 
 def refuse_passes(needs: Needs, what: str) -> None:
-    """Refuse exact passes (``method="newton"``) by name, before reading: a source of
-    ``what`` that keeps no rows would read its input once per iteration."""
+    """Refuse exact passes (``method="newton"``), and an option that needs the rows in
+    memory, by name, before reading: a source of ``what`` keeps no rows, so it would read
+    its input once per iteration, or not hold it at all."""
+    if needs.rows:
+        name, _, value = needs.rows.partition(" = ")
+        raise InputError(f"{needs.rows} needs the rows in memory, and {what} is read in one "
+                         "pass that keeps none: read the rows into arrays or a table in "
+                         "memory first", argument=name, value=value.strip("'"))
     if needs.passes:
         raise InputError(
             f"method = 'newton' makes a pass over the data per iteration; on {what} use "

@@ -605,8 +605,7 @@ class Sketch:
                                  else (0, 1, 2))
             ranges = row_ranges(data.n_rows, threads)
             parts = [(np.zeros_like(squared), np.zeros_like(histogram)) for _ in ranges]
-            arguments = data.kernel_arguments
-            scale = ldexp(1.0, -scanned.scale_exponent)
+            arguments, scale = data.arguments_in_units(scanned.scale_exponent)
             lookup, first_cell = _cell_lookup(centres, self.width)
             in_threads([partial(_kernels.fill_extras, *arguments, scale, start, stop, centres,
                                 lookup, first_cell, 1.0 / self.width, self.width, *part)

@@ -20,6 +20,7 @@ import numpy as np
 
 from .._core import jsonsafe as _json
 from .._core import kernels as _kernels
+from .._core.units import ldexp
 from .._core.losses import sigmoid_pair, spline_basis, spline_cell_polynomials
 from .._core.validate import InputError, as_numeric, as_positive_int
 from .result import normal_quantile
@@ -404,14 +405,16 @@ def fit_spline(summary: SplineSummary, *, method: str = "rcs", knots: int | np.n
         if np.all(np.abs(step) <= tol * (1.0 + np.abs(beta))):
             status = "converged"
             break
-    scale = 2.0 ** summary.scale_exponent
+    exponent = summary.scale_exponent  # the sums are in units of 2**exponent
     weight_sum = summary.weight_sum
-    gradient_norm = float(np.max(np.abs(gradient)) * scale / weight_sum)
+    # Relative to Σ w in the sums' units, where 2**exponent itself would overflow (1e308).
+    gradient_norm = float(np.max(np.abs(gradient)) / ldexp(weight_sum, -exponent))
     if status != "converged":
         warnings.warn(f"the calibration curve did not converge after {iterations} iterations; "
                       f"last coefficients {np.array2string(beta, precision=4)}, gradient "
                       f"{gradient_norm:.2g} of the weight", RuntimeWarning, stacklevel=2)
-    covariance = _inverse(hessian, knot_values) / scale
+    with np.errstate(over="ignore"):  # weights of 1e-320 carry an information below 1e-308
+        covariance = np.ldexp(_inverse(hessian, knot_values), -exponent)
     points, weights, half_width = summary.score_points()
     statistics, bounds = _statistics(points, weights, half_width, knot_values, beta)
     intervals = _simulated_intervals(summary.pooled_points(), knot_values, beta, covariance,
@@ -581,6 +584,8 @@ def _simulated_intervals(summary_points: tuple[np.ndarray, np.ndarray], knots: n
     """Percentile intervals of the statistics over coefficients drawn from ``N(β, V)``."""
     pooled, weight = summary_points
     rng = np.random.default_rng(seed)
+    if not np.all(np.isfinite(covariance)):  # beyond the doubles: no draws to take
+        return {name: (math.nan, math.nan) for name in _STATISTICS}
     try:
         factor = np.linalg.cholesky(covariance)
     except np.linalg.LinAlgError:

@@ -383,6 +383,9 @@ class SketchSpline:
                 f"offset: rows of weight {ldexp(outside, totals.scale_exponent):.6g} have an "
                 "infinite score (a probability of 0 or 1): a spline of the log-odds has no "
                 "value there; leave them out or clip them", argument="offset")
+        if not totals.weight_sum > 0:
+            raise InputError("weight is zero on every row: a calibration curve needs rows "
+                             "of positive weight", argument="weight")
         for label, weight in ((0, totals.weight_sum - totals.positives),
                               (1, totals.positives)):
             if not weight > 0:

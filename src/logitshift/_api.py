@@ -172,8 +172,9 @@ def report_options(bins: Any, level: Any, se_type: Any, decision: Any = False,
     normal_quantile(level)
     smooth = None if curve is None else curve_options(curve, 5, level, 1000, 0, offset_is)
     return {"bins": bins, "level": level, "se_type": se_type, "curve": smooth,
-            "thresholds": check_thresholds(thresholds) if as_bool(decision, "decision")
-            else None}
+            # Thresholds given ask for the curve at them, as --thresholds does on the CLI.
+            "thresholds": check_thresholds(thresholds)
+            if as_bool(decision, "decision") or thresholds is not None else None}
 
 
 def _finish_report(summary: Any, options: Mapping[str, Any]) -> CalibrationReport:
@@ -595,7 +596,8 @@ def validate(y: Any, offset: Any, weight: Any = None, *, offset_is: str = "logit
         Also the decision curve (:func:`decision_curve`, with both recalibrations), from
         the same pass, as ``report.decision``.
     thresholds : array_like, optional
-        Its threshold probabilities (default 0.01, 0.02, ..., 0.99).
+        Its threshold probabilities (default 0.01, 0.02, ..., 0.99); given, they ask for
+        the decision curve without ``decision=True``.
     curve : {None, "rcs", "loess"}, default None
         Also the smooth calibration curve, as ``report.smooth_curve``: what
         :func:`calibration_curve` gives with its defaults (5 knots, ``seed=0``), from the

@@ -98,22 +98,23 @@ def _describe(result: ShiftFit, level: float, details: bool) -> list[str]:
     return lines
 
 
-def _plotting(path: str | None) -> Any:
-    """The plot module when ``--plot PATH`` asks for a figure (else None), checked before any
-    work: matplotlib is there, and the file's extension names a format it writes."""
+def _plotting(path: str | None, flag: str = "--plot") -> Any:
+    """The plot module when ``--plot PATH`` (or ``flag``) asks for a figure (else None),
+    checked before any work: matplotlib is there, and the file's extension names a format it
+    writes. Errors name ``flag``, the option the user typed."""
     if path is None:
         return None
     try:
         from . import plot
         from matplotlib.backend_bases import FigureCanvasBase
     except ImportError as exc:
-        raise InputError(f"--plot: {exc}", argument="--plot") from None
+        raise InputError(f"{flag}: {exc}", argument=flag) from None
     suffix = Path(path).suffix.lower().lstrip(".")
     formats = FigureCanvasBase.get_supported_filetypes()
     if suffix and suffix not in formats:
-        raise InputError(f"--plot {path}: cannot write the format {suffix!r}; use one of "
-                         f"{', '.join(sorted(formats))}", argument="--plot", value=path)
-    _check_writable(path)
+        raise InputError(f"{flag} {path}: cannot write the format {suffix!r}; use one of "
+                         f"{', '.join(sorted(formats))}", argument=flag, value=path)
+    _check_writable(path, flag)
     return plot
 
 
@@ -599,7 +600,7 @@ def _validate(args: argparse.Namespace) -> int:
     thresholds = _thresholds(args.thresholds)
     decision = args.dca or thresholds is not None or args.dca_plot is not None
     plot = _plotting(args.plot)
-    dca_plot = _plotting(args.dca_plot)
+    dca_plot = _plotting(args.dca_plot, "--dca-plot")
     if plot is not None and dca_plot is not None and _same_file(args.plot, args.dca_plot):
         raise InputError(f"--plot and --dca-plot name one file, {args.plot!r}: give two",
                          argument="--dca-plot", value=args.dca_plot)

@@ -480,6 +480,9 @@ def smooth_calibration(report: CalibrationReport, *, ax: Axes | None = None,
         ``"diagonal"`` is perfect calibration; ``"groups"`` the bins' points and
         ``"group_interval"`` their intervals; the text with gid ``"statistics"`` the box.
     """
+    if not isinstance(report, CalibrationReport):
+        raise InputError(f"report is a {type(report).__name__}: pass the CalibrationReport of "
+                         "validate(..., curve='rcs')", argument="report")
     curve = report.smooth_curve
     if curve is None:
         raise InputError("report has no smooth curve: make it with validate(..., "
@@ -691,6 +694,12 @@ def net_benefit(curve: DecisionCurve, *, ax: Axes | None = None,
         15% of the highest value drawn, so treat all's fall past 0 is cut there; the legend
         sits above the axes, off the curves.
     """
+    if isinstance(curve, CalibrationReport) and curve.decision is not None:
+        curve = curve.decision  # the report of validate(..., decision=True) holds it
+    if not isinstance(curve, DecisionCurve):
+        raise InputError(f"curve is a {type(curve).__name__}: pass a DecisionCurve "
+                         "(decision_curve(...), or validate(..., decision=True).decision)",
+                         argument="curve")
     ax = _new_axes(ax)
     percent = 100.0 * curve.thresholds
     field = "standardized" if standardized else "net_benefit"

@@ -118,7 +118,16 @@ def _to_numpy(values: Any, name: str) -> np.ndarray:
 
 
 def as_numeric(values: Any, name: str, *, one_dimensional: bool = True) -> np.ndarray:
-    """Return a numeric ndarray view of ``values`` (no copy when it already is one)."""
+    """Return a numeric ndarray view of ``values`` (no copy when it already is one).
+
+    A numpy masked array's masked entries are missing values, named as a column's nulls
+    are; one without any is read as its data (the kernels take no mask)."""
+    if isinstance(values, np.ma.MaskedArray):
+        masked = np.ma.getmaskarray(values).ravel()
+        if masked.any():
+            i = _first(masked)
+            raise InputError(f"{name}[{i}] is missing (masked)", argument=name, index=i)
+        values = np.ma.getdata(values)
     try:
         array = values if isinstance(values, np.ndarray) else _to_numpy(values, name)
     except (TypeError, ValueError) as exc:

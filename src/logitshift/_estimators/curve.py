@@ -20,6 +20,7 @@ import numpy as np
 
 from .._core import jsonsafe as _json
 from .._core import kernels as _kernels
+from .._core.units import ldexp
 from .._core.losses import sigmoid_pair, spline_basis, spline_cell_polynomials
 from .._core.validate import InputError, as_numeric, as_positive_int
 from .result import normal_quantile
@@ -123,7 +124,8 @@ class SmoothCalibrationCurve:
     n_rows : int
     weight_sum : float
     status : str
-        ``"converged"`` or ``"max_iter"``; loess: ``"lowess"``.
+        ``"converged"``, ``"max_iter"``, or ``"stalled"`` (no step along Newton's direction
+        lowered the loss); loess: ``"lowess"``.
     iterations : int
     gradient_norm : float
         ``max |∇|`` of the loss at the answer, relative to ``Σ w``.
@@ -186,6 +188,16 @@ class SmoothCalibrationCurve:
         if bad.size:
             raise InputError(f"scores[{bad[0]}] is nan", argument="scores", index=int(bad[0]),
                              value=math.nan)
+        if self.method == "rcs":
+            # The fit refuses such scores: the spline of the log-odds has no value there.
+            infinite = np.flatnonzero(np.isinf(values) if self.offset_is == "logit"
+                                      else (values == 0) | (values == 1))
+            if infinite.size:
+                i = int(infinite[0])
+                raise InputError(
+                    f"scores[{i}] = {float(values[i])!r} is a log-odds of ±inf: the spline of "
+                    "the log-odds has no value there", argument="scores", index=i,
+                    value=float(values[i]))
         if self.offset_is == "probability":
             outside = np.flatnonzero((values < 0) | (values > 1))
             if outside.size:
@@ -201,11 +213,19 @@ class SmoothCalibrationCurve:
             probability = np.interp(sigmoid_pair(logits)[0], x, fitted)
             nan = np.full_like(probability, math.nan)
             return CurvePrediction(probability, nan, nan, nan.copy(), nan.copy())
-        basis = spline_basis(logits, self.knots)
+        basis = _tail_basis(logits, self.knots)
+        # Each row in units of its largest term, so that g and se of a score of 1e300 are
+        # formed without overflow; only σ's argument, ``size · (g ± z se)``, may reach ±inf.
+        size = np.maximum(np.max(np.abs(basis), axis=1), 1.0) if basis.size else np.ones(0)
+        basis = basis / size[:, None]
         g = basis @ self.coefficients
         se = np.sqrt(np.maximum(np.einsum("ij,jk,ik->i", basis, self.covariance, basis), 0.0))
         wide = math.sqrt(chi_square_quantile(level, self.coefficients.size))
-        p = lambda value: sigmoid_pair(value)[0]  # noqa: E731
+
+        def p(value: np.ndarray) -> np.ndarray:
+            with np.errstate(over="ignore"):
+                return sigmoid_pair(size * value)[0]
+
         return CurvePrediction(p(g), p(g - z * se), p(g + z * se), p(g - wide * se),
                                p(g + wide * se))
 
@@ -255,6 +275,15 @@ class SmoothCalibrationCurve:
                                f"{row(name)}" for name in _STATISTICS) + ")")
 
 
+def _tail_basis(logits: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """:func:`spline_basis`, with scores beyond the outer knots on the spline's straight
+    tails, ``B(t) + B'(t) (f - t)``: the same numbers in exact arithmetic, but no difference
+    of cubes that overflows (``f = 1e300``) or cancels (``f = 1e12``) in doubles."""
+    clipped = np.clip(logits, knots[0], knots[-1])
+    return (spline_basis(clipped, knots)
+            + spline_basis(clipped, knots, 1) * (logits - clipped)[:, None])
+
+
 # -- options and knots ------------------------------------------------------------------------
 
 def check_curve_options(method: Any, knots: Any, level: Any, draws: Any, seed: Any
@@ -265,9 +294,10 @@ def check_curve_options(method: Any, knots: Any, level: Any, draws: Any, seed: A
                          argument="method", value=method)
     normal_quantile(level)
     draws = as_positive_int(draws, "draws")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise InputError(f"seed = {seed!r} must be an integer or None", argument="seed",
-                         value=seed)
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
+        raise InputError(f"seed = {seed!r} must be a non-negative integer or None",
+                         argument="seed", value=seed)
     if isinstance(knots, (int, np.integer)) and not isinstance(knots, bool):
         if int(knots) not in HARRELL_QUANTILES:
             raise InputError(f"knots = {knots} must be 3 to 7 (Harrell's quantiles), or an "
@@ -350,6 +380,7 @@ def fit_spline(summary: SplineSummary, *, method: str = "rcs", knots: int | np.n
     """
     centres, cell_weights, width = summary.score_cells()
     knot_values = spline_knots(knots, centres, cell_weights, width)
+    _check_reach(summary, centres, width, knot_values)
     k = knot_values.size
     beta = np.zeros(k)
     beta[1] = 1.0
@@ -364,19 +395,26 @@ def fit_spline(summary: SplineSummary, *, method: str = "rcs", knots: int | np.n
                 break
             step = 0.5 * step
             trial = beta - step
+        else:
+            # No step along Newton's direction lowers the loss: a tiny step is no sign of
+            # convergence, so the fit stops where it is, unconverged.
+            status = "stalled"
+            break
         beta = trial
         loss, gradient, hessian = new
         if np.all(np.abs(step) <= tol * (1.0 + np.abs(beta))):
             status = "converged"
             break
-    scale = 2.0 ** summary.scale_exponent
+    exponent = summary.scale_exponent  # the sums are in units of 2**exponent
     weight_sum = summary.weight_sum
-    gradient_norm = float(np.max(np.abs(gradient)) * scale / weight_sum)
+    # Relative to Σ w in the sums' units, where 2**exponent itself would overflow (1e308).
+    gradient_norm = float(np.max(np.abs(gradient)) / ldexp(weight_sum, -exponent))
     if status != "converged":
         warnings.warn(f"the calibration curve did not converge after {iterations} iterations; "
                       f"last coefficients {np.array2string(beta, precision=4)}, gradient "
                       f"{gradient_norm:.2g} of the weight", RuntimeWarning, stacklevel=2)
-    covariance = _inverse(hessian, knot_values) / scale
+    with np.errstate(over="ignore"):  # weights of 1e-320 carry an information below 1e-308
+        covariance = np.ldexp(_inverse(hessian, knot_values), -exponent)
     points, weights, half_width = summary.score_points()
     statistics, bounds = _statistics(points, weights, half_width, knot_values, beta)
     intervals = _simulated_intervals(summary.pooled_points(), knot_values, beta, covariance,
@@ -388,6 +426,32 @@ def fit_spline(summary: SplineSummary, *, method: str = "rcs", knots: int | np.n
         iterations=iterations, gradient_norm=gradient_norm,
         truncation=_truncation(centres, width, knot_values, beta, summary),
         offset_is=offset_is, score_range=_middle(centres, cell_weights))
+
+
+#: The largest rounding error the spline may carry at the farthest score, in log-odds.
+_REACH_ROUNDING = 1e-6
+
+
+def _check_reach(summary: SplineSummary, centres: np.ndarray, width: float,
+                 knots: np.ndarray) -> None:
+    """Refuse scores so far beyond the knots that the spline's cubic terms, whose
+    difference is the straight tail there, lose its digits: the rounding of ``g`` at a score
+    ``f`` is about ``ε (|f - t_1| + 1)³ / (t_K - t_1)²`` for coefficients of order 1. Logits
+    within a few thousand of the knots pass."""
+    reach = np.maximum(np.abs(centres - knots[0]), np.abs(centres - knots[-1])) + width
+    rounding = np.finfo(np.float64).eps * (reach + 1.0) ** 3 / (knots[-1] - knots[0]) ** 2
+    far = np.flatnonzero(~(rounding <= _REACH_ROUNDING))
+    if not far.size:
+        return
+    farthest = getattr(summary, "farthest_score", None)
+    index, value = farthest() if farthest is not None else (None, float(centres[far[-1]]))
+    where = "offset" if index is None else f"offset[{index}]"
+    raise InputError(
+        f"{where} = {value:.6g} lies too far beyond the knots "
+        f"{np.array2string(knots, precision=4)} for a spline of the log-odds: its cubic "
+        "terms lose every digit there (a probability within "
+        f"e^-{min(abs(value), 1e308):.3g} of 0 or 1); clip the scores or leave such rows out",
+        argument="offset", index=index, value=value)
 
 
 def _newton_step(gradient: np.ndarray, hessian: np.ndarray, knots: np.ndarray,
@@ -489,9 +553,12 @@ def _statistics(points: np.ndarray, weights: np.ndarray, half_width: float, knot
                   "emax": float(np.max(difference))}
         values["e50"], values["e90"] = _type7_quantiles(difference, (0.5, 0.9))
         return values, dict.fromkeys(_STATISTICS, 0.0)
-    total = float(np.sum(weights))
     kept = weights > 0
     e50, e90 = _weighted_quantile(difference, weights, (0.5, 0.9))
+    # The mean in units of the largest weight's power of two (exact): subnormal weights
+    # times |D| would otherwise underflow to an ICI of 0.
+    weights = np.ldexp(weights, -math.frexp(float(np.max(weights)))[1])
+    total = float(np.sum(weights))
     values = {"ici": float(np.sum(weights * difference) / total), "e50": float(e50),
               "e90": float(e90), "emax": float(np.max(difference[kept]))}
     if half_width == 0:
@@ -517,6 +584,8 @@ def _simulated_intervals(summary_points: tuple[np.ndarray, np.ndarray], knots: n
     """Percentile intervals of the statistics over coefficients drawn from ``N(β, V)``."""
     pooled, weight = summary_points
     rng = np.random.default_rng(seed)
+    if not np.all(np.isfinite(covariance)):  # beyond the doubles: no draws to take
+        return {name: (math.nan, math.nan) for name in _STATISTICS}
     try:
         factor = np.linalg.cholesky(covariance)
     except np.linalg.LinAlgError:
@@ -614,10 +683,12 @@ def fit_loess(labels: np.ndarray, logits: np.ndarray, weights: np.ndarray | None
     p = sigmoid_pair(np.asarray(logits, dtype=np.float64))[0]
     order = np.argsort(p, kind="stable")
     x = p[order]
-    fitted_sorted = lowess(y[order], x, frac=2.0 / 3.0, it=0,
-                           delta=0.01 * float(x[-1] - x[0]) if delta is None else delta,
-                           is_sorted=True,
-                           return_sorted=False)
+    with np.errstate(divide="ignore", invalid="ignore"):  # tied runs, mended below
+        fitted_sorted = lowess(y[order], x, frac=2.0 / 3.0, it=0,
+                               delta=0.01 * float(x[-1] - x[0]) if delta is None else delta,
+                               is_sorted=True,
+                               return_sorted=False)
+    fitted_sorted = _tied_neighbourhoods(x, y[order], fitted_sorted)
     difference = np.abs(fitted_sorted - x)
     statistics = {"ici": float(np.mean(difference)),
                   "e50": float(np.quantile(difference, 0.5)),
@@ -634,3 +705,21 @@ def fit_loess(labels: np.ndarray, logits: np.ndarray, weights: np.ndarray | None
         n_rows=n_rows, weight_sum=float(y.size), status="lowess", iterations=0,
         gradient_norm=math.nan, truncation=0.0, offset_is=offset_is,
         score_range=(float(low), float(high)), _lowess=(x, fitted_sorted[first]))
+
+
+def _tied_neighbourhoods(x: np.ndarray, y: np.ndarray, fitted: np.ndarray) -> np.ndarray:
+    """R's ``lowess`` at a run of tied ``x`` that fills a whole neighbourhood (at least
+    ``⌊f n⌋`` rows, ``f = 2/3``): the neighbourhood's radius is 0, every row of the run
+    weighs 1 and the fit there is the run's mean of ``y`` (R's ``lowest``: ``r <= 0.001 h``
+    gives weight 1). statsmodels divides by the radius there and returns 0 or 1 instead;
+    elsewhere its fit is R's. ``x`` sorted."""
+    span = max(min(int(2.0 / 3.0 * x.size + 1e-7), x.size), 2)
+    values, first, counts = np.unique(x, return_index=True, return_counts=True)
+    runs = np.flatnonzero(counts >= span)
+    if not runs.size:
+        return fitted
+    fitted = fitted.copy()
+    for run in runs:
+        rows = slice(first[run], first[run] + counts[run])
+        fitted[rows] = np.mean(y[rows])
+    return fitted

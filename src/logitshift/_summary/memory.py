@@ -111,8 +111,8 @@ class Rows:
         # Padded with NaN to a power of two above the cuts' number, as the kernel searches.
         ordered = np.full(1 << cuts.size.bit_length(), np.nan)
         ordered[:cuts.size] = cuts[order]
-        offsets, _, _, labels, weights, has_weights = self.data.kernel_arguments
-        scale = 2.0 ** -self._totals.scale_exponent
+        arguments, scale = self.data.arguments_in_units(self._totals.scale_exponent)
+        offsets, _, _, labels, weights, has_weights = arguments
         ranges = row_ranges(self.data.n_rows)
         parts = np.zeros((len(ranges), ordered.size, 2))
         in_threads([partial(_kernels.weights_by_gap, offsets, labels, weights, has_weights,
@@ -211,7 +211,14 @@ class RowsSpline(SketchSpline):
     def score_points(self) -> tuple[np.ndarray, np.ndarray | None, float]:
         data = self._data
         weights = None if data.weights is None else np.asarray(data.weights, np.float64)
-        return np.asarray(data.offsets), weights, 0.0
+        # float64 whatever the scores' dtype (float16 too), as the kernel reads them.
+        return np.asarray(data.offsets, np.float64), weights, 0.0
+
+    def farthest_score(self) -> tuple[int, float]:
+        """The row whose score lies farthest from 0, and that score (for errors)."""
+        offsets = np.asarray(self._data.offsets)
+        i = int(np.argmax(np.abs(offsets)))
+        return i, float(offsets[i])
 
 
 def scan_totals(data: Prepared) -> ScanTotals:

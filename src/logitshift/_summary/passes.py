@@ -107,6 +107,15 @@ class Prepared:
             return self
         return replace(self, weights=np.ldexp(self.weights.astype(np.float64), -exponent))
 
+    def arguments_in_units(self, exponent: int) -> tuple[tuple, float]:
+        """:attr:`kernel_arguments` and the factor ``2**-exponent`` that the kernels multiply
+        each weight by to count it in units of ``2**exponent``; where that factor is beyond
+        the doubles (weights of 5e-324 need 2**1074), the weights rescaled instead, and 1."""
+        scale = ldexp(1.0, -exponent)
+        if math.isfinite(scale):
+            return self.kernel_arguments, scale
+        return self.in_units(exponent).kernel_arguments, 1.0
+
     def largest_weight(self) -> float:
         return float(np.max(self.weights)) if self.weights is not None else 1.0
 

@@ -383,6 +383,9 @@ class SketchSpline:
                 f"offset: rows of weight {ldexp(outside, totals.scale_exponent):.6g} have an "
                 "infinite score (a probability of 0 or 1): a spline of the log-odds has no "
                 "value there; leave them out or clip them", argument="offset")
+        if not totals.weight_sum > 0:
+            raise InputError("weight is zero on every row: a calibration curve needs rows "
+                             "of positive weight", argument="weight")
         for label, weight in ((0, totals.weight_sum - totals.positives),
                               (1, totals.positives)):
             if not weight > 0:
@@ -605,8 +608,7 @@ class Sketch:
                                  else (0, 1, 2))
             ranges = row_ranges(data.n_rows, threads)
             parts = [(np.zeros_like(squared), np.zeros_like(histogram)) for _ in ranges]
-            arguments = data.kernel_arguments
-            scale = ldexp(1.0, -scanned.scale_exponent)
+            arguments, scale = data.arguments_in_units(scanned.scale_exponent)
             lookup, first_cell = _cell_lookup(centres, self.width)
             in_threads([partial(_kernels.fill_extras, *arguments, scale, start, stop, centres,
                                 lookup, first_cell, 1.0 / self.width, self.width, *part)

@@ -1389,6 +1389,105 @@ def group_terms(group_start, centres, tables, width, shifts, wanted, coefficient
             out[g, i] = value + sums[i, 1] if math.isfinite(value) else value
 
 
+@nb.njit(**_OPTIONS)
+def group_row_terms(row_start, offsets, labels, weights, has_weights, shifts, wanted, first,
+                    stop, out):
+    """`exact_terms` of each group ``g`` in ``[first, stop)`` with ``wanted[g]`` and rows
+    ``row_start[g]:row_start[g + 1]`` (finite offsets, positive weights), at its own shift
+    ``shifts[g]``: the same sums as `group_terms` writes for a group kept as cells, each
+    value plus its compensation (the value alone where it is not finite)."""
+    sums = np.empty(2 * N_TERMS)
+    for g in range(first, stop):
+        low = row_start[g]
+        high = row_start[g + 1]
+        if not wanted[g] or high == low:
+            continue
+        exact_terms(offsets, True, 0.0, labels, weights, has_weights, shifts[g], low, high,
+                    sums)
+        for i in range(N_TERMS):
+            value = sums[i]
+            out[g, i] = value + sums[N_TERMS + i] if math.isfinite(value) else value
+
+
+@nb.njit(**_OPTIONS)
+def group_row_newton(row_start, offsets, labels, weights, has_weights, shifts, wanted, first,
+                     stop, out):
+    """`group_row_terms` without the loss (``out[g, 6]`` is NaN): the sums a Newton step
+    needs, at one ``exp`` and one division a row (the loss's ``log1p`` doubles that).
+    Each group's rows are summed in blocks of `_BLOCK`, which are added compensated, as
+    `exact_terms` adds them, and each term is formed as it forms it, to the bit."""
+    sums = np.empty(N_TERMS - 1)
+    total = np.empty(2 * (N_TERMS - 1))
+    for g in range(first, stop):
+        low = row_start[g]
+        high = row_start[g + 1]
+        if not wanted[g] or high == low:
+            continue
+        shift = shifts[g]
+        total[:] = 0.0
+        for block in range(low, high, _BLOCK):
+            s0 = 0.0
+            s1 = 0.0
+            s2 = 0.0
+            s3 = 0.0
+            s4 = 0.0
+            s5 = 0.0
+            for i in range(np.uint64(block), np.uint64(min(high, block + _BLOCK))):
+                w = weights[i] if has_weights else 1.0
+                y = float(labels[i])
+                neg = w * (1.0 - y)
+                pos = w * y
+                z = offsets[i] + shift
+                e = math.exp(-abs(z))
+                near = 1.0 / (1.0 + e)
+                tail = e * near
+                curvature = near * tail
+                if z > 0:
+                    s0 += neg * near
+                    s1 += pos * tail
+                    s2 += neg
+                    s3 -= w * tail
+                else:
+                    s0 += neg * tail
+                    s1 += pos * near
+                    s2 -= pos
+                    s3 += w * tail
+                s4 += neg * curvature
+                s5 += pos * curvature
+            sums[0] = s0
+            sums[1] = s1
+            sums[2] = s2
+            sums[3] = s3
+            sums[4] = s4
+            sums[5] = s5
+            for j in range(N_TERMS - 1):
+                total[j], total[N_TERMS - 1 + j] = _add(total[j], total[N_TERMS - 1 + j],
+                                                        sums[j])
+        for j in range(N_TERMS - 1):
+            value = total[j]
+            out[g, j] = value + total[N_TERMS - 1 + j] if math.isfinite(value) else value
+        out[g, N_TERMS - 1] = math.nan
+
+
+@nb.njit(**_OPTIONS)
+def group_row_totals(row_start, offsets, labels, weights, has_weights, out):
+    """For each group ``g`` with rows ``row_start[g]:row_start[g + 1]``: ``Σ w (1 - y)``,
+    ``Σ w y`` and ``Σ w f`` over its rows, in row order, into ``out[g]``."""
+    for g in range(row_start.shape[0] - 1):
+        negative = 0.0
+        positive = 0.0
+        moment = 0.0
+        for r in range(row_start[g], row_start[g + 1]):
+            w = weights[r] if has_weights else 1.0
+            y = float(labels[r])
+            negative += w * (1.0 - y)
+            positive += w * y
+            moment += w * offsets[r]
+        out[g, 0] = negative
+        out[g, 1] = positive
+        out[g, 2] = moment
+
+
 #: What `group_integrals` writes per group: the group's ``-log ∫`` and its gradient and
 #: Hessian in ``(μ, θ = log τ)``; its mode as a shift ``s = μ + û`` and the loss's second
 #: derivative there; the mode's first and second derivatives in ``(μ, θ)``; Newton's

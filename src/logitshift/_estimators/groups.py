@@ -116,8 +116,9 @@ class GroupCurves(Protocol):
     @property
     def group_totals(self) -> GroupTotals: ...
 
-    def evaluate_groups(self, shifts: np.ndarray, wanted: np.ndarray | None = None
-                        ) -> GroupTerms: ...
+    def evaluate_groups(self, shifts: np.ndarray, wanted: np.ndarray | None = None, *,
+                        loss: bool = True) -> GroupTerms:
+        """Each wanted group's sums at its shift; without ``loss``, the loss may be NaN."""
 
     def group_integrals(self, mean: float, tau: float, start: np.ndarray,
                         negatives: np.ndarray, positives: np.ndarray, nodes: np.ndarray,
@@ -1319,7 +1320,8 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
             return _pseudo_terms(np.nan_to_num(totals.offset_mean), pseudo_weight, shifts)
 
     def evaluate(shifts: np.ndarray, wanted: np.ndarray) -> GroupTerms:
-        terms = groups.evaluate_groups(shifts, wanted)
+        # Newton's steps use no loss: curves that can skip it do.
+        terms = groups.evaluate_groups(shifts, wanted, loss=False)
         return terms if pseudo is None else terms + pseudo(shifts)
 
     all_negative = usable & (objective.active_positives == 0)

@@ -103,7 +103,7 @@ def grouped_against_fit(rows: int, repeats: int) -> None:
         fill = _median(lambda: GroupSketch().update(y, group, offset, keep_rows=True),
                        repeats)
         sketch = GroupSketch().update(y, group, offset, keep_rows=True)
-        kept = 0 if sketch._kept is None else sketch._kept.offsets.size
+        kept = 0 if sketch._kept is None else int(sketch._kept.counts.sum())
         print(f"| {groups:,} | {plain:.3f} | {grouped:.3f} | {grouped / plain:.1f} | "
               f"{fill:.3f} | {kept:,} | {sketch._centres.size:,} |")
     print()

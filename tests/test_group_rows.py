@@ -2,12 +2,16 @@
 arrays): each group's sums are exact, where a group kept as cells has Taylor series. Every
 number is checked against `logitshift.fit` on the group's own rows (exact passes) and against
 the same rows filled as cells, the path every group took before; groups on either side of the
-size threshold, weights of 2**±600, and merges of a row-kept sketch with a cell-kept one."""
+size threshold, weights of 2**±600, and merges of a row-kept sketch with a cell-kept one; a
+sketch keeping a few rows (a copy of them) and one keeping most (the fill's grouped columns
+whole). The row kernels' `exp` and `log1p` are checked against numpy's and mpmath's."""
 
 from __future__ import annotations
 
 import math
 import warnings
+
+import mpmath
 
 import numpy as np
 import pytest
@@ -17,6 +21,7 @@ from scipy import special
 
 import logitshift
 from logitshift import GroupSketch
+from logitshift._core import kernels as _kernels
 from logitshift._summary import group_sketch as _group_sketch
 
 THRESHOLD = _group_sketch._ROWS_PER_CELL
@@ -54,9 +59,28 @@ def _straddling(seed: int) -> tuple[np.ndarray, ...]:
     return tuple(np.concatenate(parts)[order] for parts in (ys, groups, offsets))
 
 
-@pytest.fixture(scope="module")
-def straddling() -> tuple[np.ndarray, ...]:
-    return _straddling(1)
+def _mostly_rows(seed: int) -> tuple[np.ndarray, ...]:
+    """2000 groups of 2 to 60 rows (kept as rows) beside three of 4000 rows in a narrow
+    span (kept as cells): most rows are kept, so the sketch keeps the fill's grouped
+    columns whole, the cell groups' rows among them."""
+    rng = np.random.default_rng(seed)
+    ys, groups, offsets = [], [], []
+    for code in range(2003):
+        n = 4000 if code % 1000 == 7 else int(rng.integers(2, 60))
+        f = rng.normal(rng.normal(0, 1), 0.2 if n == 4000 else 1.5, n)
+        ys.append(_both(rng.random(n) < special.expit(f + rng.normal(0, 0.5))))
+        groups.append(np.full(n, code))
+        offsets.append(f)
+    order = rng.permutation(sum(map(len, ys)))
+    return tuple(np.concatenate(parts)[order] for parts in (ys, groups, offsets))
+
+
+@pytest.fixture(scope="module", params=["a few rows kept", "most rows kept"])
+def straddling(request) -> tuple[np.ndarray, ...]:
+    data = _straddling(1) if request.param == "a few rows kept" else _mostly_rows(2)
+    kept = GroupSketch().update(*data, keep_rows=True)._kept
+    assert kept.every_row == (request.param == "most rows kept")
+    return data
 
 
 def _kept_counts(sketch: GroupSketch) -> np.ndarray:
@@ -64,8 +88,8 @@ def _kept_counts(sketch: GroupSketch) -> np.ndarray:
         sketch._kept.counts
 
 
-def test_the_threshold_keeps_the_groups_at_it_as_rows_and_those_beyond_as_cells(straddling):
-    y, group, offset = straddling
+def test_the_threshold_keeps_the_groups_at_it_as_rows_and_those_beyond_as_cells():
+    y, group, offset = _straddling(1)
     sketch = GroupSketch().update(y, group, offset, keep_rows=True)
     kept = _kept_counts(sketch)
     for code, (span, extra) in enumerate([(3, 0), (3, 1), (10, 0), (10, 1), (1, 0), (1, 1),
@@ -238,3 +262,97 @@ def test_adding_a_constant_to_the_offsets_subtracts_it_from_every_shift(seed, sh
                                atol=1e-9)
     np.testing.assert_allclose(shuffled.shift, base.shift, rtol=1e-12, atol=1e-12)
     assert math.isfinite(base.pooled.shift)
+
+
+def _ulps(value: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """|value - reference| in units of the reference's last place (subnormals' included)."""
+    return np.abs(value - reference) / np.spacing(np.abs(reference))
+
+
+def _exp_points() -> np.ndarray:
+    rng = np.random.default_rng(11)
+    half_steps = (np.arange(-1076, 1025) + 0.5) * math.log(2.0)  # where k changes
+    return np.concatenate([
+        rng.uniform(-760.0, 720.0, 200_000), rng.uniform(-1.0, 1.0, 50_000),
+        rng.uniform(-40.0, 0.0, 50_000),
+        np.concatenate([np.nextafter(half_steps, -np.inf), half_steps,
+                        np.nextafter(half_steps, np.inf)]),
+        rng.uniform(-745.2, -708.3, 20_000),  # subnormal results
+        [0.0, -0.0, 5e-324, -5e-324, 1e-300, -1e-300, 1e-17, 709.782712893384,
+         709.7827128933841, 709.79, 710.0, 1e308, -708.3964185322641, -708.4,
+         -745.1332191019411, -745.1332191019412, -745.2, -746.0, -1e308]])
+
+
+def test_the_row_kernels_exp_is_within_one_ulp_of_numpys_and_exact_at_the_edges():
+    x = _exp_points()
+    out = np.empty_like(x)
+    _kernels.exp_values(x, out)
+    with np.errstate(over="ignore"):
+        reference = np.exp(x)
+    ordinary = np.isfinite(reference) & (reference > 0)
+    assert _ulps(out[ordinary], reference[ordinary]).max() <= 1.0
+    # Overflow, underflow to zero, infinities and NaN as numpy gives them.
+    assert np.array_equal(out[~ordinary], reference[~ordinary])
+    specials = np.array([math.inf, -math.inf, math.nan, 800.0, -800.0])
+    _kernels.exp_values(specials, got := np.empty(5))
+    assert got[0] == math.inf and got[1] == 0.0 and math.isnan(got[2])
+    assert got[3] == math.inf and got[4] == 0.0
+    assert x.flags.writeable and np.array_equal(x, _exp_points())  # the input is unchanged
+
+
+def test_the_row_kernels_exp_and_log1p_are_within_one_ulp_of_mpmath():
+    mpmath.mp.dps = 40
+    rng = np.random.default_rng(12)
+    x = _exp_points()
+    with np.errstate(over="ignore"):
+        ordinary = np.isfinite(np.exp(x)) & (np.exp(x) > 0)
+    points = np.concatenate([rng.choice(x[ordinary], 1500, replace=False), x[-19:][
+        ordinary[-19:]]])
+    got = np.empty_like(points)
+    _kernels.exp_values(points, got)
+    for value, result in zip(points.tolist(), got.tolist()):
+        exact = mpmath.exp(mpmath.mpf(value))
+        ulp = mpmath.mpf(float(np.spacing(float(exact))))
+        assert abs(mpmath.mpf(result) - exact) <= ulp, value
+    units = np.concatenate([rng.uniform(0, 1, 1500), np.exp(-rng.uniform(0, 745, 300)),
+                            [0.0, 5e-324, 1e-300, _kernels._LOG1P_SPLIT,
+                             np.nextafter(_kernels._LOG1P_SPLIT, 0.0), 0.5, 1.0]])
+    logs = np.empty_like(units)
+    _kernels.log1p_values(units, logs)
+    for value, result in zip(units.tolist(), logs.tolist()):
+        exact = mpmath.log1p(mpmath.mpf(value))
+        ulp = mpmath.mpf(float(np.spacing(float(exact)))) if exact else mpmath.mpf(5e-324)
+        assert abs(mpmath.mpf(result) - exact) <= ulp, value
+
+
+def test_the_row_kernels_log1p_is_within_one_ulp_of_numpys():
+    rng = np.random.default_rng(13)
+    units = np.concatenate([rng.uniform(0, 1, 200_000), np.exp(-rng.uniform(0, 745, 50_000)),
+                            rng.uniform(0.41, 0.42, 50_000), [0.0, 5e-324, 1.0]])
+    out = np.empty_like(units)
+    _kernels.log1p_values(units, out)
+    reference = np.log1p(units)
+    nonzero = reference > 0
+    assert _ulps(out[nonzero], reference[nonzero]).max() <= 1.0
+    assert np.array_equal(out[~nonzero], reference[~nonzero])
+
+
+def test_the_row_sums_equal_the_exact_pass_to_rounding(straddling):
+    y, group, offset = straddling
+    sketch = GroupSketch().update(y, group, offset, keep_rows=True)
+    kept = sketch._kept
+    shifts = np.random.default_rng(4).normal(0, 3, sketch.n_groups)
+    shifts[0] = 800.0  # beyond where σ underflows
+    terms = sketch.evaluate_groups(shifts)
+    n = _kernels.N_TERMS
+    for g in np.flatnonzero(kept.counts).tolist():
+        sums = np.zeros(2 * n)
+        arguments = kept.arguments(kept.first[g], kept.stop[g])
+        _kernels.exact_terms(*arguments, shifts[g], 0, int(kept.counts[g]), sums)
+        exact = sums[:n] + sums[n:]
+        for name, value in (("negative", exact[0]), ("positive", exact[1]),
+                            ("gradient", exact[2] + exact[3]),
+                            ("negative_curvature", exact[4]),
+                            ("positive_curvature", exact[5]), ("loss", exact[6])):
+            assert getattr(terms, name)[g] == pytest.approx(value, rel=1e-13, abs=1e-300), \
+                (g, name)

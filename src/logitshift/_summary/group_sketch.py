@@ -33,7 +33,8 @@ from .._estimators.solve import CurveTotals, Terms, with_log_parts
 from .passes import (Prepared, ScanTotals, exact_log_parts, in_threads, log_parts_from_states,
                      max_threads, row_ranges, terms_from_sums)
 from .sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAULT_WIDTH,
-                     MAX_ORDER, Sketch, _combine, _weighted_offset, fill_reference)
+                     MAX_ORDER, Sketch, _combine, _weighted_offset, fill_reference,
+                     scan_arrays)
 
 __all__ = ["GroupSketch", "GroupCodes", "group_codes", "GROUP_FORMAT_VERSION"]
 
@@ -385,19 +386,23 @@ def group_codes(group: Any, n_rows: int, levels: Any = None, name: str = "group"
 @dataclass(frozen=True)
 class _KeptRows:
     """The groups kept as their rows: group ``g``'s rows (finite offsets, positive weights)
-    are ``start[g]:start[g + 1]`` of the columns (empty for a group kept as cells), its
-    weights in its units; ``totals[g]``: their ``Σ w (1 - y)``, ``Σ w y`` and ``Σ w f``."""
+    are ``first[g]:first[g] + counts[g]`` of the columns (none for a group kept as cells),
+    its weights in its units; ``totals[g]``: their ``Σ w (1 - y)``, ``Σ w y`` and ``Σ w f``.
+    ``every_row``: the columns hold every tabled row of the sketch, those of the groups kept
+    as cells too (the fill's grouped copy, kept whole rather than copied again)."""
 
-    start: np.ndarray
+    first: np.ndarray
+    counts: np.ndarray
     offsets: np.ndarray
     labels: np.ndarray
     weights: np.ndarray
     has_weights: bool
     totals: np.ndarray
+    every_row: bool
 
     @property
-    def counts(self) -> np.ndarray:
-        return np.diff(self.start)
+    def stop(self) -> np.ndarray:
+        return self.first + self.counts
 
     def arguments(self, low: int, high: int) -> tuple:
         """The exact kernels' leading arguments for rows ``[low, high)``."""
@@ -782,7 +787,7 @@ class GroupSketch:
         kept as rows, as it solves the rows themselves)."""
         kept = self._kept
         if kept is not None and kept.counts[index]:
-            return _RowCurve(kept.arguments(kept.start[index], kept.start[index + 1]),
+            return _RowCurve(kept.arguments(kept.first[index], kept.stop[index]),
                              self._scan_totals(index).curve_totals())
         low, high = self._start[index], self._start[index + 1]
         return _GroupCurve(self._centres[low:high], self._tables[low:high], self.width,
@@ -806,18 +811,22 @@ class GroupSketch:
             return self._cells_only().pooled()
         exponent = int(_common_exponents(1, (np.zeros(self.n_groups, dtype=np.int64),
                                              self))[0])
+        if kept is not None and exponent:
+            return self._cells_only().pooled()
         sums, tables = self._in_units(np.full(self.n_groups, exponent))
         centres = self._centres
         if kept is not None:
-            # The kept rows (every group in units of 1 here) as the cells of one group,
+            # The rows in units of 1, filled as `logitshift.fit` fills them (threads over
+            # rows): all the tabled rows where the columns hold them, else the kept ones
             # beside the other groups' cells.
-            low, high = kept.offsets.min(), kept.offsets.max()
-            _, row_centres, row_tables = _cells_of_rows(
-                kept.offsets, kept.labels, kept.weights, kept.has_weights,
-                np.array([0, kept.offsets.size]), np.array([low]), np.array([high]),
-                np.ones(1, dtype=bool), self.width, self.order, None)
-            centres = np.concatenate([centres, row_centres])
-            tables = np.concatenate([tables, row_tables])
+            rows = Prepared(kept.labels, kept.offsets,
+                            kept.weights if kept.has_weights else None)
+            _, row_centres, row_tables = scan_arrays(rows, self.width, self.order)
+            if kept.every_row:
+                centres, tables = row_centres, row_tables
+            else:
+                centres = np.concatenate([centres, row_centres])
+                tables = np.concatenate([tables, row_tables])
         centres, tables = _combine(centres, tables, self.width)
         totals = ScanTotals(
             n_rows=int(self._n_rows.sum()), weight_sum=float(sums[:, 0].sum()),
@@ -858,7 +867,7 @@ class GroupSketch:
             rows_wanted = wanted & (counts > 0)
             wanted = wanted & (counts == 0)
             kernel = _kernels.group_row_terms if loss else _kernels.group_row_newton
-            tasks += [partial(kernel, kept.start, kept.offsets, kept.labels,
+            tasks += [partial(kernel, kept.first, kept.stop, kept.offsets, kept.labels,
                               kept.weights, kept.has_weights, shifts, rows_wanted, low, high,
                               out)
                       for low, high in _balanced(np.cumsum(counts * rows_wanted), threads)]
@@ -1071,7 +1080,7 @@ class GroupSketch:
 
     def __repr__(self) -> str:
         kept = "" if self._kept is None else (
-            f", rows kept={self._kept.offsets.size} in "
+            f", rows kept={int(self._kept.counts.sum())} in "
             f"{np.count_nonzero(self._kept.counts)} groups")
         return (f"GroupSketch(groups={self.n_groups}, n_rows={self.n_rows}, "
                 f"cells={self._centres.size}{kept}, width={self.width}, order={self.order})")
@@ -1261,8 +1270,8 @@ def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
     kept = (keep_rows & (rows_of > 0) & (rows_of <= _ROWS_PER_CELL * span) if keep_rows
             else np.zeros(n_codes, dtype=bool))
     cell_code, centres, tables = _cells_of_rows(
-        sorted_offsets, sorted_labels, sorted_weights, has_weights, row_start, low, high,
-        ~kept, width, order, threads)
+        sorted_offsets, sorted_labels, sorted_weights, has_weights, row_start[:-1],
+        row_start[1:], low, high, ~kept, width, order, threads)
 
     # Only the groups with rows; then in the order of their keys.
     position = np.full(n_codes, -1, dtype=np.int64)
@@ -1291,16 +1300,22 @@ def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
 def _kept_rows(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray,
                has_weights: bool, first: np.ndarray, counts: np.ndarray) -> _KeptRows:
     """The kept rows of each group in key order: ``counts[g]`` rows from ``first[g]`` of
-    the grouped columns (a view of them where they are already in that order)."""
-    start = np.zeros(counts.size + 1, dtype=np.int64)
-    np.cumsum(counts, out=start[1:])
-    if not (start[-1] == offsets.size and np.array_equal(first, start[:-1])):
+    the grouped columns. Where most rows are kept, the columns themselves (no copy: a
+    gather of 1e7 rows costs more than the fill); else a copy of the kept rows alone, so
+    that the sketch holds no more rows than it keeps."""
+    if 2 * int(counts.sum()) < offsets.size:
+        start = np.zeros(counts.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=start[1:])
         rows = np.repeat(first - start[:-1], counts) + np.arange(start[-1])
         offsets, labels = offsets[rows], labels[rows]
         weights = weights[rows] if has_weights else weights
+        first, every_row = start[:-1], False
+    else:
+        first, every_row = np.ascontiguousarray(first), True
     totals = np.zeros((counts.size, 3))
-    _kernels.group_row_totals(start, offsets, labels, weights, has_weights, totals)
-    return _KeptRows(start, offsets, labels, weights, has_weights, totals)
+    _kernels.group_row_totals(first, first + counts, offsets, labels, weights, has_weights,
+                              totals)
+    return _KeptRows(first, counts, offsets, labels, weights, has_weights, totals, every_row)
 
 
 def _spans(low: np.ndarray, high: np.ndarray, width: float
@@ -1316,11 +1331,12 @@ def _spans(low: np.ndarray, high: np.ndarray, width: float
 
 
 def _cells_of_rows(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray,
-                   has_weights: bool, row_start: np.ndarray, low: np.ndarray,
-                   high: np.ndarray, which: np.ndarray, width: float, order: int,
-                   threads: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   has_weights: bool, row_first: np.ndarray, row_stop: np.ndarray,
+                   low: np.ndarray, high: np.ndarray, which: np.ndarray, width: float,
+                   order: int, threads: int | None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The cells of the groups ``which`` from their grouped rows (group ``g``'s rows
-    ``row_start[g]:row_start[g + 1]``, its least and greatest offset ``low[g]``,
+    ``row_first[g]:row_stop[g]``, its least and greatest offset ``low[g]``,
     ``high[g]``): each group's code, centres and tables, a group's cells in increasing
     offset.
 
@@ -1328,8 +1344,8 @@ def _cells_of_rows(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray,
     occupied cells, then fill its window in cache and copy those cells out; a group whose
     offsets span more cells than a window allows goes to `_fill_sparse`.
     """
-    n_codes = row_start.size - 1
-    rows_of = np.diff(row_start)
+    n_codes = row_first.size
+    rows_of = row_stop - row_first
     inv_width = 1.0 / width
     finite, cell_low, span = _spans(low, high, width)
     finite &= which
@@ -1339,7 +1355,7 @@ def _cells_of_rows(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray,
     bounds = _balanced(np.cumsum(np.where(dense, rows_of, 0)), threads)
     widest = int(spans.max(initial=0))
     cells = np.zeros(n_codes, dtype=np.int64)
-    in_threads([partial(_kernels.group_cell_counts, offsets, row_start, cell_low,
+    in_threads([partial(_kernels.group_cell_counts, offsets, row_first, row_stop, cell_low,
                         spans, first, stop, inv_width, np.zeros(widest, dtype=np.bool_),
                         cells) for first, stop in bounds])
     cell_start = np.zeros(n_codes + 1, dtype=np.int64)
@@ -1347,7 +1363,8 @@ def _cells_of_rows(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray,
     centres = np.empty(int(cell_start[-1]))
     tables = np.empty((centres.size, 2 * order))
     in_threads([partial(_kernels.group_fill, offsets, labels, weights,
-                        has_weights, row_start, cell_low, spans, cell_start, first, stop,
+                        has_weights, row_first, row_stop, cell_low, spans, cell_start, first,
+                        stop,
                         inv_width, width, order, np.zeros(widest * 2 * order), centres,
                         tables) for first, stop in bounds])
     tables = tables.reshape(centres.size, 2, order)
@@ -1355,8 +1372,8 @@ def _cells_of_rows(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray,
     sparse = np.flatnonzero(finite & ~dense)
     if sparse.size:
         sparse_code, sparse_centres, sparse_tables = _fill_sparse(
-            offsets, labels, weights if has_weights else None, row_start, sparse, width,
-            order)
+            offsets, labels, weights if has_weights else None, row_first, row_stop, sparse,
+            width, order)
         cell_code = np.concatenate([cell_code, sparse_code])
         centres = np.concatenate([centres, sparse_centres])
         tables = np.concatenate([tables, sparse_tables])
@@ -1368,7 +1385,7 @@ def _rows_as_cells(sketch: GroupSketch) -> GroupSketch:
     kept = sketch._kept
     n = sketch.n_groups
     code, centres, tables = _cells_of_rows(
-        kept.offsets, kept.labels, kept.weights, kept.has_weights, kept.start,
+        kept.offsets, kept.labels, kept.weights, kept.has_weights, kept.first, kept.stop,
         sketch._range[:, 0], sketch._range[:, 1], kept.counts > 0, sketch.width,
         sketch.order, None)
     view = GroupSketch(sketch.width, sketch.order)
@@ -1397,13 +1414,13 @@ def _finite(sketch: GroupSketch) -> GroupSketch:
 
 
 def _fill_sparse(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray | None,
-                 row_start: np.ndarray, sparse: np.ndarray, width: float, order: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 row_first: np.ndarray, row_stop: np.ndarray, sparse: np.ndarray,
+                 width: float, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows of groups too spread for a window, by numpy (`Sketch`'s reference fill):
     their codes, centres and tables, sorted by (code, centre)."""
     codes, centres, tables = [], [], []
     for code in sparse.tolist():
-        rows = slice(row_start[code], row_start[code + 1])
+        rows = slice(row_first[code], row_stop[code])
         c, t = fill_reference(labels[rows], offsets[rows],
                               None if weights is None else weights[rows], width, order)
         codes.append(np.full(c.size, code, dtype=np.int64))

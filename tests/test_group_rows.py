@@ -342,17 +342,63 @@ def test_the_row_sums_equal_the_exact_pass_to_rounding(straddling):
     sketch = GroupSketch().update(y, group, offset, keep_rows=True)
     kept = sketch._kept
     shifts = np.random.default_rng(4).normal(0, 3, sketch.n_groups)
-    shifts[0] = 800.0  # beyond where σ underflows
+    # Beyond where σ underflows, and infinite (a group of one label's shift).
+    rows = np.flatnonzero(kept.counts)
+    shifts[rows[:3]] = [800.0, -math.inf, math.inf]
     terms = sketch.evaluate_groups(shifts)
     n = _kernels.N_TERMS
     for g in np.flatnonzero(kept.counts).tolist():
         sums = np.zeros(2 * n)
         arguments = kept.arguments(kept.first[g], kept.stop[g])
         _kernels.exact_terms(*arguments, shifts[g], 0, int(kept.counts[g]), sums)
-        exact = sums[:n] + sums[n:]
+        # Each sum plus its compensation, the sum alone where it is infinite.
+        exact = np.where(np.isfinite(sums[:n]), sums[:n] + sums[n:], sums[:n])
         for name, value in (("negative", exact[0]), ("positive", exact[1]),
                             ("gradient", exact[2] + exact[3]),
                             ("negative_curvature", exact[4]),
                             ("positive_curvature", exact[5]), ("loss", exact[6])):
-            assert getattr(terms, name)[g] == pytest.approx(value, rel=1e-13, abs=1e-300), \
-                (g, name)
+            assert getattr(terms, name)[g] == pytest.approx(value, rel=1e-13, abs=1e-300,
+                                                            nan_ok=False), (g, name)
+
+
+@pytest.mark.parametrize("keep_rows", [False, True], ids=["cells", "rows kept"])
+def test_counting_only_then_totalling_the_grouped_rows_gives_the_general_scans_sketch(
+        straddling, keep_rows):
+    # Integer labels, offsets, no weights: `group_count`, then `group_row_bounds`. Unit
+    # weights take `group_scan`, which totals each row as it reads it: the same sketch.
+    y, group, offset = straddling
+    ones = np.ones(len(y))
+    fast = GroupSketch().update(y, group, offset, keep_rows=keep_rows)
+    general = GroupSketch().update(y, group, offset, ones, keep_rows=keep_rows)
+    assert fast.to_bytes() == general.to_bytes()
+    for name in ("_n_rows", "_sums", "_range"):
+        assert np.array_equal(getattr(fast, name), getattr(general, name)), name
+    # An infinite offset (right for its label) sends the fill to the general scan.
+    infinite = offset.copy()
+    infinite[[3, 8]] = [math.inf if y[3] else -math.inf, math.inf if y[8] else -math.inf]
+    assert GroupSketch().update(y, group, infinite).to_bytes() == \
+        GroupSketch().update(y, group, infinite, ones).to_bytes()
+
+
+@pytest.mark.parametrize("column, row, value, message", [
+    ("y", 5, 2, r"y\[5\] = 2"),
+    ("offset", 7, math.nan, r"offset\[7\] is nan"),
+    ("offset", 9, math.inf, r"offset\[9\]"),
+])
+def test_a_bad_row_found_while_counting_is_reported_as_the_general_scan_reports_it(
+        column, row, value, message):
+    rng = np.random.default_rng(5)
+    n = 50
+    data = {"y": (rng.random(n) < 0.5).astype(np.int8), "group": rng.integers(0, 4, n),
+            "offset": rng.normal(0, 1, n)}
+    data["y"][9] = 0  # so that offset +inf contradicts it
+    data[column] = data[column].astype(float) if column == "y" else data[column]
+    data[column][row] = value
+    if column == "y":
+        data["y"] = data["y"].astype(np.int8)
+    with pytest.raises(logitshift.InputError, match=message) as counted:
+        logitshift.fit_groups(data["y"], data["group"], data["offset"])
+    with pytest.raises(logitshift.InputError) as general:
+        logitshift.fit_groups(data["y"], data["group"], data["offset"], np.ones(n))
+    assert str(counted.value) == str(general.value)
+    assert counted.value.index == row

@@ -28,7 +28,8 @@ __all__ = [
     "sketch_polynomials", "group_scan", "group_scatter", "group_cell_counts", "group_fill",
     "group_terms", "fill_extras", "ordered_pairs", "pool_cells", "merge_cells",
     "group_derivatives", "group_integrals", "N_INTEGRAL", "group_row_terms",
-    "group_row_newton", "group_row_totals", "exp_values", "log1p_values",
+    "group_row_newton", "group_row_totals", "exp_values", "log1p_values", "group_count",
+    "group_row_bounds",
 ]
 
 _OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
@@ -1195,6 +1196,47 @@ def group_scan(codes, base, n_codes, offsets, has_offsets, constant_offset, labe
 
 
 @nb.njit(**_OPTIONS)
+def group_count(codes, base, n_codes, offsets, labels, start, stop, count, out):
+    """`group_scan` for integer labels, an offset per row and no weights, the common case:
+    validate rows ``[start, stop)`` and count each group's rows, and nothing else (one
+    table read at random a row, where `group_scan` updates six). ``out[0]`` gets the first
+    row that is bad or has an infinite offset, or -1: the caller then runs `group_scan`,
+    which tells them apart. The groups' label sums and offset ranges come after the rows
+    are grouped (`group_row_bounds`), read in order."""
+    first_bad = -1
+    for i in range(start, stop):
+        row = np.uint64(i)
+        code = np.int64(codes[row]) - base
+        y = labels[row]
+        f = float(offsets[row])
+        if not (code >= 0 and code < n_codes and y >= 0 and y <= 1 and math.isfinite(f)):
+            first_bad = i
+            break
+        count[code] += 1
+    out[0] = first_bad
+
+
+@nb.njit(**_OPTIONS)
+def group_row_bounds(sorted_offsets, sorted_labels, row_start, first, stop, positives,
+                     offset_min, offset_max):
+    """For each group ``g`` in ``[first, stop)`` with rows
+    ``row_start[g]:row_start[g + 1]`` (integer labels, unit weights): ``Σ y`` and its
+    least and greatest offset, as `group_scan` finds them."""
+    for g in range(first, stop):
+        total = 0
+        low = math.inf
+        high = -math.inf
+        for r in range(row_start[g], row_start[g + 1]):
+            f = sorted_offsets[r]
+            total += np.int64(sorted_labels[r])
+            low = f if f < low else low
+            high = f if f > high else high
+        positives[g] = float(total)
+        offset_min[g] = low
+        offset_max[g] = high
+
+
+@nb.njit(**_OPTIONS)
 def group_scatter(codes, base, offsets, has_offsets, constant_offset, labels, weights,
                   has_weights, start, stop, cursor, sorted_offsets, sorted_labels,
                   sorted_weights):
@@ -1546,10 +1588,13 @@ def _row_sums(offsets, labels, weights, has_weights, shift, low, high, with_loss
                 row = block + j
                 w = weights[row] if has_weights else 1.0
                 y = float(labels[row])
-                # softplus(±z) = max(±z, 0) + log1p(e); a label part of weight 0 adds 0.
+                # softplus(±z) = max(±z, 0) + log1p(e); a label part of weight 0 adds
+                # nothing, even at an infinite z (where 0 · inf would be NaN).
                 common = _log1p_unit(tails[j])
-                terms[6, j] = (w * (1.0 - y)) * (max(z[j], 0.0) + common) + \
-                    (w * y) * (max(-z[j], 0.0) + common)
+                neg = w * (1.0 - y)
+                pos = w * y
+                terms[6, j] = (neg * (max(z[j], 0.0) + common) if neg > 0.0 else 0.0) + \
+                    (pos * (max(-z[j], 0.0) + common) if pos > 0.0 else 0.0)
         # Six (seven) running sums side by side: their additions overlap, where one sum
         # after another would wait on each addition in turn.
         s0 = 0.0

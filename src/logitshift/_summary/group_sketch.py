@@ -1209,7 +1209,9 @@ def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
     groups of at most `_ROWS_PER_CELL` rows per cell of their span keep their grouped rows
     instead of cells.
 
-    Four kernels: `group_scan` validates the rows and totals each group per thread;
+    Four kernels: `group_scan` validates the rows and totals each group per thread (for
+    integer labels, offsets and no weights, `group_count` only counts, and
+    `group_row_bounds` totals the grouped rows);
     `group_scatter` copies the tabled rows grouped (a counting sort, threads over rows);
     `group_cell_counts` and `group_fill` (threads over ranges of groups) count each
     group's occupied cells, then fill its window in cache and copy those cells out. Memory
@@ -1229,14 +1231,28 @@ def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
     ranges = row_ranges(data.n_rows, threads)
     t = len(ranges)
     count = np.zeros((t, n_codes), dtype=np.int64)
-    tabled = np.zeros((t, n_codes), dtype=np.int64)
-    sums = np.zeros((t, 2, n_codes))
-    low = np.full((t, n_codes), math.inf)
-    high = np.full((t, n_codes), -math.inf)
     first_bad = np.full(t, -1, dtype=np.int64)
-    in_threads([partial(_kernels.group_scan, values, base, n_codes, *arguments, start,
-                        stop, count[k], tabled[k], sums[k, 0], sums[k, 1], low[k], high[k],
-                        first_bad[k:k + 1]) for k, (start, stop) in enumerate(ranges)])
+    # Integer labels, an offset per row, no weights: count alone, and take the rest from
+    # the grouped rows, unless a row is bad or has an infinite offset.
+    counted = (arguments[1] and not arguments[5] and arguments[3].dtype.kind in "biu")
+    if counted:
+        in_threads([partial(_kernels.group_count, values, base, n_codes, arguments[0],
+                            arguments[3], start, stop, count[k], first_bad[k:k + 1])
+                    for k, (start, stop) in enumerate(ranges)])
+        counted = not (first_bad >= 0).any()
+    if counted:
+        tabled = count
+    else:
+        count[:] = 0
+        first_bad[:] = -1
+        tabled = np.zeros((t, n_codes), dtype=np.int64)
+        sums = np.zeros((t, 2, n_codes))
+        low = np.full((t, n_codes), math.inf)
+        high = np.full((t, n_codes), -math.inf)
+        in_threads([partial(_kernels.group_scan, values, base, n_codes, *arguments, start,
+                            stop, count[k], tabled[k], sums[k, 0], sums[k, 1], low[k],
+                            high[k], first_bad[k:k + 1])
+                    for k, (start, stop) in enumerate(ranges)])
     if (first_bad >= 0).any():
         row = int(first_bad[first_bad >= 0].min())
         code = int(values[row]) - base
@@ -1262,8 +1278,17 @@ def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
     in_threads([partial(_kernels.group_scatter, values, base, *arguments, start, stop,
                         cursor[k], sorted_offsets, sorted_labels, sorted_weights)
                 for k, (start, stop) in enumerate(ranges)])
-    count, sums = count.sum(axis=0), sums.sum(axis=0)
-    low, high = low.min(axis=0), high.max(axis=0)
+    count = count.sum(axis=0)
+    if counted:
+        sums = np.empty((2, n_codes))
+        sums[0] = count
+        low, high = np.empty(n_codes), np.empty(n_codes)
+        in_threads([partial(_kernels.group_row_bounds, sorted_offsets, sorted_labels,
+                            row_start, first, stop, sums[1], low, high)
+                    for first, stop in _balanced(row_start[1:], threads)])
+    else:
+        sums = sums.sum(axis=0)
+        low, high = low.min(axis=0), high.max(axis=0)
     present = np.flatnonzero(count > 0)
 
     _, _, span = _spans(low, high, width)

@@ -1387,11 +1387,18 @@ def _cells_of_rows(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray,
     np.cumsum(cells, out=cell_start[1:])
     centres = np.empty(int(cell_start[-1]))
     tables = np.empty((centres.size, 2 * order))
-    in_threads([partial(_kernels.group_fill, offsets, labels, weights,
-                        has_weights, row_first, row_stop, cell_low, spans, cell_start, first,
-                        stop,
-                        inv_width, width, order, np.zeros(widest * 2 * order), centres,
-                        tables) for first, stop in bounds])
+    if order == 8 and not has_weights and labels.dtype.kind in "biu":
+        tasks = [partial(_kernels.group_fill_unweighted, offsets, labels, row_first,
+                         row_stop, cell_low, spans, cell_start, first, stop, inv_width, width,
+                         np.zeros(widest * 2 * order), centres, tables)
+                 for first, stop in bounds]
+        _kernels.compile_vectorized(_kernels.group_fill_unweighted, tasks[0].args)
+    else:
+        tasks = [partial(_kernels.group_fill, offsets, labels, weights, has_weights,
+                         row_first, row_stop, cell_low, spans, cell_start, first, stop,
+                         inv_width, width, order, np.zeros(widest * 2 * order), centres,
+                         tables) for first, stop in bounds]
+    in_threads(tasks)
     tables = tables.reshape(centres.size, 2, order)
     cell_code = np.repeat(np.arange(n_codes), cells)
     sparse = np.flatnonzero(finite & ~dense)

@@ -55,13 +55,11 @@ _WINDOW_CELLS = 256
 _MAX_WINDOW = 1 << 16
 
 #: With ``keep_rows``, a group of at most this many rows per cell of its offsets' span is
-#: kept as its rows. Measured on one core: a Newton step costs 12 ns a row (one ``exp``)
-#: against 54 ns a Taylor cell, an evaluation with the loss 29 ns a row; a solve makes
-#: about four of the one and two of the other, and a group occupies fewer cells than its
-#: span. At 4 rows a cell of span (1000 rows of N(0, 2) offsets) rows were 1.3× slower
-#: than cells; at 1.25 (100 rows of N(0, 1)), 2.4× faster. Rows are smaller too (9 to 17
-#: bytes against 136 a cell).
-_ROWS_PER_CELL = 2
+#: kept as its rows. Measured with the vectorised row kernels (`kernels._row_sums`), 3e6
+#: rows in groups of N(0, σ) offsets, all groups as rows against all as cells: 3.2 rows a
+#: cell of span, rows 2.3-3.0× faster; 4.8, 1.7-2.6× faster; 9.6, about even (0.9-1.1×);
+#: 26, 1.6× slower. Rows are smaller too (9 to 17 bytes against 136 a cell).
+_ROWS_PER_CELL = 8
 
 _INT64_MAX = 2**63 - 1
 _UINT64_MAX = 2**64 - 1

@@ -402,3 +402,39 @@ def test_a_bad_row_found_while_counting_is_reported_as_the_general_scan_reports_
         logitshift.fit_groups(data["y"], data["group"], data["offset"], np.ones(n))
     assert str(counted.value) == str(general.value)
     assert counted.value.index == row
+
+
+def test_fit_of_a_row_kept_group_is_that_of_the_cells_it_stands_for(straddling):
+    # As before groups were kept as rows: the group's cells, filled as a fill without
+    # keep_rows fills them, solved as a Sketch of its rows (shift as fit's, to the bit).
+    y, group, offset = straddling
+    result = logitshift.fit_groups(y, group, offset)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cells = GroupSketch().update(y, group, offset).solve()
+    kept = _kept_counts(result._curves)
+    for index in np.flatnonzero(kept)[:12].tolist():
+        key = result.groups[index]
+        assert result.fit_of(key).to_dict() == cells.fit_of(key).to_dict(), key
+        rows = group == key
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            alone = logitshift.fit(y[rows], offset[rows], method="sketch")
+        assert result.fit_of(key).shift == alone.shift, key
+
+
+def test_a_file_read_in_one_batch_is_fit_as_its_rows_in_memory(straddling, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    y, group, offset = straddling
+    path = tmp_path / "rows.parquet"
+    pq.write_table(pa.table({"y": y.astype(np.int8), "g": group, "f": offset}), path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from_file = logitshift.fit_groups_file(path, "y", "g", "f", progress=False)
+        in_memory = logitshift.fit_groups(y, group, offset)
+    assert from_file.groups.tolist() == in_memory.groups.tolist()
+    for name in ("shift", "se", "loss", "loss_at_zero"):
+        assert np.array_equal(getattr(from_file, name), getattr(in_memory, name)), name
+    assert from_file.pooled.shift == in_memory.pooled.shift

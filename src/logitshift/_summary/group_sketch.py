@@ -30,7 +30,7 @@ from .._core.validate import InputError, as_positive_int, as_shift, library_of, 
 from .._estimators.groups import (GroupIntegrals, GroupShiftFit, GroupTerms, GroupTotals,
                                   UnknownGroup, check_group_options, fit_group_curves)
 from .._estimators.solve import CurveTotals, Terms, with_log_parts
-from .passes import (Prepared, ScanTotals, exact_log_parts, in_threads, log_parts_from_states,
+from .passes import (Prepared, ScanTotals, in_threads, log_parts_from_states,
                      max_threads, row_ranges, terms_from_sums)
 from .sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAULT_WIDTH,
                      MAX_ORDER, Sketch, _combine, _weighted_offset, fill_reference,
@@ -408,27 +408,6 @@ class _KeptRows:
                 self.weights[low:high] if self.has_weights else self.weights, self.has_weights)
 
 
-class _RowCurve:
-    """One group kept as its rows, as a curve: `kernels.exact_terms` on them, with the
-    logarithms of a part that falls below `TINY` from `kernels.exact_log_parts`, as
-    `logitshift.fit` evaluates the same rows exactly."""
-
-    passes = 1
-
-    def __init__(self, arguments: tuple, totals: CurveTotals) -> None:
-        self._arguments, self.totals = arguments, totals
-        self._ranges = [(0, arguments[0].shape[0])]
-
-    def evaluate(self, shift: float) -> Terms:
-        shift = as_shift(shift)
-        n = _kernels.N_TERMS
-        out = np.zeros(2 * n)
-        _kernels.exact_terms(*self._arguments, shift, 0, self._ranges[0][1], out)
-        terms = terms_from_sums(np.stack([out[:n], out[n:]], axis=1))
-        return with_log_parts(terms, shift, self.totals.weight_sum,
-                              partial(exact_log_parts, self._arguments, self._ranges))
-
-
 class _GroupCurve:
     """One group of a :class:`GroupSketch` as a curve: its totals and its sums at any shift,
     `kernels.sketch_terms` on its own cells, with the logarithms of a part that falls below
@@ -523,7 +502,7 @@ class GroupSketch:
         ``first_row``). ``levels``: ``group`` holds integer codes into them. Returns the
         sketch itself.
 
-        ``keep_rows``: into an empty sketch, keep each group with at most 2 rows per cell
+        ``keep_rows``: into an empty sketch, keep each group with at most 8 rows per cell
         of its offsets' span as its rows, whose sums are then exact, not Taylor series
         (what :func:`logitshift.fit_groups` does on arrays). Such a sketch solves faster
         where groups are small; merging it or writing it turns those rows into cells, as
@@ -764,13 +743,15 @@ class GroupSketch:
                            offset_max=self._range[:, 1].copy(), offset_mean=mean,
                            scale_exponent=self._exponent.copy())
 
-    def _scan_totals(self, index: int) -> ScanTotals:
-        low, high = self._start[index], self._start[index + 1]
-        t = self._tables[low:high]
-        active = [float(np.sum(t[:, 0, 0])), float(np.sum(t[:, 1, 0])),
-                  _weighted_offset(self._centres[low:high], t)]
-        if self._kept is not None and self._kept.counts[index]:
-            active = self._kept.totals[index].tolist()
+    def _scan_totals(self, index: int, centres: np.ndarray | None = None,
+                     tables: np.ndarray | None = None) -> ScanTotals:
+        """Group ``index``'s totals, the label parts and weighted offset from its cells
+        (``centres`` and ``tables`` where given, else those the sketch holds)."""
+        if centres is None:
+            low, high = self._start[index], self._start[index + 1]
+            centres, tables = self._centres[low:high], self._tables[low:high]
+        active = [float(np.sum(tables[:, 0, 0])), float(np.sum(tables[:, 1, 0])),
+                  _weighted_offset(centres, tables)]
         return ScanTotals(
             n_rows=int(self._n_rows[index]), weight_sum=float(self._sums[index, 0]),
             positives=float(self._sums[index, 1]),
@@ -781,15 +762,21 @@ class GroupSketch:
 
     def curve(self, index: int) -> _GroupCurve:
         """Group ``index`` (its place in :attr:`keys`) as a curve: the shift estimator solves
-        it as it solves a :class:`~logitshift.Sketch` of the group's rows (or, for a group
-        kept as rows, as it solves the rows themselves)."""
+        it as it solves a :class:`~logitshift.Sketch` of the group's rows, to the bit. A
+        group kept as rows is filled into its cells here, as `_cells_only` would fill it
+        (so that ``fit_of`` is `logitshift.fit` on the rows, whatever the group's size)."""
         kept = self._kept
         if kept is not None and kept.counts[index]:
-            return _RowCurve(kept.arguments(kept.first[index], kept.stop[index]),
-                             self._scan_totals(index).curve_totals())
-        low, high = self._start[index], self._start[index + 1]
-        return _GroupCurve(self._centres[low:high], self._tables[low:high], self.width,
-                           self._scan_totals(index).curve_totals())
+            _, centres, tables = _cells_of_rows(
+                kept.offsets, kept.labels, kept.weights, kept.has_weights,
+                kept.first[index:index + 1], kept.stop[index:index + 1],
+                self._range[index:index + 1, 0], self._range[index:index + 1, 1],
+                np.ones(1, dtype=bool), self.width, self.order, 1)
+        else:
+            low, high = self._start[index], self._start[index + 1]
+            centres, tables = self._centres[low:high], self._tables[low:high]
+        return _GroupCurve(centres, tables, self.width,
+                           self._scan_totals(index, centres, tables).curve_totals())
 
     def sketch_of(self, key: Any) -> Sketch:
         """The :class:`~logitshift.Sketch` of one group's rows."""

@@ -31,6 +31,7 @@ offset = rng.normal(0.0, 2.0, rows)
 y = (rng.random(rows) < 1.0 / (1.0 + np.exp(-(offset - 1.0)))).astype(np.int8)
 small = slice(0, rows // 10)
 group = rng.integers(0, 1000, rows // 10)
+small_groups = rng.integers(0, 10000, rows // 10)  # about 100 rows a group
 
 def median(call):
     times = []
@@ -46,6 +47,8 @@ work = {
     "validate, arrays (n/10)": lambda: logitshift.validate(y[small], offset[small]),
     "fit_groups, 1000 groups (n/10)": lambda: logitshift.fit_groups(y[small], group,
                                                                     offset=offset[small]),
+    "fit_groups, 10000 groups (n/10)": lambda: logitshift.fit_groups(
+        y[small], small_groups, offset=offset[small]),
 }
 for call in work.values():  # compile or load the kernels
     call()

@@ -451,7 +451,11 @@ def test_every_key_type_reads_back_exactly(labels):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         solved, direct = again.solve(), logitshift.fit_groups(Y, group, F)
-    np.testing.assert_array_equal(solved.shift, direct.shift)
+        written = sketch.solve()
+    # The blob solves as the sketch written, to the bit; fit_groups on the arrays keeps
+    # these small groups as rows, whose exact sums differ from the cells' by rounding.
+    np.testing.assert_array_equal(solved.shift, written.shift)
+    np.testing.assert_allclose(solved.shift, direct.shift, rtol=1e-13, atol=1e-15)
 
 
 def _python(value):

@@ -116,8 +116,9 @@ class GroupCurves(Protocol):
     @property
     def group_totals(self) -> GroupTotals: ...
 
-    def evaluate_groups(self, shifts: np.ndarray, wanted: np.ndarray | None = None
-                        ) -> GroupTerms: ...
+    def evaluate_groups(self, shifts: np.ndarray, wanted: np.ndarray | None = None, *,
+                        loss: bool = True) -> GroupTerms:
+        """Each wanted group's sums at its shift; without ``loss``, the loss may be NaN."""
 
     def group_integrals(self, mean: float, tau: float, start: np.ndarray,
                         negatives: np.ndarray, positives: np.ndarray, nodes: np.ndarray,
@@ -569,9 +570,9 @@ class _InUserUnits:
                for name in ("weight_sum", "positives", "active_negatives",
                             "active_positives")}})
 
-    def evaluate_groups(self, shifts: np.ndarray, wanted: np.ndarray | None = None
-                        ) -> GroupTerms:
-        terms = self._groups.evaluate_groups(shifts, wanted)
+    def evaluate_groups(self, shifts: np.ndarray, wanted: np.ndarray | None = None, *,
+                        loss: bool = True) -> GroupTerms:
+        terms = self._groups.evaluate_groups(shifts, wanted, loss=loss)
         return GroupTerms(*(np.ldexp(getattr(terms, name), self._exponent)
                             for name in _TERMS))
 
@@ -1417,7 +1418,8 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
     penalty = _penalty_weight(l2, totals) if l2 > 0 else None
 
     def evaluate(shifts: np.ndarray, wanted: np.ndarray) -> GroupTerms:
-        terms = groups.evaluate_groups(shifts, wanted)
+        # Newton's steps use no loss: curves that can skip it do.
+        terms = groups.evaluate_groups(shifts, wanted, loss=False)
         if pseudo is not None:
             terms = terms + pseudo(shifts)
         return terms if penalty is None else terms + _penalty_terms(penalty, shifts)

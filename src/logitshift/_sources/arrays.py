@@ -37,8 +37,9 @@ class Arrays:
         with naming_columns(self.roles):
             require_scores(needs, columns.get("offset"), named=bool(self.roles))
             if needs.groups:
+                # Solved here and never merged: small groups are cheaper as their rows.
                 return fill(empty(needs), columns, offset_is=self.offset_is,
-                            levels=self.levels)
+                            levels=self.levels, keep_rows=True)
             offset = as_raw_scores(columns.get("offset"), self.offset_is)
             return Rows(Prepared.of(columns["y"], offset, columns.get("weight")),
                         robust=needs.robust)

@@ -989,8 +989,11 @@ class Files:
 
         def fill_batch(batch: dict[str, Any], first_row: int, threads: int) -> None:
             chunk = {role: batch[name] for role, name in roles.items() if name is not None}
+            # A file's first batch keeps its small groups as rows: a file read in one batch
+            # is then solved as the same rows in memory are, to the bit; the batches after
+            # it merge as cells.
             fill(summary_for(batch), chunk, first_row=first_row, offset_is=self.offset_is,
-                 threads=threads)
+                 threads=threads, keep_rows=True)
 
         _stream(self.source, self._columns, roles, fill_batch, **self._reading, **options)
 

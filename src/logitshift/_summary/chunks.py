@@ -76,20 +76,22 @@ def empty(needs: Needs) -> Sketch | GroupSketch:
 
 
 def fill(summary: Sketch | GroupSketch, chunk: Mapping[str, Any], *, first_row: int = 0,
-         offset_is: str = "logit", levels: Any = None, threads: int | None = None
-         ) -> Sketch | GroupSketch:
+         offset_is: str = "logit", levels: Any = None, threads: int | None = None,
+         keep_rows: bool = False) -> Sketch | GroupSketch:
     """Add one chunk of rows to ``summary`` and return it.
 
     ``chunk`` maps roles (:data:`ROLES`; ``offset``, ``weight`` and ``group`` may be absent
     or None) to the chunk's columns, numbered from ``first_row`` in errors. Probabilities
     (``offset_is="probability"``) become log-odds here, a chunk at a time: what the offsets
     mean is the source's to say, and the summary holds raw scores. ``levels`` names a
-    group column of integer codes.
+    group column of integer codes. ``keep_rows``: a group sketch keeps its small groups
+    as rows (`GroupSketch.update`), for a summary solved where it is filled.
     """
     offset = as_raw_scores(chunk.get("offset"), offset_is, first_row=first_row)
     if isinstance(summary, GroupSketch):
         return summary.update(chunk["y"], chunk["group"], offset, chunk.get("weight"),
-                              levels=levels, first_row=first_row, threads=threads)
+                              levels=levels, first_row=first_row, threads=threads,
+                              keep_rows=keep_rows)
     return summary.update(chunk["y"], offset, chunk.get("weight"), first_row=first_row,
                           threads=threads)
 

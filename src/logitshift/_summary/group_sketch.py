@@ -30,10 +30,11 @@ from .._core.validate import InputError, as_positive_int, as_shift, library_of, 
 from .._estimators.groups import (GroupIntegrals, GroupShiftFit, GroupTerms, GroupTotals,
                                   UnknownGroup, check_group_options, fit_group_curves)
 from .._estimators.solve import CurveTotals, Terms, with_log_parts
-from .passes import (Prepared, ScanTotals, in_threads, log_parts_from_states, max_threads,
-                     row_ranges, terms_from_sums)
+from .passes import (Prepared, ScanTotals, in_threads, log_parts_from_states,
+                     max_threads, row_ranges, terms_from_sums)
 from .sketch import (_COEFFICIENTS, _FACTORIALS, _NO_CELLS, DEFAULT_ORDER, DEFAULT_WIDTH,
-                     MAX_ORDER, Sketch, _combine, _weighted_offset, fill_reference)
+                     MAX_ORDER, Sketch, _combine, _weighted_offset, fill_reference,
+                     scan_arrays)
 
 __all__ = ["GroupSketch", "GroupCodes", "group_codes", "GROUP_FORMAT_VERSION"]
 
@@ -52,6 +53,13 @@ _WINDOW_ROWS = 2
 _WINDOW_CELLS = 256
 #: The widest window (±2048 logits at the default width): a thread's scratch, 8 MB.
 _MAX_WINDOW = 1 << 16
+
+#: With ``keep_rows``, a group of at most this many rows per cell of its offsets' span is
+#: kept as its rows. Measured with the vectorised row kernels (`kernels._row_sums`), 3e6
+#: rows in groups of N(0, σ) offsets, all groups as rows against all as cells: 3.2 rows a
+#: cell of span, rows 2.3-3.0× faster; 4.8, 1.7-2.6× faster; 9.6, about even (0.9-1.1×);
+#: 26, 1.6× slower. Rows are smaller too (9 to 17 bytes against 136 a cell).
+_ROWS_PER_CELL = 8
 
 _INT64_MAX = 2**63 - 1
 _UINT64_MAX = 2**64 - 1
@@ -373,6 +381,33 @@ def group_codes(group: Any, n_rows: int, levels: Any = None, name: str = "group"
     return _from_numpy(_as_column(group, name), n_rows, name, first_row)
 
 
+@dataclass(frozen=True)
+class _KeptRows:
+    """The groups kept as their rows: group ``g``'s rows (finite offsets, positive weights)
+    are ``first[g]:first[g] + counts[g]`` of the columns (none for a group kept as cells),
+    its weights in its units; ``totals[g]``: their ``Σ w (1 - y)``, ``Σ w y`` and ``Σ w f``.
+    ``every_row``: the columns hold every tabled row of the sketch, those of the groups kept
+    as cells too (the fill's grouped copy, kept whole rather than copied again)."""
+
+    first: np.ndarray
+    counts: np.ndarray
+    offsets: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray
+    has_weights: bool
+    totals: np.ndarray
+    every_row: bool
+
+    @property
+    def stop(self) -> np.ndarray:
+        return self.first + self.counts
+
+    def arguments(self, low: int, high: int) -> tuple:
+        """The exact kernels' leading arguments for rows ``[low, high)``."""
+        return (self.offsets[low:high], True, 0.0, self.labels[low:high],
+                self.weights[low:high] if self.has_weights else self.weights, self.has_weights)
+
+
 class _GroupCurve:
     """One group of a :class:`GroupSketch` as a curve: its totals and its sums at any shift,
     `kernels.sketch_terms` on its own cells, with the logarithms of a part that falls below
@@ -452,23 +487,34 @@ class GroupSketch:
         #: (0 but for a group whose weights sum beyond [2**-500, 2**500]): as `Sketch` keeps
         #: its sums, a group at a time, so that no group's scale costs another its digits.
         self._exponent = np.zeros(0, dtype=np.int64)
+        #: Groups kept as their rows (``update(keep_rows=True)``), which have no cells; and
+        #: the sketch with them as cells, made when first asked for.
+        self._kept: _KeptRows | None = None
+        self._cell_view: GroupSketch | None = None
 
     # -- building ----------------------------------------------------------------------------
 
     def update(self, y: Any, group: Any, offset: Any = None, weight: Any = None, *,
-               levels: Any = None, first_row: int = 0, threads: int | None = None
-               ) -> GroupSketch:
+               levels: Any = None, first_row: int = 0, threads: int | None = None,
+               keep_rows: bool = False) -> GroupSketch:
         """Add rows: labels ``y``, their groups, offsets (array, scalar or None) and optional
         weights, checked as :func:`logitshift.fit_groups` checks them (rows numbered from
         ``first_row``). ``levels``: ``group`` holds integer codes into them. Returns the
-        sketch itself."""
+        sketch itself.
+
+        ``keep_rows``: into an empty sketch, keep each group with at most 8 rows per cell
+        of its offsets' span as its rows, whose sums are then exact, not Taylor series
+        (what :func:`logitshift.fit_groups` does on arrays). Such a sketch solves faster
+        where groups are small; merging it or writing it turns those rows into cells, as
+        a sketch filled without ``keep_rows`` holds them."""
         data = Prepared.of(y, offset, weight, allow_empty=True, first_row=first_row)
         if threads is not None:
             threads = as_positive_int(threads, "threads")
         codes = group_codes(group, data.n_rows, levels, first_row=first_row)
         if data.n_rows == 0:
             return self
-        chunk = _filled(data, codes, self.width, self.order, threads)
+        chunk = _filled(data, codes, self.width, self.order, threads,
+                        bool(keep_rows) and not self.n_groups)
         merged = self.merge(chunk) if self.n_groups else chunk
         self.__dict__.update(merged.__dict__)
         return self
@@ -489,6 +535,8 @@ class GroupSketch:
             raise InputError(
                 f"cannot merge a group sketch of width {other.width} and order {other.order} "
                 f"into one of width {self.width} and order {self.order}", argument="other")
+        if self._kept is not None or other._kept is not None:
+            return self._cells_only().merge(other._cells_only())
         if self.n_groups and other.n_groups:
             mine, theirs = _key_kind(self._keys), _key_kind(other._keys)
             if mine != theirs:
@@ -576,7 +624,7 @@ class GroupSketch:
             raise InputError("keys must be distinct: relabelling would merge groups",
                              argument="keys")
         copy = GroupSketch(self.width, self.order)
-        copy.__dict__.update(self.__dict__)
+        copy.__dict__.update(self._cells_only().__dict__)
         copy._keys = new
         # Merging sorts the keys and carries every group's cells with its key.
         return copy.merge(GroupSketch(self.width, self.order))
@@ -634,8 +682,19 @@ class GroupSketch:
 
     @property
     def n_cells(self) -> int:
-        """Occupied ``(group, cell)`` pairs: the size of the sketch."""
-        return self._centres.size
+        """Occupied ``(group, cell)`` pairs: the size of the sketch (as written by
+        :meth:`to_bytes`, groups kept as rows counted as the cells they would occupy)."""
+        return self._cells_only()._centres.size
+
+    def _cells_only(self) -> GroupSketch:
+        """This sketch with every group as cells: itself where no group is kept as rows;
+        else a sketch made once, whose rows' cells are filled as `_filled_once` fills
+        them, so that it is the sketch a fill without ``keep_rows`` gives, to the bit."""
+        if self._kept is None:
+            return self
+        if self._cell_view is None:
+            self._cell_view = _rows_as_cells(self)
+        return self._cell_view
 
     @property
     def n_rows(self) -> int:
@@ -667,6 +726,8 @@ class GroupSketch:
             occupied = np.flatnonzero(np.diff(self._start) > 0)
             if occupied.size:
                 sums[occupied] = np.add.reduceat(parts, self._start[occupied], axis=0)
+            if self._kept is not None:  # (a group has cells or rows, never both)
+                sums += self._kept.totals
             # (A first fill's sums may overflow before the group is put in its units.)
             active = sums[:, 0] + sums[:, 1]
         low, high = self._range[:, 0], self._range[:, 1]
@@ -682,28 +743,45 @@ class GroupSketch:
                            offset_max=self._range[:, 1].copy(), offset_mean=mean,
                            scale_exponent=self._exponent.copy())
 
-    def _scan_totals(self, index: int) -> ScanTotals:
-        low, high = self._start[index], self._start[index + 1]
-        t = self._tables[low:high]
+    def _scan_totals(self, index: int, centres: np.ndarray | None = None,
+                     tables: np.ndarray | None = None) -> ScanTotals:
+        """Group ``index``'s totals, the label parts and weighted offset from its cells
+        (``centres`` and ``tables`` where given, else those the sketch holds)."""
+        if centres is None:
+            low, high = self._start[index], self._start[index + 1]
+            centres, tables = self._centres[low:high], self._tables[low:high]
+        active = [float(np.sum(tables[:, 0, 0])), float(np.sum(tables[:, 1, 0])),
+                  _weighted_offset(centres, tables)]
         return ScanTotals(
             n_rows=int(self._n_rows[index]), weight_sum=float(self._sums[index, 0]),
             positives=float(self._sums[index, 1]),
-            active_negatives=float(np.sum(t[:, 0, 0])),
-            active_positives=float(np.sum(t[:, 1, 0])),
-            weighted_offset=_weighted_offset(self._centres[low:high], t),
+            active_negatives=active[0], active_positives=active[1],
+            weighted_offset=active[2],
             offset_min=float(self._range[index, 0]), offset_max=float(self._range[index, 1]),
             scale_exponent=int(self._exponent[index]))
 
     def curve(self, index: int) -> _GroupCurve:
         """Group ``index`` (its place in :attr:`keys`) as a curve: the shift estimator solves
-        it as it solves a :class:`~logitshift.Sketch` of the group's rows."""
-        low, high = self._start[index], self._start[index + 1]
-        return _GroupCurve(self._centres[low:high], self._tables[low:high], self.width,
-                           self._scan_totals(index).curve_totals())
+        it as it solves a :class:`~logitshift.Sketch` of the group's rows, to the bit. A
+        group kept as rows is filled into its cells here, as `_cells_only` would fill it
+        (so that ``fit_of`` is `logitshift.fit` on the rows, whatever the group's size)."""
+        kept = self._kept
+        if kept is not None and kept.counts[index]:
+            _, centres, tables = _cells_of_rows(
+                kept.offsets, kept.labels, kept.weights, kept.has_weights,
+                kept.first[index:index + 1], kept.stop[index:index + 1],
+                self._range[index:index + 1, 0], self._range[index:index + 1, 1],
+                np.ones(1, dtype=bool), self.width, self.order, 1)
+        else:
+            low, high = self._start[index], self._start[index + 1]
+            centres, tables = self._centres[low:high], self._tables[low:high]
+        return _GroupCurve(centres, tables, self.width,
+                           self._scan_totals(index, centres, tables).curve_totals())
 
     def sketch_of(self, key: Any) -> Sketch:
         """The :class:`~logitshift.Sketch` of one group's rows."""
         index = self.index_of(key)
+        self = self._cells_only()
         low, high = self._start[index], self._start[index + 1]
         return _sketch_of(self.width, self.order, self._scan_totals(index),
                           self._centres[low:high].copy(), self._tables[low:high].copy())
@@ -713,10 +791,28 @@ class GroupSketch:
         of its heaviest group. Raises :class:`InputError` where a label's every row is in
         groups more than 2**1074 lighter than the heaviest, as `logitshift.fit` does on the
         rows: their total vanishes beside it."""
+        kept = self._kept
+        if kept is not None and self._exponent.any():
+            return self._cells_only().pooled()
         exponent = int(_common_exponents(1, (np.zeros(self.n_groups, dtype=np.int64),
                                              self))[0])
+        if kept is not None and exponent:
+            return self._cells_only().pooled()
         sums, tables = self._in_units(np.full(self.n_groups, exponent))
-        centres, tables = _combine(self._centres, tables, self.width)
+        centres = self._centres
+        if kept is not None:
+            # The rows in units of 1, filled as `logitshift.fit` fills them (threads over
+            # rows): all the tabled rows where the columns hold them, else the kept ones
+            # beside the other groups' cells.
+            rows = Prepared(kept.labels, kept.offsets,
+                            kept.weights if kept.has_weights else None)
+            _, row_centres, row_tables = scan_arrays(rows, self.width, self.order)
+            if kept.every_row:
+                centres, tables = row_centres, row_tables
+            else:
+                centres = np.concatenate([centres, row_centres])
+                tables = np.concatenate([tables, row_tables])
+        centres, tables = _combine(centres, tables, self.width)
         totals = ScanTotals(
             n_rows=int(self._n_rows.sum()), weight_sum=float(sums[:, 0].sum()),
             positives=float(sums[:, 1].sum()),
@@ -738,18 +834,34 @@ class GroupSketch:
         return _sketch_of(self.width, self.order, totals, centres, tables)
 
     def evaluate_groups(self, shifts: np.ndarray, wanted: np.ndarray | None = None,
-                        threads: int | None = None) -> GroupTerms:
+                        threads: int | None = None, *, loss: bool = True) -> GroupTerms:
         """Every group's sums at its own shift (``shifts[g]``), for the groups ``wanted``
-        (the others' are 0): `kernels.sketch_terms` on each group's cells, on every core."""
+        (the others' are 0): `kernels.sketch_terms` on each group's cells, or
+        `kernels.exact_terms` on its rows for a group kept as rows, on every core. Without
+        ``loss``, a group kept as rows may leave its loss NaN (a Newton step needs only the
+        other sums, at less than half the cost a row)."""
         n = self.n_groups
         shifts = np.ascontiguousarray(shifts, dtype=np.float64)
         wanted = np.ones(n, dtype=bool) if wanted is None else np.ascontiguousarray(wanted)
         out = np.zeros((n, _kernels.N_TERMS))
+        tasks = []
+        kept = self._kept
+        if kept is not None:
+            # Each group is written by one kernel only: cells' and rows' groups apart.
+            counts = kept.counts
+            rows_wanted = wanted & (counts > 0)
+            wanted = wanted & (counts == 0)
+            kernel = _kernels.group_row_terms if loss else _kernels.group_row_newton
+            tasks += [partial(kernel, kept.first, kept.stop, kept.offsets, kept.labels,
+                              kept.weights, kept.has_weights, shifts, rows_wanted, low, high,
+                              out)
+                      for low, high in _balanced(np.cumsum(counts * rows_wanted), threads)]
         cells = np.diff(self._start) * wanted
-        bounds = _balanced(np.cumsum(cells), threads)
-        in_threads([partial(_kernels.group_terms, self._start, self._centres, self._tables,
-                            self.width, shifts, wanted, _COEFFICIENTS, _FACTORIALS, low, high,
-                            out) for low, high in bounds])
+        if cells.any() or not tasks:
+            tasks += [partial(_kernels.group_terms, self._start, self._centres, self._tables,
+                              self.width, shifts, wanted, _COEFFICIENTS, _FACTORIALS, low,
+                              high, out) for low, high in _balanced(np.cumsum(cells), threads)]
+        in_threads(tasks)
         return GroupTerms(negative=out[:, 0], positive=out[:, 1], gradient=out[:, 2] + out[:, 3],
                           negative_curvature=out[:, 4], positive_curvature=out[:, 5],
                           loss=out[:, 6])
@@ -763,7 +875,9 @@ class GroupSketch:
         core, in the user's units (each group's sums times ``2**exponent``). ``start``: each
         group's first guess of the mode ``û``; ``negatives``, ``positives``: its label
         weights in the user's units; ``nodes``, ``weights``: the Gauss-Hermite rule
-        (weights summing to 1). Rows of groups not ``wanted`` are 0."""
+        (weights summing to 1). Rows of groups not ``wanted`` are 0. Groups kept as rows are
+        integrated on their cells (`_cells_only`)."""
+        self = self._cells_only()
         wanted = np.ascontiguousarray(wanted)
         out = np.zeros((self.n_groups, _kernels.N_INTEGRAL))
         # Work per group: its cells times the points it is evaluated at.
@@ -836,7 +950,7 @@ class GroupSketch:
         every other sketch is written as version 2). Raises :class:`InputError` for a key of
         any other type.
         """
-        body = self._body()
+        body = self._cells_only()._body()
         return body + struct.pack("<I", zlib.crc32(body))
 
     @classmethod
@@ -950,8 +1064,11 @@ class GroupSketch:
         return self
 
     def __repr__(self) -> str:
+        kept = "" if self._kept is None else (
+            f", rows kept={int(self._kept.counts.sum())} in "
+            f"{np.count_nonzero(self._kept.counts)} groups")
         return (f"GroupSketch(groups={self.n_groups}, n_rows={self.n_rows}, "
-                f"cells={self.n_cells}, width={self.width}, order={self.order})")
+                f"cells={self._centres.size}{kept}, width={self.width}, order={self.order})")
 
 
 _MAGIC = b"LSGS"
@@ -1006,7 +1123,7 @@ def _balanced(cumulative: np.ndarray, threads: int | None) -> list[tuple[int, in
 
 
 def _filled(data: Prepared, codes: GroupCodes, width: float, order: int,
-            threads: int | None) -> GroupSketch:
+            threads: int | None, keep_rows: bool = False) -> GroupSketch:
     """The group sketch of one chunk in memory, each group in the units of its own weights.
 
     As `passes.rescaled_pass` does for `Sketch`, group by group: where a group's weights sum
@@ -1015,7 +1132,7 @@ def _filled(data: Prepared, codes: GroupCodes, width: float, order: int,
     that a group of weights 5e-324 keeps its digits beside one of weights 1, and one of
     1e300 does not overflow. The common case makes one fill and no copy.
     """
-    sketch, position = _filled_once(data, codes, width, order, threads)
+    sketch, position = _filled_once(data, codes, width, order, threads, keep_rows)
     if data.weights is None:
         return _finite(sketch)
     exponent = _group_exponents(sketch, data, codes, position)
@@ -1024,7 +1141,7 @@ def _filled(data: Prepared, codes: GroupCodes, width: float, order: int,
     values = np.asarray(codes.codes).astype(np.int64) - codes.base
     rescaled = replace(data, weights=np.ldexp(data.weights.astype(np.float64),
                                               -exponent[position[values]].astype(np.intc)))
-    again, _ = _filled_once(rescaled, codes, width, order, threads)
+    again, _ = _filled_once(rescaled, codes, width, order, threads, keep_rows)
     before, after = sketch.group_totals, again.group_totals
     for name, label in (("active_negatives", "0"), ("active_positives", "1")):
         vanished = np.flatnonzero((getattr(before, name) > 0) & (getattr(after, name) == 0))
@@ -1070,11 +1187,16 @@ def _group_exponents(sketch: GroupSketch, data: Prepared, codes: GroupCodes,
 
 
 def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
-                 threads: int | None) -> tuple[GroupSketch, np.ndarray]:
+                 threads: int | None, keep_rows: bool = False
+                 ) -> tuple[GroupSketch, np.ndarray]:
     """The group sketch of one chunk in memory, its sums in the weights' own units, and
-    where each code's group went in it (-1: a code without rows).
+    where each code's group went in it (-1: a code without rows). With ``keep_rows``, the
+    groups of at most `_ROWS_PER_CELL` rows per cell of their span keep their grouped rows
+    instead of cells.
 
-    Four kernels: `group_scan` validates the rows and totals each group per thread;
+    Four kernels: `group_scan` validates the rows and totals each group per thread (for
+    integer labels, offsets and no weights, `group_count` only counts, and
+    `group_row_bounds` totals the grouped rows);
     `group_scatter` copies the tabled rows grouped (a counting sort, threads over rows);
     `group_cell_counts` and `group_fill` (threads over ranges of groups) count each
     group's occupied cells, then fill its window in cache and copy those cells out. Memory
@@ -1094,14 +1216,28 @@ def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
     ranges = row_ranges(data.n_rows, threads)
     t = len(ranges)
     count = np.zeros((t, n_codes), dtype=np.int64)
-    tabled = np.zeros((t, n_codes), dtype=np.int64)
-    sums = np.zeros((t, 2, n_codes))
-    low = np.full((t, n_codes), math.inf)
-    high = np.full((t, n_codes), -math.inf)
     first_bad = np.full(t, -1, dtype=np.int64)
-    in_threads([partial(_kernels.group_scan, values, base, n_codes, *arguments, start,
-                        stop, count[k], tabled[k], sums[k, 0], sums[k, 1], low[k], high[k],
-                        first_bad[k:k + 1]) for k, (start, stop) in enumerate(ranges)])
+    # Integer labels, an offset per row, no weights: count alone, and take the rest from
+    # the grouped rows, unless a row is bad or has an infinite offset.
+    counted = (arguments[1] and not arguments[5] and arguments[3].dtype.kind in "biu")
+    if counted:
+        in_threads([partial(_kernels.group_count, values, base, n_codes, arguments[0],
+                            arguments[3], start, stop, count[k], first_bad[k:k + 1])
+                    for k, (start, stop) in enumerate(ranges)])
+        counted = not (first_bad >= 0).any()
+    if counted:
+        tabled = count
+    else:
+        count[:] = 0
+        first_bad[:] = -1
+        tabled = np.zeros((t, n_codes), dtype=np.int64)
+        sums = np.zeros((t, 2, n_codes))
+        low = np.full((t, n_codes), math.inf)
+        high = np.full((t, n_codes), -math.inf)
+        in_threads([partial(_kernels.group_scan, values, base, n_codes, *arguments, start,
+                            stop, count[k], tabled[k], sums[k, 0], sums[k, 1], low[k],
+                            high[k], first_bad[k:k + 1])
+                    for k, (start, stop) in enumerate(ranges)])
     if (first_bad >= 0).any():
         row = int(first_bad[first_bad >= 0].min())
         code = int(values[row]) - base
@@ -1127,43 +1263,25 @@ def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
     in_threads([partial(_kernels.group_scatter, values, base, *arguments, start, stop,
                         cursor[k], sorted_offsets, sorted_labels, sorted_weights)
                 for k, (start, stop) in enumerate(ranges)])
-    count, sums = count.sum(axis=0), sums.sum(axis=0)
-    low, high = low.min(axis=0), high.max(axis=0)
+    count = count.sum(axis=0)
+    if counted:
+        sums = np.empty((2, n_codes))
+        sums[0] = count
+        low, high = np.empty(n_codes), np.empty(n_codes)
+        in_threads([partial(_kernels.group_row_bounds, sorted_offsets, sorted_labels,
+                            row_start, first, stop, sums[1], low, high)
+                    for first, stop in _balanced(row_start[1:], threads)])
+    else:
+        sums = sums.sum(axis=0)
+        low, high = low.min(axis=0), high.max(axis=0)
     present = np.flatnonzero(count > 0)
 
-    inv_width = 1.0 / width
-    finite = high >= low
-    with np.errstate(over="ignore", invalid="ignore"):
-        cell_low = np.where(finite, np.floor(low * inv_width), 0.0)
-        span = np.where(finite, np.floor(high * inv_width) - cell_low + 1.0, 0.0)
-    dense = finite & (span <= np.maximum(_WINDOW_CELLS, np.minimum(_WINDOW_ROWS * rows_of,
-                                                                   _MAX_WINDOW)))
-    spans = np.where(dense, span, 0.0).astype(np.int64)
-    bounds = _balanced(np.cumsum(np.where(dense, rows_of, 0)), threads)
-    widest = int(spans.max(initial=0))
-    cells = np.zeros(n_codes, dtype=np.int64)
-    in_threads([partial(_kernels.group_cell_counts, sorted_offsets, row_start, cell_low,
-                        spans, first, stop, inv_width, np.zeros(widest, dtype=np.bool_),
-                        cells) for first, stop in bounds])
-    cell_start = np.zeros(n_codes + 1, dtype=np.int64)
-    np.cumsum(cells, out=cell_start[1:])
-    centres = np.empty(int(cell_start[-1]))
-    tables = np.empty((centres.size, 2 * order))
-    in_threads([partial(_kernels.group_fill, sorted_offsets, sorted_labels, sorted_weights,
-                        has_weights, row_start, cell_low, spans, cell_start, first, stop,
-                        inv_width, width, order, np.zeros(widest * 2 * order), centres,
-                        tables) for first, stop in bounds])
-    tables = tables.reshape(centres.size, 2, order)
-    cell_code = np.repeat(np.arange(n_codes), cells)
-    sparse = np.flatnonzero(finite & ~dense)
-    if sparse.size:
-        sparse_code, sparse_centres, sparse_tables = _fill_sparse(
-            sorted_offsets, sorted_labels, sorted_weights if has_weights else None, row_start,
-            sparse, width, order)
-        cell_code = np.concatenate([cell_code, sparse_code])
-        centres = np.concatenate([centres, sparse_centres])
-        tables = np.concatenate([tables, sparse_tables])
-    del sorted_offsets, sorted_labels, sorted_weights
+    _, _, span = _spans(low, high, width)
+    kept = (keep_rows & (rows_of > 0) & (rows_of <= _ROWS_PER_CELL * span) if keep_rows
+            else np.zeros(n_codes, dtype=bool))
+    cell_code, centres, tables = _cells_of_rows(
+        sorted_offsets, sorted_labels, sorted_weights, has_weights, row_start[:-1],
+        row_start[1:], low, high, ~kept, width, order, threads)
 
     # Only the groups with rows; then in the order of their keys.
     position = np.full(n_codes, -1, dtype=np.int64)
@@ -1183,7 +1301,117 @@ def _filled_once(data: Prepared, codes: GroupCodes, width: float, order: int,
     sketch._range = np.column_stack([low[present], high[present]])
     sketch._set_cells(position[cell_code], centres, tables, present.size)
     sketch._exponent = np.zeros(present.size, dtype=np.int64)
+    if kept.any():
+        sketch._kept = _kept_rows(sorted_offsets, sorted_labels, sorted_weights, has_weights,
+                                  row_start[present], np.where(kept, rows_of, 0)[present])
     return sketch, position
+
+
+def _kept_rows(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+               has_weights: bool, first: np.ndarray, counts: np.ndarray) -> _KeptRows:
+    """The kept rows of each group in key order: ``counts[g]`` rows from ``first[g]`` of
+    the grouped columns. Where most rows are kept, the columns themselves (no copy: a
+    gather of 1e7 rows costs more than the fill); else a copy of the kept rows alone, so
+    that the sketch holds no more rows than it keeps."""
+    if 2 * int(counts.sum()) < offsets.size:
+        start = np.zeros(counts.size + 1, dtype=np.int64)
+        np.cumsum(counts, out=start[1:])
+        rows = np.repeat(first - start[:-1], counts) + np.arange(start[-1])
+        offsets, labels = offsets[rows], labels[rows]
+        weights = weights[rows] if has_weights else weights
+        first, every_row = start[:-1], False
+    else:
+        first, every_row = np.ascontiguousarray(first), True
+    totals = np.zeros((counts.size, 3))
+    _kernels.group_row_totals(first, first + counts, offsets, labels, weights, has_weights,
+                              totals)
+    return _KeptRows(first, counts, offsets, labels, weights, has_weights, totals, every_row)
+
+
+def _spans(low: np.ndarray, high: np.ndarray, width: float
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Which groups have a finite offset, the cell of the least, and how many cells their
+    offsets span (0 for the others; inf where beyond the doubles)."""
+    inv_width = 1.0 / width
+    finite = high >= low
+    with np.errstate(over="ignore", invalid="ignore"):
+        cell_low = np.where(finite, np.floor(low * inv_width), 0.0)
+        span = np.where(finite, np.floor(high * inv_width) - cell_low + 1.0, 0.0)
+    return finite, cell_low, span
+
+
+def _cells_of_rows(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray,
+                   has_weights: bool, row_first: np.ndarray, row_stop: np.ndarray,
+                   low: np.ndarray, high: np.ndarray, which: np.ndarray, width: float,
+                   order: int, threads: int | None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The cells of the groups ``which`` from their grouped rows (group ``g``'s rows
+    ``row_first[g]:row_stop[g]``, its least and greatest offset ``low[g]``,
+    ``high[g]``): each group's code, centres and tables, a group's cells in increasing
+    offset.
+
+    `group_cell_counts` and `group_fill` (threads over ranges of groups) count each group's
+    occupied cells, then fill its window in cache and copy those cells out; a group whose
+    offsets span more cells than a window allows goes to `_fill_sparse`.
+    """
+    n_codes = row_first.size
+    rows_of = row_stop - row_first
+    inv_width = 1.0 / width
+    finite, cell_low, span = _spans(low, high, width)
+    finite &= which
+    dense = finite & (span <= np.maximum(_WINDOW_CELLS, np.minimum(_WINDOW_ROWS * rows_of,
+                                                                   _MAX_WINDOW)))
+    spans = np.where(dense, span, 0.0).astype(np.int64)
+    bounds = _balanced(np.cumsum(np.where(dense, rows_of, 0)), threads)
+    widest = int(spans.max(initial=0))
+    cells = np.zeros(n_codes, dtype=np.int64)
+    in_threads([partial(_kernels.group_cell_counts, offsets, row_first, row_stop, cell_low,
+                        spans, first, stop, inv_width, np.zeros(widest, dtype=np.bool_),
+                        cells) for first, stop in bounds])
+    cell_start = np.zeros(n_codes + 1, dtype=np.int64)
+    np.cumsum(cells, out=cell_start[1:])
+    centres = np.empty(int(cell_start[-1]))
+    tables = np.empty((centres.size, 2 * order))
+    if order == 8 and not has_weights and labels.dtype.kind in "biu":
+        tasks = [partial(_kernels.group_fill_unweighted, offsets, labels, row_first,
+                         row_stop, cell_low, spans, cell_start, first, stop, inv_width, width,
+                         np.zeros(widest * 2 * order), centres, tables)
+                 for first, stop in bounds]
+        _kernels.compile_vectorized(_kernels.group_fill_unweighted, tasks[0].args)
+    else:
+        tasks = [partial(_kernels.group_fill, offsets, labels, weights, has_weights,
+                         row_first, row_stop, cell_low, spans, cell_start, first, stop,
+                         inv_width, width, order, np.zeros(widest * 2 * order), centres,
+                         tables) for first, stop in bounds]
+    in_threads(tasks)
+    tables = tables.reshape(centres.size, 2, order)
+    cell_code = np.repeat(np.arange(n_codes), cells)
+    sparse = np.flatnonzero(finite & ~dense)
+    if sparse.size:
+        sparse_code, sparse_centres, sparse_tables = _fill_sparse(
+            offsets, labels, weights if has_weights else None, row_first, row_stop, sparse,
+            width, order)
+        cell_code = np.concatenate([cell_code, sparse_code])
+        centres = np.concatenate([centres, sparse_centres])
+        tables = np.concatenate([tables, sparse_tables])
+    return cell_code, centres, tables
+
+
+def _rows_as_cells(sketch: GroupSketch) -> GroupSketch:
+    """A new sketch of the same rows with the groups kept as rows turned into cells."""
+    kept = sketch._kept
+    n = sketch.n_groups
+    code, centres, tables = _cells_of_rows(
+        kept.offsets, kept.labels, kept.weights, kept.has_weights, kept.first, kept.stop,
+        sketch._range[:, 0], sketch._range[:, 1], kept.counts > 0, sketch.width,
+        sketch.order, None)
+    view = GroupSketch(sketch.width, sketch.order)
+    view._keys, view._n_rows, view._sums = sketch._keys, sketch._n_rows, sketch._sums
+    view._range, view._exponent = sketch._range, sketch._exponent
+    view._set_cells(np.concatenate([np.repeat(np.arange(n), np.diff(sketch._start)), code]),
+                    np.concatenate([sketch._centres, centres]),
+                    np.concatenate([sketch._tables, tables]), n)
+    return view
 
 
 def _finite(sketch: GroupSketch) -> GroupSketch:
@@ -1203,13 +1431,13 @@ def _finite(sketch: GroupSketch) -> GroupSketch:
 
 
 def _fill_sparse(offsets: np.ndarray, labels: np.ndarray, weights: np.ndarray | None,
-                 row_start: np.ndarray, sparse: np.ndarray, width: float, order: int
-                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                 row_first: np.ndarray, row_stop: np.ndarray, sparse: np.ndarray,
+                 width: float, order: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The rows of groups too spread for a window, by numpy (`Sketch`'s reference fill):
     their codes, centres and tables, sorted by (code, centre)."""
     codes, centres, tables = [], [], []
     for code in sparse.tolist():
-        rows = slice(row_start[code], row_start[code + 1])
+        rows = slice(row_first[code], row_stop[code])
         c, t = fill_reference(labels[rows], offsets[rows],
                               None if weights is None else weights[rows], width, order)
         codes.append(np.full(c.size, code, dtype=np.int64))

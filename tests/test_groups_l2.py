@@ -177,6 +177,10 @@ def test_every_source_gives_the_same_penalised_shifts(rows, tmp_path):
         results.append(fit_groups_arrays(
             *(dask_array.from_array(rows[name], chunks=7000)
               for name in ("y", "group", "offset", "weight")), l2=3.0))
+    halves = [logitshift.GroupSketch().update(*(rows[name][part] for name in
+                                                ("y", "group", "offset", "weight")))
+              for part in (slice(0, 12_345), slice(12_345, None))]
+    results.append(sum(halves).solve(l2=3.0))
     for result in results:
         assert result.l2 == 3.0
         np.testing.assert_allclose(result.shift, expected.shift, rtol=1e-13, atol=1e-13)

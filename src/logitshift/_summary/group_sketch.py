@@ -900,15 +900,16 @@ class GroupSketch:
     # -- the estimator -----------------------------------------------------------------------
 
     def solve(self, *, shrinkage: str | None = None, nagq: int = 1, pseudo_count: float = 0.0,
-              tol: float | None = None, max_iter: int = 100) -> GroupShiftFit:
+              tol: float | None = None, max_iter: int = 100, l2: float = 0.0
+              ) -> GroupShiftFit:
         """The :class:`~logitshift.GroupShiftFit` of the rows seen so far: what
         :func:`logitshift.fit_groups` gives on the same rows, with its options (``shrinkage``,
-        ``nagq``, ``pseudo_count``, ``tol``, ``max_iter``), from the tables alone.
+        ``nagq``, ``pseudo_count``, ``tol``, ``max_iter``, ``l2``), from the tables alone.
 
         Raises :class:`InputError` for an option out of range, a sketch with no rows, or
         rows that weigh nothing; warns as :func:`logitshift.fit_groups` does.
         """
-        options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter)
+        options = check_group_options(shrinkage, nagq, pseudo_count, tol, max_iter, l2)
         if self.n_groups == 0:
             raise InputError("y is empty: the group sketch has no rows yet", argument="y")
         return fit_group_curves(self, **options)

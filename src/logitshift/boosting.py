@@ -561,8 +561,13 @@ def _chosen_trees(trees: Any, n_trees: int) -> np.ndarray:
     if trees is None:
         chosen[:] = True
         return chosen
-    if isinstance(trees, (int, np.integer)) and not isinstance(trees, bool):
+    if isinstance(trees, np.ndarray) and trees.ndim == 0:
+        trees = trees.item()
+    if isinstance(trees, (int, np.integer)) and not isinstance(trees, (bool, np.bool_)):
         trees = [trees]
+    if isinstance(trees, (str, bytes)) or not hasattr(trees, "__iter__"):
+        raise InputError(f"trees = {trees!r} must be a tree index (an int) or a sequence of "
+                         "them", argument="trees", value=trees)
     for i, tree in enumerate(trees):
         if isinstance(tree, (bool, np.bool_)) or not isinstance(tree, (int, np.integer)):
             raise InputError(f"trees[{i}] = {tree!r} is not a tree index (an int)",
@@ -572,6 +577,14 @@ def _chosen_trees(trees: Any, n_trees: int) -> np.ndarray:
                              argument="trees", index=i, value=tree)
         chosen[tree] = True
     return chosen
+
+
+def _option(value: Any, name: str) -> float:
+    """A finite number >= 0; a string or a bool is refused, not read as one."""
+    if isinstance(value, (str, bytes, bool, np.bool_)) or (
+            isinstance(value, np.ndarray) and value.dtype.kind not in "iuf"):
+        raise InputError(f"{name} = {value!r} must be a number", argument=name, value=value)
+    return as_nonnegative_float(value, name)
 
 
 def _mean_loss(label: np.ndarray, margin: np.ndarray, weight: np.ndarray | None) -> float:
@@ -648,8 +661,9 @@ def refit_leaves(
         recalibration has not landed), a ``dart`` or ``gblinear`` booster, LightGBM's
         ``linear_tree``; ``y`` or ``weight`` of another length than ``data`` or with bad
         values (named as :func:`logitshift.fit` names them), a NaN base margin, a tree
-        index that is not a tree, ``learning_rate <= 0``, ``l2 < 0``, ``decay`` outside
-        [0, 1].
+        index that is not a tree (an int, or a sequence of them), ``learning_rate <= 0``
+        or so large that a leaf leaves the range of the model's leaf values, ``l2 < 0``,
+        ``decay`` outside [0, 1]; a string or a bool where a number is meant.
     ImportError
         The model's library is not installed.
 
@@ -690,12 +704,12 @@ def refit_leaves(
                          argument="init_score")
     margin_name = "base_margin" if init_score is None else "init_score"
     start = base_margin if init_score is None else init_score
-    decay = as_nonnegative_float(decay, "decay")
+    decay = _option(decay, "decay")
     if decay > 1:
         raise InputError(f"decay = {decay!r} must be in [0, 1]", argument="decay",
                          value=decay)
     if learning_rate is not None:
-        learning_rate = as_nonnegative_float(learning_rate, "learning_rate")
+        learning_rate = _option(learning_rate, "learning_rate")
         if learning_rate == 0:
             raise InputError("learning_rate = 0.0 must be > 0", argument="learning_rate",
                              value=learning_rate)
@@ -748,13 +762,28 @@ def refit_leaves(
             if chosen[tree]:
                 new, kept_here = _refit_tree(label, leaf, margin, weight, penalty,
                                              rates[tree], decay, old, source.stored)
+                if not np.all(np.isfinite(new)):
+                    # A learning rate so large that a leaf leaves the stored dtype's range
+                    # would give every later tree an infinite margin.
+                    j = int(np.flatnonzero(~np.isfinite(new))[0])
+                    raise InputError(
+                        f"learning_rate = {float(rates[tree])!r} puts leaf {j} of tree {tree} "
+                        f"at {float(new[j])!r}, beyond the range of the model's {np.dtype(source.stored)}"
+                        " leaf values", argument="learning_rate", value=float(rates[tree]))
                 kept += [(tree, int(k)) for k in kept_here]
                 moved = np.abs(new - old)
                 refitted.append(tree)
                 changed.append(int(np.count_nonzero(moved)))
                 largest.append(float(moved.max()) if moved.size else 0.0)
             written.append(new)
-            margin += new[leaf]
+            with np.errstate(over="ignore"):
+                margin += new[leaf]
+            if chosen[tree] and not np.all(np.isfinite(margin)):
+                i = int(np.flatnonzero(~np.isfinite(margin))[0])
+                raise InputError(
+                    f"learning_rate = {float(rates[tree])!r} takes row {i}'s margin to "
+                    f"{float(margin[i])!r} after tree {tree}: no finite model has these "
+                    "leaves", argument="learning_rate", value=float(rates[tree]))
             old_margin += old[leaf]
     if kept:
         warn(f"{len(kept)} leaves kept their value: their rows' labels are all 1 (or all 0), "
@@ -784,8 +813,9 @@ def _refit_tree(label: np.ndarray, leaf: np.ndarray, margin: np.ndarray,
     unreached = fit.status == "no_weight"
     new = old.copy()
     target = ids[finite]
-    new[target] = (decay * old[target]
-                   + (1.0 - decay) * learning_rate * fit.shift[finite]).astype(stored)
+    with np.errstate(over="ignore"):  # the caller refuses a leaf beyond the stored range
+        new[target] = (decay * old[target]
+                       + (1.0 - decay) * learning_rate * fit.shift[finite]).astype(stored)
     return new, ids[~finite & ~unreached]
 
 

@@ -157,7 +157,10 @@ def check_l2(l2: Any) -> float:
     if isinstance(l2, (bool, np.bool_)) or not isinstance(l2, (int, float, np.integer,
                                                                  np.floating)):
         raise InputError(f"l2 = {l2!r} must be a number >= 0", argument="l2", value=l2)
-    value = float(l2)
+    try:
+        value = float(l2)
+    except OverflowError:  # an int beyond the doubles
+        value = math.inf if l2 > 0 else -math.inf
     if not (math.isfinite(value) and value >= 0):
         raise InputError(f"l2 = {value!r} must be finite and >= 0", argument="l2",
                          value=value)

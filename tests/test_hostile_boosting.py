@@ -111,19 +111,19 @@ def _parts(model, X, base_margin=None):
             own = model.predict(X, output_margin=True, base_margin=base_margin)
         trees = json.loads(bytes(booster.save_raw("json")))["learner"]["gradient_booster"][
             "model"]["trees"]
-        leaves = booster.predict(data, pred_leaf=True).reshape(len(X), -1).astype(int)
+        leaves = booster.predict(data, pred_leaf=True).reshape(np.shape(X)[0], -1)
         values = [np.asarray(t["split_conditions"], dtype=np.float32).astype(np.float64)
                   for t in trees]
-        return np.asarray(own, dtype=np.float64), leaves, values
+        return np.asarray(own, dtype=np.float64), leaves.astype(int), values
     booster = model if isinstance(model, lgb.Booster) else model.booster_
     own = np.asarray(model.predict(X, raw_score=True), dtype=np.float64)
     if base_margin is not None:
         own = own + base_margin
-    leaves = np.asarray(booster.predict(X, pred_leaf=True)).reshape(len(X), -1).astype(int)
+    leaves = np.asarray(booster.predict(X, pred_leaf=True)).reshape(np.shape(X)[0], -1)
     info = booster.dump_model()["tree_info"]
     values = [np.array([booster.get_leaf_output(t, j) for j in range(tree["num_leaves"])])
               for t, tree in enumerate(info)]
-    return own, leaves, values
+    return own, leaves.astype(int), values
 
 
 def check_refit(old_model, result, X, y, weight=None, base_margin=None, *, learning_rate,
@@ -280,3 +280,329 @@ def test_odd_but_valid_options_refit_as_the_reference(rows, models, library, opt
     check_refit(model, result, rows["X_new"], rows["y_new"], learning_rate=lr,
                 l2=float(options.get("l2", default_l2)), decay=options.get("decay", 0.0),
                 trees=trees)
+
+
+# -- data, labels, weights and margins given to refit_leaves -------------------------------------
+
+def _frame(X, order=FEATURES):
+    return pd.DataFrame(X, columns=FEATURES)[list(order)]
+
+
+#: (id, a function of the rows giving refit_leaves' arguments after the model, the argument
+#: named, a fragment of the message)
+BAD_DATA = [
+    ("fewer-features", lambda r: dict(data=r["X_new"][:, :2], y=r["y_new"]), "data", "2"),
+    ("more-features", lambda r: dict(data=np.c_[r["X_new"], r["X_new"][:, :1]],
+                                     y=r["y_new"]), "data", "4"),
+    ("one-dimensional", lambda r: dict(data=r["X_new"][:, 0], y=r["y_new"]), "data",
+     "(400,)"),
+    ("ragged-lists", lambda r: dict(data=[[1.0, 2.0, 3.0], [1.0]], y=[0, 1]), "data",
+     "(2,)"),
+    ("text-features", lambda r: dict(data=np.full((N, 3), "a"), y=r["y_new"]), "data",
+     "cannot read data"),
+    ("y-short", lambda r: dict(data=r["X_new"], y=r["y_new"][:-1]), "y", "399"),
+    ("y-long", lambda r: dict(data=r["X_new"], y=np.r_[r["y_new"], 1.0]), "y", "401"),
+    ("y-two-columns", lambda r: dict(data=r["X_new"], y=np.c_[r["y_new"], r["y_new"]]), "y",
+     "(400, 2)"),
+    ("y-minus-one-one", lambda r: dict(data=r["X_new"], y=2 * r["y_new"] - 1), "y", "-1.0"),
+    ("y-text", lambda r: dict(data=r["X_new"], y=np.where(r["y_new"] > 0, "yes", "no")), "y",
+     "numeric"),
+    ("y-nan", lambda r: dict(data=r["X_new"], y=np.r_[np.nan, r["y_new"][1:]]), "y", "nan"),
+    ("y-missing", lambda r: dict(data=r["X_new"]), "y", "missing"),
+    ("no-rows", lambda r: dict(data=r["X_new"][:0], y=r["y_new"][:0]), "y", "empty"),
+    ("weight-negative", lambda r: dict(data=r["X_new"], y=r["y_new"], weight=-r["w_new"]),
+     "weight", "weight[0]"),
+    ("weight-nan", lambda r: dict(data=r["X_new"], y=r["y_new"],
+                                  weight=np.r_[r["w_new"][:5], np.nan, r["w_new"][6:]]),
+     "weight", "weight[5]"),
+    ("weight-inf", lambda r: dict(data=r["X_new"], y=r["y_new"],
+                                  weight=np.r_[math.inf, r["w_new"][1:]]), "weight", "inf"),
+    ("weight-short", lambda r: dict(data=r["X_new"], y=r["y_new"], weight=r["w_new"][:9]),
+     "weight", "9"),
+    ("weight-zero", lambda r: dict(data=r["X_new"], y=r["y_new"], weight=np.zeros(N)),
+     "weight", "zero"),
+    ("weight-scalar", lambda r: dict(data=r["X_new"], y=r["y_new"], weight=2.0), "weight",
+     "()"),
+    ("margin-short", lambda r: dict(data=r["X_new"], y=r["y_new"], base_margin=np.zeros(7)),
+     "base_margin", "7"),
+    ("margin-nan", lambda r: dict(data=r["X_new"], y=r["y_new"],
+                                  base_margin=np.r_[np.nan, np.zeros(N - 1)]),
+     "base_margin", "nan"),
+    ("margin-inf", lambda r: dict(data=r["X_new"], y=r["y_new"],
+                                  init_score=np.r_[np.zeros(3), -math.inf, np.zeros(N - 4)]),
+     "init_score", "init_score[3]"),
+    ("margin-bool", lambda r: dict(data=r["X_new"], y=r["y_new"],
+                                   base_margin=np.ones(N, dtype=bool)), "base_margin",
+     "boolean"),
+    ("margin-two-columns", lambda r: dict(data=r["X_new"], y=r["y_new"],
+                                          base_margin=np.zeros((N, 2))), "base_margin",
+     "(400, 2)"),
+    ("margin-and-init-score", lambda r: dict(data=r["X_new"], y=r["y_new"],
+                                             base_margin=np.zeros(N), init_score=np.zeros(N)),
+     "init_score", "not both"),
+]
+
+
+@pytest.mark.parametrize("library", ["xgb", "lgb"])
+@pytest.mark.parametrize("make, argument, fragment", [case[1:] for case in BAD_DATA],
+                         ids=[c[0] for c in BAD_DATA])
+def test_bad_data_is_refused_by_name(rows, models, library, make, argument, fragment):
+    refused(lambda: refit_leaves(models[library], **make(rows)), argument, fragment)
+
+
+@pytest.mark.parametrize("library", ["xgb_frame", "lgb_frame"])
+@pytest.mark.parametrize("order", [["site", "age", "dose"], ["dose", "age", "site"]],
+                         ids=["rotated", "swapped"])
+def test_a_frame_with_the_columns_in_another_order_is_refused(rows, models, library, order):
+    """XGBoost's own predict refuses it; LightGBM's reads it by position, which would
+    silently refit other features' splits."""
+    refused(lambda: refit_leaves(models[library], _frame(rows["X_new"], order),
+                                 rows["y_new"]), "data", "another order", repr(FEATURES))
+
+
+def test_a_frame_with_other_names_is_refused_as_xgboost_refuses_it(rows, models):
+    frame = _frame(rows["X_new"]).set_axis(["a", "b", "c"], axis=1)
+    with pytest.raises(ValueError, match="feature_names mismatch"):
+        models["xgb_frame"].predict(frame)
+    refused(lambda: refit_leaves(models["xgb_frame"], frame, rows["y_new"]), "data",
+            "['a', 'b', 'c']")
+
+
+#: (id, a function of the rows giving refit_leaves' data, y, weight, and the margin the model
+#: boosts from, which the reference adds as XGBoost's base_margin or LightGBM's init_score)
+GOOD_DATA = [
+    ("lists", lambda r: (r["X_new"].tolist(), r["y_new"].tolist(), None, None)),
+    ("sparse", lambda r: (__import__("scipy.sparse").sparse.csr_matrix(
+        np.where(np.abs(r["X_new"]) < 0.3, 0.0, r["X_new"])), r["y_new"], None, None)),
+    ("missing-values", lambda r: (np.where(r["X_new"] > 1.0, np.nan, r["X_new"]),
+                                  r["y_new"], None, None)),
+    ("float32-features", lambda r: (r["X_new"].astype(np.float32), r["y_new"], None, None)),
+    ("soft-labels", lambda r: (r["X_new"], 0.2 + 0.6 * r["y_new"], None, None)),
+    ("bool-labels", lambda r: (r["X_new"], r["y_new"] > 0, None, None)),
+    ("int8-labels", lambda r: (r["X_new"], r["y_new"].astype(np.int8), None, None)),
+    ("series-labels-odd-index", lambda r: (r["X_new"], pd.Series(r["y_new"],
+                                                                index=np.arange(N)[::-1] * 3),
+                                           None, None)),
+    ("column-labels", lambda r: (r["X_new"], r["y_new"][:, None], None, None)),
+    ("weights", lambda r: (r["X_new"], r["y_new"], r["w_new"], None)),
+    ("weights-2**600", lambda r: (r["X_new"], r["y_new"], np.ldexp(r["w_new"], 600), None)),
+    ("weights-2**-600", lambda r: (r["X_new"], r["y_new"], np.ldexp(r["w_new"], -600), None)),
+    ("some-zero-weights", lambda r: (r["X_new"], r["y_new"],
+                                     np.where(r["X_new"][:, 0] > 0.5, 0.0, r["w_new"]), None)),
+    ("one-row", lambda r: (r["X_new"][:1], r["y_new"][:1], None, None)),
+    ("one-class", lambda r: (r["X_new"], np.ones(N), None, None)),
+    ("margin", lambda r: (r["X_new"], r["y_new"], r["w_new"], r["margin_new"])),
+    ("margin-float32", lambda r: (r["X_new"], r["y_new"], None,
+                                  r["margin_new"].astype(np.float32))),
+]
+
+
+#: The scikit-learn wrappers take the cases where their predict differs from a Booster's.
+GOOD_DATA_CASES = ([(library, case) for case in GOOD_DATA for library in ("xgb", "lgb")]
+                   + [(library, case) for case in GOOD_DATA
+                      if case[0] in ("lists", "weights", "margin", "one-class")
+                      for library in ("xgb_clf", "lgb_clf")])
+
+
+@pytest.mark.parametrize("library, case", GOOD_DATA_CASES,
+                         ids=[f"{case[0]}-{library}" for library, case in GOOD_DATA_CASES])
+def test_odd_but_valid_data_refit_as_the_reference(rows, models, library, case):
+    data, y, weight, margin = case[1](rows)
+    model = models[library]
+    keyword = "base_margin" if library.startswith("xgb") else "init_score"
+    result = refit_leaves(model, data, y, weight,
+                          **({} if margin is None else {keyword: margin}))
+    # A sparse matrix goes to the reference as it is: its zeros are zeros, not missing.
+    table = data if hasattr(data, "toarray") else np.asarray(data, dtype=float)
+    check_refit(model, result, table, np.ravel(np.asarray(y, dtype=float)), weight,
+                None if margin is None else np.asarray(margin, dtype=np.float32 if
+                                                       library.startswith("xgb") else float),
+                learning_rate=None, l2=1.0 if library.startswith("xgb") else 0.0)
+
+
+# -- models refit_leaves refuses, by name --------------------------------------------------------
+
+#: (id, a function of the models giving the model, a fragment of the message)
+BAD_MODELS = [
+    ("not-a-model", lambda m: "model.json", "str"),
+    ("a-numpy-array", lambda m: np.zeros(3), "ndarray"),
+    ("unfitted-xgb", lambda m: xgb.XGBClassifier(), "not fitted"),
+    ("unfitted-lgb", lambda m: lgb.LGBMClassifier(), "not fitted"),
+    ("xgb-multiclass", lambda m: m["xgb_multi"], "multiclass"),
+    ("lgb-multiclass", lambda m: m["lgb_multi"], "multiclass"),
+    ("xgb-regression", lambda m: m["xgb_regression"], "reg:squarederror"),
+    ("lgb-regression", lambda m: m["lgb_regression"], "regression"),
+]
+
+
+@pytest.mark.parametrize("make, fragment", [case[1:] for case in BAD_MODELS],
+                         ids=[c[0] for c in BAD_MODELS])
+def test_bad_models_are_refused_by_name(rows, models, make, fragment):
+    refused(lambda: refit_leaves(make(models), rows["X_new"], rows["y_new"]), "model",
+            fragment)
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"objective": "reg:logistic"}, "reg:logistic"),
+    ({"objective": "binary:hinge"}, "binary:hinge"),
+    ({"objective": "binary:logistic", "booster": "dart"}, "dart"),
+    ({"objective": "binary:logistic", "booster": "gblinear"}, "gblinear"),
+], ids=["reg-logistic", "hinge", "dart", "gblinear"])
+def test_xgboost_models_that_are_not_binary_tree_boosters_are_refused(rows, params,
+                                                                      fragment):
+    model = xgb.train(params, xgb.DMatrix(rows["X"], label=rows["y"]), 2)
+    refused(lambda: refit_leaves(model, rows["X_new"], rows["y_new"]), "model", fragment)
+
+
+@pytest.mark.parametrize("params, fragment", [
+    ({"objective": "cross_entropy"}, "cross_entropy"),
+    ({"objective": "binary", "sigmoid": 2.0}, "sigmoid:2"),
+    ({"objective": "binary", "linear_tree": True}, "linear_tree"),
+], ids=["cross-entropy", "sigmoid-2", "linear-tree"])
+def test_lightgbm_models_whose_leaves_are_not_log_odds_are_refused(rows, params, fragment):
+    model = lgb.train({**params, "num_leaves": 4, "verbose": -1},
+                      lgb.Dataset(rows["X"], rows["y"]), 2)
+    refused(lambda: refit_leaves(model, rows["X_new"], rows["y_new"]), "model", fragment)
+
+
+# -- models trained in less common ways -------------------------------------------------------
+
+@pytest.mark.parametrize("params", [
+    {"num_parallel_tree": 3, "subsample": 0.7, "colsample_bynode": 0.7},
+    {"base_score": 0.15},
+    {"base_score": 0.9, "objective": "binary:logitraw"},
+    {"monotone_constraints": "(1,-1,0)"},
+    {"max_delta_step": 0.1, "min_child_weight": 5.0, "alpha": 0.5},
+    {"lambda": 0.0},
+], ids=["random-forest", "base-score", "logitraw-base-score", "monotone", "regularised",
+        "lambda-zero"])
+def test_xgboost_models_trained_with_options_refit_as_the_reference(rows, params):
+    model = xgb.train({"objective": "binary:logistic", "max_depth": 2, "eta": 0.4, **params},
+                      xgb.DMatrix(rows["X"], label=rows["y"]), 3)
+    result = refit_leaves(model, rows["X_new"], rows["y_new"], rows["w_new"])
+    check_refit(model, result, rows["X_new"], rows["y_new"], rows["w_new"],
+                learning_rate=0.4, l2=params.get("lambda", 1.0))
+
+
+@pytest.mark.parametrize("params", [
+    {"boost_from_average": False},
+    {"boosting": "goss"},
+    {"boosting": "rf", "bagging_freq": 1, "bagging_fraction": 0.7},
+    {"monotone_constraints": [1, -1, 0]},
+    {"lambda_l2": 5.0, "lambda_l1": 0.5},
+], ids=["no-boost-from-average", "goss", "random-forest", "monotone", "regularised"])
+def test_lightgbm_models_trained_with_options_refit_as_the_reference(rows, params):
+    model = lgb.train({"objective": "binary", "num_leaves": 4, "learning_rate": 0.4,
+                       "verbose": -1, **params}, lgb.Dataset(rows["X"], rows["y"]), 3)
+    result = refit_leaves(model, rows["X_new"], rows["y_new"], rows["w_new"])
+    check_refit(model, result, rows["X_new"], rows["y_new"], rows["w_new"],
+                learning_rate=None, l2=params.get("lambda_l2", 0.0))
+
+
+def test_lightgbm_trained_from_an_init_score_refits_from_the_same_margin(rows):
+    rng = np.random.default_rng(3)
+    start, start_new = rng.normal(size=N), rows["margin_new"]
+    model = lgb.train({"objective": "binary", "num_leaves": 4, "learning_rate": 0.4,
+                       "verbose": -1}, lgb.Dataset(rows["X"], rows["y"], init_score=start), 3)
+    result = refit_leaves(model, rows["X_new"], rows["y_new"], init_score=start_new)
+    check_refit(model, result, rows["X_new"], rows["y_new"], None, start_new,
+                learning_rate=None, l2=0.0)
+
+
+@pytest.mark.parametrize("library", ["xgb", "lgb"])
+def test_pandas_categoricals_refit_as_the_reference(rows, library):
+    frame = pd.DataFrame({"age": rows["X"][:, 0], "site": pd.Categorical(
+        np.where(rows["X"][:, 1] > 0, "north", "south"))})
+    new = pd.DataFrame({"age": rows["X_new"][:, 0], "site": pd.Categorical(
+        np.where(rows["X_new"][:, 1] > 0, "north", "south"))})
+    if library == "xgb":
+        model = xgb.XGBClassifier(n_estimators=3, max_depth=2, learning_rate=0.4,
+                                  enable_categorical=True).fit(frame, rows["y"])
+    else:
+        model = lgb.LGBMClassifier(n_estimators=3, num_leaves=4, learning_rate=0.4,
+                                   verbose=-1).fit(frame, rows["y"])
+    result = refit_leaves(model, new, rows["y_new"])
+    if library == "xgb":
+        own = result.model.predict(new, output_margin=True)
+        leaves = result.model.get_booster().predict(
+            xgb.DMatrix(new, enable_categorical=True), pred_leaf=True)
+        old_leaves = model.get_booster().predict(xgb.DMatrix(new, enable_categorical=True),
+                                                 pred_leaf=True)
+        np.testing.assert_array_equal(leaves, old_leaves)
+        assert result.loss_after == pytest.approx(mean_loss(rows["y_new"], own, None),
+                                                  rel=1e-5)
+    else:
+        check_refit(model, result, new, rows["y_new"], learning_rate=None, l2=0.0)
+    # Text where the model saw categories is refused by the library, through an InputError.
+    refused(lambda: refit_leaves(model, new.assign(site=new["site"].astype(str)),
+                                 rows["y_new"]), "data", "cannot read data")
+
+
+def test_a_dmatrix_brings_its_own_label_weight_and_base_margin(rows, models):
+    model = models["xgb"]
+    data = xgb.DMatrix(rows["X_new"], label=rows["y_new"], weight=rows["w_new"],
+                       base_margin=rows["margin_new"])
+    result = refit_leaves(model, data)
+    check_refit(model, result, rows["X_new"], rows["y_new"], rows["w_new"],
+                rows["margin_new"].astype(np.float32), learning_rate=0.4, l2=1.0)
+    # The DMatrix's own fields are kept: nothing is written into it.
+    np.testing.assert_array_equal(data.get_base_margin(),
+                                  rows["margin_new"].astype(np.float32))
+    refused(lambda: refit_leaves(model, data, base_margin=rows["margin_new"]), "base_margin",
+            "set_base_margin")
+    # Labels given override the DMatrix's.
+    flipped = refit_leaves(model, data, 1.0 - rows["y_new"])
+    check_refit(model, flipped, rows["X_new"], 1.0 - rows["y_new"], rows["w_new"],
+                rows["margin_new"].astype(np.float32), learning_rate=0.4, l2=1.0)
+
+
+@pytest.mark.parametrize("library", ["xgb", "lgb"])
+def test_a_refitted_model_refitted_again_is_unchanged(rows, models, library):
+    """At learning_rate 1 and decay 0 each leaf is the minimiser given the earlier trees,
+    which a second refit on the same rows finds again (XGBoost: to float32)."""
+    once = refit_leaves(models[library], rows["X_new"], rows["y_new"], learning_rate=1.0,
+                        l2=0.5)
+    twice = refit_leaves(once.model, rows["X_new"], rows["y_new"], learning_rate=1.0, l2=0.5)
+    _, _, first = _parts(once.model, rows["X_new"])
+    _, _, second = _parts(twice.model, rows["X_new"])
+    for a, b in zip(first, second):
+        np.testing.assert_allclose(b, a, rtol=2e-6 if library == "xgb" else 1e-12,
+                                   atol=1e-12)
+    assert twice.loss_before == pytest.approx(once.loss_after, rel=1e-6)
+    assert twice.loss_after == pytest.approx(once.loss_after, rel=1e-6)
+
+
+@pytest.mark.parametrize("library", ["xgb", "lgb"])
+def test_the_callers_model_and_arrays_are_unchanged(rows, models, library):
+    model = models[library]
+    dump = (bytes(model.save_raw("json")) if library == "xgb" else model.model_to_string())
+    X, y, w, m = (rows[k].copy() for k in ("X_new", "y_new", "w_new", "margin_new"))
+    keyword = "base_margin" if library == "xgb" else "init_score"
+    refit_leaves(model, X, y, w, **{keyword: m}, trees=[0, 2], decay=0.3)
+    assert dump == (bytes(model.save_raw("json")) if library == "xgb"
+                    else model.model_to_string())
+    for name, value in (("X_new", X), ("y_new", y), ("w_new", w), ("margin_new", m)):
+        np.testing.assert_array_equal(value, rows[name])
+
+
+@pytest.mark.parametrize("library", ["xgb", "lgb"])
+def test_one_exact_tree_is_no_worse_than_the_librarys_own_one_step_refit(rows, library):
+    """The exact minimiser of each leaf's loss is at most the loss of XGBoost's refresh
+    updater and LightGBM's refit, both one Newton step, on the rows refitted."""
+    X, y, X_new, y_new = rows["X"], rows["y"], rows["X_new"], rows["y_new"]
+    if library == "xgb":
+        params = {"objective": "binary:logistic", "max_depth": 2, "eta": 1.0, "lambda": 1.0,
+                  "base_score": 0.5}
+        model = xgb.train(params, xgb.DMatrix(X, label=y), 1)
+        theirs = xgb.train({**params, "process_type": "update", "updater": "refresh",
+                            "refresh_leaf": True}, xgb.DMatrix(X_new, label=y_new), 1,
+                           xgb_model=model)
+        their_margin = theirs.predict(xgb.DMatrix(X_new), output_margin=True)
+    else:
+        model = lgb.train({"objective": "binary", "num_leaves": 4, "learning_rate": 1.0,
+                           "boost_from_average": False, "verbose": -1}, lgb.Dataset(X, y), 1)
+        their_margin = model.refit(X_new, y_new, decay_rate=0.0).predict(X_new,
+                                                                          raw_score=True)
+    ours = refit_leaves(model, X_new, y_new, learning_rate=1.0,
+                        l2=1.0 if library == "xgb" else 0.0)
+    assert ours.loss_after <= mean_loss(y_new, their_margin, None) + 1e-7

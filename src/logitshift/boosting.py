@@ -33,11 +33,13 @@ No library is imported until one of these functions is called.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import json
 import math
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -413,7 +415,8 @@ class _XGBoostTrees(_Trees):
     def __init__(self, model: Any, data: Any, base_margin: np.ndarray | None) -> None:
         xgb = _import("xgboost")
         self.wrapper = None if isinstance(model, xgb.Booster) else model
-        self.booster = model if self.wrapper is None else model.get_booster()
+        with _fitted(model):
+            self.booster = model if self.wrapper is None else model.get_booster()
         raw = json.loads(bytes(self.booster.save_raw("json")))
         learner = raw["learner"]
         objective = learner["objective"]["name"]
@@ -442,9 +445,24 @@ class _XGBoostTrees(_Trees):
                                  "(set_base_margin), not base_margin=", argument="base_margin")
             self.data = data
         else:
-            self.data = xgb.DMatrix(data, base_margin=base_margin, missing=missing,
-                                    enable_categorical=True)
+            _table_shape(data)
+            with _library_says("data", "XGBoost", (ValueError, TypeError,
+                                                   xgb.core.XGBoostError)):
+                self.data = xgb.DMatrix(data, missing=missing, enable_categorical=True)
+            if base_margin is not None:
+                # Checked here: XGBoost's own message for a margin of another length is a
+                # C++ check with a stack trace.
+                if base_margin.size != self.data.num_row():
+                    raise InputError(f"base_margin has {rows(base_margin.size)}, data has "
+                                     f"{rows(self.data.num_row())}", argument="base_margin",
+                                     value=base_margin.size)
+                self.data.set_base_margin(base_margin)
         self.n_rows = int(self.data.num_row())
+        # XGBoost's predict refuses other feature names, but the leaf predictions here
+        # cannot ask it to (a sliced booster), and a narrower table it reads as missing
+        # values: both would silently refit other features' splits.
+        _check_features(int(self.data.num_col()), self.booster.num_features(),
+                        self.data.feature_names, self.booster.feature_names, strict=True)
 
     def values(self, tree: int) -> np.ndarray:
         return np.asarray(self.trees[tree]["split_conditions"], dtype=np.float32).astype(
@@ -489,7 +507,8 @@ class _LightGBMTrees(_Trees):
     def __init__(self, model: Any, data: Any, base_margin: np.ndarray | None) -> None:
         lgb = _import("lightgbm")
         self.wrapper = None if isinstance(model, lgb.Booster) else model
-        booster = model if self.wrapper is None else model.booster_
+        with _fitted(model):
+            booster = model if self.wrapper is None else model.booster_
         # A copy: the values are written into it, never into the caller's.
         self.booster = lgb.Booster(model_str=booster.model_to_string())
         dump = self.booster.dump_model()
@@ -517,15 +536,24 @@ class _LightGBMTrees(_Trees):
                              argument="data")
         self.data = data
         self.base_margin = base_margin
-        self.n_rows = int(np.shape(data)[0]) if hasattr(data, "shape") else len(data)
+        self.n_rows, n_features = _table_shape(data)
+        # LightGBM's predict reads a DataFrame's columns by position; a column that is one
+        # of the model's features at another position is a table in another order.
+        columns = getattr(data, "columns", None)
+        _check_features(n_features, self.booster.num_feature(),
+                        None if columns is None else [str(c) for c in columns],
+                        self.booster.feature_name(), strict=False)
+        self.errors = (ValueError, TypeError, lgb.basic.LightGBMError)
 
     def values(self, tree: int) -> np.ndarray:
         return np.array([self.booster.get_leaf_output(tree, leaf)
                          for leaf in range(self.n_leaves[tree])], dtype=np.float64)
 
     def leaves(self, first: int, stop: int) -> np.ndarray:
-        leaves = self.booster.predict(self.data, pred_leaf=True, start_iteration=first,
-                                      num_iteration=stop - first, validate_features=False)
+        with _library_says("data", "LightGBM", self.errors):
+            leaves = self.booster.predict(self.data, pred_leaf=True, start_iteration=first,
+                                          num_iteration=stop - first,
+                                          validate_features=False)
         return np.asarray(leaves).reshape(self.n_rows, -1).astype(np.int64)
 
     def base(self) -> np.ndarray:
@@ -543,6 +571,64 @@ class _LightGBMTrees(_Trees):
         model = copy.deepcopy(self.wrapper)
         model._Booster = self.booster
         return model
+
+
+@contextlib.contextmanager
+def _fitted(model: Any) -> Iterator[None]:
+    """Reading a scikit-learn model's booster, whose absence means it was never fitted."""
+    try:
+        yield
+    except (AttributeError, ValueError) as exc:  # scikit-learn's NotFittedError is both
+        raise InputError(f"model is a {type(model).__name__} that is not fitted: call its fit "
+                         "first", argument="model", value=type(model).__name__) from exc
+
+
+@contextlib.contextmanager
+def _library_says(argument: str, library: str, errors: tuple[type, ...]) -> Iterator[None]:
+    """The library's refusal of an input as an :class:`InputError` naming the argument."""
+    try:
+        yield
+    except InputError:
+        raise
+    except errors as exc:
+        # The first line: XGBoost appends a C++ stack trace.
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{library} cannot read {argument}: {reason}",
+                         argument=argument) from exc
+
+
+def _table_shape(data: Any) -> tuple[int, int]:
+    """(rows, features) of a table of features; anything but 2-D is refused by name."""
+    shape = getattr(data, "shape", None)
+    if shape is None:
+        try:
+            shape = np.shape(data)
+        except ValueError:  # ragged lists
+            shape = (len(data),)
+    if len(shape) != 2:
+        raise InputError(f"data has shape {tuple(shape)}: it must be a table (2-D), a row "
+                         "of features per row", argument="data", value=tuple(shape))
+    return int(shape[0]), int(shape[1])
+
+
+def _check_features(n_features: int, expected: int, names: list[str] | None,
+                    model_names: list[str] | None, *, strict: bool) -> None:
+    """Refuse a table whose columns are not the model's: another number of them, or (with
+    names on both sides) other names (``strict``, as XGBoost's predict) or the model's names
+    at other positions (as LightGBM, which renames some of them, can be checked)."""
+    if n_features != expected:
+        raise InputError(f"data has {n_features} feature columns, the model was trained on "
+                         f"{expected}", argument="data", value=n_features)
+    if names is None or model_names is None:
+        return
+    names, model_names = list(names), list(model_names)
+    moved = [name for i, name in enumerate(names)
+             if name in model_names and model_names.index(name) != i]
+    if moved or (strict and names != model_names):
+        order = (f": the same names in another order, pass data[{model_names!r}]"
+                 if sorted(names) == sorted(model_names) else "")
+        raise InputError(f"data's columns {names} are not the model's features "
+                         f"{model_names}{order}", argument="data", value=names)
 
 
 def _library_of(model: Any) -> str:
@@ -657,9 +743,12 @@ def refit_leaves(
     Raises
     ------
     InputError
-        A model that is not one of the above, a multiclass or other objective (multiclass
-        recalibration has not landed), a ``dart`` or ``gblinear`` booster, LightGBM's
-        ``linear_tree``; ``y`` or ``weight`` of another length than ``data`` or with bad
+        A model that is not one of the above or not fitted, a multiclass or other objective
+        (multiclass recalibration has not landed), a ``dart`` or ``gblinear`` booster,
+        LightGBM's ``linear_tree``; ``data`` that is not a table (2-D), has another number of
+        feature columns than the model, is a DataFrame whose columns are not the model's
+        features in the model's order (XGBoost's ``predict`` refuses it; LightGBM's would
+        read it by position), or that the library cannot read (its reason quoted); ``y`` or ``weight`` of another length than ``data`` or with bad
         values (named as :func:`logitshift.fit` names them), a NaN base margin, a tree
         index that is not a tree (an int, or a sequence of them), ``learning_rate <= 0``
         or so large that a leaf leaves the range of the model's leaf values, ``l2 < 0``,
@@ -768,8 +857,8 @@ def refit_leaves(
                     j = int(np.flatnonzero(~np.isfinite(new))[0])
                     raise InputError(
                         f"learning_rate = {float(rates[tree])!r} puts leaf {j} of tree {tree} "
-                        f"at {float(new[j])!r}, beyond the range of the model's {np.dtype(source.stored)}"
-                        " leaf values", argument="learning_rate", value=float(rates[tree]))
+                        f"at {float(new[j])!r}, beyond the range of the model's "
+                        f"{np.dtype(source.stored)} leaf values", argument="learning_rate", value=float(rates[tree]))
                 kept += [(tree, int(k)) for k in kept_here]
                 moved = np.abs(new - old)
                 refitted.append(tree)

@@ -467,6 +467,50 @@ def test_lightgbm_models_whose_leaves_are_not_log_odds_are_refused(rows, params,
 
 # -- models trained in less common ways -------------------------------------------------------
 
+@pytest.fixture(scope="module")
+def stopped(rows) -> dict[str, object]:
+    """Models that stopped early on the new rows' first half (best iteration before the
+    last)."""
+    X, y, X_valid, y_valid = rows["X"], rows["y"], rows["X_new"][:200], rows["y_new"][:200]
+    return {
+        "xgb_clf": xgb.XGBClassifier(n_estimators=60, max_depth=3, learning_rate=0.9,
+                                     early_stopping_rounds=2).fit(
+            X, y, eval_set=[(X_valid, y_valid)], verbose=False),
+        "xgb": xgb.train({"objective": "binary:logistic", "max_depth": 3, "eta": 0.9},
+                         xgb.DMatrix(X, label=y), 60,
+                         evals=[(xgb.DMatrix(X_valid, label=y_valid), "valid")],
+                         early_stopping_rounds=2, verbose_eval=False),
+        "lgb_clf": lgb.LGBMClassifier(n_estimators=60, num_leaves=8, learning_rate=0.9,
+                                      verbose=-1).fit(
+            X, y, eval_set=[(X_valid, y_valid)],
+            callbacks=[lgb.early_stopping(2, verbose=False)]),
+    }
+
+
+def test_an_xgboost_classifier_that_stopped_early_refits_the_trees_its_predict_uses(
+        rows, stopped):
+    """XGBClassifier.predict uses the trees up to best_iteration: the refit refits those,
+    keeps the later ones, and its loss is the loss of the new model's own predict."""
+    model = stopped["xgb_clf"]
+    used = model.best_iteration + 1
+    assert used < model.get_booster().num_boosted_rounds()
+    result = refit_leaves(model, rows["X_new"], rows["y_new"])
+    assert result.trees.tolist() == list(range(used))
+    check_refit(model, result, rows["X_new"], rows["y_new"], learning_rate=0.9, l2=1.0,
+                n_used=used)
+    assert result.model.best_iteration == model.best_iteration
+
+
+@pytest.mark.parametrize("name", ["xgb", "lgb_clf"])
+def test_boosters_that_stopped_early_refit_what_their_predict_uses(rows, stopped, name):
+    """A Booster from xgboost.train predicts with every tree, best_iteration or not;
+    LightGBM keeps only the trees up to its best iteration."""
+    model = stopped[name]
+    result = refit_leaves(model, rows["X_new"], rows["y_new"])
+    check_refit(model, result, rows["X_new"], rows["y_new"], learning_rate=None,
+                l2=1.0 if name == "xgb" else 0.0)
+
+
 @pytest.mark.parametrize("params", [
     {"num_parallel_tree": 3, "subsample": 0.7, "colsample_bynode": 0.7},
     {"base_score": 0.15},

@@ -463,6 +463,13 @@ class _XGBoostTrees(_Trees):
         # values: both would silently refit other features' splits.
         _check_features(int(self.data.num_col()), self.booster.num_features(),
                         self.data.feature_names, self.booster.feature_names, strict=True)
+        # A scikit-learn model that stopped early predicts with its best iteration's trees
+        # only: those are the model refitted; the later ones are kept as they are.
+        self.all_trees = self.n_trees
+        best = getattr(self.wrapper, "best_iteration", None) if self.wrapper else None
+        if best is not None:
+            self.n_trees = min(self.n_trees, (int(best) + 1) * self.per_round)
+            self.learning_rate = self.learning_rate[:self.n_trees]
 
     def values(self, tree: int) -> np.ndarray:
         return np.asarray(self.trees[tree]["split_conditions"], dtype=np.float32).astype(
@@ -477,7 +484,7 @@ class _XGBoostTrees(_Trees):
     def _model(self, values: list[np.ndarray] | None) -> Any:
         raw = copy.deepcopy(self.raw)
         for tree, new in zip(raw["learner"]["gradient_booster"]["model"]["trees"],
-                             values if values is not None else [None] * self.n_trees):
+                             values if values is not None else [None] * self.all_trees):
             leaf = np.asarray(tree["left_children"]) == -1
             for field_name in ("split_conditions", "base_weights"):
                 column = np.asarray(tree[field_name], dtype=np.float64)
@@ -764,6 +771,12 @@ def refit_leaves(
 
     Notes
     -----
+    The trees refitted are those the model's own ``predict`` uses: an ``XGBClassifier``
+    that stopped early (``best_iteration``) predicts with the trees up to its best
+    iteration, so only those are refitted and the later ones are kept as they are; a
+    ``Booster`` from ``xgboost.train`` predicts with all its trees, ``best_iteration`` or
+    not; LightGBM keeps only the trees up to its best iteration.
+
     A leaf that no row reaches keeps its value. XGBoost stores leaf values and margins as
     float32: each new value is rounded to float32 before it enters the later trees'
     margins, so the margins are those of the written model, and its

@@ -16,7 +16,8 @@ import pytest
 
 import logitshift
 from logitshift import InputError
-from logitshift.boosting import refit_leaves
+import logitshift.boosting
+from logitshift.boosting import refit_leaves, shift_catboost
 
 xgb = pytest.importorskip("xgboost")
 lgb = pytest.importorskip("lightgbm")
@@ -650,3 +651,164 @@ def test_one_exact_tree_is_no_worse_than_the_librarys_own_one_step_refit(rows, l
     ours = refit_leaves(model, X_new, y_new, learning_rate=1.0,
                         l2=1.0 if library == "xgb" else 0.0)
     assert ours.loss_after <= mean_loss(y_new, their_margin, None) + 1e-7
+
+
+# -- CatBoost ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def cat_models(rows) -> dict[str, object]:
+    catboost = pytest.importorskip("catboost")
+    X, y = rows["X"], rows["y"].astype(int)
+    options = dict(iterations=4, depth=2, verbose=0, thread_count=1, random_seed=0,
+                   allow_writing_files=False)
+    frame = pd.DataFrame({"age": X[:, 0], "site": np.where(X[:, 1] > 0, "north", "south"),
+                          "dose": X[:, 2]})
+    return {
+        "logloss": catboost.CatBoostClassifier(**options).fit(X, y),
+        "frame": catboost.CatBoostClassifier(**options, cat_features=["site"]).fit(frame, y),
+        "cross_entropy": catboost.CatBoost({**options, "loss_function": "CrossEntropy"}).fit(
+            X, 0.1 + 0.8 * y),
+        "regression": catboost.CatBoostRegressor(**options).fit(X, y),
+        "multiclass": catboost.CatBoostClassifier(**options, loss_function="MultiClass").fit(
+            X, (X[:, 0] > 0).astype(int) + (X[:, 1] > 0)),
+        "unfitted": catboost.CatBoostClassifier(),
+    }
+
+
+def _raw(model, data) -> np.ndarray:
+    return np.asarray(model.predict(data, prediction_type="RawFormulaVal"), dtype=np.float64)
+
+
+def check_shifted(model, shifted, data, y, weight=None) -> None:
+    """The shift is logitshift.fit of the labels with CatBoost's raw scores as offset, and
+    the copy's raw scores are the old ones plus the shift; the caller's model is kept."""
+    raw = _raw(model, data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        reference = logitshift.fit(np.asarray(y, dtype=float), raw, weight)
+    assert shifted.fit.shift == pytest.approx(reference.shift, rel=1e-6, abs=1e-9)
+    np.testing.assert_allclose(_raw(shifted.model, data), raw + shifted.fit.shift,
+                               rtol=1e-12, atol=1e-12)
+    np.testing.assert_array_equal(_raw(model, data), raw)
+
+
+def _pool(rows, **fields):
+    catboost = pytest.importorskip("catboost")
+    return catboost.Pool(rows["X_new"], **fields)
+
+
+#: (id, model, a function of the rows giving data, y, weight, the reference's weight)
+GOOD_CATBOOST = [
+    ("array", "logloss", lambda r: (r["X_new"], r["y_new"], None, None)),
+    ("array-weights", "logloss", lambda r: (r["X_new"], r["y_new"], r["w_new"], r["w_new"])),
+    ("pool", "logloss", lambda r: (_pool(r, label=r["y_new"].astype(int)), None, None,
+                                   None)),
+    ("pool-weights", "logloss", lambda r: (_pool(r, label=r["y_new"].astype(int),
+                                                 weight=r["w_new"]), None, None,
+                                           r["w_new"].astype(np.float32))),
+    ("pool-baseline", "logloss", lambda r: (_pool(r, label=r["y_new"].astype(int),
+                                                  baseline=r["margin_new"]), None, None,
+                                            None)),
+    ("pool-without-label-y-given", "logloss", lambda r: (_pool(r), r["y_new"], None, None)),
+    ("pool-label-overridden", "logloss", lambda r: (_pool(r, label=r["y_new"].astype(int)),
+                                                    1.0 - r["y_new"], None, None)),
+    ("soft-labels", "cross_entropy", lambda r: (r["X_new"], 0.3 + 0.4 * r["y_new"], None,
+                                                None)),
+    ("list-labels", "logloss", lambda r: (r["X_new"], r["y_new"].astype(int).tolist(), None,
+                                          None)),
+    ("frame-categorical", "frame", lambda r: (pd.DataFrame(
+        {"age": r["X_new"][:, 0], "site": np.where(r["X_new"][:, 1] > 0, "north", "south"),
+         "dose": r["X_new"][:, 2]}), r["y_new"], None, None)),
+]
+
+
+@pytest.mark.parametrize("name, make", [case[1:] for case in GOOD_CATBOOST],
+                         ids=[c[0] for c in GOOD_CATBOOST])
+def test_shift_catboost_is_the_fit_on_catboosts_raw_scores(rows, cat_models, name, make):
+    data, y, weight, reference_weight = make(rows)
+    model = cat_models[name]
+    shifted = shift_catboost(model, data, y, weight)
+    if y is None:
+        y = data.get_label()
+    check_shifted(model, shifted, data, y, reference_weight)
+
+
+def test_shift_catboost_on_an_array_equals_it_on_a_pool(rows, cat_models):
+    model = cat_models["logloss"]
+    from_array = shift_catboost(model, rows["X_new"], rows["y_new"])
+    from_pool = shift_catboost(model, _pool(rows, label=rows["y_new"].astype(int)))
+    assert from_array.fit.shift == from_pool.fit.shift
+
+
+def test_shift_pool_moves_the_baseline_by_the_fit(rows):
+    pool = _pool(rows, label=rows["y_new"].astype(int), weight=rows["w_new"],
+                 baseline=rows["margin_new"])
+    before = np.asarray(pool.get_baseline(), dtype=np.float64).ravel()
+    result = logitshift.boosting.shift_pool(pool)
+    reference = logitshift.fit(rows["y_new"], before, rows["w_new"].astype(np.float32))
+    assert result.shift == pytest.approx(reference.shift, rel=1e-9)
+    np.testing.assert_allclose(np.asarray(pool.get_baseline()).ravel(),
+                               before + result.shift, rtol=1e-6, atol=1e-6)
+
+
+#: (id, model, a function of the rows giving shift_catboost's data, y and weight, the
+#: argument named, a fragment)
+BAD_CATBOOST = [
+    ("not-a-model", None, lambda r: (r["X_new"], r["y_new"], None), "model", "str"),
+    ("unfitted", "unfitted", lambda r: (r["X_new"], r["y_new"], None), "model", "not fitted"),
+    ("regression", "regression", lambda r: (r["X_new"], r["y_new"], None), "model", "RMSE"),
+    ("multiclass", "multiclass", lambda r: (r["X_new"], r["y_new"], None), "model",
+     "multiclass"),
+    ("one-dimensional", "logloss", lambda r: (r["X_new"][:, 0], r["y_new"], None), "data",
+     "(400,)"),
+    ("fewer-features", "logloss", lambda r: (r["X_new"][:, :2], r["y_new"], None), "data",
+     "2 feature columns"),
+    ("more-features", "logloss", lambda r: (np.c_[r["X_new"], r["X_new"]], r["y_new"], None),
+     "data", "6 feature columns"),
+    ("text-for-numbers", "frame", lambda r: (pd.DataFrame(
+        {"age": ["old"] * N, "site": ["north"] * N, "dose": r["X_new"][:, 2]}), r["y_new"],
+        None), "data", "CatBoost cannot read data"),
+    ("y-missing", "logloss", lambda r: (r["X_new"], None, None), "y", "missing"),
+    ("y-short", "logloss", lambda r: (r["X_new"], r["y_new"][:-1], None), "y", "399"),
+    ("y-long", "logloss", lambda r: (r["X_new"], np.r_[r["y_new"], 0.0], None), "y", "401"),
+    ("y-minus-one-one", "logloss", lambda r: (r["X_new"], 2 * r["y_new"] - 1, None), "y",
+     "-1.0"),
+    ("y-text", "logloss", lambda r: (r["X_new"], np.where(r["y_new"] > 0, "a", "b"), None),
+     "y", "numeric"),
+    ("y-all-one", "logloss", lambda r: (r["X_new"], np.ones(N), None), "y", "pseudo_count"),
+    ("weight-short", "logloss", lambda r: (r["X_new"], r["y_new"], r["w_new"][:5]), "weight",
+     "5"),
+    ("weight-negative", "logloss", lambda r: (r["X_new"], r["y_new"], -r["w_new"]), "weight",
+     "weight[0]"),
+    ("weight-nan", "logloss", lambda r: (r["X_new"], r["y_new"],
+                                         np.r_[np.nan, r["w_new"][1:]]), "weight", "nan"),
+    ("pool-without-label", "logloss", lambda r: (_pool(r), None, None), "pool", "no label"),
+]
+
+
+@pytest.mark.parametrize("name, make, argument, fragment",
+                         [case[1:] for case in BAD_CATBOOST], ids=[c[0] for c in BAD_CATBOOST])
+def test_shift_catboost_refuses_by_name(rows, cat_models, name, make, argument, fragment):
+    model = "model.cbm" if name is None else cat_models[name]
+    data, y, weight = make(rows)
+    refused(lambda: shift_catboost(model, data, y, weight), argument, fragment)
+
+
+def test_shift_catboost_with_pseudo_count_on_labels_of_one_class(rows, cat_models):
+    model = cat_models["logloss"]
+    shifted = shift_catboost(model, rows["X_new"], np.ones(N), pseudo_count=0.5)
+    raw = _raw(model, rows["X_new"])
+    reference = logitshift.fit(np.ones(N), raw, pseudo_count=0.5)
+    assert shifted.fit.shift == pytest.approx(reference.shift, rel=1e-12)
+    assert math.isfinite(shifted.fit.shift) and shifted.fit.shift > 0
+
+
+@pytest.mark.parametrize("make, argument, fragment", [
+    (lambda r: r["X_new"], "pool", "catboost.Pool"),
+    (lambda r: _pool(r), "pool", "no label"),
+    (lambda r: _pool(r, label=r["y_new"].astype(int), baseline=np.zeros((N, 2))), "pool",
+     "2 columns"),
+    (lambda r: _pool(r, label=np.ones(N, dtype=int)), "pool", "pseudo_count"),
+], ids=["array", "no-label", "two-column-baseline", "one-class"])
+def test_shift_pool_refuses_by_name(rows, make, argument, fragment):
+    refused(lambda: logitshift.boosting.shift_pool(make(rows)), argument, fragment)

@@ -1063,9 +1063,11 @@ def shift_catboost(
     Raises
     ------
     InputError
-        ``model`` is not a CatBoost model, or its loss is not a binary log loss (a
+        ``model`` is not a fitted CatBoost model, or its loss is not a binary log loss (a
         multiclass model is refused by name: multiclass recalibration has not landed);
-        no labels; the shift is infinite (every label 0 or 1: pass ``pseudo_count``).
+        ``data`` not a table, an array of another number of feature columns than the
+        model's, or data CatBoost cannot read (its reason quoted); no labels, ``y`` or
+        ``weight`` of another length than ``data``; the shift is infinite (every label 0 or 1: pass ``pseudo_count``).
     ImportError
         catboost is not installed: ``pip install "logitshift[catboost]"``.
 
@@ -1079,6 +1081,9 @@ def shift_catboost(
     if not isinstance(model, catboost.CatBoost):
         raise InputError(f"model must be a CatBoost model, got {type(model).__name__}",
                          argument="model", value=type(model).__name__)
+    if not model.is_fitted():
+        raise InputError(f"model is a {type(model).__name__} that is not fitted: call its fit "
+                         "first", argument="model", value=type(model).__name__)
     loss_name = str(model.get_all_params().get("loss_function", ""))
     if loss_name.split(":")[0] not in ("Logloss", "CrossEntropy"):
         raise InputError(
@@ -1095,7 +1100,22 @@ def shift_catboost(
     if y is None:
         raise InputError("y is missing: shift_catboost needs the labels of data's rows",
                          argument="y")
-    raw = np.asarray(model.predict(data, prediction_type="RawFormulaVal"), dtype=np.float64)
+    if not isinstance(data, catboost.Pool):
+        # CatBoost predicts one row from 1-D data, and reads extra columns of an array by
+        # position (a DataFrame's by name).
+        n_features = _table_shape(data)[1]
+        expected = len(model.feature_names_)
+        if not hasattr(data, "columns") and n_features != expected:
+            raise InputError(f"data has {n_features} feature columns, the model was trained "
+                             f"on {expected}", argument="data", value=n_features)
+    with _library_says("data", "CatBoost", (catboost.CatBoostError, ValueError, TypeError)):
+        raw = np.asarray(model.predict(data, prediction_type="RawFormulaVal"),
+                         dtype=np.float64)
+    for name, values in (("y", y), ("weight", weight)):
+        if values is not None and np.ndim(values) >= 1 and len(values) != raw.size:
+            # Before the fit, which would name the raw scores its offset.
+            raise InputError(f"{name} has {rows(len(values))}, data has {rows(raw.size)}",
+                             argument=name, value=len(values))
     result, _ = _fit_margin(y, weight, raw, "y", "raw score",
                             dict(pseudo_count=pseudo_count, tol=tol, max_iter=max_iter,
                                  method=method))

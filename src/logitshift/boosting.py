@@ -755,8 +755,9 @@ def refit_leaves(
         LightGBM's ``linear_tree``; ``data`` that is not a table (2-D), has another number of
         feature columns than the model, is a DataFrame whose columns are not the model's
         features in the model's order (XGBoost's ``predict`` refuses it; LightGBM's would
-        read it by position), or that the library cannot read (its reason quoted); ``y`` or ``weight`` of another length than ``data`` or with bad
-        values (named as :func:`logitshift.fit` names them), a NaN base margin, a tree
+        read it by position), or that the library cannot read (its reason quoted); ``y``
+        or ``weight`` of another length than ``data`` or with bad values (named as
+        :func:`logitshift.fit` names them), a NaN base margin, a tree
         index that is not a tree (an int, or a sequence of them), ``learning_rate <= 0``
         or so large that a leaf leaves the range of the model's leaf values, ``l2 < 0``,
         ``decay`` outside [0, 1]; a string or a bool where a number is meant.
@@ -871,7 +872,8 @@ def refit_leaves(
                     raise InputError(
                         f"learning_rate = {float(rates[tree])!r} puts leaf {j} of tree {tree} "
                         f"at {float(new[j])!r}, beyond the range of the model's "
-                        f"{np.dtype(source.stored)} leaf values", argument="learning_rate", value=float(rates[tree]))
+                        f"{np.dtype(source.stored)} leaf values", argument="learning_rate",
+                        value=float(rates[tree]))
                 kept += [(tree, int(k)) for k in kept_here]
                 moved = np.abs(new - old)
                 refitted.append(tree)
@@ -1067,7 +1069,8 @@ def shift_catboost(
         multiclass model is refused by name: multiclass recalibration has not landed);
         ``data`` not a table, an array of another number of feature columns than the
         model's, or data CatBoost cannot read (its reason quoted); no labels, ``y`` or
-        ``weight`` of another length than ``data``; the shift is infinite (every label 0 or 1: pass ``pseudo_count``).
+        ``weight`` of another length than ``data``; the shift is infinite (every label 0 or
+        1: pass ``pseudo_count``).
     ImportError
         catboost is not installed: ``pip install "logitshift[catboost]"``.
 

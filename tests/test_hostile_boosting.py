@@ -6,6 +6,7 @@ trees' margin as offset, the model's own ``predict`` of its margin after the ref
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import warnings
@@ -34,11 +35,14 @@ def penalised_newton(y: np.ndarray, offset: np.ndarray, weight: np.ndarray, l2: 
                      ) -> float:
     """``argmin_s Σ w BCE(y, offset + s) + l2 s² / 2`` by damped Newton from 0 in numpy."""
     shift = 0.0
-    for _ in range(500):
+    for _ in range(5000):
         z = offset + shift
-        p = 0.5 * (1.0 + np.tanh(0.5 * z))
-        gradient = float(np.sum(weight * (p - y))) + l2 * shift
-        hessian = float(np.sum(weight * p * (1.0 - p))) + l2
+        # σ(z) and σ(-z), each without cancellation (σ(z) near 1e-300 keeps its digits).
+        small = np.exp(-np.abs(z))
+        near, tail = 1.0 / (1.0 + small), small / (1.0 + small)
+        p, q = np.where(z >= 0, near, tail), np.where(z >= 0, tail, near)
+        gradient = float(np.sum(weight * ((1.0 - y) * p - y * q))) + l2 * shift  # p - y
+        hessian = float(np.sum(weight * p * q)) + l2
         step = gradient / hessian
         while abs(step) > 1.0:
             step *= 0.5
@@ -812,3 +816,231 @@ def test_shift_catboost_with_pseudo_count_on_labels_of_one_class(rows, cat_model
 ], ids=["array", "no-label", "two-column-baseline", "one-class"])
 def test_shift_pool_refuses_by_name(rows, make, argument, fragment):
     refused(lambda: logitshift.boosting.shift_pool(make(rows)), argument, fragment)
+
+
+# -- fit_groups(..., l2=) ------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def grouped() -> dict[str, np.ndarray]:
+    """Six groups: 0 and 1 ordinary, 2 of one row, 3 with labels all 1, 4 with labels all 0,
+    5 with soft labels; weights near 1."""
+    rng = np.random.default_rng(11)
+    n = 600
+    group = rng.integers(0, 6, n)
+    group[group == 2] = 0
+    group[17] = 2
+    offset = rng.normal(0.0, 1.5, n)
+    y = (rng.random(n) < 1.0 / (1.0 + np.exp(-offset - 0.4))).astype(np.float64)
+    y[group == 3], y[group == 4] = 1.0, 0.0
+    y[group == 5] = rng.random(int(np.sum(group == 5)))
+    return {"y": y, "group": group, "offset": offset, "weight": rng.exponential(size=n)}
+
+
+def group_reference(data, l2, weight=None, pseudo_count=0.0) -> np.ndarray:
+    weight = data["weight"] if weight is None else weight
+    shifts = []
+    for g in range(6):
+        rows = data["group"] == g
+        y, offset, w = data["y"][rows], data["offset"][rows], weight[rows]
+        if pseudo_count > 0:  # a positive and a negative row at the weighted mean offset
+            mean = float(np.average(offset, weights=w))
+            y, offset = np.r_[y, 1.0, 0.0], np.r_[offset, mean, mean]
+            w = np.r_[w, pseudo_count, pseudo_count]
+        shifts.append(penalised_newton(y, offset, w, l2))
+    return np.array(shifts)
+
+
+@pytest.mark.parametrize("l2", [1e-3, 1, 2, np.float32(2.0), np.int64(3), np.uint8(1),
+                                np.float16(0.5), 1e6, 1e300, 1.7e308],
+                         ids=lambda v: f"{type(v).__name__}-{v!r}")
+def test_l2_values_a_user_tries_equal_a_numpy_newton_per_group(grouped, l2):
+    result = logitshift.fit_groups(grouped["y"], grouped["group"], grouped["offset"],
+                                   grouped["weight"], l2=l2)
+    reference = group_reference(grouped, float(l2))
+    assert np.all(np.abs(result.shift - reference) <= 1e-12 * np.maximum(1.0,
+                                                                          np.abs(reference)))
+    assert np.all(np.isfinite(result.shift)) and result.l2 == float(l2)
+    assert result.shift[3] > 0 > result.shift[4]  # one class: finite, on its labels' side
+
+
+@pytest.mark.parametrize("l2", [0, 0.0, -0.0, np.float64(0.0)], ids=["int", "float",
+                                                                      "minus-zero", "numpy"])
+def test_l2_zero_in_any_spelling_is_the_unpenalised_fit(grouped, l2):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = logitshift.fit_groups(grouped["y"], grouped["group"], grouped["offset"],
+                                      grouped["weight"])
+        zero = logitshift.fit_groups(grouped["y"], grouped["group"], grouped["offset"],
+                                     grouped["weight"], l2=l2)
+    np.testing.assert_array_equal(zero.shift, plain.shift)
+    assert zero.shift[3] == math.inf and zero.shift[4] == -math.inf
+    rows = grouped["group"] == 0
+    assert zero.shift[0] == pytest.approx(logitshift.fit(
+        grouped["y"][rows], grouped["offset"][rows], grouped["weight"][rows]).shift,
+        rel=1e-12)
+
+
+def test_l2_of_1e_300_gives_one_class_groups_their_finite_penalised_shift(grouped):
+    """Beside weights near 1 such a penalty moves no group with both classes; a one-class
+    group's shift is finite (near ±684), where the penalty's pull meets the loss's, both
+    near 1e-297: normal doubles, not an underflow."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = logitshift.fit_groups(grouped["y"], grouped["group"], grouped["offset"],
+                                      grouped["weight"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = logitshift.fit_groups(grouped["y"], grouped["group"], grouped["offset"],
+                                       grouped["weight"], l2=1e-300)
+    both = [0, 1, 5]
+    np.testing.assert_allclose(result.shift[both], plain.shift[both], rtol=1e-12)
+    reference = group_reference(grouped, 1e-300)
+    np.testing.assert_allclose(result.shift, reference, rtol=1e-12)
+    assert set(result.status.tolist()) == {"converged"}
+    assert 600 < result.shift[3] < 800 and -800 < result.shift[4] < -600
+
+
+def test_a_subnormal_l2_on_a_one_class_group_says_so_by_name(grouped):
+    """With l2 = 5e-324 the one-class groups' gradient at their root is itself subnormal:
+    no digits are left, and the warning names l2, not a gap between labels."""
+    with pytest.warns(RuntimeWarning, match="pass a larger l2"):
+        result = logitshift.fit_groups(grouped["y"], grouped["group"], grouped["offset"],
+                                       grouped["weight"], l2=5e-324)
+    assert result.status[[3, 4]].tolist() == ["underflow", "underflow"]
+    assert np.isnan(result.shift[[3, 4]]).all()
+    reference = group_reference(grouped, 5e-324)
+    np.testing.assert_allclose(result.shift[[0, 1, 5]], reference[[0, 1, 5]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("l2, fragment", [
+    (math.inf, "inf"), (math.nan, "nan"), (-1.0, "-1.0"), (-1e-300, "-1e-300"),
+    ("1", "'1'"), (True, "True"), (np.bool_(False), "False"), (None, "None"),
+    ([1.0], "[1.0]"), (np.array([2.0]), "[2.]"), (1 + 0j, "1+0j"), (10 ** 400, "inf"),
+    (-(10 ** 400), "-inf"),
+], ids=["inf", "nan", "negative", "tiny-negative", "str", "bool", "numpy-bool", "none",
+        "list", "array", "complex", "huge-int", "huge-negative-int"])
+def test_bad_l2_values_are_refused_by_name(grouped, l2, fragment):
+    refused(lambda: logitshift.fit_groups(grouped["y"], grouped["group"], grouped["offset"],
+                                          l2=l2), "l2", fragment)
+
+
+def test_l2_with_the_random_intercepts_is_refused_by_name(grouped):
+    refused(lambda: logitshift.fit_groups(grouped["y"], grouped["group"], grouped["offset"],
+                                          l2=1.0, shrinkage="random"), "l2", "random")
+
+
+def test_l2_with_pseudo_count_adds_both_to_each_group(grouped):
+    result = logitshift.fit_groups(grouped["y"], grouped["group"], grouped["offset"],
+                                   grouped["weight"], l2=2.0, pseudo_count=0.5)
+    reference = group_reference(grouped, 2.0, pseudo_count=0.5)
+    np.testing.assert_allclose(result.shift, reference, rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.parametrize("scales", [(600, -600), (-600, 600), (500, 0)],
+                         ids=["2**600-and-2**-600", "2**-600-and-2**600", "2**500-and-1"])
+def test_l2_with_groups_weighted_at_opposite_ends_of_the_doubles(grouped, scales):
+    """The penalty is in the user's units: negligible beside a group weighing 2**600,
+    dominant beside one weighing 2**-600."""
+    weight = grouped["weight"].copy()
+    for g, power in zip((0, 1), scales):
+        weight[grouped["group"] == g] = np.ldexp(weight[grouped["group"] == g], power)
+    result = logitshift.fit_groups(grouped["y"], grouped["group"], grouped["offset"], weight,
+                                   l2=4.0)
+    reference = group_reference(grouped, 4.0, weight=weight)
+    assert np.all(np.abs(result.shift - reference) <= 1e-12 * np.maximum(1.0,
+                                                                          np.abs(reference)))
+
+
+def test_a_group_without_weight_has_no_shift_and_the_others_are_unmoved(grouped):
+    weight = np.where(grouped["group"] == 1, 0.0, grouped["weight"])
+    result = logitshift.fit_groups(grouped["y"], grouped["group"], grouped["offset"], weight,
+                                   l2=2.0)
+    reference = group_reference(grouped, 2.0, weight=weight)
+    assert math.isnan(result.shift[1]) and result.status[1] == "no_weight"
+    others = [0, 2, 3, 4, 5]
+    np.testing.assert_allclose(result.shift[others], reference[others], rtol=1e-12,
+                               atol=1e-13)
+
+
+@pytest.fixture(scope="module")
+def grouped_csv(grouped, tmp_path_factory) -> str:
+    path = tmp_path_factory.mktemp("groups") / "rows.csv"
+    pd.DataFrame(grouped).to_csv(path, index=False)
+    return str(path)
+
+
+@pytest.mark.parametrize("source", ["frame", "file", "dask"])
+def test_l2_from_a_frame_a_file_and_dask_equals_arrays(grouped, grouped_csv, source):
+    arrays = logitshift.fit_groups(grouped["y"], grouped["group"], grouped["offset"],
+                                   grouped["weight"], l2=2.5)
+    names = ("y", "group", "offset", "weight")
+    if source == "frame":
+        result = logitshift.fit_groups_frame(pd.DataFrame(grouped), *names, l2=2.5)
+    elif source == "file":
+        result = logitshift.fit_groups_file(grouped_csv, *names, l2=2.5)
+    else:
+        dd = pytest.importorskip("dask.dataframe")
+        frame = dd.from_pandas(pd.DataFrame(grouped), npartitions=3)
+        result = importlib.import_module("logitshift.dask").fit_groups_frame(frame, *names,
+                                                                             l2=2.5)
+    np.testing.assert_array_equal(result.groups, arrays.groups)
+    np.testing.assert_allclose(result.shift, arrays.shift, rtol=1e-12, atol=1e-14)
+    assert result.l2 == 2.5
+
+
+# -- the command line's --l2 ---------------------------------------------------------------------
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    import contextlib
+    import io
+
+    from logitshift.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(args))
+        except SystemExit as exit_:
+            code = exit_.code
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("flags, fragment", [
+    (["--l2", "1"], "--l2"),
+    (["--group", "group", "--l2", "-1"], "--l2"),
+    (["--group", "group", "--l2", "nan"], "--l2"),
+    (["--group", "group", "--l2", "inf"], "--l2"),
+    (["--group", "group", "--l2", "1e400"], "--l2"),
+    (["--group", "group", "--l2", "abc"], "--l2"),
+    (["--group", "group", "--l2", ""], "--l2"),
+    (["--group", "group", "--l2"], "--l2"),
+    (["--group", "group", "--l2", "1", "--shrink"], "--shrink"),
+], ids=["without-group", "negative", "nan", "inf", "overflow", "text", "empty", "no-value",
+        "with-shrink"])
+def test_the_command_line_refuses_bad_l2_with_one_line(grouped_csv, flags, fragment):
+    code, out, err = _cli("fit", grouped_csv, "--label", "y", "--offset", "offset",
+                          "--weight", "weight", *flags)
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1 and fragment in err, err
+
+
+def test_the_command_lines_l2_message_with_shrink_reads_as_written(grouped_csv):
+    _, _, err = _cli("fit", grouped_csv, "--label", "y", "--offset", "offset", "--group",
+                     "group", "--l2", "1", "--shrink")
+    assert "--l2 1/tau" not in err and "--l2 1.0 cannot be combined with --shrink" in err
+
+
+@pytest.mark.parametrize("l2", ["0", "2.5", "1e300"])
+def test_the_command_lines_l2_equals_fit_groups(grouped, grouped_csv, l2):
+    code, out, err = _cli("fit", grouped_csv, "--label", "y", "--offset", "offset",
+                          "--weight", "weight", "--group", "group", "--l2", l2, "--json",
+                          "--quiet")
+    assert code == 0, err
+    report = json.loads(out)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        arrays = logitshift.fit_groups(grouped["y"], grouped["group"], grouped["offset"],
+                                       grouped["weight"], l2=float(l2))
+    shifts = np.array([math.inf if v == "inf" else -math.inf if v == "-inf" else v
+                       for v in report["shift"]], dtype=float)
+    np.testing.assert_allclose(shifts, arrays.shift, rtol=1e-12, atol=1e-14)

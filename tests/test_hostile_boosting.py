@@ -25,6 +25,8 @@ lgb = pytest.importorskip("lightgbm")
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*leaves kept their value:RuntimeWarning",
                                         "ignore:.*groups have labels of one class",
+                                        "ignore:every label is:RuntimeWarning",
+                                        "ignore:The argument 'eval_set' is deprecated",
                                         "ignore::UserWarning")
 
 N = 400
@@ -217,6 +219,7 @@ BAD_OPTIONS = [
     ("trees-bool", {"trees": [True]}, "trees", "True"),
     ("trees-mask", {"trees": np.array([True, False, True, False])}, "trees", "True"),
     ("trees-2d", {"trees": np.array([[1, 2]])}, "trees", "[1, 2]"),
+    ("trees-none-inside", {"trees": [None]}, "trees", "None"),
     ("trees-float-array", {"trees": np.array([1.0])}, "trees", "1.0"),
     ("decay-negative", {"decay": -0.1}, "decay", "-0.1"),
     ("decay-above-one", {"decay": 1.5}, "decay", "1.5"),
@@ -259,6 +262,10 @@ GOOD_OPTIONS = [
     ("trees-numpy", {"trees": np.array([3, 1])}),
     ("trees-0d-numpy", {"trees": np.array(2)}),
     ("trees-range", {"trees": range(2)}),
+    ("trees-set", {"trees": {3, 0}}),
+    ("trees-generator", {"trees": (t for t in [1])}),
+    ("trees-uint64", {"trees": np.array([2], dtype=np.uint64)}),
+    ("trees-numpy-int-negative", {"trees": np.int64(-2)}),
     ("decay-one", {"decay": 1.0}),
     ("decay-half", {"decay": 0.5}),
     ("lr-one-l2-zero", {"learning_rate": 1.0, "l2": 0.0}),
@@ -275,12 +282,17 @@ GOOD_OPTIONS = [
                          ids=[c[0] for c in GOOD_OPTIONS])
 def test_odd_but_valid_options_refit_as_the_reference(rows, models, library, options):
     model = models[library]
+    trees = options.get("trees")
+    if trees is not None and not isinstance(trees, np.ndarray):  # a generator runs once
+        trees = list(trees) if isinstance(trees, (range, set)) else trees
+    if hasattr(trees, "__next__"):
+        trees = [1]
+        options = {**options, "trees": (t for t in trees)}
     result = refit_leaves(model, rows["X_new"], rows["y_new"], **options)
     default_l2 = 1.0 if library == "xgb" else 0.0
     lr = options.get("learning_rate")
-    trees = options.get("trees")
     if trees is not None:
-        trees = np.atleast_1d(np.asarray(list(trees) if isinstance(trees, range) else trees))
+        trees = np.atleast_1d(np.asarray(trees)).astype(np.int64)
         trees = np.unique(np.where(trees < 0, trees + 4, trees))
     check_refit(model, result, rows["X_new"], rows["y_new"], learning_rate=lr,
                 l2=float(options.get("l2", default_l2)), decay=options.get("decay", 0.0),
@@ -327,7 +339,13 @@ BAD_DATA = [
     ("weight-zero", lambda r: dict(data=r["X_new"], y=r["y_new"], weight=np.zeros(N)),
      "weight", "zero"),
     ("weight-scalar", lambda r: dict(data=r["X_new"], y=r["y_new"], weight=2.0), "weight",
-     "()"),
+     "weight = 2.0 must be an array"),
+    ("y-scalar", lambda r: dict(data=r["X_new"], y=1.0), "y", "y = 1.0 must be an array"),
+    ("data-none", lambda r: dict(data=None, y=r["y_new"]), "data", "()"),
+    ("three-dimensional", lambda r: dict(data=r["X_new"][:, :, None], y=r["y_new"]), "data",
+     "(400, 3, 1)"),
+    ("object-frame", lambda r: dict(data=_frame(r["X_new"]).astype(object), y=r["y_new"]),
+     "data", "cannot read data"),
     ("margin-short", lambda r: dict(data=r["X_new"], y=r["y_new"], base_margin=np.zeros(7)),
      "base_margin", "7"),
     ("margin-nan", lambda r: dict(data=r["X_new"], y=r["y_new"],
@@ -365,6 +383,14 @@ def test_a_frame_with_the_columns_in_another_order_is_refused(rows, models, libr
                                  rows["y_new"]), "data", "another order", repr(FEATURES))
 
 
+def test_xgboosts_own_refusal_is_quoted_without_its_cpp_prefix(rows, models):
+    error = refused(lambda: refit_leaves(models["xgb"], np.where(rows["X_new"] > 1.5, math.inf,
+                                                                 rows["X_new"]),
+                                         rows["y_new"]), "data", "`inf`")
+    assert "Check failed" not in str(error) and ".cc:" not in str(error)
+    assert len(str(error).splitlines()) == 1
+
+
 def test_a_frame_with_other_names_is_refused_as_xgboost_refuses_it(rows, models):
     frame = _frame(rows["X_new"]).set_axis(["a", "b", "c"], axis=1)
     with pytest.raises(ValueError, match="feature_names mismatch"):
@@ -377,6 +403,8 @@ def test_a_frame_with_other_names_is_refused_as_xgboost_refuses_it(rows, models)
 #: boosts from, which the reference adds as XGBoost's base_margin or LightGBM's init_score)
 GOOD_DATA = [
     ("lists", lambda r: (r["X_new"].tolist(), r["y_new"].tolist(), None, None)),
+    ("polars", lambda r: (pytest.importorskip("polars").DataFrame(r["X_new"]),
+                          pytest.importorskip("polars").Series(r["y_new"]), None, None)),
     ("sparse", lambda r: (__import__("scipy.sparse").sparse.csr_matrix(
         np.where(np.abs(r["X_new"]) < 0.3, 0.0, r["X_new"])), r["y_new"], None, None)),
     ("missing-values", lambda r: (np.where(r["X_new"] > 1.0, np.nan, r["X_new"]),
@@ -419,6 +447,8 @@ def test_odd_but_valid_data_refit_as_the_reference(rows, models, library, case):
                           **({} if margin is None else {keyword: margin}))
     # A sparse matrix goes to the reference as it is: its zeros are zeros, not missing.
     table = data if hasattr(data, "toarray") else np.asarray(data, dtype=float)
+    if hasattr(data, "to_numpy"):
+        table = data.to_numpy()
     check_refit(model, result, table, np.ravel(np.asarray(y, dtype=float)), weight,
                 None if margin is None else np.asarray(margin, dtype=np.float32 if
                                                        library.startswith("xgb") else float),

@@ -38,6 +38,7 @@ import copy
 import importlib
 import json
 import math
+import re
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -80,6 +81,9 @@ def _one_column(values: Any, what: str, argument: str) -> np.ndarray:
     array = np.asarray(_on_host(values))
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
+    if array.ndim == 0:
+        raise InputError(f"{argument} = {values!r} must be an array with one {what} per row",
+                         argument=argument, value=values)
     if array.ndim != 1:
         raise InputError(
             f"the {what} of {argument} has shape {array.shape}: a shift needs one {what} per "
@@ -598,8 +602,10 @@ def _library_says(argument: str, library: str, errors: tuple[type, ...]) -> Iter
     except InputError:
         raise
     except errors as exc:
-        # The first line: XGBoost appends a C++ stack trace.
+        # The first line, without XGBoost's "[time] file.cc:line: Check failed: ...:" prefix
+        # (a C++ stack trace follows it).
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = re.sub(r"^\[[^\]]*\] [^ ]+:\d+: (Check failed: [^:]*: )?", "", reason)
         raise InputError(f"{library} cannot read {argument}: {reason}",
                          argument=argument) from exc
 

@@ -14,6 +14,8 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import logitshift
 from logitshift import InputError
@@ -1074,3 +1076,28 @@ def test_the_command_lines_l2_equals_fit_groups(grouped, grouped_csv, l2):
     shifts = np.array([math.inf if v == "inf" else -math.inf if v == "-inf" else v
                        for v in report["shift"]], dtype=float)
     np.testing.assert_allclose(shifts, arrays.shift, rtol=1e-12, atol=1e-14)
+
+
+# -- invariances ---------------------------------------------------------------------------------
+
+@settings(max_examples=4, deadline=None)
+@given(seed=st.integers(0, 2 ** 32 - 1), library=st.sampled_from(["xgb", "lgb"]))
+def test_row_order_and_integer_weights_as_repeated_rows_leave_the_refit_unchanged(
+        rows, models, seed, library):
+    """Permuting the rows changes no leaf; integer weights are the same refit as the rows
+    repeated that many times (to float32 for XGBoost, whose sums run in another order)."""
+    rng = np.random.default_rng(seed)
+    X, y = rows["X_new"][:120], rows["y_new"][:120]
+    counts = rng.integers(0, 4, X.shape[0])
+    counts[0] = max(counts[0], 1)
+    order = rng.permutation(X.shape[0])
+    model = models[library]
+    weighted = refit_leaves(model, X, y, counts.astype(float), l2=0.5)
+    permuted = refit_leaves(model, X[order], y[order], counts[order].astype(float), l2=0.5)
+    repeated = refit_leaves(model, np.repeat(X, counts, axis=0), np.repeat(y, counts), l2=0.5)
+    tolerance = 2e-6 if library == "xgb" else 1e-10
+    _, _, base = _parts(weighted.model, X)
+    for other in (permuted, repeated):
+        _, _, values = _parts(other.model, X)
+        for a, b in zip(base, values):
+            np.testing.assert_allclose(b, a, rtol=tolerance, atol=tolerance)

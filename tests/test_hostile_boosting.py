@@ -28,6 +28,7 @@ lgb = pytest.importorskip("lightgbm")
 pytestmark = pytest.mark.filterwarnings("ignore:.*leaves kept their value:RuntimeWarning",
                                         "ignore:.*groups have labels of one class",
                                         "ignore:every label is:RuntimeWarning",
+                                        "ignore:model was trained with monotone_constraints",
                                         "ignore:The argument 'eval_set' is deprecated",
                                         "ignore::UserWarning")
 
@@ -1101,3 +1102,34 @@ def test_row_order_and_integer_weights_as_repeated_rows_leave_the_refit_unchange
         _, _, values = _parts(other.model, X)
         for a, b in zip(base, values):
             np.testing.assert_allclose(b, a, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("library", ["xgb", "lgb"])
+def test_a_refit_of_a_monotone_model_warns_that_it_may_no_longer_be_monotone(rows, library):
+    """Each leaf refitted on its own rows ignores the model's monotone constraints: on rows
+    whose log-odds fall with the constrained feature the new model falls too, so the refit
+    says so instead of handing back a model that silently breaks them."""
+    X, y = rows["X"], rows["y"]
+    X_new = rows["X_new"]
+    rng = np.random.default_rng(5)
+    y_new = (rng.random(N) < 1.0 / (1.0 + np.exp(3.0 * X_new[:, 0]))).astype(float)
+    grid = np.zeros((100, 3))
+    grid[:, 0] = np.linspace(-2.5, 2.5, 100)
+    if library == "xgb":
+        model = xgb.train({"objective": "binary:logistic", "max_depth": 2, "eta": 0.4,
+                           "monotone_constraints": "(1,0,0)"}, xgb.DMatrix(X, label=y), 4)
+    else:
+        model = lgb.train({"objective": "binary", "num_leaves": 4, "learning_rate": 0.4,
+                           "monotone_constraints": [1, 0, 0], "verbose": -1},
+                          lgb.Dataset(X, y), 4)
+
+    def margin(m):
+        return _parts(m, grid)[0]
+
+    assert np.all(np.diff(margin(model)) >= 0)
+    with pytest.warns(RuntimeWarning, match="monotone_constraints"):
+        result = refit_leaves(model, X_new, y_new)
+    assert np.any(np.diff(margin(result.model)) < 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        refit_leaves(model, X_new, y_new, trees=[])  # nothing refitted: nothing to say

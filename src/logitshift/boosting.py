@@ -383,6 +383,8 @@ class _Trees:
     stored: Any = np.float64
     #: Trees per boosting round: leaf indices are read a whole round at a time.
     per_round: int = 1
+    #: Whether the model was trained with monotone constraints (as far as it says).
+    monotone: bool = False
     n_trees: int
     learning_rate: np.ndarray  # per tree, the model's own
     l2: float
@@ -402,6 +404,15 @@ class _Trees:
     def written(self, values: list[np.ndarray]) -> Any:
         """A new model of the caller's kind with these leaf values."""
         raise NotImplementedError
+
+
+def _constrained(constraints: Any) -> bool:
+    """Whether a model's ``monotone_constraints`` (XGBoost's "(1,0,-1)", LightGBM's list
+    or "1,0,-1") constrain any feature."""
+    if constraints is None:
+        return False
+    text = constraints if isinstance(constraints, str) else ",".join(map(str, constraints))
+    return any(int(value) != 0 for value in re.findall(r"-?\d+", text))
 
 
 def _refuse_objective(name: str, library: str) -> None:
@@ -442,6 +453,7 @@ class _XGBoostTrees(_Trees):
         train = config["learner"]["gradient_booster"].get("tree_train_param", {})
         self.learning_rate = np.full(self.n_trees, float(train.get("eta", 0.3)))
         self.l2 = float(train.get("lambda", 1.0))
+        self.monotone = _constrained(train.get("monotone_constraints"))
         missing = getattr(self.wrapper, "missing", math.nan)
         if isinstance(data, xgb.DMatrix):
             if base_margin is not None:
@@ -541,6 +553,7 @@ class _LightGBMTrees(_Trees):
         # boost_from_average's start (LightGBM adds it to that tree's leaves).
         self.learning_rate = np.array([float(tree.get("shrinkage", 1.0)) for tree in info])
         self.l2 = float(params.get("lambda_l2", 0.0))
+        self.monotone = _constrained(params.get("monotone_constraints"))
         if isinstance(data, lgb.Dataset):
             raise InputError("data is a lightgbm.Dataset, which LightGBM's predict does not "
                              "take: pass its features (an array or a DataFrame)",
@@ -774,7 +787,10 @@ def refit_leaves(
     -----
     RuntimeWarning
         Once, counting the leaves kept because their rows are of one class and ``l2 = 0``
-        (their minimiser is infinite, which no model should hold; see ``kept``).
+        (their minimiser is infinite, which no model should hold; see ``kept``). Once, when
+        the model was trained with ``monotone_constraints``: the leaves are refitted each
+        on its own rows, without the constraints, so the new model may break them (as
+        LightGBM's own ``refit`` may). A model loaded from a file may not say it was.
 
     Notes
     -----
@@ -895,6 +911,11 @@ def refit_leaves(
                     f"{float(margin[i])!r} after tree {tree}: no finite model has these "
                     "leaves", argument="learning_rate", value=float(rates[tree]))
             old_margin += old[leaf]
+    if source.monotone and chosen.any():
+        warn("model was trained with monotone_constraints, which refit_leaves does not "
+             "impose: each new leaf is its rows' minimiser, so the new model may not be "
+             "monotone in the constrained features; check it, or refit fewer trees "
+             "(trees=) or with decay > 0")
     if kept:
         warn(f"{len(kept)} leaves kept their value: their rows' labels are all 1 (or all 0), "
              "so with l2 = 0 their loss has no finite minimiser; pass l2 > 0 to refit them "

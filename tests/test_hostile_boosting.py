@@ -638,6 +638,34 @@ def test_a_dmatrix_brings_its_own_label_weight_and_base_margin(rows, models):
                 rows["margin_new"].astype(np.float32), learning_rate=0.4, l2=1.0)
 
 
+def test_a_dmatrix_without_a_label_asks_for_y(rows, models):
+    refused(lambda: refit_leaves(models["xgb"], xgb.DMatrix(rows["X_new"])), "y",
+            "DMatrix without a label")
+
+
+def test_a_forests_chosen_trees_refit_as_the_reference(rows):
+    model = xgb.train({"objective": "binary:logistic", "max_depth": 2, "eta": 0.4,
+                       "num_parallel_tree": 3, "subsample": 0.7}, xgb.DMatrix(
+        rows["X"], label=rows["y"]), 3)
+    result = refit_leaves(model, xgb.DMatrix(rows["X_new"], label=rows["y_new"]),
+                          trees=[1, 4, 8])
+    assert result.trees.tolist() == [1, 4, 8]
+    check_refit(model, result, rows["X_new"], rows["y_new"], learning_rate=0.4, l2=1.0,
+                trees=[1, 4, 8])
+
+
+def test_a_quantile_dmatrix_refits_the_rows_as_xgboost_predicts_them(rows, models):
+    """A QuantileDMatrix holds each feature's bin, not its value: XGBoost's own predict on
+    it places rows by bin, and so does the refit; its loss is that predict's."""
+    data = xgb.QuantileDMatrix(rows["X_new"], label=rows["y_new"])
+    result = refit_leaves(models["xgb"], data)
+    own = result.model.predict(data, output_margin=True)
+    assert result.loss_after == pytest.approx(mean_loss(rows["y_new"], own, None), rel=1e-6)
+    before = models["xgb"].predict(data, output_margin=True)
+    assert result.loss_before == pytest.approx(mean_loss(rows["y_new"], before, None),
+                                               rel=1e-6)
+
+
 @pytest.mark.parametrize("library", ["xgb", "lgb"])
 def test_a_refitted_model_refitted_again_is_unchanged(rows, models, library):
     """At learning_rate 1 and decay 0 each leaf is the minimiser given the earlier trees,

@@ -736,7 +736,10 @@ def refit_leaves(
         A binary log-loss model (XGBoost ``binary:logistic`` or ``binary:logitraw``,
         ``gbtree``; LightGBM ``binary``). Never modified.
     data : array_like, DataFrame or xgboost.DMatrix, shape (n, n_features)
-        What the model's ``predict`` takes (a DMatrix for XGBoost only).
+        What the model's ``predict`` takes (a DMatrix for XGBoost only). A
+        ``QuantileDMatrix`` holds each feature's bin, and rows are placed by it, as
+        XGBoost's ``predict`` on it places them: build it with ``ref=`` the training
+        DMatrix, or pass the table itself, for the leaves of the features' values.
     y : array_like, shape (n,)
         Labels in [0, 1]. For a DMatrix, its label when not given.
     weight : array_like, shape (n,), optional
@@ -849,12 +852,14 @@ def refit_leaves(
                              argument=margin_name, index=i, value=start[i])
     source = (_XGBoostTrees if library == "xgboost" else _LightGBMTrees)(model, data, start)
     if library == "xgboost" and isinstance(data, _import("xgboost").DMatrix):
-        if y is None:
+        if y is None and np.size(source.data.get_label()):  # empty: it has none
             y = source.data.get_label()
         if weight is None and np.size(source.data.get_weight()):
             weight = source.data.get_weight()
     if y is None:
-        raise InputError("y is missing: refit_leaves needs the labels of data's rows",
+        raise InputError("y is missing: refit_leaves needs the labels of data's rows"
+                         + (" (data is a DMatrix without a label)" if library == "xgboost"
+                            and isinstance(data, _import("xgboost").DMatrix) else ""),
                          argument="y")
     n = source.n_rows
     label = as_labels(_one_column(y, "label", "y"), "y").astype(np.float64)

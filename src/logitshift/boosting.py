@@ -33,11 +33,14 @@ No library is imported until one of these functions is called.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import importlib
 import json
 import math
+import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -78,6 +81,9 @@ def _one_column(values: Any, what: str, argument: str) -> np.ndarray:
     array = np.asarray(_on_host(values))
     if array.ndim == 2 and array.shape[1] == 1:
         array = array[:, 0]
+    if array.ndim == 0:
+        raise InputError(f"{argument} = {values!r} must be an array with one {what} per row",
+                         argument=argument, value=values)
     if array.ndim != 1:
         raise InputError(
             f"the {what} of {argument} has shape {array.shape}: a shift needs one {what} per "
@@ -377,6 +383,8 @@ class _Trees:
     stored: Any = np.float64
     #: Trees per boosting round: leaf indices are read a whole round at a time.
     per_round: int = 1
+    #: Whether the model was trained with monotone constraints (as far as it says).
+    monotone: bool = False
     n_trees: int
     learning_rate: np.ndarray  # per tree, the model's own
     l2: float
@@ -398,6 +406,15 @@ class _Trees:
         raise NotImplementedError
 
 
+def _constrained(constraints: Any) -> bool:
+    """Whether a model's ``monotone_constraints`` (XGBoost's "(1,0,-1)", LightGBM's list
+    or "1,0,-1") constrain any feature."""
+    if constraints is None:
+        return False
+    text = constraints if isinstance(constraints, str) else ",".join(map(str, constraints))
+    return any(int(value) != 0 for value in re.findall(r"-?\d+", text))
+
+
 def _refuse_objective(name: str, library: str) -> None:
     multi = "multi" in name
     raise InputError(
@@ -413,7 +430,8 @@ class _XGBoostTrees(_Trees):
     def __init__(self, model: Any, data: Any, base_margin: np.ndarray | None) -> None:
         xgb = _import("xgboost")
         self.wrapper = None if isinstance(model, xgb.Booster) else model
-        self.booster = model if self.wrapper is None else model.get_booster()
+        with _fitted(model):
+            self.booster = model if self.wrapper is None else model.get_booster()
         raw = json.loads(bytes(self.booster.save_raw("json")))
         learner = raw["learner"]
         objective = learner["objective"]["name"]
@@ -435,6 +453,7 @@ class _XGBoostTrees(_Trees):
         train = config["learner"]["gradient_booster"].get("tree_train_param", {})
         self.learning_rate = np.full(self.n_trees, float(train.get("eta", 0.3)))
         self.l2 = float(train.get("lambda", 1.0))
+        self.monotone = _constrained(train.get("monotone_constraints"))
         missing = getattr(self.wrapper, "missing", math.nan)
         if isinstance(data, xgb.DMatrix):
             if base_margin is not None:
@@ -442,9 +461,31 @@ class _XGBoostTrees(_Trees):
                                  "(set_base_margin), not base_margin=", argument="base_margin")
             self.data = data
         else:
-            self.data = xgb.DMatrix(data, base_margin=base_margin, missing=missing,
-                                    enable_categorical=True)
+            _table_shape(data)
+            with _library_says("data", "XGBoost", (ValueError, TypeError,
+                                                   xgb.core.XGBoostError)):
+                self.data = xgb.DMatrix(data, missing=missing, enable_categorical=True)
+            if base_margin is not None:
+                # Checked here: XGBoost's own message for a margin of another length is a
+                # C++ check with a stack trace.
+                if base_margin.size != self.data.num_row():
+                    raise InputError(f"base_margin has {rows(base_margin.size)}, data has "
+                                     f"{rows(self.data.num_row())}", argument="base_margin",
+                                     value=base_margin.size)
+                self.data.set_base_margin(base_margin)
         self.n_rows = int(self.data.num_row())
+        # XGBoost's predict refuses other feature names, but the leaf predictions here
+        # cannot ask it to (a sliced booster), and a narrower table it reads as missing
+        # values: both would silently refit other features' splits.
+        _check_features(int(self.data.num_col()), self.booster.num_features(),
+                        self.data.feature_names, self.booster.feature_names, strict=True)
+        # A scikit-learn model that stopped early predicts with its best iteration's trees
+        # only: those are the model refitted; the later ones are kept as they are.
+        self.all_trees = self.n_trees
+        best = getattr(self.wrapper, "best_iteration", None) if self.wrapper else None
+        if best is not None:
+            self.n_trees = min(self.n_trees, (int(best) + 1) * self.per_round)
+            self.learning_rate = self.learning_rate[:self.n_trees]
 
     def values(self, tree: int) -> np.ndarray:
         return np.asarray(self.trees[tree]["split_conditions"], dtype=np.float32).astype(
@@ -459,7 +500,7 @@ class _XGBoostTrees(_Trees):
     def _model(self, values: list[np.ndarray] | None) -> Any:
         raw = copy.deepcopy(self.raw)
         for tree, new in zip(raw["learner"]["gradient_booster"]["model"]["trees"],
-                             values if values is not None else [None] * self.n_trees):
+                             values if values is not None else [None] * self.all_trees):
             leaf = np.asarray(tree["left_children"]) == -1
             for field_name in ("split_conditions", "base_weights"):
                 column = np.asarray(tree[field_name], dtype=np.float64)
@@ -489,7 +530,8 @@ class _LightGBMTrees(_Trees):
     def __init__(self, model: Any, data: Any, base_margin: np.ndarray | None) -> None:
         lgb = _import("lightgbm")
         self.wrapper = None if isinstance(model, lgb.Booster) else model
-        booster = model if self.wrapper is None else model.booster_
+        with _fitted(model):
+            booster = model if self.wrapper is None else model.booster_
         # A copy: the values are written into it, never into the caller's.
         self.booster = lgb.Booster(model_str=booster.model_to_string())
         dump = self.booster.dump_model()
@@ -511,21 +553,31 @@ class _LightGBMTrees(_Trees):
         # boost_from_average's start (LightGBM adds it to that tree's leaves).
         self.learning_rate = np.array([float(tree.get("shrinkage", 1.0)) for tree in info])
         self.l2 = float(params.get("lambda_l2", 0.0))
+        self.monotone = _constrained(params.get("monotone_constraints"))
         if isinstance(data, lgb.Dataset):
             raise InputError("data is a lightgbm.Dataset, which LightGBM's predict does not "
                              "take: pass its features (an array or a DataFrame)",
                              argument="data")
         self.data = data
         self.base_margin = base_margin
-        self.n_rows = int(np.shape(data)[0]) if hasattr(data, "shape") else len(data)
+        self.n_rows, n_features = _table_shape(data)
+        # LightGBM's predict reads a DataFrame's columns by position; a column that is one
+        # of the model's features at another position is a table in another order.
+        columns = getattr(data, "columns", None)
+        _check_features(n_features, self.booster.num_feature(),
+                        None if columns is None else [str(c) for c in columns],
+                        self.booster.feature_name(), strict=False)
+        self.errors = (ValueError, TypeError, lgb.basic.LightGBMError)
 
     def values(self, tree: int) -> np.ndarray:
         return np.array([self.booster.get_leaf_output(tree, leaf)
                          for leaf in range(self.n_leaves[tree])], dtype=np.float64)
 
     def leaves(self, first: int, stop: int) -> np.ndarray:
-        leaves = self.booster.predict(self.data, pred_leaf=True, start_iteration=first,
-                                      num_iteration=stop - first, validate_features=False)
+        with _library_says("data", "LightGBM", self.errors):
+            leaves = self.booster.predict(self.data, pred_leaf=True, start_iteration=first,
+                                          num_iteration=stop - first,
+                                          validate_features=False)
         return np.asarray(leaves).reshape(self.n_rows, -1).astype(np.int64)
 
     def base(self) -> np.ndarray:
@@ -545,6 +597,66 @@ class _LightGBMTrees(_Trees):
         return model
 
 
+@contextlib.contextmanager
+def _fitted(model: Any) -> Iterator[None]:
+    """Reading a scikit-learn model's booster, whose absence means it was never fitted."""
+    try:
+        yield
+    except (AttributeError, ValueError) as exc:  # scikit-learn's NotFittedError is both
+        raise InputError(f"model is a {type(model).__name__} that is not fitted: call its fit "
+                         "first", argument="model", value=type(model).__name__) from exc
+
+
+@contextlib.contextmanager
+def _library_says(argument: str, library: str, errors: tuple[type, ...]) -> Iterator[None]:
+    """The library's refusal of an input as an :class:`InputError` naming the argument."""
+    try:
+        yield
+    except InputError:
+        raise
+    except errors as exc:
+        # The first line, without XGBoost's "[time] file.cc:line: Check failed: ...:" prefix
+        # (a C++ stack trace follows it).
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = re.sub(r"^\[[^\]]*\] [^ ]+:\d+: (Check failed: [^:]*: )?", "", reason)
+        raise InputError(f"{library} cannot read {argument}: {reason}",
+                         argument=argument) from exc
+
+
+def _table_shape(data: Any) -> tuple[int, int]:
+    """(rows, features) of a table of features; anything but 2-D is refused by name."""
+    shape = getattr(data, "shape", None)
+    if shape is None:
+        try:
+            shape = np.shape(data)
+        except ValueError:  # ragged lists
+            shape = (len(data),)
+    if len(shape) != 2:
+        raise InputError(f"data has shape {tuple(shape)}: it must be a table (2-D), a row "
+                         "of features per row", argument="data", value=tuple(shape))
+    return int(shape[0]), int(shape[1])
+
+
+def _check_features(n_features: int, expected: int, names: list[str] | None,
+                    model_names: list[str] | None, *, strict: bool) -> None:
+    """Refuse a table whose columns are not the model's: another number of them, or (with
+    names on both sides) other names (``strict``, as XGBoost's predict) or the model's names
+    at other positions (as LightGBM, which renames some of them, can be checked)."""
+    if n_features != expected:
+        raise InputError(f"data has {n_features} feature columns, the model was trained on "
+                         f"{expected}", argument="data", value=n_features)
+    if names is None or model_names is None:
+        return
+    names, model_names = list(names), list(model_names)
+    moved = [name for i, name in enumerate(names)
+             if name in model_names and model_names.index(name) != i]
+    if moved or (strict and names != model_names):
+        order = (f": the same names in another order, pass data[{model_names!r}]"
+                 if sorted(names) == sorted(model_names) else "")
+        raise InputError(f"data's columns {names} are not the model's features "
+                         f"{model_names}{order}", argument="data", value=names)
+
+
 def _library_of(model: Any) -> str:
     module = type(model).__module__.partition(".")[0]
     if module in ("xgboost", "lightgbm"):
@@ -561,8 +673,13 @@ def _chosen_trees(trees: Any, n_trees: int) -> np.ndarray:
     if trees is None:
         chosen[:] = True
         return chosen
-    if isinstance(trees, (int, np.integer)) and not isinstance(trees, bool):
+    if isinstance(trees, np.ndarray) and trees.ndim == 0:
+        trees = trees.item()
+    if isinstance(trees, (int, np.integer)) and not isinstance(trees, (bool, np.bool_)):
         trees = [trees]
+    if isinstance(trees, (str, bytes)) or not hasattr(trees, "__iter__"):
+        raise InputError(f"trees = {trees!r} must be a tree index (an int) or a sequence of "
+                         "them", argument="trees", value=trees)
     for i, tree in enumerate(trees):
         if isinstance(tree, (bool, np.bool_)) or not isinstance(tree, (int, np.integer)):
             raise InputError(f"trees[{i}] = {tree!r} is not a tree index (an int)",
@@ -572,6 +689,14 @@ def _chosen_trees(trees: Any, n_trees: int) -> np.ndarray:
                              argument="trees", index=i, value=tree)
         chosen[tree] = True
     return chosen
+
+
+def _option(value: Any, name: str) -> float:
+    """A finite number >= 0; a string or a bool is refused, not read as one."""
+    if isinstance(value, (str, bytes, bool, np.bool_)) or (
+            isinstance(value, np.ndarray) and value.dtype.kind not in "iuf"):
+        raise InputError(f"{name} = {value!r} must be a number", argument=name, value=value)
+    return as_nonnegative_float(value, name)
 
 
 def _mean_loss(label: np.ndarray, margin: np.ndarray, weight: np.ndarray | None) -> float:
@@ -611,7 +736,10 @@ def refit_leaves(
         A binary log-loss model (XGBoost ``binary:logistic`` or ``binary:logitraw``,
         ``gbtree``; LightGBM ``binary``). Never modified.
     data : array_like, DataFrame or xgboost.DMatrix, shape (n, n_features)
-        What the model's ``predict`` takes (a DMatrix for XGBoost only).
+        What the model's ``predict`` takes (a DMatrix for XGBoost only). A
+        ``QuantileDMatrix`` holds each feature's bin, and rows are placed by it, as
+        XGBoost's ``predict`` on it places them: build it with ``ref=`` the training
+        DMatrix, or pass the table itself, for the leaves of the features' values.
     y : array_like, shape (n,)
         Labels in [0, 1]. For a DMatrix, its label when not given.
     weight : array_like, shape (n,), optional
@@ -644,12 +772,17 @@ def refit_leaves(
     Raises
     ------
     InputError
-        A model that is not one of the above, a multiclass or other objective (multiclass
-        recalibration has not landed), a ``dart`` or ``gblinear`` booster, LightGBM's
-        ``linear_tree``; ``y`` or ``weight`` of another length than ``data`` or with bad
-        values (named as :func:`logitshift.fit` names them), a NaN base margin, a tree
-        index that is not a tree, ``learning_rate <= 0``, ``l2 < 0``, ``decay`` outside
-        [0, 1].
+        A model that is not one of the above or not fitted, a multiclass or other objective
+        (multiclass recalibration has not landed), a ``dart`` or ``gblinear`` booster,
+        LightGBM's ``linear_tree``; ``data`` that is not a table (2-D), has another number of
+        feature columns than the model, is a DataFrame whose columns are not the model's
+        features in the model's order (XGBoost's ``predict`` refuses it; LightGBM's would
+        read it by position), or that the library cannot read (its reason quoted); ``y``
+        or ``weight`` of another length than ``data`` or with bad values (named as
+        :func:`logitshift.fit` names them), a NaN base margin, a tree
+        index that is not a tree (an int, or a sequence of them), ``learning_rate <= 0``
+        or so large that a leaf leaves the range of the model's leaf values, ``l2 < 0``,
+        ``decay`` outside [0, 1]; a string or a bool where a number is meant.
     ImportError
         The model's library is not installed.
 
@@ -657,10 +790,19 @@ def refit_leaves(
     -----
     RuntimeWarning
         Once, counting the leaves kept because their rows are of one class and ``l2 = 0``
-        (their minimiser is infinite, which no model should hold; see ``kept``).
+        (their minimiser is infinite, which no model should hold; see ``kept``). Once, when
+        the model was trained with ``monotone_constraints``: the leaves are refitted each
+        on its own rows, without the constraints, so the new model may break them (as
+        LightGBM's own ``refit`` may). A model loaded from a file may not say it was.
 
     Notes
     -----
+    The trees refitted are those the model's own ``predict`` uses: an ``XGBClassifier``
+    that stopped early (``best_iteration``) predicts with the trees up to its best
+    iteration, so only those are refitted and the later ones are kept as they are; a
+    ``Booster`` from ``xgboost.train`` predicts with all its trees, ``best_iteration`` or
+    not; LightGBM keeps only the trees up to its best iteration.
+
     A leaf that no row reaches keeps its value. XGBoost stores leaf values and margins as
     float32: each new value is rounded to float32 before it enters the later trees'
     margins, so the margins are those of the written model, and its
@@ -690,12 +832,12 @@ def refit_leaves(
                          argument="init_score")
     margin_name = "base_margin" if init_score is None else "init_score"
     start = base_margin if init_score is None else init_score
-    decay = as_nonnegative_float(decay, "decay")
+    decay = _option(decay, "decay")
     if decay > 1:
         raise InputError(f"decay = {decay!r} must be in [0, 1]", argument="decay",
                          value=decay)
     if learning_rate is not None:
-        learning_rate = as_nonnegative_float(learning_rate, "learning_rate")
+        learning_rate = _option(learning_rate, "learning_rate")
         if learning_rate == 0:
             raise InputError("learning_rate = 0.0 must be > 0", argument="learning_rate",
                              value=learning_rate)
@@ -710,12 +852,14 @@ def refit_leaves(
                              argument=margin_name, index=i, value=start[i])
     source = (_XGBoostTrees if library == "xgboost" else _LightGBMTrees)(model, data, start)
     if library == "xgboost" and isinstance(data, _import("xgboost").DMatrix):
-        if y is None:
+        if y is None and np.size(source.data.get_label()):  # empty: it has none
             y = source.data.get_label()
         if weight is None and np.size(source.data.get_weight()):
             weight = source.data.get_weight()
     if y is None:
-        raise InputError("y is missing: refit_leaves needs the labels of data's rows",
+        raise InputError("y is missing: refit_leaves needs the labels of data's rows"
+                         + (" (data is a DMatrix without a label)" if library == "xgboost"
+                            and isinstance(data, _import("xgboost").DMatrix) else ""),
                          argument="y")
     n = source.n_rows
     label = as_labels(_one_column(y, "label", "y"), "y").astype(np.float64)
@@ -748,14 +892,35 @@ def refit_leaves(
             if chosen[tree]:
                 new, kept_here = _refit_tree(label, leaf, margin, weight, penalty,
                                              rates[tree], decay, old, source.stored)
+                if not np.all(np.isfinite(new)):
+                    # A learning rate so large that a leaf leaves the stored dtype's range
+                    # would give every later tree an infinite margin.
+                    j = int(np.flatnonzero(~np.isfinite(new))[0])
+                    raise InputError(
+                        f"learning_rate = {float(rates[tree])!r} puts leaf {j} of tree {tree} "
+                        f"at {float(new[j])!r}, beyond the range of the model's "
+                        f"{np.dtype(source.stored)} leaf values", argument="learning_rate",
+                        value=float(rates[tree]))
                 kept += [(tree, int(k)) for k in kept_here]
                 moved = np.abs(new - old)
                 refitted.append(tree)
                 changed.append(int(np.count_nonzero(moved)))
                 largest.append(float(moved.max()) if moved.size else 0.0)
             written.append(new)
-            margin += new[leaf]
+            with np.errstate(over="ignore"):
+                margin += new[leaf]
+            if chosen[tree] and not np.all(np.isfinite(margin)):
+                i = int(np.flatnonzero(~np.isfinite(margin))[0])
+                raise InputError(
+                    f"learning_rate = {float(rates[tree])!r} takes row {i}'s margin to "
+                    f"{float(margin[i])!r} after tree {tree}: no finite model has these "
+                    "leaves", argument="learning_rate", value=float(rates[tree]))
             old_margin += old[leaf]
+    if source.monotone and chosen.any():
+        warn("model was trained with monotone_constraints, which refit_leaves does not "
+             "impose: each new leaf is its rows' minimiser, so the new model may not be "
+             "monotone in the constrained features; check it, or refit fewer trees "
+             "(trees=) or with decay > 0")
     if kept:
         warn(f"{len(kept)} leaves kept their value: their rows' labels are all 1 (or all 0), "
              "so with l2 = 0 their loss has no finite minimiser; pass l2 > 0 to refit them "
@@ -784,8 +949,9 @@ def _refit_tree(label: np.ndarray, leaf: np.ndarray, margin: np.ndarray,
     unreached = fit.status == "no_weight"
     new = old.copy()
     target = ids[finite]
-    new[target] = (decay * old[target]
-                   + (1.0 - decay) * learning_rate * fit.shift[finite]).astype(stored)
+    with np.errstate(over="ignore"):  # the caller refuses a leaf beyond the stored range
+        new[target] = (decay * old[target]
+                       + (1.0 - decay) * learning_rate * fit.shift[finite]).astype(stored)
     return new, ids[~finite & ~unreached]
 
 
@@ -931,9 +1097,12 @@ def shift_catboost(
     Raises
     ------
     InputError
-        ``model`` is not a CatBoost model, or its loss is not a binary log loss (a
+        ``model`` is not a fitted CatBoost model, or its loss is not a binary log loss (a
         multiclass model is refused by name: multiclass recalibration has not landed);
-        no labels; the shift is infinite (every label 0 or 1: pass ``pseudo_count``).
+        ``data`` not a table, an array of another number of feature columns than the
+        model's, or data CatBoost cannot read (its reason quoted); no labels, ``y`` or
+        ``weight`` of another length than ``data``; the shift is infinite (every label 0 or
+        1: pass ``pseudo_count``).
     ImportError
         catboost is not installed: ``pip install "logitshift[catboost]"``.
 
@@ -947,6 +1116,9 @@ def shift_catboost(
     if not isinstance(model, catboost.CatBoost):
         raise InputError(f"model must be a CatBoost model, got {type(model).__name__}",
                          argument="model", value=type(model).__name__)
+    if not model.is_fitted():
+        raise InputError(f"model is a {type(model).__name__} that is not fitted: call its fit "
+                         "first", argument="model", value=type(model).__name__)
     loss_name = str(model.get_all_params().get("loss_function", ""))
     if loss_name.split(":")[0] not in ("Logloss", "CrossEntropy"):
         raise InputError(
@@ -963,7 +1135,22 @@ def shift_catboost(
     if y is None:
         raise InputError("y is missing: shift_catboost needs the labels of data's rows",
                          argument="y")
-    raw = np.asarray(model.predict(data, prediction_type="RawFormulaVal"), dtype=np.float64)
+    if not isinstance(data, catboost.Pool):
+        # CatBoost predicts one row from 1-D data, and reads extra columns of an array by
+        # position (a DataFrame's by name).
+        n_features = _table_shape(data)[1]
+        expected = len(model.feature_names_)
+        if not hasattr(data, "columns") and n_features != expected:
+            raise InputError(f"data has {n_features} feature columns, the model was trained "
+                             f"on {expected}", argument="data", value=n_features)
+    with _library_says("data", "CatBoost", (catboost.CatBoostError, ValueError, TypeError)):
+        raw = np.asarray(model.predict(data, prediction_type="RawFormulaVal"),
+                         dtype=np.float64)
+    for name, values in (("y", y), ("weight", weight)):
+        if values is not None and np.ndim(values) >= 1 and len(values) != raw.size:
+            # Before the fit, which would name the raw scores its offset.
+            raise InputError(f"{name} has {rows(len(values))}, data has {rows(raw.size)}",
+                             argument=name, value=len(values))
     result, _ = _fit_margin(y, weight, raw, "y", "raw score",
                             dict(pseudo_count=pseudo_count, tol=tol, max_iter=max_iter,
                                  method=method))

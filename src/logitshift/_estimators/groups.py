@@ -102,6 +102,8 @@ class GroupIntegrals:
 
 #: A label part of the gradient below this share of its weight has lost its digits.
 _TINY = 2.0 ** -900
+#: Below this a label part leaves the normal doubles (2**-1022) within 22 bits.
+_NORMAL = 2.0 ** -1000
 
 _TERMS = ("negative", "positive", "gradient", "negative_curvature", "positive_curvature",
           "loss")
@@ -136,8 +138,8 @@ def check_group_options(shrinkage: Any, nagq: Any, pseudo_count: Any, tol: Any,
     if l2 > 0 and shrinkage == "random":
         raise InputError(
             f"l2 = {l2!r} cannot be combined with shrinkage='random': the random-intercept "
-            "model estimates its own penalty, 1/tau**2 (with its mean at 0, l2 = 1/tau**2 is "
-            "the same model with tau fixed)", argument="l2", value=l2)
+            "model estimates its own penalty, 1/tau**2 (with its mean at 0, a penalty of "
+            "1/tau**2 is the same model with tau fixed)", argument="l2", value=l2)
     if shrinkage not in SHRINKAGES:
         raise InputError(f"shrinkage = {shrinkage!r} must be None or 'random'",
                          argument="shrinkage", value=shrinkage)
@@ -158,7 +160,10 @@ def check_l2(l2: Any) -> float:
     if isinstance(l2, (bool, np.bool_)) or not isinstance(l2, (int, float, np.integer,
                                                                  np.floating)):
         raise InputError(f"l2 = {l2!r} must be a number >= 0", argument="l2", value=l2)
-    value = float(l2)
+    try:
+        value = float(l2)
+    except OverflowError:  # an int beyond the doubles
+        value = math.inf if l2 > 0 else -math.inf
     if not (math.isfinite(value) and value >= 0):
         raise InputError(f"l2 = {value!r} must be finite and >= 0", argument="l2",
                          value=value)
@@ -1439,9 +1444,15 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
     # of more than ~700 logits), its root is not the group's: fit() solves such rows in log
     # space, the group sketch does not yet. Say so rather than give the number.
     parts = at_shift if pseudo is None else at_shift + pseudo(np.where(usable, shift, 0.0))
+    # A penalised group of one class has one label part, balanced by the penalty's pull
+    # l2·|s| alone: no two parts cancel, and its root holds while that part is a normal
+    # double (l2 = 1e-300 puts it near 1e-297, far below _TINY but exact).
+    one_class = penalised & ((objective.active_positives == 0)
+                             | (objective.active_negatives == 0))
+    floor = np.where(one_class, _NORMAL, _TINY)
     with np.errstate(invalid="ignore"):
-        lost = solvable & ((parts.negative < _TINY * objective.active_negatives)
-                           | (parts.positive < _TINY * objective.active_positives))
+        lost = solvable & ((parts.negative < floor * objective.active_negatives)
+                           | (parts.positive < floor * objective.active_positives))
     shift[lost], status[lost] = math.nan, "underflow"
     at_zero = groups.evaluate_groups(np.zeros(n), usable)
     information = at_shift.hessian
@@ -1473,10 +1484,16 @@ def fit_group_curves(groups: GroupCurves, *, shrinkage: str | None = None, nagq:
                   "pass pseudo_count > 0 for finite ones, or shrinkage='random'")
         warn(f"{degenerate} of {n} groups have labels of one class only (of the rows with "
              f"weight and a finite offset): their shift is infinite; {remedy}")
-    if lost.any():
-        warn(f"{int(lost.sum())} of {n} groups have labels separated by a gap so wide that "
-             "the gradient underflows at their shift (status 'underflow', shift nan); fit "
-             "each such group's rows with logitshift.fit, which solves them in log space")
+    if (lost & one_class).any():
+        warn(f"{int((lost & one_class).sum())} of {n} groups have labels of one class and "
+             f"l2 = {l2!r} so small beside their weights that their penalised shift lies "
+             "where the gradient underflows (status 'underflow', shift nan); pass a larger "
+             "l2")
+    if (lost & ~one_class).any():
+        warn(f"{int((lost & ~one_class).sum())} of {n} groups have labels separated by a gap "
+             "so wide that the gradient underflows at their shift (status 'underflow', shift "
+             "nan); fit each such group's rows with logitshift.fit, which solves them in log "
+             "space")
     stuck = int((status == "max_iter").sum())
     if stuck:
         warn(f"{stuck} of {n} groups did not converge after {max_iter} iterations")

@@ -1698,3 +1698,205 @@ def group_integrals(group_start, centres, tables, exponent, mean, tau, start,
         out[g, I_SHIFT_MEAN_THETA] = s_mt
         out[g, I_SHIFT_THETA_THETA] = s_tt
         out[g, I_ITERATIONS] = iterations
+
+
+# -- multiclass: softmax passes -------------------------------------------------------------
+
+# Fields of the output row of `multiclass_pass`: three scalars, then blocks of K per class.
+M_LOSS, M_WEIGHT, M_FIRST_BAD, M_SCALE_SQUARE = 0, 1, 2, 3  # M_SCALE_SQUARE: Σ w (pᵀG)²
+M_HEAD = 4
+#: The per-class blocks, in order: Σ w (p - y), Σ w (p - y) G, Σ w p, Σ w p G, Σ w p G²,
+#: Σ w p (pᵀG), Σ w y, Σ w p², Σ w p² G², Σ w G and Σ w over the rows where G is finite.
+(M_GRADIENT_BIAS, M_GRADIENT_SCALE, M_PROBABILITY, M_PROBABILITY_LOGIT,
+ M_PROBABILITY_LOGIT2, M_CROSS, M_OBSERVED, M_PROBABILITY2, M_PROBABILITY2_LOGIT2,
+ M_LOGIT_SUM, M_LOGIT_WEIGHT) = range(11)
+M_BLOCKS = 11
+
+
+@nb.njit(**_OPTIONS)
+def multiclass_pass(logits, row_shift, has_row_shift, label_index, label_rows, hard, weights,
+                    has_weights, scale, bias, active, dense, store, start, stop, out, square,
+                    probabilities):
+    """One pass of the softmax cross-entropy over rows ``[start, stop)`` at ``(scale, bias)``.
+
+    ``η_k = scale_k G_k + bias_k`` with ``G = logits - row_shift`` (the row's log-sum-exp,
+    where ``has_row_shift``), over the ``active`` classes (the others have probability 0).
+    Labels are ``label_index`` (``hard``) or the rows of ``label_rows``; with neither (no
+    rows in ``label_rows``) the rows are unlabelled and the loss is ``Σ w lse η``. Writes
+    into ``out`` (``M_HEAD + M_BLOCKS K``) the loss ``Σ w (lse η - yᵀη)``, ``Σ w``, the first bad row
+    (-1 for none) and the sums of the per-class blocks; with ``dense`` ≥ 1 adds
+    ``Σ w p pᵀ`` to ``square[0]``, with ``dense`` ≥ 2 also ``Σ w (p∘G) pᵀ`` and
+    ``Σ w (p∘G)(p∘G)ᵀ`` to ``square[1]`` and ``square[2]``; with ``store`` writes each
+    row's probabilities into ``probabilities`` (float32, for Hessian-vector products).
+
+    A row is bad where its weight is negative or not finite, a logit is NaN or ``+inf``, a
+    class index is outside ``[0, K)``, a soft row has a negative or NaN entry or does not sum
+    to 1 within 1e-6, or a row's own class (an index, or a soft label above 0) has logit
+    ``-inf``. Bad rows stop nothing: the caller phrases the first one.
+    """
+    n_classes = logits.shape[1]
+    eta = np.empty(n_classes)
+    prob = np.empty(n_classes)
+    grid = np.empty(n_classes)
+    first_bad = -1
+    unlabelled = not hard and label_rows.shape[0] == 0
+    for i in range(start, stop):
+        w = weights[i] if has_weights else 1.0
+        if not (w >= 0.0 and w < math.inf):
+            if first_bad < 0:
+                first_bad = i
+            continue
+        shift = row_shift[i] if has_row_shift else 0.0
+        bad = False
+        for k in range(n_classes):
+            f = logits[i, k]
+            if f != f or f == math.inf:
+                bad = True
+        label = 0
+        if hard:
+            label = label_index[i]
+            if label < 0 or label >= n_classes or logits[i, label] == -math.inf:
+                bad = True
+        elif not unlabelled:
+            total = 0.0
+            for k in range(n_classes):
+                y = label_rows[i, k]
+                if not y >= 0.0 or (y > 0.0 and logits[i, k] == -math.inf):
+                    bad = True
+                total += y
+            if not abs(total - 1.0) <= 1e-6:
+                bad = True
+        if bad:
+            if first_bad < 0:
+                first_bad = i
+            continue
+        if w == 0.0:
+            continue
+        top = -math.inf
+        for k in range(n_classes):
+            f = logits[i, k]
+            if active[k] and f > -math.inf:
+                grid[k] = f - shift
+                value = scale[k] * grid[k] + bias[k]
+            else:
+                grid[k] = 0.0
+                value = -math.inf
+            eta[k] = value
+            if value > top:
+                top = value
+        if top == math.inf or top != top:  # a -inf logit under a scale <= 0: no finite loss
+            out[M_LOSS] = math.inf
+            continue
+        norm = 0.0
+        for k in range(n_classes):
+            prob[k] = math.exp(eta[k] - top)
+            norm += prob[k]
+        log_norm = top + math.log(norm)
+        label_eta = 0.0
+        if hard:
+            label_eta = eta[label]
+        elif not unlabelled:
+            for k in range(n_classes):
+                if label_rows[i, k] > 0.0:
+                    label_eta += label_rows[i, k] * eta[k]
+        out[M_LOSS] += w * (log_norm - label_eta)
+        out[M_WEIGHT] += w
+        mean_grid = 0.0
+        for k in range(n_classes):
+            prob[k] /= norm
+            mean_grid += prob[k] * grid[k]
+        out[M_SCALE_SQUARE] += w * mean_grid * mean_grid
+        for k in range(n_classes):
+            p = prob[k]
+            g = grid[k]
+            if hard:
+                y = 1.0 if k == label else 0.0
+            else:
+                y = 0.0 if unlabelled else label_rows[i, k]
+            wp = w * p
+            base = M_HEAD + k
+            out[base + M_GRADIENT_BIAS * n_classes] += w * (p - y)
+            out[base + M_GRADIENT_SCALE * n_classes] += w * (p - y) * g
+            out[base + M_PROBABILITY * n_classes] += wp
+            out[base + M_PROBABILITY_LOGIT * n_classes] += wp * g
+            out[base + M_PROBABILITY_LOGIT2 * n_classes] += wp * g * g
+            out[base + M_CROSS * n_classes] += wp * mean_grid
+            out[base + M_OBSERVED * n_classes] += w * y
+            out[base + M_PROBABILITY2 * n_classes] += wp * p
+            out[base + M_PROBABILITY2_LOGIT2 * n_classes] += wp * p * g * g
+            if logits[i, k] > -math.inf:
+                out[base + M_LOGIT_SUM * n_classes] += w * (logits[i, k] - shift)
+                out[base + M_LOGIT_WEIGHT * n_classes] += w
+            if store:
+                probabilities[i, k] = p
+        if dense >= 1:
+            for j in range(n_classes):
+                wp = w * prob[j]
+                if wp == 0.0:
+                    continue
+                for k in range(n_classes):
+                    square[0, j, k] += wp * prob[k]
+        if dense >= 2:
+            for j in range(n_classes):
+                wpg = w * prob[j] * grid[j]
+                if wpg == 0.0:
+                    continue
+                for k in range(n_classes):
+                    square[1, j, k] += wpg * prob[k]
+                    square[2, j, k] += wpg * prob[k] * grid[k]
+    out[M_FIRST_BAD] = first_bad
+
+
+@nb.njit(**_OPTIONS)
+def multiclass_hessian_vector(logits, row_shift, has_row_shift, weights, has_weights,
+                              probabilities, with_scale, direction_scale, direction_bias,
+                              start, stop, out):
+    """The Hessian of the softmax cross-entropy in ``(scale, bias)`` times a direction, over
+    rows ``[start, stop)``, from the probabilities a pass stored: per row
+    ``δη_k = d_scale_k G_k + d_bias_k``, ``J = p∘(δη - pᵀδη)``; adds ``Σ w J`` to
+    ``out[:K]`` and, with ``with_scale``, ``Σ w J∘G`` to ``out[K:]``. O(K) per row."""
+    n_classes = logits.shape[1]
+    grid = np.empty(n_classes)
+    step = np.empty(n_classes)
+    for i in range(start, stop):
+        w = weights[i] if has_weights else 1.0
+        if w == 0.0:
+            continue
+        shift = row_shift[i] if has_row_shift else 0.0
+        mean = 0.0
+        for k in range(n_classes):
+            p = probabilities[i, k]
+            g = 0.0
+            if with_scale and p > 0.0:  # the logits are read only where the scales move
+                g = logits[i, k] - shift
+            grid[k] = g
+            step[k] = direction_scale[k] * g + direction_bias[k]
+            mean += p * step[k]
+        for k in range(n_classes):
+            j = w * probabilities[i, k] * (step[k] - mean)
+            out[k] += j
+            if with_scale:
+                out[n_classes + k] += j * grid[k]
+
+
+@nb.njit(**_OPTIONS)
+def log_sum_exp_rows(logits, start, stop, out):
+    """Each row's ``log Σ_k exp(logits_k)`` into ``out[i]`` (``-inf`` for a row of ``-inf``;
+    NaN and ``+inf`` are left to the pass that validates)."""
+    n_classes = logits.shape[1]
+    for i in range(start, stop):
+        top = -math.inf
+        for k in range(n_classes):
+            if logits[i, k] > top:
+                top = logits[i, k]
+        if not (top > -math.inf and top < math.inf):
+            out[i] = top if top == top else 0.0
+            continue
+        total = 0.0
+        for k in range(n_classes):
+            total += math.exp(logits[i, k] - top)
+        out[i] = top + math.log(total)
+
+
+__all__ += ["multiclass_pass", "multiclass_hessian_vector", "log_sum_exp_rows", "M_HEAD",
+            "M_BLOCKS"]

@@ -47,6 +47,12 @@ class Needs:
     passes : bool
         The estimator will make exact passes over the rows (``method="newton"``): a
         source that cannot keep them refuses before reading.
+    classes : bool
+        A multiclass estimator: n × K logits (role ``logits``), labels as classes, soft
+        rows or none; the summary is a softmax pass (``ClassRows`` in memory), over which
+        the estimator makes several passes.
+    normalise : bool
+        With ``classes``: the passes read each row's log-softmax of the logits.
     """
 
     groups: bool = False
@@ -54,6 +60,8 @@ class Needs:
     histogram: bool = False
     scores: bool = False
     passes: bool = False
+    classes: bool = False
+    normalise: bool = False
 
 
 def named_columns(names: Mapping[str, Any]) -> tuple[dict[str, Any], list[Any]]:

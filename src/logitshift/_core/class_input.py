@@ -93,7 +93,8 @@ def as_class_labels(y: Any, n_rows: int, n_classes: int, classes: Any = None, na
     if classes is not None:
         names = _class_names(classes, n_classes)
     if library_of(y) == "pandas" and str(getattr(y, "dtype", "")) == "category" and names is None:
-        names = _class_names(list(y.cat.categories), n_classes, "the categories of y")
+        categories = y.cat.categories if hasattr(y, "cat") else y.categories
+        names = _class_names(list(categories), n_classes, "the categories of y")
     try:
         array = y if isinstance(y, np.ndarray) else _to_numpy(y, name)
     except (TypeError, ValueError) as exc:

@@ -58,7 +58,7 @@ def as_source_priors(priors: Any, n_classes: int) -> np.ndarray:
     bad = ~(np.isfinite(values) & (values > 0))
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise InputError(f"source_priors[{k}] = {values[k]!r} must be positive and finite: a "
+        raise InputError(f"source_priors[{k}] = {float(values[k])!r} must be positive and finite: a "
                          "class with prior 0 has no posterior to reweight",
                          argument="source_priors", index=k, value=float(values[k]))
     return values / values.sum()

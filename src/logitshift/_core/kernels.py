@@ -1715,29 +1715,36 @@ M_BLOCKS = 11
 
 @nb.njit(**_OPTIONS)
 def multiclass_pass(logits, row_shift, has_row_shift, label_index, label_rows, hard, weights,
-                    has_weights, scale, bias, active, dense, store, start, stop, out, square,
-                    probabilities):
+                    has_weights, scale, bias, active, with_scale, dense, store, start, stop, out,
+                    square, probabilities):
     """One pass of the softmax cross-entropy over rows ``[start, stop)`` at ``(scale, bias)``.
 
     ``η_k = scale_k G_k + bias_k`` with ``G = logits - row_shift`` (the row's log-sum-exp,
     where ``has_row_shift``), over the ``active`` classes (the others have probability 0).
     Labels are ``label_index`` (``hard``) or the rows of ``label_rows``; with neither (no
     rows in ``label_rows``) the rows are unlabelled and the loss is ``Σ w lse η``. Writes
-    into ``out`` (``M_HEAD + M_BLOCKS K``) the loss ``Σ w (lse η - yᵀη)``, ``Σ w``, the first bad row
-    (-1 for none) and the sums of the per-class blocks; with ``dense`` ≥ 1 adds
-    ``Σ w p pᵀ`` to ``square[0]``, with ``dense`` ≥ 2 also ``Σ w (p∘G) pᵀ`` and
-    ``Σ w (p∘G)(p∘G)ᵀ`` to ``square[1]`` and ``square[2]``; with ``store`` writes each
-    row's probabilities into ``probabilities`` (float32, for Hessian-vector products).
+    into ``out`` (``M_HEAD + M_BLOCKS K``) the loss ``Σ w (lse η - yᵀη)``, ``Σ w``, the first
+    bad row (-1 for none) and the sums of the per-class blocks (those that involve ``G``
+    only where ``with_scale``); with ``dense`` ≥ 1 adds ``Σ w p pᵀ`` to ``square[0]``, with
+    ``dense`` ≥ 2 also ``Σ w (p∘G) pᵀ`` and ``Σ w (p∘G)(p∘G)ᵀ`` to ``square[1]`` and
+    ``square[2]``; with ``store`` writes each row's probabilities into ``probabilities``
+    (float32, for Hessian-vector products).
 
     A row is bad where its weight is negative or not finite, a logit is NaN or ``+inf``, a
     class index is outside ``[0, K)``, a soft row has a negative or NaN entry or does not sum
     to 1 within 1e-6, or a row's own class (an index, or a soft label above 0) has logit
-    ``-inf``. Bad rows stop nothing: the caller phrases the first one.
+    ``-inf``. Bad rows stop nothing: the caller phrases the first one. The sums run plainly
+    (no compensation): each thread's range is summed on its own and the ranges added.
     """
     n_classes = logits.shape[1]
     eta = np.empty(n_classes)
     prob = np.empty(n_classes)
     grid = np.empty(n_classes)
+    target = np.zeros(n_classes)
+    sums = np.zeros((M_BLOCKS, n_classes))
+    loss = 0.0
+    weight_sum = 0.0
+    scale_square = 0.0
     first_bad = -1
     unlabelled = not hard and label_rows.shape[0] == 0
     for i in range(start, stop):
@@ -1748,10 +1755,21 @@ def multiclass_pass(logits, row_shift, has_row_shift, label_index, label_rows, h
             continue
         shift = row_shift[i] if has_row_shift else 0.0
         bad = False
+        top = -math.inf
         for k in range(n_classes):
             f = logits[i, k]
             if f != f or f == math.inf:
                 bad = True
+            if active[k] and f > -math.inf:
+                g = f - shift
+                value = scale[k] * g + bias[k]
+            else:
+                g = 0.0
+                value = -math.inf
+            grid[k] = g
+            eta[k] = value
+            if value > top:
+                top = value
         label = 0
         if hard:
             label = label_index[i]
@@ -1764,6 +1782,7 @@ def multiclass_pass(logits, row_shift, has_row_shift, label_index, label_rows, h
                 if not y >= 0.0 or (y > 0.0 and logits[i, k] == -math.inf):
                     bad = True
                 total += y
+                target[k] = y
             if not abs(total - 1.0) <= 1e-6:
                 bad = True
         if bad:
@@ -1772,63 +1791,56 @@ def multiclass_pass(logits, row_shift, has_row_shift, label_index, label_rows, h
             continue
         if w == 0.0:
             continue
-        top = -math.inf
-        for k in range(n_classes):
-            f = logits[i, k]
-            if active[k] and f > -math.inf:
-                grid[k] = f - shift
-                value = scale[k] * grid[k] + bias[k]
-            else:
-                grid[k] = 0.0
-                value = -math.inf
-            eta[k] = value
-            if value > top:
-                top = value
         if top == math.inf or top != top:  # a -inf logit under a scale <= 0: no finite loss
-            out[M_LOSS] = math.inf
+            loss = math.inf
             continue
         norm = 0.0
         for k in range(n_classes):
-            prob[k] = math.exp(eta[k] - top)
-            norm += prob[k]
+            e = math.exp(eta[k] - top)
+            prob[k] = e
+            norm += e
+        inverse = 1.0 / norm
         log_norm = top + math.log(norm)
-        label_eta = 0.0
         if hard:
-            label_eta = eta[label]
-        elif not unlabelled:
+            loss += w * (log_norm - eta[label])
+            target[label] = 1.0
+        elif unlabelled:
+            loss += w * log_norm
+        else:
+            label_eta = 0.0
             for k in range(n_classes):
-                if label_rows[i, k] > 0.0:
-                    label_eta += label_rows[i, k] * eta[k]
-        out[M_LOSS] += w * (log_norm - label_eta)
-        out[M_WEIGHT] += w
+                if target[k] > 0.0:
+                    label_eta += target[k] * eta[k]
+            loss += w * (log_norm - label_eta)
+        weight_sum += w
         mean_grid = 0.0
         for k in range(n_classes):
-            prob[k] /= norm
-            mean_grid += prob[k] * grid[k]
-        out[M_SCALE_SQUARE] += w * mean_grid * mean_grid
-        for k in range(n_classes):
-            p = prob[k]
-            g = grid[k]
-            if hard:
-                y = 1.0 if k == label else 0.0
-            else:
-                y = 0.0 if unlabelled else label_rows[i, k]
+            p = prob[k] * inverse
+            prob[k] = p
             wp = w * p
-            base = M_HEAD + k
-            out[base + M_GRADIENT_BIAS * n_classes] += w * (p - y)
-            out[base + M_GRADIENT_SCALE * n_classes] += w * (p - y) * g
-            out[base + M_PROBABILITY * n_classes] += wp
-            out[base + M_PROBABILITY_LOGIT * n_classes] += wp * g
-            out[base + M_PROBABILITY_LOGIT2 * n_classes] += wp * g * g
-            out[base + M_CROSS * n_classes] += wp * mean_grid
-            out[base + M_OBSERVED * n_classes] += w * y
-            out[base + M_PROBABILITY2 * n_classes] += wp * p
-            out[base + M_PROBABILITY2_LOGIT2 * n_classes] += wp * p * g * g
-            if logits[i, k] > -math.inf:
-                out[base + M_LOGIT_SUM * n_classes] += w * (logits[i, k] - shift)
-                out[base + M_LOGIT_WEIGHT * n_classes] += w
+            sums[M_GRADIENT_BIAS, k] += wp - w * target[k]
+            sums[M_PROBABILITY, k] += wp
+            sums[M_OBSERVED, k] += w * target[k]
+            sums[M_PROBABILITY2, k] += wp * p
             if store:
                 probabilities[i, k] = p
+            mean_grid += p * grid[k]
+        if with_scale:
+            scale_square += w * mean_grid * mean_grid
+            for k in range(n_classes):
+                p = prob[k]
+                g = grid[k]
+                wp = w * p
+                sums[M_GRADIENT_SCALE, k] += (wp - w * target[k]) * g
+                sums[M_PROBABILITY_LOGIT, k] += wp * g
+                sums[M_PROBABILITY_LOGIT2, k] += wp * g * g
+                sums[M_CROSS, k] += wp * mean_grid
+                sums[M_PROBABILITY2_LOGIT2, k] += wp * p * g * g
+                if logits[i, k] > -math.inf:
+                    sums[M_LOGIT_SUM, k] += w * (logits[i, k] - shift)
+                    sums[M_LOGIT_WEIGHT, k] += w
+        if hard:
+            target[label] = 0.0
         if dense >= 1:
             for j in range(n_classes):
                 wp = w * prob[j]
@@ -1844,6 +1856,12 @@ def multiclass_pass(logits, row_shift, has_row_shift, label_index, label_rows, h
                 for k in range(n_classes):
                     square[1, j, k] += wpg * prob[k]
                     square[2, j, k] += wpg * prob[k] * grid[k]
+    out[M_LOSS] += loss
+    out[M_WEIGHT] += weight_sum
+    out[M_SCALE_SQUARE] += scale_square
+    for b in range(M_BLOCKS):
+        for k in range(n_classes):
+            out[M_HEAD + b * n_classes + k] += sums[b, k]
     out[M_FIRST_BAD] = first_bad
 
 

@@ -95,7 +95,8 @@ class SoftmaxPass(Protocol):
     """Rows seen through passes: what the multiclass estimators need of a summary.
 
     ``evaluate`` makes one pass at ``(scale, bias)`` over the ``active`` classes (the others
-    have probability 0), forming the K × K sums where ``dense`` asks (1: ``Σ w p pᵀ``; 2: all
+    have probability 0), with the sums that involve the logits themselves where
+    ``with_scale`` asks (the scales' gradient and Hessian, the mean logits), forming the K × K sums where ``dense`` asks (1: ``Σ w p pᵀ``; 2: all
     three) and keeping each row's probabilities where ``store`` asks, for
     ``hessian_vector``, which multiplies the Hessian at that point by a direction
     (``Σ w J`` and, with ``with_scale``, ``Σ w J∘G``, ``J = p∘(δη - pᵀδη)``).
@@ -110,7 +111,8 @@ class SoftmaxPass(Protocol):
     hessian_products: int
 
     def evaluate(self, scale: np.ndarray, bias: np.ndarray, active: np.ndarray, *,
-                 dense: int = 0, store: bool = False) -> SoftmaxSums: ...
+                 dense: int = 0, store: bool = False, with_scale: bool = True
+                 ) -> SoftmaxSums: ...
 
     def hessian_vector(self, direction_scale: np.ndarray, direction_bias: np.ndarray, *,
                        with_scale: bool) -> tuple[np.ndarray, np.ndarray]: ...
@@ -133,7 +135,7 @@ class ReferencePass:
         self._last: SoftmaxSums | None = None
 
     def evaluate(self, scale: np.ndarray, bias: np.ndarray, active: np.ndarray, *,
-                 dense: int = 0, store: bool = False) -> SoftmaxSums:
+                 dense: int = 0, store: bool = False, with_scale: bool = True) -> SoftmaxSums:
         self.passes += 1
         row, square = softmax_sums(self.grid, self.labels, self.weights, scale, bias, active)
         self._last = SoftmaxSums(row, square)
@@ -358,7 +360,8 @@ def newton(rows: SoftmaxPass, parameters: Parameters, free: np.ndarray, *,
 
     def evaluate(point: np.ndarray) -> SoftmaxSums:
         scale, bias = parameters.full(point)
-        sums = rows.evaluate(scale, bias, active, dense=level, store=conjugate)
+        sums = rows.evaluate(scale, bias, active, dense=level, store=conjugate,
+                             with_scale=parameters.n_scale > 0)
         return _with_pseudo(sums, pseudo, scale, bias, active)
 
     sums = first if first is not None else evaluate(free)
@@ -391,6 +394,13 @@ def newton(rows: SoftmaxPass, parameters: Parameters, free: np.ndarray, *,
     return NewtonState(free, sums, parameters.gradient(sums), max_iter, False, math.nan)
 
 
+def _gauge_weight(diagonal: np.ndarray) -> float:
+    """The weight of the null direction added to the Hessian: its largest diagonal entry, so
+    that weights scaled by a power of two scale every number of the solve exactly."""
+    largest = float(np.max(diagonal))
+    return largest if largest > 0 else 1.0
+
+
 def _newton_step(rows: SoftmaxPass, parameters: Parameters, sums: SoftmaxSums,
                  gradient: np.ndarray, conjugate: bool, pseudo: ReferencePass | None
                  ) -> np.ndarray:
@@ -398,14 +408,13 @@ def _newton_step(rows: SoftmaxPass, parameters: Parameters, sums: SoftmaxSums,
     if not conjugate:
         hessian = parameters.hessian(sums)
         if gauge is not None:  # the biases' common constant: fixed by the step's orthogonality
-            hessian = hessian + max(1.0, float(np.max(np.diag(hessian)))) * np.outer(gauge,
-                                                                                      gauge)
+            hessian = hessian + _gauge_weight(np.diag(hessian)) * np.outer(gauge, gauge)
         try:
             return np.linalg.solve(hessian, -gradient)
         except np.linalg.LinAlgError:
             return np.linalg.lstsq(hessian, -gradient, rcond=None)[0]
     diagonal = parameters.diagonal(sums)
-    weight = max(1.0, float(np.max(diagonal)))
+    weight = _gauge_weight(diagonal)
 
     def product(direction: np.ndarray) -> np.ndarray:
         out = parameters.product(rows, sums, direction, pseudo)
@@ -637,7 +646,7 @@ class MulticlassFit:
             if gauge is None:
                 covariance = np.linalg.inv(hessian)
             else:
-                weight = max(1.0, float(np.max(np.diag(hessian))))
+                weight = _gauge_weight(np.diag(hessian))
                 covariance = (np.linalg.inv(hessian + weight * np.outer(gauge, gauge))
                               - np.outer(gauge, gauge) / weight)
             self._cache["covariance"] = covariance
@@ -889,7 +898,8 @@ def fit_softmax(rows: SoftmaxPass, *, method: str = "shift", pseudo_count: float
     tol = DEFAULT_TOL if tol is None else tol
     k = rows.n_classes
     every = np.ones(k, dtype=bool)
-    start = rows.evaluate(np.ones(k), np.zeros(k), every)
+    start = rows.evaluate(np.ones(k), np.zeros(k), every,
+                          with_scale=method != "shift" or pseudo_count > 0)
     observed, expected = start.block(M_OBSERVED).copy(), start.block(M_PROBABILITY).copy()
     weight_sum = start.weight_sum
     if not weight_sum > 0:
@@ -919,10 +929,16 @@ def fit_softmax(rows: SoftmaxPass, *, method: str = "shift", pseudo_count: float
     pseudo_observed = observed + (pseudo_count if pseudo is not None else 0.0)
     pseudo_expected = start_total.block(M_PROBABILITY)
     free = parameters.start(pseudo_observed, pseudo_expected)
-    sample = rows.subsample()
+    # The shifts alone start well from log(O/E) (exact for constant logits); a scale starts
+    # at 1, often far off, and takes its first steps on a subsample.
+    sample = rows.subsample() if parameters.n_scale else None
     if sample is not None:
-        rough = newton(sample, parameters, free, tol=1e-5, max_iter=max_iter,
-                       conjugate=conjugate)
+        # A light pseudo-row of each class keeps every shift finite where a class the full
+        # rows have is missing from the subsample: this is only where Newton starts.
+        floor = ReferencePass(np.zeros((k, k)), np.eye(k), np.full(k, 1e-3 * weight_sum
+                                                                   / rows.n_rows))
+        rough = newton(sample, parameters, free, tol=1e-5, max_iter=min(max_iter, 50),
+                       conjugate=conjugate, pseudo=floor)
         if np.all(np.isfinite(rough.free)):
             free = rough.free
     state = newton(rows, parameters, free, tol=tol, max_iter=max_iter, conjugate=conjugate,

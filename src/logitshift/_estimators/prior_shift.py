@@ -200,7 +200,7 @@ def fit_priors(rows: SoftmaxPass, source_priors: np.ndarray, *, tol: float | Non
         active = priors > 0
         return rows.evaluate(ones, np.where(active, bias, 0.0), active,
                              dense=1 if square and dense else 0,
-                             store=square and not dense)
+                             store=square and not dense, with_scale=False)
 
     base = evaluate(source, square=False)
     weight_sum = base.weight_sum

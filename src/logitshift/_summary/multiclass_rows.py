@@ -17,13 +17,16 @@ from .._core import kernels as _kernels
 from .._core.class_input import raise_for_class_row
 from .._core.kernels import M_BLOCKS, M_FIRST_BAD, M_HEAD
 from .._estimators.multiclass import SoftmaxSums
-from .passes import in_threads, row_ranges
+from .passes import in_threads, max_threads
 
-__all__ = ["ClassRows", "SUBSAMPLE_ROWS"]
+__all__ = ["ClassRows", "SUBSAMPLE_CELLS"]
 
-#: Newton starts from a fit on a strided subsample of about this many rows, where there
-#: are at least four times as many.
-SUBSAMPLE_ROWS = 1 << 16
+#: Newton starts from a fit on a strided subsample of about this many cells (rows × classes,
+#: and at least 10 rows per class), where the rows hold at least four times as many.
+SUBSAMPLE_CELLS = 1 << 18
+
+#: Fewer cells than this per thread are not worth a thread.
+_CELLS_PER_THREAD = 1 << 18
 
 _STORED_CHUNK = 1 << 14  # rows per block when the K × K sums are formed from the stored rows
 
@@ -40,7 +43,7 @@ class ClassRows:
 
     def __init__(self, logits: np.ndarray, label_index: np.ndarray | None,
                  label_rows: np.ndarray | None, weights: np.ndarray | None, *,
-                 normalise: bool = False, subsample_rows: int = SUBSAMPLE_ROWS,
+                 normalise: bool = False, subsample: bool = True,
                  classes: list | None = None, binary: bool = False) -> None:
         self.logits = np.ascontiguousarray(logits)
         #: the names of the classes, and whether the logits came as one column of log-odds
@@ -57,10 +60,13 @@ class ClassRows:
         self.normalised = normalise
         self.passes = 0
         self.hessian_products = 0
-        self.subsample_rows = subsample_rows
+        self.may_subsample = subsample
         self._row_shift: np.ndarray | None = None
         self._stored: np.ndarray | None = None
-        self._ranges = row_ranges(self.n_rows)
+        # One range of rows per thread, by cells: a row of 1000 classes is 1000 cells of work.
+        threads = max(1, min(max_threads(), self.n_rows * k // _CELLS_PER_THREAD, self.n_rows))
+        chunk = -(-self.n_rows // threads)
+        self._ranges = [(t * chunk, min(self.n_rows, (t + 1) * chunk)) for t in range(threads)]
 
     # -- the arrays the kernels read --------------------------------------------------------
 
@@ -83,7 +89,7 @@ class ClassRows:
     # -- the pass ---------------------------------------------------------------------------
 
     def evaluate(self, scale: np.ndarray, bias: np.ndarray, active: np.ndarray, *,
-                 dense: int = 0, store: bool = False) -> SoftmaxSums:
+                 dense: int = 0, store: bool = False, with_scale: bool = True) -> SoftmaxSums:
         """One pass at ``(scale, bias)``; see `kernels.multiclass_pass`."""
         k = self.n_classes
         row_shift, has_shift = self._shift_arguments()
@@ -102,7 +108,8 @@ class ClassRows:
         active = np.ascontiguousarray(active, dtype=np.bool_)
         in_threads([partial(_kernels.multiclass_pass, self.logits, row_shift, has_shift,
                             self.label_index, self.label_rows, self.hard, weights, has_weights,
-                            scale, bias, active, int(dense), bool(store), start, stop, out[t],
+                            scale, bias, active, bool(with_scale), int(dense), bool(store),
+                            start, stop, out[t],
                             square[t], stored)
                     for t, (start, stop) in enumerate(ranges)])
         self.passes += 1
@@ -154,16 +161,16 @@ class ClassRows:
         return square
 
     def subsample(self) -> ClassRows | None:
-        """Every ``s``-th row (about ``subsample_rows`` of them), or None where the rows are
-        fewer than four times that."""
-        if self.n_rows < 4 * self.subsample_rows:
+        """Every ``s``-th row (about ``SUBSAMPLE_CELLS`` cells, at least 10 rows per class),
+        or None where the rows are fewer than four times that."""
+        rows = max(SUBSAMPLE_CELLS // self.n_classes, 10 * self.n_classes)
+        if not self.may_subsample or self.n_rows < 4 * rows:
             return None
-        stride = self.n_rows // self.subsample_rows
-        take = slice(None, None, stride)
+        take = slice(None, None, self.n_rows // rows)
         sample = ClassRows(self.logits[take], self.label_index[take] if self.hard else None,
                            self.label_rows[take] if self.label_rows.shape[0] else None,
                            None if self.weights is None else self.weights[take],
-                           normalise=self.normalised, subsample_rows=self.n_rows)
+                           normalise=self.normalised, subsample=False)
         if self.normalised:
             row_shift, _ = self._shift_arguments()
             sample._row_shift = np.ascontiguousarray(row_shift[take])

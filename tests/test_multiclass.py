@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import warnings
 from functools import lru_cache
 from pathlib import Path

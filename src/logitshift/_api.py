@@ -932,9 +932,10 @@ def fit_multiclass(y: Any, logits: Any, weight: Any = None, *, method: str = "sh
     -----
     The loss is convex in ``(scale, shift)``; Newton uses the exact Hessian with a
     backtracking line search. The first pass (scale 1, shifts 0) validates the rows and
-    gives ``loss_at_start`` and the per-class O/E. Above 262,144 rows Newton starts from a
-    fit on a strided subsample of 65,536 rows, so that two or three passes over all rows
-    usually follow. A pass costs ``O(n K)`` exponentials (plus ``O(n K²)`` for the dense
+    gives ``loss_at_start`` and the per-class O/E. The shifts start from ``log(O_k / E_k)``
+    (the answer for constant logits); a scale starts at 1, or, where the rows hold at least
+    four times 2**18 cells (rows × classes), from the fit on a strided subsample of about
+    that many cells, so that three or four passes over all rows usually follow. A pass costs ``O(n K)`` exponentials (plus ``O(n K²)`` for the dense
     Hessian); memory beyond the input is ``O(K²)`` per thread (dense) or the n × K float32
     probabilities (``"cg"``), never ``O(n K²)``.
 

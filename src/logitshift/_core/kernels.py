@@ -1725,9 +1725,10 @@ def multiclass_pass(logits, row_shift, has_row_shift, label_index, label_rows, h
     rows in ``label_rows``) the rows are unlabelled and the loss is ``Σ w lse η``. Writes
     into ``out`` (``M_HEAD + M_BLOCKS K``) the loss ``Σ w (lse η - yᵀη)``, ``Σ w``, the first
     bad row (-1 for none) and the sums of the per-class blocks (those that involve ``G``
-    only where ``with_scale``); with ``dense`` ≥ 1 adds ``Σ w p pᵀ`` to ``square[0]``, with
-    ``dense`` ≥ 2 also ``Σ w (p∘G) pᵀ`` and ``Σ w (p∘G)(p∘G)ᵀ`` to ``square[1]`` and
-    ``square[2]``; with ``store`` writes each row's probabilities into ``probabilities``
+    only where ``with_scale``); with ``dense`` ≥ 1 adds the upper triangle of ``Σ w p pᵀ``
+    to ``square[0]``, with ``dense`` ≥ 2 also ``Σ w (p∘G) pᵀ`` to ``square[1]`` and the
+    upper triangle of ``Σ w (p∘G)(p∘G)ᵀ`` to ``square[2]`` (symmetric: the caller mirrors
+    them); with ``store`` writes each row's probabilities into ``probabilities``
     (float32, for Hessian-vector products).
 
     A row is bad where its weight is negative or not finite, a logit is NaN or ``+inf``, a
@@ -1841,12 +1842,12 @@ def multiclass_pass(logits, row_shift, has_row_shift, label_index, label_rows, h
                     sums[M_LOGIT_WEIGHT, k] += w
         if hard:
             target[label] = 0.0
-        if dense >= 1:
+        if dense >= 1:  # the upper triangle; the caller mirrors it
             for j in range(n_classes):
                 wp = w * prob[j]
                 if wp == 0.0:
                     continue
-                for k in range(n_classes):
+                for k in range(j, n_classes):
                     square[0, j, k] += wp * prob[k]
         if dense >= 2:
             for j in range(n_classes):
@@ -1855,6 +1856,7 @@ def multiclass_pass(logits, row_shift, has_row_shift, label_index, label_rows, h
                     continue
                 for k in range(n_classes):
                     square[1, j, k] += wpg * prob[k]
+                for k in range(j, n_classes):
                     square[2, j, k] += wpg * prob[k] * grid[k]
     out[M_LOSS] += loss
     out[M_WEIGHT] += weight_sum

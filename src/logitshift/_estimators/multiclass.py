@@ -96,7 +96,8 @@ class SoftmaxPass(Protocol):
 
     ``evaluate`` makes one pass at ``(scale, bias)`` over the ``active`` classes (the others
     have probability 0), with the sums that involve the logits themselves where
-    ``with_scale`` asks (the scales' gradient and Hessian, the mean logits), forming the K × K sums where ``dense`` asks (1: ``Σ w p pᵀ``; 2: all
+    ``with_scale`` asks (the scales' gradient and Hessian, the mean logits), forming the
+    K × K sums where ``dense`` asks (1: ``Σ w p pᵀ``; 2: all
     three) and keeping each row's probabilities where ``store`` asks, for
     ``hessian_vector``, which multiplies the Hessian at that point by a direction
     (``Σ w J`` and, with ``with_scale``, ``Σ w J∘G``, ``J = p∘(δη - pᵀδη)``).
@@ -732,22 +733,21 @@ class MulticlassFit:
         ``"temperature"`` and ``"bias_temperature"``: the profile-likelihood interval of
         the temperature ``T = 1 / scale`` (the scales where twice the rise of the total
         loss, minimised over the shifts, reaches the chi-square(1) quantile), as
-        ``(low, high)`` floats; ``high`` is ``inf`` where the interval of the scale reaches
-        0. ``"shift"`` and ``"vector"``: Wald intervals of the normalised shifts,
+        ``(low, high)`` floats, ``1 / `` the ends of :meth:`scale_confint`; ``(-inf, inf)``
+        where the scale's interval holds 0. ``"shift"`` and ``"vector"``: Wald intervals of the normalised shifts,
         ``shift ± z · shift_se``, as two arrays.
         """
-        z = normal_quantile(level)
         if not self._parameters.shared_scale:
+            z = normal_quantile(level)
             se = self.shift_se
             return self.shift - z * se, self.shift + z * se
         key = ("confint", float(level))
         if key not in self._cache:
-            ends = [_profile_end(self, direction, z) for direction in (-1, 1)]
-            low_scale, high_scale = ends
-            temperature = (1.0 / high_scale if high_scale > 0 else -math.inf,
-                           1.0 / low_scale if low_scale > 0 else math.inf)
-            self._cache[key] = (min(temperature), max(temperature)) if low_scale > 0 \
-                else temperature
+            low_scale, high_scale = self.scale_confint(level)
+            if low_scale > 0 or high_scale < 0:
+                self._cache[key] = (1.0 / high_scale, 1.0 / low_scale)
+            else:  # the scale's interval holds 0: the temperature is unbounded either way
+                self._cache[key] = (-math.inf, math.inf)
         return self._cache[key]
 
     def scale_confint(self, level: float = 0.95) -> tuple[float, float]:
@@ -757,7 +757,10 @@ class MulticlassFit:
             raise InputError(f"method = {self.method!r} has no single scale",
                              argument="method", value=self.method)
         z = normal_quantile(level)
-        return (_profile_end(self, -1, z), _profile_end(self, 1, z))
+        key = ("scale_confint", float(level))
+        if key not in self._cache:  # a dozen or more passes: kept
+            self._cache[key] = (_profile_end(self, -1, z), _profile_end(self, 1, z))
+        return self._cache[key]
 
     def to_dict(self, level: float = 0.95, *, json_safe: bool = False) -> dict[str, Any]:
         """The result as plain Python values (lists for the per-class numbers), with the
@@ -929,9 +932,8 @@ def fit_softmax(rows: SoftmaxPass, *, method: str = "shift", pseudo_count: float
     pseudo_observed = observed + (pseudo_count if pseudo is not None else 0.0)
     pseudo_expected = start_total.block(M_PROBABILITY)
     free = parameters.start(pseudo_observed, pseudo_expected)
-    # The shifts alone start well from log(O/E) (exact for constant logits); a scale starts
-    # at 1, often far off, and takes its first steps on a subsample.
-    sample = rows.subsample() if parameters.n_scale else None
+    # Newton's first steps, from log(O/E) and scale 1, are taken on a subsample.
+    sample = rows.subsample()
     if sample is not None:
         # A light pseudo-row of each class keeps every shift finite where a class the full
         # rows have is missing from the subsample: this is only where Newton starts.

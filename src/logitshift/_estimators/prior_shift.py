@@ -58,8 +58,8 @@ def as_source_priors(priors: Any, n_classes: int) -> np.ndarray:
     bad = ~(np.isfinite(values) & (values > 0))
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise InputError(f"source_priors[{k}] = {float(values[k])!r} must be positive and finite: a "
-                         "class with prior 0 has no posterior to reweight",
+        raise InputError(f"source_priors[{k}] = {float(values[k])!r} must be positive and "
+                         "finite: a class with prior 0 has no posterior to reweight",
                          argument="source_priors", index=k, value=float(values[k]))
     return values / values.sum()
 
@@ -189,7 +189,6 @@ def fit_priors(rows: SoftmaxPass, source_priors: np.ndarray, *, tol: float | Non
     """The maximum-likelihood target priors of the unlabelled ``rows`` (see the module)."""
     tol = DEFAULT_TOL if tol is None else tol
     k = rows.n_classes
-    every = np.ones(k, dtype=bool)
     ones = np.ones(k)
     source = np.asarray(source_priors, dtype=np.float64)
     dense = k <= 4 * DENSE_MAX

@@ -120,7 +120,13 @@ class ClassRows:
                                 int(first_bad[first_bad >= 0].min()))
         row = out.sum(axis=0)
         row[M_FIRST_BAD] = -1
-        return SoftmaxSums(row, square.sum(axis=0) if dense else None)
+        if not dense:
+            return SoftmaxSums(row, None)
+        total = square.sum(axis=0)
+        for symmetric in (0, 2):  # the kernel fills the upper triangles
+            upper = np.triu(total[symmetric])
+            total[symmetric] = upper + np.triu(upper, 1).T
+        return SoftmaxSums(row, total)
 
     def hessian_vector(self, direction_scale: np.ndarray, direction_bias: np.ndarray, *,
                        with_scale: bool) -> tuple[np.ndarray, np.ndarray]:

@@ -423,6 +423,23 @@ def test_class_without_weight_is_degenerate_and_pseudo_count_makes_it_finite():
     assert smoothed.shift[2] < -3
 
 
+@pytest.mark.parametrize("method", METHODS)
+def test_every_label_in_one_class(method):
+    logits = np.random.default_rng(20).normal(size=(50, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        result = logitshift.fit_multiclass(np.zeros(50, dtype=int), logits, method=method)
+    json.dumps(result.to_dict(json_safe=True), allow_nan=False)
+    if method == "temperature":  # no shift to send to -inf: the scale does what it can
+        assert result.converged and result.loss < result.loss_at_start
+        return
+    assert result.status == "degenerate" and result.loss == 0
+    assert result.shift[0] == 0 and np.all(result.shift[1:] == -np.inf)
+    np.testing.assert_array_equal(result.predict_proba(logits), np.eye(3)[np.zeros(50, int)])
+    if method != "shift":
+        assert np.all(np.isnan(result.scale)) and np.all(np.isnan(result.scale_se))
+
+
 def test_constant_logits_give_log_frequencies():
     y = np.array([0, 0, 1, 2, 2, 2, 1, 0, 2, 2])
     result = logitshift.fit_multiclass(y, np.zeros((10, 3)))

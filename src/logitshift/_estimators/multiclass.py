@@ -461,6 +461,8 @@ def chi_square_survival(statistic: float, df: int) -> float:
     ``Q(df/2, statistic/2)`` by its series or continued fraction (Numerical Recipes §6.2)."""
     if not statistic > 0:
         return 1.0
+    if df < 1:  # nothing was fitted: no statistic above 0 is possible
+        return math.nan
     if math.isinf(statistic):
         return 0.0
     a, x = 0.5 * df, 0.5 * statistic
@@ -606,6 +608,8 @@ class MulticlassFit:
         """``scale ∘ G + shift`` of logits already read (n × K, in logit space)."""
         grid = log_softmax(values) if self.normalised else values.astype(np.float64)
         scale = np.broadcast_to(np.asarray(self.scale, dtype=np.float64), (self.n_classes,))
+        # A scale left unidentified (every label in one class) moves no probability.
+        scale = np.where(np.isnan(scale), 1.0, scale)
         active = np.isfinite(self.shift)
         with np.errstate(invalid="ignore"):
             eta = np.where(np.isfinite(grid) & active, np.where(active, scale, 1.0) * grid
@@ -644,12 +648,17 @@ class MulticlassFit:
         if "covariance" not in self._cache:
             hessian = self._hessian()
             gauge = self._parameters.gauge
-            if gauge is None:
-                covariance = np.linalg.inv(hessian)
-            else:
-                weight = _gauge_weight(np.diag(hessian))
-                covariance = (np.linalg.inv(hessian + weight * np.outer(gauge, gauge))
-                              - np.outer(gauge, gauge) / weight)
+            try:
+                if gauge is None:
+                    covariance = np.linalg.inv(hessian)
+                else:
+                    weight = _gauge_weight(np.diag(hessian))
+                    covariance = (np.linalg.inv(hessian + weight * np.outer(gauge, gauge))
+                                  - np.outer(gauge, gauge) / weight)
+            except np.linalg.LinAlgError:
+                # No information on some direction (every label in one class leaves the
+                # scale free): its variance is unbounded.
+                covariance = np.full_like(hessian, math.nan)
             self._cache["covariance"] = covariance
         return self._cache["covariance"]
 
@@ -744,7 +753,9 @@ class MulticlassFit:
         key = ("confint", float(level))
         if key not in self._cache:
             low_scale, high_scale = self.scale_confint(level)
-            if low_scale > 0 or high_scale < 0:
+            if math.isnan(low_scale):
+                self._cache[key] = (math.nan, math.nan)
+            elif low_scale > 0 or high_scale < 0:
                 self._cache[key] = (1.0 / high_scale, 1.0 / low_scale)
             else:  # the scale's interval holds 0: the temperature is unbounded either way
                 self._cache[key] = (-math.inf, math.inf)
@@ -758,6 +769,8 @@ class MulticlassFit:
                              argument="method", value=self.method)
         z = normal_quantile(level)
         key = ("scale_confint", float(level))
+        if math.isnan(self.scale):  # every label in one class: no scale is identified
+            return (math.nan, math.nan)
         if key not in self._cache:  # a dozen or more passes: kept
             self._cache[key] = (_profile_end(self, -1, z), _profile_end(self, 1, z))
         return self._cache[key]
@@ -981,10 +994,11 @@ def _finish(rows: SoftmaxPass, parameters: Parameters, free: np.ndarray,
         total_loss = sums.loss
         data_loss = sums.loss - (0.0 if pseudo is None else _pseudo_loss(pseudo, scale, bias,
                                                                          parameters.active))
+    one_class = state is None  # the loss is 0 at every scale: none is identified
     if parameters.shared_scale:
-        scale_value: Any = float(scale[0])
+        scale_value: Any = math.nan if one_class and parameters.has_bias else float(scale[0])
     elif parameters.method == "vector":
-        scale_value = np.where(parameters.active, scale, np.nan)
+        scale_value = np.where(parameters.active & (not one_class), scale, np.nan)
     else:
         scale_value = 1.0
     weight_sum = start.weight_sum

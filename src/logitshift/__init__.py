@@ -7,13 +7,18 @@
 
 from ._api import (calibration_curve, calibration_curve_file, calibration_curve_frame,
                    decision_curve, decision_curve_file, decision_curve_frame, fit, fit_file,
-                   fit_frame, fit_groups, fit_groups_file, fit_groups_frame, fit_slope,
-                   fit_slope_file, fit_slope_frame, validate, validate_file, validate_frame)
+                   fit_frame, fit_groups, fit_groups_file, fit_groups_frame, fit_multiclass,
+                   fit_multiclass_frame, fit_prior_shift, fit_prior_shift_frame, fit_slope,
+                   fit_slope_file, fit_slope_frame, multiclass_metrics, validate,
+                   validate_file, validate_frame)
 from ._core.losses import gradient, hessian, loss, sigmoid
 from ._core.validate import InputError
 from ._estimators.curve import CurvePrediction, SmoothCalibrationCurve
 from ._estimators.decision import DecisionCurve, NetBenefit
 from ._estimators.groups import GroupShiftFit
+from ._estimators.multiclass import (ClassObservedExpected, MulticlassFit, MulticlassLRTest,
+                                     MulticlassMetrics)
+from ._estimators.prior_shift import PriorShiftFit
 from ._estimators.report import CalibrationCurve, CalibrationReport, MillerTests
 from ._estimators.result import LRTest, ObservedExpected, ShiftFit
 from ._estimators.slope import SlopeFit, SlopeIntervals
@@ -57,6 +62,16 @@ __all__ = [
     "LRTest",
     "ObservedExpected",
     "InputError",
+    "fit_multiclass",
+    "fit_multiclass_frame",
+    "fit_prior_shift",
+    "fit_prior_shift_frame",
+    "multiclass_metrics",
+    "MulticlassFit",
+    "MulticlassMetrics",
+    "MulticlassLRTest",
+    "ClassObservedExpected",
+    "PriorShiftFit",
     "loss",
     "gradient",
     "hessian",

@@ -15,26 +15,37 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
+from ._core.class_input import check_logits_is
+from ._core.kernels import M_LOSS
+from ._core.softmax import brier_score, classwise_ece, log_softmax, top_label_ece
 from ._core.validate import (InputError, as_bool, as_positive_int, check_offset_is,
                              check_se_type, library_of, naming_columns)
 from ._estimators.curve import (SmoothCalibrationCurve, check_curve_options, fit_loess,
                                 fit_spline)
 from ._estimators.decision import DecisionCurve, check_thresholds, decision_curve_of
 from ._estimators.groups import GroupShiftFit, check_group_options, fit_group_curves
+from ._estimators.multiclass import (MulticlassFit, MulticlassMetrics,
+                                     check_multiclass_options, fit_softmax)
+from ._estimators.prior_shift import PriorShiftFit, as_source_priors, fit_priors
 from ._estimators.report import CalibrationReport
 from ._estimators.result import ShiftFit, normal_quantile
 from ._estimators.shift import check_options, fit_curve
 from ._estimators.slope import SlopeFit
 from ._summary.chunks import Needs
 from ._summary.memory import Rows
+from ._summary.multiclass_rows import ClassRows
 
 __all__ = ["fit", "fit_frame", "fit_file", "fit_slope", "fit_slope_frame", "fit_slope_file",
            "validate", "validate_frame", "validate_file",
            "decision_curve", "decision_curve_frame", "decision_curve_file",
            "fit_groups", "fit_groups_frame", "fit_groups_file",
            "calibration_curve", "calibration_curve_frame", "calibration_curve_file",
-           "Estimator", "SHIFT", "SLOPE", "REPORT", "DECISION", "CURVE", "GROUPS", "SOURCES",
-           "pick", "run"]
+           "fit_multiclass", "fit_multiclass_frame", "fit_prior_shift", "fit_prior_shift_frame",
+           "multiclass_metrics",
+           "Estimator", "SHIFT", "SLOPE", "REPORT", "DECISION", "CURVE", "GROUPS", "MULTICLASS",
+           "PRIOR_SHIFT", "SOURCES", "pick", "run"]
 
 
 # -- the sources ------------------------------------------------------------------------------
@@ -81,6 +92,9 @@ SOURCES: dict[str, list[tuple[Callable[[Any], bool], str, str]]] = {
               (lambda frame: True, "_sources.arrays", "Table")],
     "files": [(_is_dataset, "_sources.dataset", "ArrowDataset"),
               (lambda source: True, "_sources.files", "Files")],
+    # The multiclass fits: n × K logits given as values, or named columns of a table.
+    "class_arrays": [(lambda columns: True, "_sources.arrays", "ClassArrays")],
+    "class_table": [(lambda frame: True, "_sources.arrays", "ClassTable")],
 }
 
 
@@ -243,6 +257,53 @@ CURVE = Estimator(
 
 GROUPS = Estimator(needs=lambda options: Needs(groups=True),
                    finish=lambda summary, options: fit_group_curves(summary, **options))
+
+
+def multiclass_options(method: Any, pseudo_count: Any, tol: Any, max_iter: Any, solver: Any,
+                       logits_is: Any) -> dict[str, Any]:
+    """The multiclass fit's options, checked before any pass over the data."""
+    options = check_multiclass_options(method, pseudo_count, tol, max_iter, solver)
+    options["logits_is"] = check_logits_is(logits_is)
+    return options
+
+
+MULTICLASS = Estimator(
+    needs=lambda options: Needs(classes=True, normalise=options["method"] == "vector"),
+    finish=lambda summary, options: fit_softmax(summary, classes=summary.classes, **options))
+
+
+def prior_shift_options(source_priors: Any, tol: Any, max_iter: Any, logits_is: Any
+                        ) -> dict[str, Any]:
+    """The prior-shift fit's options, checked before any pass (the priors' length is
+    checked against the logits once they are read)."""
+    check_multiclass_options("shift", 0.0, tol, max_iter)
+    if source_priors is None:
+        as_source_priors(None, 0)  # refuses, saying why
+    return {"source_priors": source_priors, "tol": tol, "max_iter": max_iter,
+            "logits_is": check_logits_is(logits_is)}
+
+
+def _finish_prior_shift(rows: ClassRows, options: Mapping[str, Any]) -> PriorShiftFit:
+    priors = options["source_priors"]
+    calibration = priors if isinstance(priors, MulticlassFit) else None
+    if calibration is not None:
+        if calibration.n_classes != rows.n_classes:
+            raise InputError(f"source_priors is a fit of {calibration.n_classes} classes, the "
+                             f"logits have {rows.n_classes}", argument="source_priors")
+        if rows.binary and calibration.logits_is == "probability":
+            raise InputError("a single column of scores cannot go through a fit made on "
+                             "probabilities: pass both columns", argument="logits")
+        priors = calibration.observed / calibration.weight_sum
+        rows = ClassRows(calibration._recalibrate(rows.logits), None, None, rows.weights,
+                         classes=rows.classes, binary=rows.binary)
+    source = as_source_priors(priors, rows.n_classes)
+    classes = rows.classes or (calibration.classes if calibration is not None else None)
+    return fit_priors(rows, source, tol=options["tol"], max_iter=options["max_iter"],
+                      classes=classes, calibration=calibration,
+                      logits_is=options["logits_is"], binary=rows.binary)
+
+
+PRIOR_SHIFT = Estimator(needs=lambda options: Needs(classes=True), finish=_finish_prior_shift)
 
 
 # -- the public functions ---------------------------------------------------------------------
@@ -1144,3 +1205,231 @@ def calibration_curve_file(source: Any, label: str, scores: str, weight: str | N
                pick("files", source, {"y": label, "offset": scores, "weight": weight},
                     offset_is=offset_is, batch_rows=batch_rows, progress=progress,
                     format=format))
+
+
+# -- multiclass ---------------------------------------------------------------------------
+
+def fit_multiclass(y: Any, logits: Any, weight: Any = None, *, method: str = "shift",
+                   classes: Any = None, logits_is: str = "logit", pseudo_count: float = 0.0,
+                   tol: float | None = None, max_iter: int = 100, solver: str = "auto"
+                   ) -> MulticlassFit:
+    """Recalibrate a multiclass model: the per-class shifts, temperature, bias-corrected
+    temperature or vector scaling that minimise the cross-entropy.
+
+    Fits ``argmin Σ_i w_i CE(y_i, softmax(scale ∘ G_i + shift))`` with ``G`` the logits
+    (each row's log-softmax of them for ``"vector"``) and the parameters of ``method``:
+
+    - ``"shift"``: one shift per class (scale 1), up to a common constant;
+    - ``"temperature"``: one scale β = 1/T, no shifts (temperature scaling, Guo et al. 2017);
+    - ``"bias_temperature"``: β and the shifts (bias-corrected temperature scaling,
+      Alexandari et al. 2020);
+    - ``"vector"``: a scale and a shift per class (vector scaling).
+
+    Parameters
+    ----------
+    y : array_like, shape (n,) or (n, K)
+        Class indices ``0..K-1`` (integers), names looked up in ``classes`` (strings, any
+        values; a pandas Categorical is read by its categories), or soft labels: rows of K
+        non-negative weights that sum to 1 (within 1e-6).
+    logits : array_like, shape (n, K)
+        The model's scores: a numpy array (float32 is read in place), a CPU torch tensor, or
+        a list of rows. Any constant added to a row changes nothing. A logit of ``-inf``
+        rules a class out for its row (never its own class).
+    weight : array_like, shape (n,), optional
+        Non-negative frequency weights.
+    method : {"shift", "temperature", "bias_temperature", "vector"}
+    classes : sequence, optional
+        The class of each column of ``logits``; labels are looked up among them.
+    logits_is : {"logit", "probability"}
+        ``"probability"``: ``logits`` holds probabilities, read as their logarithms.
+    pseudo_count : float, default 0
+        A pseudo-row of each class, of this weight, at the weighted mean logits: every shift
+        then is finite, even for a class without weight.
+    tol : float, optional
+        Newton stops once a step is below ``tol · max(1, max |parameter|)`` (default 1e-9;
+        the step is applied, and the error left is of its square's order).
+    max_iter : int, default 100
+    solver : {"auto", "dense", "cg"}
+        ``"dense"`` forms the Hessian (``O(n K²)`` a pass); ``"cg"`` multiplies it by vectors
+        in conjugate gradients (``O(n K)`` each, from the probabilities a pass keeps, in
+        float32: n × K × 4 bytes); ``"auto"`` takes ``"cg"`` above
+        ``DENSE_MAX = 64`` classes.
+
+    Returns
+    -------
+    MulticlassFit
+        The shifts (mean zero over the classes with weight), the scale, the temperature,
+        their covariance and standard errors, ``confint``, ``lr_test``,
+        ``observed_expected``, ``predict_logits`` / ``predict_proba``, ``status``,
+        ``iterations``, ``passes`` and ``gradient_norm``.
+
+    Raises
+    ------
+    InputError
+        Naming the argument, the row and the value: a label outside ``0..K-1`` or not among
+        ``classes``, a soft row that does not sum to 1, a NaN or ``+inf`` logit, a ``-inf``
+        logit on a row's own class, fewer than 2 classes, shapes that disagree, a negative or
+        NaN weight.
+
+    Warns
+    -----
+    RuntimeWarning
+        A class without weight among the labels (its shift is ``-inf``; ``status`` is
+        ``"degenerate"``), or Newton that did not converge (``"max_iter"``).
+
+    Notes
+    -----
+    The loss is convex in ``(scale, shift)``; Newton uses the exact Hessian with a
+    backtracking line search. The first pass (scale 1, shifts 0) validates the rows and
+    gives ``loss_at_start`` and the per-class O/E. The shifts start from ``log(O_k / E_k)``
+    (the answer for constant logits); a scale starts at 1, or, where the rows hold at least
+    four times 2**18 cells (rows × classes), from the fit on a strided subsample of about
+    that many cells, so that three or four passes over all rows usually follow. A pass costs ``O(n K)`` exponentials (plus ``O(n K²)`` for the dense
+    Hessian); memory beyond the input is ``O(K²)`` per thread (dense) or the n × K float32
+    probabilities (``"cg"``), never ``O(n K²)``.
+
+    Examples
+    --------
+    >>> import numpy as np, logitshift
+    >>> rng = np.random.default_rng(0)
+    >>> logits = rng.normal(size=(1000, 3)) * 3
+    >>> y = np.array([rng.choice(3, p=np.exp(r / 2) / np.exp(r / 2).sum()) for r in logits])
+    >>> result = logitshift.fit_multiclass(y, logits, method="temperature")
+    >>> result.status, round(result.temperature, 1)
+    ('converged', 1.9)
+    """
+    return run(MULTICLASS, multiclass_options(method, pseudo_count, tol, max_iter, solver,
+                                              logits_is),
+               pick("class_arrays", {"y": y, "logits": logits, "weight": weight},
+                    offset_is=check_logits_is(logits_is), classes=classes))
+
+
+def fit_multiclass_frame(frame: Any, label: Any, logits: Any, weight: Any = None, *,
+                         method: str = "shift", classes: Any = None, logits_is: str = "logit",
+                         pseudo_count: float = 0.0, tol: float | None = None,
+                         max_iter: int = 100, solver: str = "auto") -> MulticlassFit:
+    """:func:`fit_multiclass` on the named columns of a table in memory.
+
+    Parameters
+    ----------
+    frame : pandas or polars DataFrame, polars LazyFrame, pyarrow Table, or a mapping
+    label : str
+        The column of labels (class indices, or names with ``classes``).
+    logits : list of str, or str
+        The K columns of logits, in class order; or one column of fixed-size lists
+        (pyarrow ``fixed_size_list``, polars ``Array``, a pandas column of equal-length
+        arrays).
+    weight : str, optional
+    method, classes, logits_is, pseudo_count, tol, max_iter, solver
+        As for :func:`fit_multiclass`.
+
+    Returns
+    -------
+    MulticlassFit
+        As :func:`fit_multiclass` gives on the same columns as arrays.
+    """
+    return run(MULTICLASS, multiclass_options(method, pseudo_count, tol, max_iter, solver,
+                                              logits_is),
+               pick("class_table", frame, {"y": label, "logits": logits, "weight": weight},
+                    offset_is=check_logits_is(logits_is), classes=classes))
+
+
+def fit_prior_shift(logits: Any, source_priors: Any = None, weight: Any = None, *,
+                    logits_is: str = "logit", tol: float | None = None,
+                    max_iter: int = 1000) -> PriorShiftFit:
+    """The maximum-likelihood class priors of unlabelled rows under label shift, and the
+    shift of the logits they imply (Saerens, Latinne & Decaestecker 2002).
+
+    Parameters
+    ----------
+    logits : array_like, shape (n, K) or (n,)
+        The model's scores on the unlabelled rows, as for :func:`fit_multiclass`; one
+        column is a binary model's log-odds (or, with ``logits_is="probability"``, its
+        probability of the positive class), read as two classes ``[0, f]``.
+    source_priors : array_like of shape (K,), float, or MulticlassFit
+        The class priors under which the logits are posteriors (the training or calibration
+        set's class frequencies; counts are normalised; a float is the positive class's for
+        one column). A :class:`MulticlassFit` of a labelled set: its recalibration is applied
+        to the logits first and its weighted label frequencies are the priors (BCTS + EM,
+        Alexandari et al. 2020). Required: the likelihood divides each posterior by its
+        prior, and no default is right for every model.
+    weight : array_like, shape (n,), optional
+    logits_is : {"logit", "probability"}
+    tol : float, optional
+        Newton stops once its step in the priors is below ``tol`` (default 1e-12).
+    max_iter : int, default 1000
+
+    Returns
+    -------
+    PriorShiftFit
+        ``priors`` (π'), their standard errors (observed information on the simplex), the
+        implied ``shift = log(π'/π)``, ``predict_proba``, the likelihood-ratio test of no
+        shift, ``status``, ``iterations``, ``passes``, ``gradient_norm``.
+
+    Notes
+    -----
+    The log-likelihood ``Σ w log Σ_k p_k π'_k / π_k`` is concave in π' on the simplex.
+    Newton (the exact Hessian, the sum constraint by its multiplier) runs from the first EM
+    step where its steps stay inside the simplex; EM steps otherwise, which reach a prior on
+    the boundary (``status="boundary"``). Each iteration is one pass, ``O(n K²)`` with the
+    Hessian (up to 256 classes; EM alone above).
+    """
+    return run(PRIOR_SHIFT, prior_shift_options(source_priors, tol, max_iter, logits_is),
+               pick("class_arrays", {"y": None, "logits": logits, "weight": weight},
+                    offset_is=check_logits_is(logits_is), binary=True))
+
+
+def fit_prior_shift_frame(frame: Any, logits: Any, source_priors: Any = None,
+                          weight: Any = None, *, logits_is: str = "logit",
+                          tol: float | None = None, max_iter: int = 1000) -> PriorShiftFit:
+    """:func:`fit_prior_shift` on the named columns of a table in memory: ``logits`` names
+    K columns, one column of fixed-size lists, or one column of log-odds (two classes)."""
+    return run(PRIOR_SHIFT, prior_shift_options(source_priors, tol, max_iter, logits_is),
+               pick("class_table", frame, {"y": None, "logits": logits, "weight": weight},
+                    offset_is=check_logits_is(logits_is), binary=True))
+
+
+def multiclass_metrics(y: Any, logits: Any, weight: Any = None, *, logits_is: str = "logit",
+                       classes: Any = None, bins: int = 15) -> MulticlassMetrics:
+    """Calibration metrics of a multiclass model's scores: log loss, Brier score, top-label
+    and class-wise ECE, and each class's one-vs-rest calibration in the large.
+
+    Parameters
+    ----------
+    y, logits, weight, logits_is, classes
+        As for :func:`fit_multiclass`.
+    bins : int, default 15
+        Equal-width bins of [0, 1] for the ECEs (15, as Guo et al. 2017).
+
+    Returns
+    -------
+    MulticlassMetrics
+        The one-vs-rest fits are :func:`fit` of each class's label on the log-odds of its
+        probability, ``logit(p_k) = log p_k - log(1 - p_k)`` (from the log-softmax, so that
+        probabilities near 1 keep their digits).
+    """
+    as_positive_int(bins, "bins")
+    source = pick("class_arrays", {"y": y, "logits": logits, "weight": weight},
+                  offset_is=check_logits_is(logits_is), classes=classes)
+    rows = source.summary(Needs(classes=True))
+    k = rows.n_classes
+    start = rows.evaluate(np.ones(k), np.zeros(k), np.ones(k, dtype=bool))  # validates
+    log_probability = log_softmax(rows.logits)
+    probability = np.exp(log_probability)
+    if rows.hard:
+        labels = np.zeros((rows.n_rows, k))
+        labels[np.arange(rows.n_rows), rows.label_index] = 1.0
+    else:
+        labels = rows.label_rows
+    weights = np.ones(rows.n_rows) if rows.weights is None else rows.weights
+    with np.errstate(divide="ignore"):
+        odds = log_probability - np.log(-np.expm1(log_probability))
+    one_vs_rest = [fit(labels[:, j], odds[:, j], rows.weights) for j in range(k)]
+    weight_sum = start.weight_sum
+    return MulticlassMetrics(
+        log_loss=float(start.row[M_LOSS]) / weight_sum,
+        brier=brier_score(probability, labels, weights),
+        top_label_ece=top_label_ece(probability, labels, weights, bins),
+        classwise_ece=classwise_ece(probability, labels, weights, bins), bins=bins,
+        one_vs_rest=one_vs_rest, classes=rows.classes or list(range(k)), n_rows=rows.n_rows,
+        weight_sum=weight_sum)

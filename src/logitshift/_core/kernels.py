@@ -2208,3 +2208,225 @@ def spline_differences(scores, knots, coefficients, out):
         gap = max(x - last, 0.0)
         g += shared_last * gap * gap * gap
         out[i] = abs(1.0 / (1.0 + math.exp(-g)) - 1.0 / (1.0 + math.exp(-x)))
+
+
+# -- multiclass: softmax passes -------------------------------------------------------------
+
+# Fields of the output row of `multiclass_pass`: three scalars, then blocks of K per class.
+M_LOSS, M_WEIGHT, M_FIRST_BAD, M_SCALE_SQUARE = 0, 1, 2, 3  # M_SCALE_SQUARE: Σ w (pᵀG)²
+M_HEAD = 4
+#: The per-class blocks, in order: Σ w (p - y), Σ w (p - y) G, Σ w p, Σ w p G, Σ w p G²,
+#: Σ w p (pᵀG), Σ w y, Σ w p², Σ w p² G², Σ w G and Σ w over the rows where G is finite.
+(M_GRADIENT_BIAS, M_GRADIENT_SCALE, M_PROBABILITY, M_PROBABILITY_LOGIT,
+ M_PROBABILITY_LOGIT2, M_CROSS, M_OBSERVED, M_PROBABILITY2, M_PROBABILITY2_LOGIT2,
+ M_LOGIT_SUM, M_LOGIT_WEIGHT) = range(11)
+M_BLOCKS = 11
+
+
+@nb.njit(**_OPTIONS)
+def multiclass_pass(logits, row_shift, has_row_shift, label_index, label_rows, hard, weights,
+                    has_weights, scale, bias, active, with_scale, dense, store, start, stop, out,
+                    square, probabilities):
+    """One pass of the softmax cross-entropy over rows ``[start, stop)`` at ``(scale, bias)``.
+
+    ``η_k = scale_k G_k + bias_k`` with ``G = logits - row_shift`` (the row's log-sum-exp,
+    where ``has_row_shift``), over the ``active`` classes (the others have probability 0).
+    Labels are ``label_index`` (``hard``) or the rows of ``label_rows``; with neither (no
+    rows in ``label_rows``) the rows are unlabelled and the loss is ``Σ w lse η``. Writes
+    into ``out`` (``M_HEAD + M_BLOCKS K``) the loss ``Σ w (lse η - yᵀη)``, ``Σ w``, the first
+    bad row (-1 for none) and the sums of the per-class blocks (those that involve ``G``
+    only where ``with_scale``); with ``dense`` ≥ 1 adds the upper triangle of ``Σ w p pᵀ``
+    to ``square[0]``, with ``dense`` ≥ 2 also ``Σ w (p∘G) pᵀ`` to ``square[1]`` and the
+    upper triangle of ``Σ w (p∘G)(p∘G)ᵀ`` to ``square[2]`` (symmetric: the caller mirrors
+    them); with ``store`` writes each row's probabilities into ``probabilities``
+    (float32, for Hessian-vector products).
+
+    A row is bad where its weight is negative or not finite, a logit is NaN or ``+inf``, a
+    class index is outside ``[0, K)``, a soft row has a negative or NaN entry or does not sum
+    to 1 within 1e-6, or a row's own class (an index, or a soft label above 0) has logit
+    ``-inf``. Bad rows stop nothing: the caller phrases the first one. The sums run plainly
+    (no compensation): each thread's range is summed on its own and the ranges added.
+    """
+    n_classes = logits.shape[1]
+    eta = np.empty(n_classes)
+    prob = np.empty(n_classes)
+    grid = np.empty(n_classes)
+    target = np.zeros(n_classes)
+    sums = np.zeros((M_BLOCKS, n_classes))
+    loss = 0.0
+    weight_sum = 0.0
+    scale_square = 0.0
+    first_bad = -1
+    unlabelled = not hard and label_rows.shape[0] == 0
+    for i in range(start, stop):
+        w = weights[i] if has_weights else 1.0
+        if not (w >= 0.0 and w < math.inf):
+            if first_bad < 0:
+                first_bad = i
+            continue
+        shift = row_shift[i] if has_row_shift else 0.0
+        bad = False
+        top = -math.inf
+        for k in range(n_classes):
+            f = logits[i, k]
+            if f != f or f == math.inf:
+                bad = True
+            if active[k] and f > -math.inf:
+                g = f - shift
+                value = scale[k] * g + bias[k]
+            else:
+                g = 0.0
+                value = -math.inf
+            grid[k] = g
+            eta[k] = value
+            if value > top:
+                top = value
+        label = 0
+        if hard:
+            label = label_index[i]
+            if label < 0 or label >= n_classes or logits[i, label] == -math.inf:
+                bad = True
+        elif not unlabelled:
+            total = 0.0
+            for k in range(n_classes):
+                y = label_rows[i, k]
+                if not y >= 0.0 or (y > 0.0 and logits[i, k] == -math.inf):
+                    bad = True
+                total += y
+                target[k] = y
+            if not abs(total - 1.0) <= 1e-6:
+                bad = True
+        if bad:
+            if first_bad < 0:
+                first_bad = i
+            continue
+        if w == 0.0:
+            continue
+        if top == math.inf or top != top:  # a -inf logit under a scale <= 0: no finite loss
+            loss = math.inf
+            continue
+        norm = 0.0
+        for k in range(n_classes):
+            e = math.exp(eta[k] - top)
+            prob[k] = e
+            norm += e
+        inverse = 1.0 / norm
+        log_norm = top + math.log(norm)
+        if hard:
+            loss += w * (log_norm - eta[label])
+            target[label] = 1.0
+        elif unlabelled:
+            loss += w * log_norm
+        else:
+            label_eta = 0.0
+            for k in range(n_classes):
+                if target[k] > 0.0:
+                    label_eta += target[k] * eta[k]
+            loss += w * (log_norm - label_eta)
+        weight_sum += w
+        mean_grid = 0.0
+        for k in range(n_classes):
+            p = prob[k] * inverse
+            prob[k] = p
+            wp = w * p
+            sums[M_GRADIENT_BIAS, k] += wp - w * target[k]
+            sums[M_PROBABILITY, k] += wp
+            sums[M_OBSERVED, k] += w * target[k]
+            sums[M_PROBABILITY2, k] += wp * p
+            if store:
+                probabilities[i, k] = p
+            mean_grid += p * grid[k]
+        if with_scale:
+            scale_square += w * mean_grid * mean_grid
+            for k in range(n_classes):
+                p = prob[k]
+                g = grid[k]
+                wp = w * p
+                sums[M_GRADIENT_SCALE, k] += (wp - w * target[k]) * g
+                sums[M_PROBABILITY_LOGIT, k] += wp * g
+                sums[M_PROBABILITY_LOGIT2, k] += wp * g * g
+                sums[M_CROSS, k] += wp * mean_grid
+                sums[M_PROBABILITY2_LOGIT2, k] += wp * p * g * g
+                if logits[i, k] > -math.inf:
+                    sums[M_LOGIT_SUM, k] += w * (logits[i, k] - shift)
+                    sums[M_LOGIT_WEIGHT, k] += w
+        if hard:
+            target[label] = 0.0
+        if dense >= 1:  # the upper triangle; the caller mirrors it
+            for j in range(n_classes):
+                wp = w * prob[j]
+                if wp == 0.0:
+                    continue
+                for k in range(j, n_classes):
+                    square[0, j, k] += wp * prob[k]
+        if dense >= 2:
+            for j in range(n_classes):
+                wpg = w * prob[j] * grid[j]
+                if wpg == 0.0:
+                    continue
+                for k in range(n_classes):
+                    square[1, j, k] += wpg * prob[k]
+                for k in range(j, n_classes):
+                    square[2, j, k] += wpg * prob[k] * grid[k]
+    out[M_LOSS] += loss
+    out[M_WEIGHT] += weight_sum
+    out[M_SCALE_SQUARE] += scale_square
+    for b in range(M_BLOCKS):
+        for k in range(n_classes):
+            out[M_HEAD + b * n_classes + k] += sums[b, k]
+    out[M_FIRST_BAD] = first_bad
+
+
+@nb.njit(**_OPTIONS)
+def multiclass_hessian_vector(logits, row_shift, has_row_shift, weights, has_weights,
+                              probabilities, with_scale, direction_scale, direction_bias,
+                              start, stop, out):
+    """The Hessian of the softmax cross-entropy in ``(scale, bias)`` times a direction, over
+    rows ``[start, stop)``, from the probabilities a pass stored: per row
+    ``δη_k = d_scale_k G_k + d_bias_k``, ``J = p∘(δη - pᵀδη)``; adds ``Σ w J`` to
+    ``out[:K]`` and, with ``with_scale``, ``Σ w J∘G`` to ``out[K:]``. O(K) per row."""
+    n_classes = logits.shape[1]
+    grid = np.empty(n_classes)
+    step = np.empty(n_classes)
+    for i in range(start, stop):
+        w = weights[i] if has_weights else 1.0
+        if w == 0.0:
+            continue
+        shift = row_shift[i] if has_row_shift else 0.0
+        mean = 0.0
+        for k in range(n_classes):
+            p = probabilities[i, k]
+            g = 0.0
+            if with_scale and p > 0.0:  # the logits are read only where the scales move
+                g = logits[i, k] - shift
+            grid[k] = g
+            step[k] = direction_scale[k] * g + direction_bias[k]
+            mean += p * step[k]
+        for k in range(n_classes):
+            j = w * probabilities[i, k] * (step[k] - mean)
+            out[k] += j
+            if with_scale:
+                out[n_classes + k] += j * grid[k]
+
+
+@nb.njit(**_OPTIONS)
+def log_sum_exp_rows(logits, start, stop, out):
+    """Each row's ``log Σ_k exp(logits_k)`` into ``out[i]`` (``-inf`` for a row of ``-inf``;
+    NaN and ``+inf`` are left to the pass that validates)."""
+    n_classes = logits.shape[1]
+    for i in range(start, stop):
+        top = -math.inf
+        for k in range(n_classes):
+            if logits[i, k] > top:
+                top = logits[i, k]
+        if not (top > -math.inf and top < math.inf):
+            out[i] = top if top == top else 0.0
+            continue
+        total = 0.0
+        for k in range(n_classes):
+            total += math.exp(logits[i, k] - top)
+        out[i] = top + math.log(total)
+
+
+__all__ += ["multiclass_pass", "multiclass_hessian_vector", "log_sum_exp_rows", "M_HEAD",
+            "M_BLOCKS"]

@@ -51,6 +51,12 @@ class Needs:
         The option, as its user wrote it, that needs every row in memory at once
         (``"method = 'loess'"``: lowess sorts them), or ``""``: a source that keeps no rows
         refuses it before reading.
+    classes : bool
+        A multiclass estimator: n × K logits (role ``logits``), labels as classes, soft
+        rows or none; the summary is a softmax pass (``ClassRows`` in memory), over which
+        the estimator makes several passes.
+    normalise : bool
+        With ``classes``: the passes read each row's log-softmax of the logits.
     """
 
     groups: bool = False
@@ -59,6 +65,8 @@ class Needs:
     scores: bool = False
     passes: bool = False
     rows: str = ""
+    classes: bool = False
+    normalise: bool = False
 
 
 def named_columns(names: Mapping[str, Any]) -> tuple[dict[str, Any], list[Any]]:

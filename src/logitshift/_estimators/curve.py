@@ -23,7 +23,7 @@ from .._core import kernels as _kernels
 from .._core.units import ldexp
 from .._core.losses import sigmoid_pair, spline_basis, spline_cell_polynomials
 from .._core.validate import InputError, as_numeric, as_positive_int
-from .result import normal_quantile
+from .result import normal_quantile, regularised_gamma
 
 __all__ = ["SmoothCalibrationCurve", "CurvePrediction", "SplineSummary", "fit_spline",
            "fit_loess", "spline_knots", "check_curve_options", "chi_square_quantile",
@@ -606,49 +606,16 @@ def _simulated_intervals(summary_points: tuple[np.ndarray, np.ndarray], knots: n
 
 # -- chi-square quantile (the band) --------------------------------------------------------
 
-def _lower_gamma(a: float, x: float) -> float:
-    """The regularised lower incomplete gamma ``P(a, x)``: its series for ``x < a + 1``,
-    else 1 minus Lentz's continued fraction of ``Q`` (Numerical Recipes' ``gammp``)."""
-    if x <= 0:
-        return 0.0
-    log_front = a * math.log(x) - x - math.lgamma(a)
-    if x < a + 1.0:
-        term = total = 1.0 / a
-        n = a
-        while abs(term) > 1e-17 * abs(total):
-            n += 1.0
-            term *= x / n
-            total += term
-        return math.exp(log_front) * total
-    tiny = 1e-300
-    b = x + 1.0 - a
-    c, d = 1.0 / tiny, 1.0 / b
-    h = d
-    for i in range(1, 1000):
-        an = -i * (i - a)
-        b += 2.0
-        d = an * d + b
-        d = tiny if abs(d) < tiny else d
-        c = b + an / c
-        c = tiny if abs(c) < tiny else c
-        d = 1.0 / d
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-16:
-            break
-    return 1.0 - math.exp(log_front) * h
-
-
 def chi_square_quantile(level: float, df: int) -> float:
     """``x`` with ``P(χ²_df <= x) = level``, by bisection to the double's resolution."""
     low, high = 0.0, max(4.0 * df, 10.0)
-    while _lower_gamma(0.5 * df, 0.5 * high) < level:
+    while regularised_gamma(0.5 * df, 0.5 * high)[0] < level:
         high *= 2.0
     for _ in range(200):
         middle = 0.5 * (low + high)
         if middle in (low, high):
             break
-        if _lower_gamma(0.5 * df, 0.5 * middle) < level:
+        if regularised_gamma(0.5 * df, 0.5 * middle)[0] < level:
             low = middle
         else:
             high = middle

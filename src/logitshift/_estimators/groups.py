@@ -22,12 +22,12 @@ from .._core import jsonsafe as _json
 from .._core.losses import sigmoid_abs, softplus
 from .._core.units import ldexp
 from .._core.validate import InputError, as_positive_int, warn
-from .result import LRTest, ShiftFit, normal_quantile
+from .result import LRTest, ShiftFit, chi2_sf, normal_quantile
 from .shift import check_options, fit_curve
 from .solve import Curve, pseudo_count_too_large
 
 __all__ = ["GroupTotals", "GroupTerms", "GroupIntegrals", "GroupCurves", "GroupShiftFit",
-           "fit_group_curves", "check_group_options", "check_l2", "SHRINKAGES", "chi2_sf"]
+           "fit_group_curves", "check_group_options", "check_l2", "SHRINKAGES"]
 
 SHRINKAGES = (None, "random")
 #: The most Gauss-Hermite points: beyond, the rule's weights underflow.
@@ -168,43 +168,6 @@ def check_l2(l2: Any) -> float:
         raise InputError(f"l2 = {value!r} must be finite and >= 0", argument="l2",
                          value=value)
     return value
-
-
-def chi2_sf(statistic: float, df: int) -> float:
-    """``P(χ²_df > statistic)``: the regularised upper incomplete gamma ``Q(df/2, x/2)``, by
-    its series below ``x/2 < df/2 + 1`` and its continued fraction (Lentz) above."""
-    if not statistic > 0:
-        return 1.0
-    if math.isinf(statistic):
-        return 0.0
-    a, x = 0.5 * df, 0.5 * statistic
-    log_prefix = -x + a * math.log(x) - math.lgamma(a)
-    if x < a + 1.0:
-        term = total = 1.0 / a
-        for n in range(1, 10_000):
-            term *= x / (a + n)
-            total += term
-            if abs(term) < abs(total) * 1e-17:
-                break
-        return max(0.0, 1.0 - total * math.exp(log_prefix))
-    tiny = 1e-300
-    b = x + 1.0 - a
-    c = 1.0 / tiny
-    d = 1.0 / b
-    h = d
-    for n in range(1, 10_000):
-        an = -n * (n - a)
-        b += 2.0
-        d = an * d + b
-        d = tiny if abs(d) < tiny else d
-        c = b + an / c
-        c = tiny if abs(c) < tiny else c
-        d = 1.0 / d
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-16:
-            break
-    return math.exp(log_prefix) * h
 
 
 def _pseudo_weight(pseudo_count: float, totals: GroupTotals) -> np.ndarray:

@@ -36,11 +36,11 @@ from .._core.kernels import (M_BLOCKS, M_CROSS, M_GRADIENT_BIAS, M_GRADIENT_SCAL
                              M_PROBABILITY_LOGIT2, M_SCALE_SQUARE, M_WEIGHT)
 from .._core.softmax import log_softmax, softmax_sums
 from .._core.validate import InputError, as_positive_int, warn
-from .result import normal_quantile
+from .result import chi2_sf, normal_quantile
 
 __all__ = ["METHODS", "SoftmaxSums", "SoftmaxPass", "ReferencePass", "Parameters",
            "MulticlassFit", "ClassObservedExpected", "MulticlassLRTest", "fit_softmax",
-           "check_multiclass_options", "chi_square_survival", "newton", "DENSE_MAX",
+           "check_multiclass_options", "newton", "DENSE_MAX",
            "MulticlassMetrics",
            "DEFAULT_TOL"]
 
@@ -456,46 +456,6 @@ class ClassObservedExpected(NamedTuple):
     level: float
 
 
-def chi_square_survival(statistic: float, df: int) -> float:
-    """``P(X > statistic)`` for ``X ~ χ²(df)``: the regularised upper incomplete gamma
-    ``Q(df/2, statistic/2)`` by its series or continued fraction (Numerical Recipes §6.2)."""
-    if not statistic > 0:
-        return 1.0
-    if df < 1:  # nothing was fitted: no statistic above 0 is possible
-        return math.nan
-    if math.isinf(statistic):
-        return 0.0
-    a, x = 0.5 * df, 0.5 * statistic
-    log_front = a * math.log(x) - x - math.lgamma(a)
-    if x < a + 1.0:
-        term = total = 1.0 / a
-        ap = a
-        for _ in range(10000):
-            ap += 1.0
-            term *= x / ap
-            total += term
-            if abs(term) < abs(total) * 1e-17:
-                break
-        return max(0.0, 1.0 - total * math.exp(log_front))
-    tiny = 1e-300
-    b = x + 1.0 - a
-    c, d = 1.0 / tiny, 1.0 / b
-    h = d
-    for i in range(1, 10000):
-        an = -i * (i - a)
-        b += 2.0
-        d = an * d + b
-        d = tiny if abs(d) < tiny else d
-        c = b + an / c
-        c = tiny if abs(c) < tiny else c
-        d = 1.0 / d
-        delta = d * c
-        h *= delta
-        if abs(delta - 1.0) < 1e-17:
-            break
-    return math.exp(log_front) * h
-
-
 @dataclass(frozen=True, repr=False)
 class MulticlassFit:
     """A multiclass recalibration and what goes with it.
@@ -723,7 +683,7 @@ class MulticlassFit:
         """Likelihood-ratio test of no recalibration (scale 1, shifts 0)."""
         statistic = max(0.0, 2.0 * (self._total_loss_at_start - self._total_loss))
         df = self._parameters.n_free - (1 if self._parameters.gauge is not None else 0)
-        return MulticlassLRTest(statistic, df, chi_square_survival(statistic, df))
+        return MulticlassLRTest(statistic, df, chi2_sf(statistic, df))
 
     def observed_expected(self, level: float = 0.95) -> ClassObservedExpected:
         """Per class, observed over expected with the logits unchanged, with intervals."""

@@ -28,8 +28,8 @@ from .._core import jsonsafe as _json
 from .._core.kernels import M_PROBABILITY
 from .._core.softmax import log_softmax
 from .._core.validate import InputError, warn
-from .multiclass import (DENSE_MAX, MulticlassFit, MulticlassLRTest, SoftmaxPass, SoftmaxSums,
-                         chi_square_survival)
+from .multiclass import DENSE_MAX, MulticlassFit, MulticlassLRTest, SoftmaxPass, SoftmaxSums
+from .result import chi2_sf
 
 __all__ = ["PriorShiftFit", "fit_priors", "as_source_priors"]
 
@@ -121,7 +121,7 @@ class PriorShiftFit:
         with K - 1 degrees of freedom."""
         statistic = max(0.0, 2.0 * self.log_likelihood)
         df = self.n_classes - 1
-        return MulticlassLRTest(statistic, df, chi_square_survival(statistic, df))
+        return MulticlassLRTest(statistic, df, chi2_sf(statistic, df))
 
     def predict_logits(self, logits: Any) -> np.ndarray:
         """The logits of new rows under the target priors: recalibrated by ``calibration``

@@ -14,13 +14,63 @@ from .._core.units import ldexp
 from .._core.validate import InputError, as_shift
 from .solve import Curve, profile_bound
 
-__all__ = ["ShiftFit", "LRTest", "ObservedExpected"]
+__all__ = ["ShiftFit", "LRTest", "ObservedExpected", "normal_quantile", "regularised_gamma",
+           "chi2_sf"]
 
 
 #: Gauss-Legendre nodes and weights on [0, 1] for the rise of the loss near its minimum.
 _NODES, _WEIGHTS = (0.5 * (values + offset) for values, offset in
                     zip(np.polynomial.legendre.leggauss(8), (1.0, 0.0)))
 _EPSILON = 2.0 ** -52
+
+
+def regularised_gamma(a: float, x: float) -> tuple[float, float]:
+    """The regularised incomplete gammas ``(P(a, x), Q(a, x))``, ``P + Q = 1``: the one
+    that is small computed directly, by its series for ``x < a + 1`` (``P``) and by Lentz's
+    continued fraction above (``Q``), so that each keeps its relative precision in the tail
+    where it is small (Numerical Recipes §6.2)."""
+    if not x > 0:
+        return 0.0, 1.0
+    if math.isinf(x):
+        return 1.0, 0.0
+    log_front = a * math.log(x) - x - math.lgamma(a)
+    if x < a + 1.0:
+        term = total = 1.0 / a
+        for n in range(1, 10_000):
+            term *= x / (a + n)
+            total += term
+            if abs(term) < abs(total) * 1e-17:
+                break
+        lower = min(1.0, total * math.exp(log_front))
+        return lower, 1.0 - lower
+    tiny = 1e-300
+    b = x + 1.0 - a
+    c, d = 1.0 / tiny, 1.0 / b
+    h = d
+    for n in range(1, 10_000):
+        an = -n * (n - a)
+        b += 2.0
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1.0 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1.0) < 1e-16:
+            break
+    upper = min(1.0, math.exp(log_front) * h)
+    return 1.0 - upper, upper
+
+
+def chi2_sf(statistic: float, df: int) -> float:
+    """``P(χ²_df > statistic)``: ``Q(df/2, statistic/2)``; 1 for a statistic of 0 or less,
+    NaN where nothing was fitted (``df < 1``) and the statistic is above 0."""
+    if not statistic > 0:
+        return 1.0
+    if df < 1:
+        return math.nan
+    return regularised_gamma(0.5 * df, 0.5 * statistic)[1]
 
 
 def normal_quantile(level: float) -> float:

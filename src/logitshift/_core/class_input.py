@@ -114,7 +114,7 @@ def as_class_labels(y: Any, n_rows: int, n_classes: int, classes: Any = None, na
         if array.dtype.kind not in "biuf":
             raise InputError(f"soft labels {name} must be numeric, got dtype {array.dtype}",
                              argument=name)
-        return None, array.astype(np.float64, copy=False), names or list(range(n_classes))
+        return None, _normalised_soft_rows(array), names or list(range(n_classes))
     if names is not None:
         return _look_up(array, names, name), None, names
     if array.dtype.kind in "iub":
@@ -129,6 +129,23 @@ def as_class_labels(y: Any, n_rows: int, n_classes: int, classes: Any = None, na
         return array.astype(np.int64), None, list(range(n_classes))
     raise InputError(f"{name} holds {array.dtype} values: pass classes=[...] (the class of "
                      f"each column of logits) to map them to classes", argument=name)
+
+
+def _normalised_soft_rows(array: np.ndarray) -> np.ndarray:
+    """Soft rows divided by their sums where these are within :data:`SOFT_TOLERANCE` of 1
+    (a copy: the caller's array is left as it is).
+
+    A row that sums to ``1 + ε`` adds ``ε`` times its weight to the gradient along the
+    shifts' common constant, a direction the loss does not change along: Newton would
+    chase it and never converge. Rows beyond the tolerance, or with NaN or negative entries,
+    are left for the pass to name.
+    """
+    rows = np.array(array, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        totals = rows.sum(axis=1)
+        near = (np.abs(totals - 1.0) <= SOFT_TOLERANCE) & (rows >= 0).all(axis=1)
+    rows[near] /= totals[near, None]
+    return rows
 
 
 def _class_names(classes: Any, n_classes: int, what: str = "classes") -> list[Any]:

@@ -302,6 +302,14 @@ BAD = {
     "weight nan": (lambda: FIT(Y, LOGITS, _weights(7, np.nan)), "weight", 7, "nan"),
     "weight inf": (lambda: FIT(Y, LOGITS, _weights(7, np.inf)), "weight", 7, "inf"),
     "weight all zero": (lambda: FIT(Y, LOGITS, np.zeros(N)), "weight", None, "zero"),
+    "weight 2**600 on one row": (lambda: FIT(Y, LOGITS, _weights(7, 2.0 ** 600)), "weight",
+                                 None, "2**500"),
+    "weights all 2**1020": (lambda: FIT(Y, LOGITS, np.full(N, 2.0 ** 1020)), "weight", None,
+                            "power of two"),
+    "weights all 2**-600": (lambda: FIT(Y, LOGITS, np.full(N, 2.0 ** -600)), "weight", None,
+                            "power of two"),
+    "weights all subnormal": (lambda: FIT(Y, LOGITS, np.full(N, 5e-324)), "weight", None,
+                              "power of two"),
     "pseudo_count negative": (lambda: FIT(Y, LOGITS, pseudo_count=-1.0), "pseudo_count", None,
                               "-1.0"),
     "pseudo_count nan": (lambda: FIT(Y, LOGITS, pseudo_count=np.nan), "pseudo_count", None,
@@ -528,6 +536,10 @@ PRIOR_ROWS_BAD = {
                 None, "empty"),
     "negative weight": (lambda: logitshift.fit_prior_shift(
         PRIOR_LOGITS, SOURCE, np.where(np.arange(200) == 4, -2.0, 1.0)), "weight", 4, "-2.0"),
+    "subnormal weights": (lambda: logitshift.fit_prior_shift(
+        PRIOR_LOGITS, SOURCE, np.full(200, 5e-324)), "weight", None, "power of two"),
+    "weights 2**1020": (lambda: logitshift.fit_prior_shift(
+        PRIOR_LOGITS, SOURCE, np.full(200, 2.0 ** 1020)), "weight", None, "power of two"),
     "max_iter 0": (lambda: logitshift.fit_prior_shift(PRIOR_LOGITS, SOURCE, max_iter=0),
                    "max_iter", None, "0"),
     "tol negative": (lambda: logitshift.fit_prior_shift(PRIOR_LOGITS, SOURCE, tol=-1.0),

@@ -532,6 +532,8 @@ PRIOR_ROWS_BAD = {
                                                      SOURCE), "logits", 9, "nan"),
     "+inf logit": (lambda: logitshift.fit_prior_shift(_with(PRIOR_LOGITS, 9, 1, np.inf),
                                                       SOURCE), "logits", 9, "inf"),
+    "row all -inf": (lambda: logitshift.fit_prior_shift(
+        _with(PRIOR_LOGITS, 9, slice(None), -np.inf), SOURCE), "logits", 9, "-inf"),
     "no rows": (lambda: logitshift.fit_prior_shift(PRIOR_LOGITS[:0], SOURCE), "logits",
                 None, "empty"),
     "negative weight": (lambda: logitshift.fit_prior_shift(

@@ -247,4 +247,7 @@ def raise_for_class_row(logits: np.ndarray, label_index: np.ndarray | None,
             raise InputError(f"logits[{where}, {column}] = -inf on the row's own class "
                              f"{column}: its loss is infinite at every recalibration",
                              argument="logits", index=where, value=-np.inf)
+    if not (values > -np.inf).any():
+        raise InputError(f"logits[{where}] are all -inf: the row rules out every class",
+                         argument="logits", index=where, value=-np.inf)
     raise InputError(f"row {where} is invalid", index=where)  # pragma: no cover

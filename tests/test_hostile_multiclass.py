@@ -614,3 +614,45 @@ def test_the_callers_arrays_are_left_as_they_were(method):
     quiet(logitshift.fit_prior_shift, logits, SOURCE, weight)
     for array, copy in zip((y, logits, weight, soft), copies):
         np.testing.assert_array_equal(array, copy)
+
+
+# -- multiclass_metrics -------------------------------------------------------------------
+
+def reference_metrics(target, logits, weight):
+    probability = softmax(logits, axis=1)
+    log_p = scipy_log_softmax(logits, axis=1)
+    log_loss = -np.sum(weight * np.sum(np.where(target > 0, target * log_p, 0.0), axis=1))
+    brier = np.sum(weight * np.sum((probability - target) ** 2, axis=1))
+    return log_loss / weight.sum(), brier / weight.sum()
+
+
+METRIC_CASES = {
+    "hard labels": lambda: (Y, LOGITS, None, np.eye(K)[Y], LOGITS, np.ones(N)),
+    "soft rows summing to 1 + 1e-7": lambda: (np.eye(K)[Y] * (1 + 1e-7), LOGITS, None,
+                                              np.eye(K)[Y], LOGITS, np.ones(N)),
+    "weights": lambda: (Y, LOGITS, WEIGHT, np.eye(K)[Y], LOGITS, WEIGHT),
+    "equal weights of 2**-400": lambda: (Y, LOGITS, np.full(N, 2.0 ** -400), np.eye(K)[Y],
+                                         LOGITS, np.ones(N)),
+    "-inf on another class": lambda: (Y, _with(LOGITS, 5, (Y[5] + 1) % K, -np.inf), None,
+                                      np.eye(K)[Y], _with(LOGITS, 5, (Y[5] + 1) % K, -np.inf),
+                                      np.ones(N)),
+    "probabilities": lambda: (Y, softmax(LOGITS, axis=1), None, np.eye(K)[Y], LOGITS,
+                              np.ones(N)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(METRIC_CASES))
+def test_metrics_of_odd_inputs(case):
+    y, logits, weight, target, reference_logits, reference_weight = METRIC_CASES[case]()
+    logits_is = "probability" if case == "probabilities" else "logit"
+    metrics = logitshift.multiclass_metrics(y, logits, weight, logits_is=logits_is)
+    log_loss, brier = reference_metrics(target, reference_logits, reference_weight)
+    assert metrics.log_loss == pytest.approx(log_loss, rel=1e-9)
+    assert metrics.brier == pytest.approx(brier, rel=1e-9)
+    json.dumps(metrics.to_dict(json_safe=True), allow_nan=False)
+
+
+@pytest.mark.parametrize("bins", [0, -1, 2.5, "10"])
+def test_metrics_bins_must_be_a_positive_integer(bins):
+    assert_input_error(lambda: logitshift.multiclass_metrics(Y, LOGITS, bins=bins), "bins",
+                       None, repr(bins) if isinstance(bins, str) else str(bins))

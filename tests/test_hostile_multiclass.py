@@ -58,7 +58,8 @@ def reference_proba(y, logits, weight=None, method="shift"):
 
     def loss(theta):
         log_p = scipy_log_softmax(eta(theta), axis=1)
-        return -np.sum(weight[:, None] * np.where(target > 0, target * log_p, 0.0))
+        own = np.where(target > 0, log_p, 0.0)  # a ruled-out class adds nothing, not 0·(-inf)
+        return -np.sum(weight[:, None] * target * own)
 
     start = {"shift": np.zeros(k), "temperature": np.ones(1),
              "bias_temperature": np.r_[1.0, np.zeros(k)],
@@ -621,7 +622,7 @@ def test_the_callers_arrays_are_left_as_they_were(method):
 def reference_metrics(target, logits, weight):
     probability = softmax(logits, axis=1)
     log_p = scipy_log_softmax(logits, axis=1)
-    log_loss = -np.sum(weight * np.sum(np.where(target > 0, target * log_p, 0.0), axis=1))
+    log_loss = -np.sum(weight * np.sum(target * np.where(target > 0, log_p, 0.0), axis=1))
     brier = np.sum(weight * np.sum((probability - target) ** 2, axis=1))
     return log_loss / weight.sum(), brier / weight.sum()
 

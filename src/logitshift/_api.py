@@ -1269,7 +1269,8 @@ def fit_multiclass(y: Any, logits: Any, weight: Any = None, *, method: str = "sh
         Naming the argument, the row and the value: a label outside ``0..K-1`` or not among
         ``classes``, a soft row that does not sum to 1, a NaN or ``+inf`` logit, a ``-inf``
         logit on a row's own class, fewer than 2 classes, shapes that disagree, a negative or
-        NaN weight.
+        NaN weight, weights that sum beyond ``[2**-500, 2**500]`` (divide them by a power of
+        two: the fit does not change).
 
     Warns
     -----

@@ -11,10 +11,11 @@ from typing import Any
 
 import numpy as np
 
+from .units import ORDINARY_EXPONENT
 from .validate import InputError, _to_numpy, as_weight, library_of
 
 __all__ = ["as_logits", "as_class_labels", "raise_for_class_row", "SOFT_TOLERANCE",
-           "LOGIT_KINDS", "check_logits_is"]
+           "LOGIT_KINDS", "check_logits_is", "check_weight_units"]
 
 #: A soft label row must sum to 1 within this.
 SOFT_TOLERANCE = 1e-6
@@ -114,7 +115,7 @@ def as_class_labels(y: Any, n_rows: int, n_classes: int, classes: Any = None, na
         if array.dtype.kind not in "biuf":
             raise InputError(f"soft labels {name} must be numeric, got dtype {array.dtype}",
                              argument=name)
-        return None, array.astype(np.float64, copy=False), names or list(range(n_classes))
+        return None, _normalised_soft_rows(array), names or list(range(n_classes))
     if names is not None:
         return _look_up(array, names, name), None, names
     if array.dtype.kind in "iub":
@@ -129,6 +130,47 @@ def as_class_labels(y: Any, n_rows: int, n_classes: int, classes: Any = None, na
         return array.astype(np.int64), None, list(range(n_classes))
     raise InputError(f"{name} holds {array.dtype} values: pass classes=[...] (the class of "
                      f"each column of logits) to map them to classes", argument=name)
+
+
+def check_weight_units(weights: np.ndarray | None) -> None:
+    """Refuse weights whose sum is beyond ``[2**-500, 2**500]``.
+
+    The multiclass passes sum ``w · p`` and ``w · log p`` in the weights' own units: where
+    the weights are near the smallest normal float their products lose their digits (a
+    silently wrong fit), and near the largest they overflow. Dividing every weight by one
+    power of two changes no shift, scale or prior, so the message says to. A weight that is
+    negative, NaN or infinite is left for the first pass to name with its row.
+    """
+    if weights is None or weights.size == 0:
+        return
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(np.sum(weights, dtype=np.float64))
+        if not np.isfinite(weights).all() or (weights < 0).any():
+            return
+    bound = 2.0 ** ORDINARY_EXPONENT
+    if total > bound or 0 < total < 1 / bound:
+        largest = float(np.max(weights))
+        raise InputError(f"weight sums to {total!r} (largest {largest!r}), beyond [2**-500, "
+                         "2**500], where the multiclass sums lose their precision: divide "
+                         "every weight by the same power of two (the fit does not change)",
+                         argument="weight", value=total)
+
+
+def _normalised_soft_rows(array: np.ndarray) -> np.ndarray:
+    """Soft rows divided by their sums where these are within :data:`SOFT_TOLERANCE` of 1
+    (a copy: the caller's array is left as it is).
+
+    A row that sums to ``1 + ε`` adds ``ε`` times its weight to the gradient along the
+    shifts' common constant, a direction the loss does not change along: Newton would
+    chase it and never converge. Rows beyond the tolerance, or with NaN or negative entries,
+    are left for the pass to name.
+    """
+    rows = np.array(array, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        totals = rows.sum(axis=1)
+        near = (np.abs(totals - 1.0) <= SOFT_TOLERANCE) & (rows >= 0).all(axis=1)
+    rows[near] /= totals[near, None]
+    return rows
 
 
 def _class_names(classes: Any, n_classes: int, what: str = "classes") -> list[Any]:
@@ -205,4 +247,7 @@ def raise_for_class_row(logits: np.ndarray, label_index: np.ndarray | None,
             raise InputError(f"logits[{where}, {column}] = -inf on the row's own class "
                              f"{column}: its loss is infinite at every recalibration",
                              argument="logits", index=where, value=-np.inf)
+    if not (values > -np.inf).any():
+        raise InputError(f"logits[{where}] are all -inf: the row rules out every class",
+                         argument="logits", index=where, value=-np.inf)
     raise InputError(f"row {where} is invalid", index=where)  # pragma: no cover

@@ -2266,11 +2266,14 @@ def multiclass_pass(logits, row_shift, has_row_shift, label_index, label_rows, h
             continue
         shift = row_shift[i] if has_row_shift else 0.0
         bad = False
+        possible = False  # some class has a finite logit
         top = -math.inf
         for k in range(n_classes):
             f = logits[i, k]
             if f != f or f == math.inf:
                 bad = True
+            if f > -math.inf:
+                possible = True
             if active[k] and f > -math.inf:
                 g = f - shift
                 value = scale[k] * g + bias[k]
@@ -2296,6 +2299,8 @@ def multiclass_pass(logits, row_shift, has_row_shift, label_index, label_rows, h
                 target[k] = y
             if not abs(total - 1.0) <= 1e-6:
                 bad = True
+        if not possible:  # every class ruled out: no recalibration gives the row a class
+            bad = True
         if bad:
             if first_bad < 0:
                 first_bad = i

@@ -14,7 +14,7 @@ from functools import partial
 import numpy as np
 
 from .._core import kernels as _kernels
-from .._core.class_input import raise_for_class_row
+from .._core.class_input import check_weight_units, raise_for_class_row
 from .._core.kernels import M_BLOCKS, M_FIRST_BAD, M_HEAD
 from .._estimators.multiclass import SoftmaxSums
 from .passes import in_threads, max_threads
@@ -57,6 +57,7 @@ class ClassRows:
                            if label_rows is not None else np.zeros((0, k)))
         self.weights = (None if weights is None
                         else np.ascontiguousarray(weights, dtype=np.float64))
+        check_weight_units(self.weights)
         self.normalised = normalise
         self.passes = 0
         self.hessian_products = 0

@@ -1,4 +1,5 @@
-"""Independent high-precision references, computed with mpmath.
+"""Independent references: high-precision ones computed with mpmath, and plain numpy ones
+where double precision suffices.
 
 Nothing here calls logitshift: the references are what the package is checked against.
 """
@@ -133,3 +134,30 @@ def sums_any_offsets(labels, offsets, weights, shift) -> dict[str, mp.mpf]:
         loss = mp.fsum(w * ((1 - y) * mp.log1p(mp.exp(f + x)) + y * mp.log1p(mp.exp(-(f + x))))
                        for f, y, w in rows)
         return {"hessian": +hessian, "loss": +loss}
+
+
+def penalised_shift(y, offset, weight, l2) -> tuple[float, float]:
+    """``argmin_s Σ w BCE(y, offset + s) + l2 s² / 2`` by damped Newton from 0 in numpy (the
+    penalised loss is strictly convex with curvature >= l2; a step longer than 1 is halved,
+    since far from the root a one-class group's step overshoots), and the curvature there,
+    ``Σ w σ(z) σ(-z) + l2``."""
+    shift = 0.0
+    for _ in range(5000):
+        p, q = _sigmoid_pair(offset + shift)
+        gradient = float(np.sum(weight * ((1.0 - y) * p - y * q))) + l2 * shift  # p - y
+        hessian = float(np.sum(weight * p * q)) + l2
+        step = gradient / hessian
+        while abs(step) > 1.0:
+            step *= 0.5
+        shift -= step
+        if abs(step) <= 1e-16 * max(1.0, abs(shift)):
+            break
+    p, q = _sigmoid_pair(offset + shift)
+    return shift, float(np.sum(weight * p * q)) + l2
+
+
+def _sigmoid_pair(z):
+    """σ(z) and σ(-z), each without cancellation (σ(z) near 1e-300 keeps its digits)."""
+    small = np.exp(-np.abs(z))
+    near, tail = 1.0 / (1.0 + small), small / (1.0 + small)
+    return np.where(z >= 0, near, tail), np.where(z >= 0, tail, near)

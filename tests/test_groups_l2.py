@@ -17,31 +17,7 @@ from hypothesis import strategies as st
 
 import logitshift
 from logitshift import InputError
-
-
-def penalised_newton(y: np.ndarray, offset: np.ndarray, weight: np.ndarray, l2: float
-                     ) -> tuple[float, float]:
-    """``argmin_s Σ w BCE(y, offset + s) + l2 s² / 2`` by plain Newton from 0 (the penalised
-    loss is strictly convex with curvature >= l2, and Newton on it is monotone once near),
-    with the curvature there; the numpy reference of the estimator's bracketed solver."""
-    shift = 0.0
-    for _ in range(500):
-        z = offset + shift
-        p = np.where(z >= 0, 1.0 / (1.0 + np.exp(-np.abs(z))),
-                     np.exp(-np.abs(z)) / (1.0 + np.exp(-np.abs(z))))
-        gradient = float(np.sum(weight * (p - y))) + l2 * shift
-        hessian = float(np.sum(weight * p * (1.0 - p))) + l2
-        step = gradient / hessian
-        # A step longer than 1 is halved until it lowers the objective (far from the root a
-        # one-class group's Newton step overshoots).
-        while abs(step) > 1.0:
-            step *= 0.5
-        shift -= step
-        if abs(step) <= 1e-17 * max(1.0, abs(shift)):
-            break
-    z = offset + shift
-    p = 1.0 / (1.0 + np.exp(-z))
-    return shift, float(np.sum(weight * p * (1.0 - p))) + l2
+from reference import penalised_shift
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +40,7 @@ def rows() -> dict[str, np.ndarray]:
 def references(rows: dict[str, np.ndarray]) -> dict[float, tuple[np.ndarray, np.ndarray]]:
     out = {}
     for l2 in (0.25, 3.0, 400.0):
-        pairs = [penalised_newton(*(rows[name][rows["group"] == g]
+        pairs = [penalised_shift(*(rows[name][rows["group"] == g]
                                     for name in ("y", "offset", "weight")), l2)
                  for g in range(40)]
         out[l2] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))

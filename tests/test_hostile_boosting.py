@@ -21,6 +21,7 @@ import logitshift
 from logitshift import InputError
 import logitshift.boosting
 from logitshift.boosting import refit_leaves, shift_catboost
+from reference import penalised_shift
 
 xgb = pytest.importorskip("xgboost")
 lgb = pytest.importorskip("lightgbm")
@@ -34,27 +35,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*leaves kept their value:Runtim
 
 N = 400
 FEATURES = ["age", "dose", "site"]
-
-
-def penalised_newton(y: np.ndarray, offset: np.ndarray, weight: np.ndarray, l2: float
-                     ) -> float:
-    """``argmin_s Σ w BCE(y, offset + s) + l2 s² / 2`` by damped Newton from 0 in numpy."""
-    shift = 0.0
-    for _ in range(5000):
-        z = offset + shift
-        # σ(z) and σ(-z), each without cancellation (σ(z) near 1e-300 keeps its digits).
-        small = np.exp(-np.abs(z))
-        near, tail = 1.0 / (1.0 + small), small / (1.0 + small)
-        p, q = np.where(z >= 0, near, tail), np.where(z >= 0, tail, near)
-        gradient = float(np.sum(weight * ((1.0 - y) * p - y * q))) + l2 * shift  # p - y
-        hessian = float(np.sum(weight * p * q)) + l2
-        step = gradient / hessian
-        while abs(step) > 1.0:
-            step *= 0.5
-        shift -= step
-        if abs(step) <= 1e-16 * max(1.0, abs(shift)):
-            break
-    return shift
 
 
 def mean_loss(y: np.ndarray, margin: np.ndarray, weight: np.ndarray | None) -> float:
@@ -180,7 +160,7 @@ def check_refit(old_model, result, X, y, weight=None, base_margin=None, *, learn
                 assert values[t][j] == old_values[t][j]
                 continue
             if l2 > 0:
-                s = penalised_newton(y[rows], margin[rows], w[rows], l2)
+                s = penalised_shift(y[rows], margin[rows], w[rows], l2)[0]
             else:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -907,7 +887,7 @@ def group_reference(data, l2, weight=None, pseudo_count=0.0) -> np.ndarray:
             mean = float(np.average(offset, weights=w))
             y, offset = np.r_[y, 1.0, 0.0], np.r_[offset, mean, mean]
             w = np.r_[w, pseudo_count, pseudo_count]
-        shifts.append(penalised_newton(y, offset, w, l2))
+        shifts.append(penalised_shift(y, offset, w, l2)[0])
     return np.array(shifts)
 
 

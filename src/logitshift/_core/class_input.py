@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from .units import ORDINARY_EXPONENT
-from .validate import InputError, _to_numpy, as_weight, library_of
+from .validate import InputError, as_array, as_weight, library_of
 
 __all__ = ["as_logits", "as_class_labels", "raise_for_class_row", "SOFT_TOLERANCE",
            "LOGIT_KINDS", "check_logits_is", "check_weight_units"]
@@ -41,12 +41,7 @@ def as_logits(logits: Any, name: str = "logits", logits_is: str = "logit") -> np
     check_logits_is(logits_is)
     if logits is None:
         raise InputError(f"{name} is None: pass the model's n × K scores", argument=name)
-    try:
-        array = logits if isinstance(logits, np.ndarray) else _to_numpy(logits, name)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{name} cannot be read as an array: {exc}", argument=name) from exc
+    array = as_array(logits, name)
     if array.dtype.kind not in "biuf":
         raise InputError(f"{name} must be numeric, got dtype {array.dtype}", argument=name)
     if array.dtype.kind == "b":
@@ -96,12 +91,7 @@ def as_class_labels(y: Any, n_rows: int, n_classes: int, classes: Any = None, na
     if library_of(y) == "pandas" and str(getattr(y, "dtype", "")) == "category" and names is None:
         categories = y.cat.categories if hasattr(y, "cat") else y.categories
         names = _class_names(list(categories), n_classes, "the categories of y")
-    try:
-        array = y if isinstance(y, np.ndarray) else _to_numpy(y, name)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{name} cannot be read as an array: {exc}", argument=name) from exc
+    array = as_array(y, name)
     if array.ndim == 0 or array.ndim > 2:
         raise InputError(f"{name} must be 1-D (a class per row) or 2-D (soft labels, rows × "
                          f"classes), got shape {array.shape}", argument=name)

@@ -21,7 +21,7 @@ __all__ = [
     "InputError", "as_labels", "as_numeric", "as_offset", "as_weight", "as_nonnegative_float",
     "as_positive_int", "as_shift", "check_infinite_offsets", "check_columns", "column_roles",
     "naming_columns", "prefixing", "rows", "warn", "as_raw_scores", "check_offset_is",
-    "OFFSET_KINDS", "as_bool", "check_se_type", "SE_TYPES",
+    "OFFSET_KINDS", "as_bool", "check_se_type", "SE_TYPES", "as_array",
 ]
 
 
@@ -117,6 +117,17 @@ def _to_numpy(values: Any, name: str) -> np.ndarray:
     return np.asarray(values)
 
 
+def as_array(values: Any, name: str) -> np.ndarray:
+    """``values`` as a numpy array (itself when it is one; see `_to_numpy`), or an
+    :class:`InputError` naming ``name`` where it cannot be read as one."""
+    try:
+        return values if isinstance(values, np.ndarray) else _to_numpy(values, name)
+    except InputError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} cannot be read as an array: {exc}", argument=name) from exc
+
+
 def as_numeric(values: Any, name: str, *, one_dimensional: bool = True) -> np.ndarray:
     """Return a numeric ndarray view of ``values`` (no copy when it already is one).
 
@@ -128,12 +139,7 @@ def as_numeric(values: Any, name: str, *, one_dimensional: bool = True) -> np.nd
             i = _first(masked)
             raise InputError(f"{name}[{i}] is missing (masked)", argument=name, index=i)
         values = np.ma.getdata(values)
-    try:
-        array = values if isinstance(values, np.ndarray) else _to_numpy(values, name)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
-        raise InputError(f"{name} cannot be read as an array: {exc}", argument=name) from exc
+    array = as_array(values, name)
     if array.dtype.kind not in "biuf":
         if array.dtype.kind == "O" and array.size:
             # Show the first entry that is not a plain real number.

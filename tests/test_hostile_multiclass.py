@@ -657,3 +657,29 @@ def test_metrics_of_odd_inputs(case):
 def test_metrics_bins_must_be_a_positive_integer(bins):
     assert_input_error(lambda: logitshift.multiclass_metrics(Y, LOGITS, bins=bins), "bins",
                        None, repr(bins) if isinstance(bins, str) else str(bins))
+
+
+@pytest.mark.parametrize("which", ["logits", "y", "weight"])
+def test_a_masked_entry_is_refused_by_its_row_not_read_as_its_data(which):
+    """A masked array's masked entries are missing values: refused by row, as a column's
+    nulls are, never read as whatever data lies under the mask."""
+    rng = np.random.default_rng(5)
+    logits = np.ma.array(rng.normal(size=(30, 3)), mask=False)
+    y = np.ma.array(np.arange(30) % 3, mask=False)
+    weight = np.ma.array(np.ones(30), mask=False)
+    arguments = {"logits": logits, "y": y, "weight": weight}
+    masked = arguments[which]
+    if masked.ndim == 2:
+        masked.mask[7, 2] = True
+        masked.data[7, 2] = 1e3
+    else:
+        masked.mask[7] = True
+    with pytest.raises(InputError, match=rf"{which}\[7\] is missing \(masked\)"):
+        logitshift.fit_multiclass(arguments["y"], arguments["logits"], arguments["weight"])
+    clean = {name: np.ma.getdata(value) for name, value in arguments.items()}
+    clean[which] = np.ma.array(clean[which], mask=False)  # nothing masked: read as its data
+    expected = logitshift.fit_multiclass(np.ma.getdata(y), np.ma.getdata(logits),
+                                         np.ma.getdata(weight))
+    np.testing.assert_array_equal(
+        logitshift.fit_multiclass(clean["y"], clean["logits"], clean["weight"]).shift,
+        expected.shift)

@@ -119,7 +119,17 @@ def _to_numpy(values: Any, name: str) -> np.ndarray:
 
 def as_array(values: Any, name: str) -> np.ndarray:
     """``values`` as a numpy array (itself when it is one; see `_to_numpy`), or an
-    :class:`InputError` naming ``name`` where it cannot be read as one."""
+    :class:`InputError` naming ``name`` where it cannot be read as one.
+
+    A numpy masked array's masked entries are missing values, named by their row as a
+    column's nulls are; one without any is read as its data (the kernels take no mask)."""
+    if isinstance(values, np.ma.MaskedArray):
+        masked = np.ma.getmaskarray(values)
+        if masked.any():
+            i = _first(masked.reshape(masked.shape[0], -1).any(axis=1) if masked.ndim
+                       else masked.ravel())
+            raise InputError(f"{name}[{i}] is missing (masked)", argument=name, index=i)
+        values = np.ma.getdata(values)
     try:
         return values if isinstance(values, np.ndarray) else _to_numpy(values, name)
     except InputError:
@@ -129,16 +139,8 @@ def as_array(values: Any, name: str) -> np.ndarray:
 
 
 def as_numeric(values: Any, name: str, *, one_dimensional: bool = True) -> np.ndarray:
-    """Return a numeric ndarray view of ``values`` (no copy when it already is one).
-
-    A numpy masked array's masked entries are missing values, named as a column's nulls
-    are; one without any is read as its data (the kernels take no mask)."""
-    if isinstance(values, np.ma.MaskedArray):
-        masked = np.ma.getmaskarray(values).ravel()
-        if masked.any():
-            i = _first(masked)
-            raise InputError(f"{name}[{i}] is missing (masked)", argument=name, index=i)
-        values = np.ma.getdata(values)
+    """Return a numeric ndarray view of ``values`` (no copy when it already is one; masked
+    entries refused as `as_array` refuses them)."""
     array = as_array(values, name)
     if array.dtype.kind not in "biuf":
         if array.dtype.kind == "O" and array.size:
